@@ -1,0 +1,7 @@
+"""`python -m agent` runs the pdd-agent command line."""
+
+from __future__ import annotations
+
+from agent.cli import main
+
+raise SystemExit(main())

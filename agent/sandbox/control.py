@@ -1,0 +1,110 @@
+"""A small synchronous client for the sandbox control API, for tests, the demo and benchmarks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class SandboxError(RuntimeError):
+    """The control API refused a call; the message is the sandbox's own."""
+
+
+class SandboxControl:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url + "/__sandbox/", timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SandboxControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, **params: Any) -> Any:
+        resp = self._http.request(method, path, json=body, params=params or None)
+        data = resp.json()
+        if resp.status_code != 200:
+            raise SandboxError(data.get("error", resp.text))
+        return data
+
+    # scenario and settings
+    def state(self) -> dict[str, Any]:
+        return dict(self._call("GET", "state"))
+
+    def load(self, scenario: dict[str, Any] | str) -> dict[str, Any]:
+        """Load a scenario dict, or a built-in one by name ("demo", "big_shop", "logins")."""
+        body = {"builtin": scenario} if isinstance(scenario, str) else scenario
+        return dict(self._call("POST", "scenario", body))
+
+    def settings(self, **settings: Any) -> dict[str, Any]:
+        return dict(self._call("POST", "settings", settings))
+
+    # clock
+    def clock(self) -> dict[str, Any]:
+        return dict(self._call("GET", "clock"))
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        return dict(self._call("POST", "clock", {"advance": seconds}))
+
+    def set_clock(self, **kw: Any) -> dict[str, Any]:
+        """Any of set=<epoch>, offset=<s>, advance=<s>, rate=<x>, freeze=<bool>."""
+        return dict(self._call("POST", "clock", kw))
+
+    # items
+    def items(self, mall_id: int) -> list[dict[str, Any]]:
+        return list(self._call("GET", "items", mall_id=mall_id)["items"])
+
+    def add_items(self, mall_id: int, items: list[dict[str, Any]]) -> list[int]:
+        return list(self._call("POST", "items", {"mall_id": mall_id, "items": items})["added"])
+
+    def handle(self, item_id: int) -> dict[str, Any]:
+        return dict(self._call("POST", "items/handle", {"id": item_id}))
+
+    def age(self, item_id: int, seconds: float) -> dict[str, Any]:
+        return dict(self._call("POST", "items/age", {"id": item_id, "seconds": seconds}))
+
+    # sessions and login hurdles
+    def expire_sessions(self, mall_id: int | None = None, username: str | None = None) -> int:
+        body: dict[str, Any] = {}
+        if mall_id is not None:
+            body["mall_id"] = mall_id
+        if username is not None:
+            body["username"] = username
+        return int(self._call("POST", "sessions/expire", body)["expired"])
+
+    def arm_sms(self, username: str) -> None:
+        self._call("POST", "arm", {"what": "sms", "username": username})
+
+    def arm_captcha(self, username: str | None = None) -> None:
+        self._call("POST", "arm", {"what": "captcha", "username": username})
+
+    def clear_captcha(self) -> None:
+        self._call("POST", "captcha/clear", {})
+
+    def arm_rate_limit(self, count: int = 1, http_status: int = 200) -> None:
+        self._call("POST", "arm", {"what": "rate_limit", "count": count, "http_status": http_status})
+
+    def sms_code(self, username: str) -> str | None:
+        code = self._call("GET", "sms", username=username)["code"]
+        return None if code is None else str(code)
+
+    def qr_tokens(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "qr")["tokens"])
+
+    def scan_qr(self, username: str, token: str | None = None) -> str:
+        body: dict[str, Any] = {"username": username}
+        if token:
+            body["token"] = token
+        return str(self._call("POST", "qr/scan", body)["token"])
+
+    # statistics
+    def stats(self) -> dict[str, Any]:
+        return dict(self._call("GET", "stats"))
+
+    def reset_stats(self) -> None:
+        self._call("POST", "stats/reset", {})

@@ -1,0 +1,220 @@
+"""The sandbox's control API under `/__sandbox/` (never served by the live site).
+
+Tests and the demo use it to load scenarios, move the clock, add/handle/age items, expire
+sessions, arm SMS / captcha / rate limits, scan QR codes, switch builds and read statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from agent.sandbox import items as it
+
+if TYPE_CHECKING:
+    from agent.sandbox.server import Handler
+
+
+def builtin_scenario(name: str) -> dict[str, Any]:
+    """A scenario shipped in agent/sandbox/scenarios (name without .json)."""
+    res = resources.files("agent.sandbox").joinpath("scenarios", f"{name}.json")
+    if "/" in name or not res.is_file():
+        raise FileNotFoundError(f"no built-in scenario {name!r}")
+    data: dict[str, Any] = json.loads(res.read_text(encoding="utf-8"))
+    return data
+
+
+def builtin_scenarios() -> list[str]:
+    folder = resources.files("agent.sandbox").joinpath("scenarios")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def _state(h: Handler, body: dict[str, Any]) -> Any:
+    b = h.backend
+    with b.lock:
+        shops = []
+        for shop in b.shops.values():
+            items = b.shop_items(shop.mall_id)
+            shops.append({
+                "mall_id": shop.mall_id, "name": shop.name,
+                "accounts": [
+                    {"username": a.username, "login": a.login} for a in b.accounts.values() if a.mall_id == shop.mall_id
+                ],
+                "items": len(items),
+                "pending": sum(1 for i in items if i.pending),
+                "evidence": sum(1 for i in items if i.proof_pending),
+            })
+        return {
+            "scenario": b.scenario_name,
+            "clock": dataclasses.asdict(b.clock.state()),
+            "settings": dataclasses.asdict(b.settings),
+            "shops": shops,
+        }
+
+
+def _scenario(h: Handler, body: dict[str, Any]) -> Any:
+    scenario = builtin_scenario(str(body["builtin"])) if "builtin" in body else body
+    h.backend.load_scenario(scenario)
+    return _state(h, {})
+
+
+def _clock(h: Handler, body: dict[str, Any]) -> Any:
+    c = h.backend.clock
+    if "rate" in body:
+        c.set_rate(float(body["rate"]))
+    if "set" in body:
+        c.set(float(body["set"]))
+    if "offset" in body:
+        c.set_offset(float(body["offset"]))
+    if "advance" in body:
+        c.advance(float(body["advance"]))
+    if body.get("freeze") is True:
+        c.freeze()
+    elif body.get("freeze") is False:
+        c.unfreeze()
+    return dataclasses.asdict(c.state())
+
+
+def _settings(h: Handler, body: dict[str, Any]) -> Any:
+    h.backend.configure(body)
+    return dataclasses.asdict(h.backend.settings)
+
+
+def _items_get(h: Handler, body: dict[str, Any]) -> Any:
+    b = h.backend
+    mall_id = int(h.query["mall_id"])
+    with b.lock:
+        now = b.clock.now()
+        out = []
+        for item in b.shop_items(mall_id):
+            row = it.to_row(item, now)
+            row.update(state=item.state, deadline=item.deadline, proofDeadline=item.proof_deadline)
+            out.append(row)
+        return {"now": now, "items": out}
+
+
+def _items_add(h: Handler, body: dict[str, Any]) -> Any:
+    b = h.backend
+    with b.lock:
+        shop = b.shops[int(body["mall_id"])]
+        now = b.clock.now()
+        added = []
+        for raw in body["items"]:
+            item = it.item_from_scenario(raw, now)
+            if any(item.id in s.items for s in b.shops.values()):
+                raise ValueError(f"duplicate item id {item.id}")
+            shop.items[item.id] = item
+            added.append(item.id)
+        return {"added": added}
+
+
+def _items_handle(h: Handler, body: dict[str, Any]) -> Any:
+    b = h.backend
+    with b.lock:
+        _, item = b.find_item(int(body["id"]))
+        it.apply_time(item, b.clock.now())
+        it.handle(item, b.clock.now())
+        return {"id": item.id, "state": item.state, "proofStatus": item.proof_status}
+
+
+def _items_age(h: Handler, body: dict[str, Any]) -> Any:
+    """Move one item's deadlines closer by `seconds` (or further with a negative value)."""
+    b = h.backend
+    seconds = float(body["seconds"])
+    with b.lock:
+        _, item = b.find_item(int(body["id"]))
+        if item.deadline is not None:
+            item.deadline -= seconds
+        if item.proof_deadline is not None:
+            item.proof_deadline -= seconds
+        item.created_at -= seconds
+        return {"id": item.id, "deadline": item.deadline, "proofDeadline": item.proof_deadline}
+
+
+def _expire(h: Handler, body: dict[str, Any]) -> Any:
+    mall_id = body.get("mall_id")
+    n = h.backend.expire_sessions(None if mall_id is None else int(mall_id), body.get("username"))
+    return {"expired": n}
+
+
+def _arm(h: Handler, body: dict[str, Any]) -> Any:
+    what = body["what"]
+    b = h.backend
+    if what == "sms":
+        b.arm_sms(str(body["username"]))
+    elif what == "captcha":
+        b.arm_captcha(body.get("username"))
+    elif what == "rate_limit":
+        b.arm_rate_limit(int(body.get("count", 1)), int(body.get("http_status", 200)))
+    else:
+        raise ValueError(f"cannot arm {what!r}")
+    return {"armed": what}
+
+
+def _captcha_clear(h: Handler, body: dict[str, Any]) -> Any:
+    h.backend.clear_captcha()
+    return {"cleared": True}
+
+
+def _sms(h: Handler, body: dict[str, Any]) -> Any:
+    with h.backend.lock:
+        return {"code": h.backend.sms_codes.get(h.query.get("username", ""))}
+
+
+def _qr_list(h: Handler, body: dict[str, Any]) -> Any:
+    with h.backend.lock:
+        return {"tokens": [{"token": t.token, "status": t.status} for t in h.backend.qr_tokens.values()]}
+
+
+def _qr_scan(h: Handler, body: dict[str, Any]) -> Any:
+    return {"token": h.backend.scan_qr(str(body["username"]), body.get("token"))}
+
+
+def _stats(h: Handler, body: dict[str, Any]) -> Any:
+    with h.backend.lock:
+        return {"counts": dict(h.backend.stats), "query_bodies": list(h.backend.query_bodies)}
+
+
+def _stats_reset(h: Handler, body: dict[str, Any]) -> Any:
+    with h.backend.lock:
+        h.backend.stats.clear()
+        h.backend.query_bodies.clear()
+    return {"reset": True}
+
+
+CONTROL: dict[tuple[str, str], Callable[[Handler, dict[str, Any]], Any]] = {
+    ("GET", "state"): _state,
+    ("POST", "scenario"): _scenario,
+    ("POST", "clock"): _clock,
+    ("GET", "clock"): lambda h, b: dataclasses.asdict(h.backend.clock.state()),
+    ("POST", "settings"): _settings,
+    ("GET", "items"): _items_get,
+    ("POST", "items"): _items_add,
+    ("POST", "items/handle"): _items_handle,
+    ("POST", "items/age"): _items_age,
+    ("POST", "sessions/expire"): _expire,
+    ("POST", "arm"): _arm,
+    ("POST", "captcha/clear"): _captcha_clear,
+    ("GET", "sms"): _sms,
+    ("GET", "qr"): _qr_list,
+    ("POST", "qr/scan"): _qr_scan,
+    ("GET", "stats"): _stats,
+    ("POST", "stats/reset"): _stats_reset,
+}
+
+
+def handle_control(h: Handler, method: str) -> None:
+    fn = CONTROL.get((method, h.route[len("/__sandbox/") :].rstrip("/")))
+    if fn is None:
+        h.send_json({"error": f"no control route {method} {h.route}"}, status=HTTPStatus.NOT_FOUND)
+        return
+    try:
+        result = fn(h, h.json_body() if method == "POST" else {})
+    except (KeyError, ValueError, LookupError, FileNotFoundError, TypeError) as exc:
+        h.send_json({"error": f"{type(exc).__name__}: {exc}"}, status=HTTPStatus.BAD_REQUEST)
+        return
+    h.send_json(result)

@@ -1,0 +1,106 @@
+"""Running the sandbox from the command line: `pdd-agent sandbox` and the demo."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from agent import locators
+from agent.sandbox.backend import Backend
+from agent.sandbox.control_api import builtin_scenario, builtin_scenarios
+from agent.sandbox.server import SandboxServer
+
+
+def load_scenario_arg(value: str) -> dict[str, Any]:
+    """A scenario from a file path, or a built-in one by name."""
+    path = Path(value)
+    if path.suffix == ".json" or path.exists():
+        if not path.is_file():
+            raise SystemExit(f"场景文件不存在 / scenario file not found: {value}")
+        try:
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"场景文件不是合法 JSON / {value}: line {exc.lineno}: {exc.msg}") from exc
+        return data
+    try:
+        return builtin_scenario(value)
+    except FileNotFoundError:
+        raise SystemExit(
+            f"没有这个内置场景 / no built-in scenario {value!r}; choose from {', '.join(builtin_scenarios())}"
+        ) from None
+
+
+def banner(server: SandboxServer) -> str:
+    b = server.backend
+    lines = [
+        f"模拟商家后台已启动 / sandbox running at {server.url}",
+        f"场景 / scenario: {b.scenario_name} ({len(b.shops)} 家店铺 / shops)",
+    ]
+    for shop in list(b.shops.values())[:10]:
+        for acc in (a for a in b.accounts.values() if a.mall_id == shop.mall_id):
+            lines.append(f"  {shop.name:<12} 账号 {acc.username}  密码 {acc.password}  登录方式 {acc.login}")
+    if len(b.shops) > 10:
+        lines.append(f"  … 以及另外 {len(b.shops) - 10} 家店铺 / and {len(b.shops) - 10} more")
+    lines += [
+        f"选择器 / selectors:      {locators.default_dir()} ({len(locators.load())} files)",
+        f"登录页 / login page:     {server.url}/login",
+        f"控制接口 / control API:  {server.url}/__sandbox/state",
+        "按 Ctrl-C 停止 / press Ctrl-C to stop",
+    ]
+    return "\n".join(lines)
+
+
+def _serve_until_stopped(server: SandboxServer, duration: float = 0) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    try:
+        stop.wait(duration if duration > 0 else None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        print("模拟商家后台已停止 / sandbox stopped", flush=True)
+
+
+def run_sandbox(
+    *, host: str, port: int, scenario: str, build: str | None = None, blind_navigation: str | None = None,
+    clock_rate: float | None = None, verbose: bool = False,
+) -> int:
+    backend = Backend()
+    data = load_scenario_arg(scenario)
+    try:
+        backend.load_scenario(data)
+        settings: dict[str, Any] = {}
+        if build:
+            settings["build"] = build
+        if blind_navigation:
+            settings["blind_navigation"] = blind_navigation
+        backend.configure(settings)
+        if clock_rate:
+            backend.clock.set_rate(clock_rate)
+    except (KeyError, ValueError, TypeError) as exc:
+        print(f"场景无效 / invalid scenario {scenario}: {exc}")
+        return 2
+    server = SandboxServer(backend, host=host, port=port, verbose=verbose)
+    print(banner(server), flush=True)
+    _serve_until_stopped(server)
+    return 0
+
+
+def run_demo(*, port: int = 0, duration: float = 0) -> int:
+    """The demo: the sandbox with the demo scenario (the full agent demo builds on this)."""
+    backend = Backend()
+    backend.load_scenario(builtin_scenario("demo"))
+    server = SandboxServer(backend, port=port)
+    print(banner(server), flush=True)
+    print(
+        "\n用浏览器打开登录页，点「账号登录」，用上面的账号密码登录，再从左侧「退款/售后」进入售后工作台。\n"
+        "Open the login page, click 「账号登录」, log in with an account above, then follow 「退款/售后」.",
+        flush=True,
+    )
+    _serve_until_stopped(server, duration)
+    return 0

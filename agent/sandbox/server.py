@@ -1,0 +1,385 @@
+"""The sandbox HTTP server: the merchant-backend routes, cookies and redirects, over a Backend.
+
+Stdlib `ThreadingHTTPServer` (HTTP/1.1 keep-alive, TCP_NODELAY); control routes live in control_api.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import segno
+
+from agent.sandbox import backend as bk
+from agent.sandbox import items as it
+from agent.sandbox import pages
+from agent.sandbox.backend import Backend, Session
+
+COOKIE_MAX_AGE = 30 * 86400
+
+_STATIC_TYPES = {".js": "application/javascript; charset=utf-8", ".svg": "image/svg+xml", ".css": "text/css"}
+_THUMB_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="60" height="60"><rect width="60" height="60" fill="#eee"/>'
+    b'<text x="30" y="36" font-size="12" text-anchor="middle" fill="#999">IMG</text></svg>'
+)
+
+
+def envelope(result: Any) -> dict[str, Any]:
+    return {"success": True, "errorCode": bk.OK, "errorMsg": None, "result": result}
+
+
+def failure(code: int, msg: str, result: Any = None) -> dict[str, Any]:
+    return {"success": False, "errorCode": code, "errorMsg": msg, "result": result}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One request; `self.server.backend` is the shared state."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: SandboxHTTPServer
+
+    # ---- plumbing ---------------------------------------------------------------------------
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    @property
+    def backend(self) -> Backend:
+        return self.server.backend
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        self.route = parts.path
+        self.query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self._out_cookies: list[str] = []
+        length = int(self.headers.get("Content-Length") or 0)
+        self.raw_body = self.rfile.read(length) if length else b""
+        with self.backend.lock:
+            self.backend.stats[f"{method} {self.route}"] += 1
+        try:
+            if self.route.startswith("/__sandbox/"):
+                from agent.sandbox.control_api import handle_control
+
+                handle_control(self, method)
+                return
+            handler = ROUTES.get((method, self.route.rstrip("/") or "/"))
+            if handler is None:
+                self.send_text(HTTPStatus.NOT_FOUND, "404 Not Found")
+                return
+            handler(self)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as exc:  # the sandbox must answer, never hang a test
+            self.send_json({"error": f"{type(exc).__name__}: {exc}"}, status=HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def cookies(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for part in (self.headers.get("Cookie") or "").split(";"):
+            if "=" in part:
+                k, v = part.split("=", 1)
+                out[k.strip()] = v.strip()
+        return out
+
+    def json_body(self) -> dict[str, Any]:
+        if not self.raw_body:
+            return {}
+        data = json.loads(self.raw_body.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("body must be a JSON object")
+        return data
+
+    def set_cookie(self, name: str, value: str, *, http_only: bool = False, max_age: int = COOKIE_MAX_AGE) -> None:
+        flags = "; HttpOnly" if http_only else ""
+        self._out_cookies.append(f"{name}={value}; Path=/; Max-Age={max_age}; SameSite=Lax{flags}")
+
+    def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for c in self._out_cookies:
+            self.send_header("Set-Cookie", c)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_json(self, data: Any, status: int = HTTPStatus.OK) -> None:
+        body = json.dumps(data, ensure_ascii=False).encode("utf-8")
+        self._send(status, body, "application/json;charset=UTF-8")
+
+    def send_html(self, html: str, status: int = HTTPStatus.OK) -> None:
+        self._send(status, html.encode("utf-8"), "text/html; charset=utf-8")
+
+    def send_text(self, status: int, text: str) -> None:
+        self._send(status, text.encode("utf-8"), "text/plain; charset=utf-8")
+
+    def redirect(self, location: str) -> None:
+        self._send(HTTPStatus.FOUND, b"", "text/html; charset=utf-8", {"Location": location})
+
+    def full_url(self) -> str:
+        return f"http://{self.headers.get('Host', 'localhost')}{self.path}"
+
+    def ensure_device(self) -> str:
+        device = self.cookies().get("api_uid", "")
+        if not device:
+            device = secrets.token_urlsafe(16)
+            self.set_cookie("api_uid", device, max_age=365 * 86400)
+        return device
+
+    def page_session(self) -> Session | None:
+        """The session for a page; redirects to the login page (and returns None) when logged out."""
+        sess = self.backend.session_for(self.cookies())
+        if sess is None:
+            self.redirect("/login?redirectUrl=" + quote(self.full_url(), safe=""))
+        return sess
+
+    def business_session(self) -> Session | None:
+        """The session for a business API, answering 43001 or 54001 itself when it cannot go on."""
+        sess = self.backend.session_for(self.cookies(), business=True)
+        if sess is None:
+            self.send_json(failure(bk.ERR_SESSION, bk.MSG_SESSION))
+            return None
+        limited = self.backend.rate_limited(sess.pass_id)
+        if limited is not None:
+            self.send_json(failure(bk.ERR_RATE, bk.MSG_RATE), status=limited)
+            return None
+        return sess
+
+    def set_session_cookies(self, sess: Session) -> None:
+        self.set_cookie("PASS_ID", sess.pass_id, http_only=True)
+        self.set_cookie("_nano_fp", sess.nano_fp)
+        self.set_cookie("rckk", sess.rckk)
+
+    def shop_name(self, sess: Session) -> str:
+        return self.backend.shops[sess.mall_id].name
+
+
+# ---- pages ----------------------------------------------------------------------------------
+def login_page(h: Handler) -> None:
+    h.ensure_device()
+    h.send_html(pages.login_page())
+
+
+def home(h: Handler) -> None:
+    sess = h.page_session()
+    if sess:
+        counters = h.backend.header_counters(sess.mall_id)
+        h.send_html(pages.home_page(h.shop_name(sess), sess.username, counters, h.backend.settings.build))
+
+
+def aftersale_list(h: Handler) -> None:
+    sess = h.page_session()
+    if sess is None:
+        return
+    referer = urlsplit(h.headers.get("Referer") or "")
+    same_site = bool(referer.netloc) and referer.netloc == h.headers.get("Host")
+    if h.query.get("msfrom") != "mms_sidenav" and not same_site and h.backend.blind_redirect():
+        h.redirect("/aftersales/setup")
+        return
+    s = h.backend.settings
+    counters = h.backend.header_counters(sess.mall_id)
+    h.send_html(pages.workbench_page(h.shop_name(sess), sess.username, s.build, s.filter_codes, s.all_code, counters))
+
+
+def setup(h: Handler) -> None:
+    sess = h.page_session()
+    if sess:
+        h.send_html(pages.setup_page(h.shop_name(sess), sess.username))
+
+
+def detail(h: Handler) -> None:
+    sess = h.page_session()
+    if sess is None:
+        return
+    try:
+        shop, item = h.backend.find_item(int(h.query.get("id", "0")))
+    except (KeyError, ValueError):
+        shop = None
+    if shop is None or shop.mall_id != sess.mall_id or item.order_sn != h.query.get("orderSn"):
+        h.send_html(pages.page("售后详情", "<p>售后单不存在</p>"), status=HTTPStatus.NOT_FOUND)
+        return
+    now = h.backend.clock.now()
+    with h.backend.lock:
+        it.apply_time(item, now)
+        row = it.to_row(item, now)
+    remain = row["expireRemainTime"] if row["expireRemainTime"] is not None else row["proofExpireRemainTime"]
+    h.send_html(pages.detail_page(shop.name, sess.username, row, remain))
+
+
+def static(h: Handler) -> None:
+    name = h.route.rsplit("/", 1)[-1]
+    if name == "thumb.svg":
+        h._send(HTTPStatus.OK, _THUMB_SVG, "image/svg+xml")
+        return
+    ext = name[name.rfind(".") :] if "." in name else ""
+    res = resources.files("agent.sandbox").joinpath("static", name)
+    if ext not in _STATIC_TYPES or "/" in name or not res.is_file():
+        h.send_text(HTTPStatus.NOT_FOUND, "404 Not Found")
+        return
+    h._send(HTTPStatus.OK, res.read_bytes(), _STATIC_TYPES[ext])
+
+
+# ---- login APIs -----------------------------------------------------------------------------
+def auth(h: Handler) -> None:
+    body = h.json_body()
+    device = h.ensure_device()
+    res = h.backend.password_login(
+        str(body.get("username", "")), str(body.get("password", "")), device, str(body.get("verificationCode", ""))
+    )
+    if res.ok and res.session:
+        h.set_session_cookies(res.session)
+        h.send_json(envelope({"login": True}))
+        return
+    extra: dict[str, Any] = {}
+    if res.need_sms:
+        extra["needSms"] = True
+    if res.captcha_ticket:
+        extra["captchaTicket"] = res.captcha_ticket
+    h.send_json(failure(res.code, res.message, extra or None))
+
+
+def send_sms(h: Handler) -> None:
+    code = h.backend.send_sms(str(h.json_body().get("username", "")))
+    h.send_json(envelope({"sent": True}) if code else failure(bk.ERR_PASSWORD, "账号不存在"))
+
+
+def captcha_status(h: Handler) -> None:
+    with h.backend.lock:
+        passed = h.backend.captcha_tickets.get(h.query.get("ticket", ""), False)
+    h.send_json(envelope({"passed": passed}))
+
+
+def qr_create(h: Handler) -> None:
+    h.send_json(envelope({"token": h.backend.new_qr().token}))
+
+
+def qr_image(h: Handler) -> None:
+    token = h.query.get("token", "")
+    if token not in h.backend.qr_tokens:
+        h.send_text(HTTPStatus.NOT_FOUND, "unknown token")
+        return
+    buf = io.BytesIO()
+    segno.make(f"pdd-sandbox-login:{token}", error="m").save(buf, kind="png", scale=6, border=2)
+    h._send(HTTPStatus.OK, buf.getvalue(), "image/png")
+
+
+def qr_status(h: Handler) -> None:
+    status, sess = h.backend.qr_status(h.query.get("token", ""))
+    if sess:
+        h.set_session_cookies(sess)
+    h.send_json(envelope({"status": status}))
+
+
+def check_login(h: Handler) -> None:
+    h.send_json(envelope({"login": h.backend.session_for(h.cookies()) is not None}))
+
+
+def userinfo(h: Handler) -> None:
+    sess = h.backend.session_for(h.cookies())
+    if sess is None:
+        h.send_json(failure(bk.ERR_SESSION, bk.MSG_SESSION))
+        return
+    acc = h.backend.accounts[sess.username]
+    h.send_json(envelope({
+        "id": abs(hash(sess.username)) % 10**9, "username": sess.username, "mobile": acc.mobile,
+        "mallOwner": ":" not in sess.username, "mall_id": sess.mall_id,
+        "server_time": int(h.backend.clock.now()),
+    }))
+
+
+# ---- business APIs --------------------------------------------------------------------------
+def query_list(h: Handler) -> None:
+    sess = h.business_session()
+    if sess is None:
+        return
+    try:
+        result = h.backend.query_list(sess.mall_id, h.json_body())
+    except (ValueError, TypeError):
+        h.send_json(failure(40002, "参数错误"))  # assumed code for a bad request body
+        return
+    h.send_json(envelope(result))
+
+
+def query_count(h: Handler) -> None:
+    sess = h.business_session()
+    if sess:
+        h.send_json(envelope(h.backend.query_count(sess.mall_id)))
+
+
+ROUTES: dict[tuple[str, str], Callable[[Handler], None]] = {
+    ("GET", "/login"): login_page,
+    ("GET", "/"): home,
+    ("GET", "/home"): home,
+    ("GET", "/aftersales/aftersale_list"): aftersale_list,
+    ("GET", "/aftersales/setup"): setup,
+    ("GET", "/aftersales-ssr/detail"): detail,
+    ("POST", "/janus/api/auth"): auth,
+    ("POST", "/janus/api/user/getLoginVerificationCode"): send_sms,
+    ("GET", "/janus/api/captcha/status"): captcha_status,
+    ("POST", "/janus/api/qrcode/create"): qr_create,
+    ("GET", "/janus/api/qrcode/image"): qr_image,
+    ("GET", "/janus/api/qrcode/status"): qr_status,
+    ("GET", "/janus/api/checkLogin"): check_login,
+    ("POST", "/janus/api/checkLogin"): check_login,
+    ("POST", "/janus/api/new/userinfo"): userinfo,
+    ("POST", "/mercury/mms/afterSales/queryList"): query_list,
+    ("POST", "/mercury/mms/afterSales/queryCount"): query_count,
+}
+for _name in ("login.js", "workbench.js", "captcha.svg", "thumb.svg"):
+    ROUTES[("GET", f"/static/{_name}")] = static
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr: tuple[str, int], backend: Backend, verbose: bool = False) -> None:
+        super().__init__(addr, Handler)
+        self.backend = backend
+        self.verbose = verbose
+
+
+class SandboxServer:
+    """A sandbox on loopback, run in a background thread (tests, demo) or in the foreground (CLI)."""
+
+    def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> None:
+        self.backend = backend
+        self.httpd = SandboxHTTPServer((host, port), backend, verbose)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)

@@ -1,0 +1,65 @@
+"""Shared fixtures: a live sandbox on a free loopback port, and Chromium launch options for pytest-playwright."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.chromium import launch_options
+from agent.sandbox.backend import Backend
+from agent.sandbox.control import SandboxControl
+from agent.sandbox.server import SandboxServer
+
+
+@dataclass
+class Sandbox:
+    url: str
+    backend: Backend
+    control: SandboxControl
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self) -> httpx.Client:
+        """An httpx client on the sandbox, closed when the test ends."""
+        c = httpx.Client(base_url=self.url, timeout=10)
+        self.clients.append(c)
+        return c
+
+    def login_http(self, username: str, password: str = "demo-pass") -> httpx.Client:
+        """An httpx client logged in through the password API (no browser)."""
+        c = self.client()
+        c.get("/login/")
+        r = c.post("/janus/api/auth", json={"username": username, "password": password}).json()
+        assert r["success"], r
+        return c
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """A fresh sandbox with the demo scenario; tests load others through `sandbox.control`."""
+    backend = Backend(seed=1)
+    server = SandboxServer(backend).start()
+    control = SandboxControl(server.url)
+    control.load("demo")
+    box = Sandbox(server.url, backend, control)
+    try:
+        yield box
+    finally:
+        for c in box.clients:
+            c.close()
+        control.close()
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    # Debian's Chromium when Playwright's own download is absent. A missing browser raises here:
+    # browser tests error out, they are never skipped.
+    opts = launch_options()
+    merged = {**browser_type_launch_args, "args": opts["args"]}
+    if "executable_path" in opts:
+        merged["executable_path"] = opts["executable_path"]
+    return merged
