@@ -181,7 +181,7 @@ def test_cards_rows_and_paging_at_100_read_every_pending_item(page: Page, sandbo
     assert body["quickSearchType"] == sandbox.backend.settings.filter_codes["待商家处理"]
     seen: list[str] = []
     while True:
-        page.wait_for_function(f"document.querySelector('#aftersale-app').dataset.loading === 'false'")
+        page.wait_for_function("document.querySelector('#aftersale-app').dataset.loading === 'false'")
         seen += page.locator(LIST["rows"]["order_sn"]).all_inner_texts()
         nxt = page.locator(LIST["pagination"]["next"])
         if LIST["pagination"]["disabled_class"] in (nxt.get_attribute("class") or ""):
@@ -235,7 +235,8 @@ def test_changed_build_hash_still_matches_by_prefix(page: Page, sandbox: Sandbox
     cls = row.get_attribute("class") or ""
     from agent.sandbox.pages import class_map
 
-    assert cls == class_map("Zq9Lk")["after-sales-table_order_item"] != class_map("3QqLW")["after-sales-table_order_item"]
+    name = "after-sales-table_order_item"
+    assert cls == class_map("Zq9Lk")[name] != class_map("3QqLW")[name]
     assert row.locator(LIST["rows"]["cell"]).count() == len(LIST["rows"]["cell_order"])
 
 
