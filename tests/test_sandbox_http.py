@@ -241,6 +241,7 @@ def test_evidence_items_and_their_deadline(sandbox: Sandbox) -> None:
     assert soon["id"] not in {r["id"] for r in all_rows(c, 15)}
     closed = {r["id"]: r for r in all_rows(c, 18)}[soon["id"]]
     assert 1028 in closed["actions"] and closed["expireActionDesc"] == "逾期未举证，平台判定退款"
+    assert closed["proofStatus"] is None and closed["proofExpireRemainTime"] is None
 
 
 def test_handled_items_leave_the_pending_filters(sandbox: Sandbox) -> None:

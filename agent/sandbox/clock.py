@@ -80,7 +80,7 @@ class SandboxClock:
 
     def set_rate(self, rate: float) -> None:
         """Speed: sandbox seconds per real second (the demo accelerates time)."""
-        if rate <= 0:
+        if not rate > 0:  # also refuses NaN
             raise ValueError("rate must be positive")
         with self._lock:
             at = self._now_locked()

@@ -133,7 +133,7 @@ def item_from_scenario(raw: Mapping[str, Any], now: float) -> Item:
     if state == "platform" and proof_in is not None:
         item.proof_status = PROOF_PENDING
     if state in {"refunded", "cancelled", "handled"}:
-        item.close_time = item.created_at + 3600
+        item.close_time = min(item.created_at + 3600, now)
     return item
 
 
@@ -150,6 +150,7 @@ def apply_time(item: Item, now: float) -> bool:
 
 def _auto_refund(item: Item, at: float, desc: str) -> None:
     item.state = "refunded"
+    item.proof_status = None  # no evidence is owed any more: the platform has decided
     item.actions = [*item.actions, ACTION_TIMEOUT_REFUND]
     item.close_time = at
     item.closed_desc = desc
