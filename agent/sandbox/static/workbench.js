@@ -51,7 +51,8 @@
   }
 
   function renderBoard(root) {
-    var board = el("div", C("aftersale-data_board"), "售后数据", { "data-section": "aftersale-data" });
+    var board = el("div", C("aftersale-data_board"), null, { "data-section": "aftersale-data" });
+    board.appendChild(el("strong", null, "售后数据 "));
     var c = st.counts;
     var values = [["24小时内将逾期订单数", c.expireIn24HoursWaitHandle], ["24小时内待商家举证", c.expireIn24HoursWaitProof],
       ["24小时内平台同意退款", B.counters["24小时内平台同意退款"]], ["24小时内将逾期工单数", B.counters["24小时内将逾期工单数"]]];
