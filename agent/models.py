@@ -1,0 +1,92 @@
+"""Typed results of a shop check: after-sales items, evidence tasks, findings and failure states. Pure data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class ShopState(StrEnum):
+    """Why a shop could not be read. The alerting layer tells a human once per state."""
+
+    OK = "ok"
+    SMS_REQUIRED = "sms_required"  # a new device needs the SMS code: `pdd-agent login`
+    CAPTCHA = "captcha"  # a slider captcha: `pdd-agent login --headed`
+    LOGIN_REQUIRED = "login_required"  # QR-only account, or the password was refused / missing
+    LAYOUT_CHANGED = "layout_changed"  # a selector or field did not match: `pdd-agent doctor`
+    RATE_LIMITED = "rate_limited"  # 54001 / HTTP 429 / 操作太过频繁 after backing off
+    BACKEND_ERROR = "backend_error"  # an unexpected answer from the backend
+    TIMEOUT = "timeout"
+    BROWSER_ERROR = "browser_error"  # Chromium could not be started or crashed twice
+
+
+class CheckFailure(Exception):
+    """A typed, explained failure of one shop's check. `detail` names what did not match."""
+
+    def __init__(self, state: ShopState, detail: str) -> None:
+        super().__init__(f"{state.value}: {detail}")
+        self.state = state
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class AfterSale:
+    """One after-sales order waiting for the merchant, with its automatic-refund deadline."""
+
+    id: str
+    order_sn: str
+    type: str  # 仅退款 / 退货退款 / 换货 / 补寄
+    status: str  # afterSalesTitle, e.g. 「买家申请退款，待商家处理」
+    reason: str
+    goods_name: str
+    goods_spec: str
+    refund_amount_fen: int
+    order_amount_fen: int
+    created_at: datetime
+    deadline: datetime
+    remaining_seconds: int
+    expire_action: str = ""
+    actions: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceTask:
+    """Evidence (举证) owed after the platform intervened, with its deadline."""
+
+    id: str
+    order_sn: str
+    type: str
+    status: str
+    reason: str
+    goods_name: str
+    refund_amount_fen: int
+    deadline: datetime
+    remaining_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A consistency observation of one check (rows vs total, counters vs items, countdown vs API)."""
+
+    kind: str
+    message: str
+
+
+@dataclass(slots=True)
+class ShopResult:
+    """Everything one check of one shop produced."""
+
+    name: str
+    checked_at: datetime
+    state: ShopState = ShopState.OK
+    error: str | None = None
+    mode: str = ""  # "page" or "api"
+    aftersales: list[AfterSale] = field(default_factory=list)
+    evidence: list[EvidenceTask] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.state is ShopState.OK
