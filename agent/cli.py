@@ -53,6 +53,64 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(port=args.port, duration=args.duration)
 
 
+def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("config", help="the agent's TOML configuration (配置文件)")
+    p.set_defaults(func=lambda _args: (p.print_help(), 2)[1])
+    c = p.add_subparsers(dest="config_command", metavar="ACTION").add_parser(
+        "check", help="validate a config file and print it resolved, secrets masked (检查配置)"
+    )
+    c.add_argument("--config", default="config.toml", help="the config file (default: ./config.toml)")
+    c.set_defaults(func=_cmd_config_check)
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    import json
+
+    from agent.config import ConfigError, load_config, masked
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print("配置无效 / config invalid", file=sys.stderr)
+        return 2
+    print(json.dumps(masked(config), ensure_ascii=False, indent=2))
+    print(f"配置有效 / config OK: {len(config.shops)} 家店铺")
+    return 0
+
+
+def _add_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = sub.add_parser("check", help="check the shops once and print what is pending (sends nothing)")
+    c.add_argument("--config", default="config.toml")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.add_argument("--shop", help="only this shop")
+    c.add_argument("--mode", choices=["auto", "api", "page"], default="auto",
+                   help="auto: API mode once bodies are learned, page mode otherwise and as fallback")
+    c.set_defaults(func=lambda a: _run("agent.check_cmd", a.config, as_json=a.json, shop=a.shop, mode=a.mode))
+
+    d = sub.add_parser("doctor", help="walk the backend's pages and report which selectors match")
+    d.add_argument("--config", default="config.toml")
+    d.add_argument("--shop", required=True)
+    d.set_defaults(func=lambda a: _run("agent.doctor", a.config, a.shop))
+
+    lg = sub.add_parser("login", help="log a shop in by hand (password, SMS code, QR) and save its session")
+    lg.add_argument("--config", default="config.toml")
+    lg.add_argument("--shop", required=True)
+    lg.add_argument("--headed", action="store_true", help="open a visible window (for a slider captcha)")
+    lg.add_argument("--qr", action="store_true", help="log in by scanning the QR code")
+    lg.set_defaults(func=lambda a: _run("agent.login_cmd", a.config, a.shop, headed=a.headed, qr=a.qr))
+
+
+def _run(module: str, *args: object, **kwargs: object) -> int:
+    """Import a command module only when it runs (Playwright is not needed for `config check`)."""
+    import importlib
+
+    from agent.logsetup import setup
+
+    setup("WARNING")
+    return int(importlib.import_module(module).main(*args, **kwargs))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pdd-agent", description="拼多多售后逾期预警 / Pinduoduo after-sales deadline alerts"
@@ -60,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pdd-agent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_sandbox(sub)
+    _add_config(sub)
+    _add_agent(sub)
     return parser
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from agent.models import AfterSale, CheckFailure, EvidenceTask, Finding, ShopState
 
 TYPE_NAMES_FALLBACK = {1: "仅退款", 2: "退货退款", 3: "换货", 4: "补寄"}
+# Remaining times are whole seconds rounded down: the deadline lies in [at + r, at + r + 1), so take the middle.
+_HALF = timedelta(seconds=0.5)
 
 
 def _layout(detail: str) -> CheckFailure:
@@ -103,7 +105,7 @@ def parse_aftersales(
             refund_amount_fen=_get(row, f["refund_amount"], at, int),
             order_amount_fen=int(row.get(f["order_amount"]) or 0),
             created_at=datetime.fromtimestamp(created, captured_at.tzinfo),
-            deadline=captured_at + timedelta(seconds=remain),
+            deadline=captured_at + timedelta(seconds=remain) + _HALF,
             remaining_seconds=remain,
             expire_action=str(row.get(f["expire_action"]) or ""),
             actions=tuple(int(a) for a in actions),
@@ -135,7 +137,7 @@ def parse_evidence(
             reason=str(_get(row, f["reason"], at, str, nullable=True) or ""),
             goods_name=str(_get(row, f["goods_name"], at, str, nullable=True) or ""),
             refund_amount_fen=_get(row, f["refund_amount"], at, int),
-            deadline=captured_at + timedelta(seconds=remain),
+            deadline=captured_at + timedelta(seconds=remain) + _HALF,
             remaining_seconds=remain,
         ))
     return out, findings

@@ -30,7 +30,7 @@ def test_pending_rows_become_items_with_absolute_deadlines() -> None:
     assert total == len(rows) == len(items) == 7 and findings == []
     for row, item in zip(rows, items, strict=True):
         assert item.id == str(row["id"]) and item.order_sn == row["orderSn"]
-        assert item.deadline == AT + timedelta(seconds=row["expireRemainTime"])
+        assert item.deadline == AT + timedelta(seconds=row["expireRemainTime"] + 0.5)
         assert item.deadline.utcoffset() == timedelta(hours=8)
         assert item.remaining_seconds == row["expireRemainTime"]
         assert item.refund_amount_fen == row["refundAmount"] and isinstance(item.refund_amount_fen, int)
@@ -44,7 +44,7 @@ def test_evidence_rows_become_tasks() -> None:
     tasks, findings = parsers.parse_evidence(rows, LISTS, EVIDENCE, AT)
     assert len(tasks) == 2 and findings == []
     for row, task in zip(rows, tasks, strict=True):
-        assert task.deadline == AT + timedelta(seconds=row["proofExpireRemainTime"])
+        assert task.deadline == AT + timedelta(seconds=row["proofExpireRemainTime"] + 0.5)
         assert task.status == "平台处理中"
 
 

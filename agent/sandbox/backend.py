@@ -79,6 +79,7 @@ class Settings:
     max_page_size: int = 100
     all_code: int = it.DEFAULT_ALL_CODE
     filter_codes: dict[str, int] = field(default_factory=lambda: dict(it.DEFAULT_FILTER_CODES))
+    rename_fields: dict[str, str] = field(default_factory=dict)  # a new build renaming row fields
 
 
 @dataclass(slots=True)
@@ -171,6 +172,8 @@ class Backend:
                     s.rate_limit_per_minute = int(value)
                 elif key == "all_code":
                     s.all_code = int(value)
+                elif key == "rename_fields":
+                    s.rename_fields = {str(k): str(v) for k, v in value.items()}
                 elif key == "filter_codes":
                     unknown = set(value) - set(it.FILTER_LABELS)
                     if unknown:
@@ -364,7 +367,11 @@ class Backend:
                 rows.sort(key=lambda i: (-i.created_at, i.id))
             start = (page_number - 1) * page_size
             page = rows[start : start + page_size]
-            return {"total": len(rows), "list": [it.to_row(i, now) for i in page]}
+            renames = self.settings.rename_fields
+            out = [it.to_row(i, now) for i in page]
+            if renames:
+                out = [{renames.get(k, k): v for k, v in row.items()} for row in out]
+            return {"total": len(rows), "list": out}
 
     def query_count(self, mall_id: int) -> dict[str, int]:
         with self.lock:

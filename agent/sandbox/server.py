@@ -56,6 +56,10 @@ class Handler(BaseHTTPRequestHandler):
     def backend(self) -> Backend:
         return self.server.backend
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header follows the sandbox clock, as a live server's follows its own."""
+        return super().date_time_string(self.backend.clock.now() if timestamp is None else timestamp)
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 

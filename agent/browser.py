@@ -1,0 +1,230 @@
+"""One Chromium per agent process: launch, relaunch after a crash, contexts per shop.
+
+Every shop gets its own short-lived `BrowserContext` (cookies and storage of that shop only), built
+from the shop's saved storage state and closed after the check, so memory does not grow with the
+number of shops. The browser itself stays up for the life of the process; when it has crashed or
+was killed, the next `new_context` launches a fresh one (once: a second failure is `browser_error`).
+
+Images, fonts and media are blocked inside Chromium (CDP `Network.setBlockedURLs`, no round trip
+through Python per request) on every page of a context built with `block_assets`; pages that must
+show an image (the login QR) are opened with `new_page(context, block_assets=False)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from loguru import logger
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from agent.chromium import launch_options
+from agent.models import CheckFailure, ShopState
+
+LOCALE = "zh-CN"
+TIMEZONE = "Asia/Shanghai"
+VIEWPORT = {"width": 1366, "height": 900}
+
+# Generic asset types by file extension: not site facts. Patterns match the whole URL ("*" = anything).
+_ASSET_EXTENSIONS = (
+    "png", "jpg", "jpeg", "gif", "webp", "avif", "svg", "ico", "bmp",
+    "woff", "woff2", "ttf", "otf", "eot",
+    "mp4", "webm", "ogg", "mp3", "m4a", "wav",
+)
+BLOCKED_URL_PATTERNS: tuple[str, ...] = tuple(
+    p for ext in _ASSET_EXTENSIONS for p in (f"*.{ext}", f"*.{ext}?*")
+)
+
+
+class BrowserPool:
+    """The agent's one Chromium. `async with BrowserPool(...) as pool: ctx = await pool.new_context(path)`."""
+
+    def __init__(
+        self,
+        executable_path: str = "",
+        headless: bool = True,
+        timeout_seconds: float = 30,
+        *,
+        block_assets: bool | None = None,
+    ) -> None:
+        self.executable_path = executable_path
+        self.headless = headless
+        self.timeout_seconds = timeout_seconds
+        # Headed windows are for humans (captcha, QR): show them everything unless told otherwise.
+        self.block_assets = headless if block_assets is None else block_assets
+        self.launches = 0  # how many times Chromium was launched (relaunches = launches - 1)
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._user_agent: str | None = None
+        self._lock = asyncio.Lock()
+        self._page_setup: dict[Page, asyncio.Task[CDPSession | None]] = {}
+        self._blocking: set[BrowserContext] = set()
+
+    @property
+    def browser(self) -> Browser | None:
+        """The current Browser object (None before start); tests use it to simulate a crash."""
+        return self._browser
+
+    async def __aenter__(self) -> BrowserPool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Start Playwright and launch Chromium (raises CheckFailure(BROWSER_ERROR) when it cannot)."""
+        async with self._lock:
+            if self._browser is None or not self._browser.is_connected():
+                await self._launch()
+
+    async def stop(self) -> None:
+        """Close the browser and stop Playwright; safe to call twice."""
+        async with self._lock:
+            for task in list(self._page_setup.values()):
+                task.cancel()
+            self._page_setup.clear()
+            self._blocking.clear()
+            if self._browser is not None:
+                try:
+                    await self._browser.close()
+                except PlaywrightError:
+                    pass  # already gone (crashed or killed)
+                self._browser = None
+            if self._playwright is not None:
+                try:
+                    await self._playwright.stop()
+                except PlaywrightError:
+                    pass
+                self._playwright = None
+
+    async def _launch(self) -> None:
+        """Launch Chromium (restarting Playwright's driver once if it died). Caller holds the lock."""
+        try:
+            options = launch_options(self.executable_path or None, self.headless)
+        except FileNotFoundError as exc:
+            raise CheckFailure(ShopState.BROWSER_ERROR, str(exc)) from exc
+        if self._browser is not None:
+            try:
+                await self._browser.close()
+            except PlaywrightError:
+                pass
+            self._browser = None
+        last: Exception | None = None
+        for _ in range(2):
+            try:
+                if self._playwright is None:
+                    self._playwright = await async_playwright().start()
+                browser = await self._playwright.chromium.launch(**options)  # type: ignore[arg-type]
+                break
+            except PlaywrightError as exc:  # the driver may be gone too: restart it once
+                last = exc
+                if self._playwright is not None:
+                    try:
+                        await self._playwright.stop()
+                    except PlaywrightError:
+                        pass
+                    self._playwright = None
+        else:
+            raise CheckFailure(ShopState.BROWSER_ERROR, f"Chromium could not be launched: {last}") from last
+        self._browser = browser
+        self.launches += 1
+        if self.launches > 1:
+            logger.warning("Chromium relaunched (launch #{})", self.launches)
+        self._user_agent = None
+        if self.headless:
+            # Headless Chromium announces itself as "HeadlessChrome"; present the ordinary browser instead.
+            try:
+                cdp = await browser.new_browser_cdp_session()
+                version = await cdp.send("Browser.getVersion")
+                await cdp.detach()
+                self._user_agent = str(version["userAgent"]).replace("HeadlessChrome/", "Chrome/")
+            except (PlaywrightError, KeyError):
+                self._user_agent = None
+
+    async def _ensure_browser(self) -> Browser:
+        async with self._lock:
+            if self._browser is None or not self._browser.is_connected():
+                await self._launch()
+            assert self._browser is not None
+            return self._browser
+
+    async def _relaunch_if(self, dead: Browser) -> Browser:
+        async with self._lock:
+            if self._browser is dead or self._browser is None or not self._browser.is_connected():
+                await self._launch()
+            assert self._browser is not None
+            return self._browser
+
+    def _context_options(self, storage_state: Path | None) -> dict[str, Any]:
+        options: dict[str, Any] = {"locale": LOCALE, "timezone_id": TIMEZONE, "viewport": dict(VIEWPORT)}
+        if storage_state is not None:
+            options["storage_state"] = str(storage_state)
+        if self._user_agent:
+            options["user_agent"] = self._user_agent
+        return options
+
+    async def new_context(
+        self, storage_state: Path | None = None, *, block_assets: bool | None = None
+    ) -> BrowserContext:
+        """A fresh context (from `storage_state` when given), zh-CN, Asia/Shanghai, 1366x900.
+
+        A crashed or disconnected browser is relaunched once; failing again is BROWSER_ERROR.
+        """
+        browser = await self._ensure_browser()
+        try:
+            context = await browser.new_context(**self._context_options(storage_state))
+        except PlaywrightError as exc:
+            if browser.is_connected() and "closed" not in str(exc).lower():
+                raise  # not a crash: e.g. an unreadable storage state file
+            logger.warning("Chromium is gone ({}); relaunching", exc)
+            browser = await self._relaunch_if(browser)
+            try:
+                context = await browser.new_context(**self._context_options(storage_state))
+            except PlaywrightError as again:
+                raise CheckFailure(
+                    ShopState.BROWSER_ERROR, f"Chromium failed again after a relaunch: {again}"
+                ) from again
+        context.set_default_timeout(self.timeout_seconds * 1000)
+        context.set_default_navigation_timeout(self.timeout_seconds * 1000)
+        if self.block_assets if block_assets is None else block_assets:
+            self._blocking.add(context)
+            context.on("page", lambda page: self._setup_page(context, page))
+            context.once("close", lambda _: self._blocking.discard(context))
+        return context
+
+    # ---- asset blocking ---------------------------------------------------------------------
+    def _setup_page(self, context: BrowserContext, page: Page) -> None:
+        if page in self._page_setup:
+            return
+        self._page_setup[page] = asyncio.get_running_loop().create_task(self._block(context, page))
+        page.once("close", lambda _: self._page_setup.pop(page, None))
+
+    async def _block(self, context: BrowserContext, page: Page) -> CDPSession | None:
+        try:
+            cdp = await context.new_cdp_session(page)
+            await cdp.send("Network.enable")
+            await cdp.send("Network.setBlockedURLs", {"urls": list(BLOCKED_URL_PATTERNS)})
+            return cdp
+        except PlaywrightError:  # the page closed meanwhile: nothing to block
+            return None
+
+    async def new_page(self, context: BrowserContext, *, block_assets: bool = True) -> Page:
+        """A page of `context` whose asset blocking (if the context blocks) is in place before it navigates.
+
+        `block_assets=False` lets this page load images and fonts even in a blocking context.
+        """
+        page = await context.new_page()
+        if context in self._blocking:
+            self._setup_page(context, page)  # no-op when the "page" event came first
+        task = self._page_setup.get(page)
+        if task is not None:
+            cdp = await task
+            if not block_assets and cdp is not None:
+                await cdp.send("Network.setBlockedURLs", {"urls": []})
+        return page

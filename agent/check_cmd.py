@@ -1,0 +1,96 @@
+"""`pdd-agent check`: check shops once, send nothing, print JSON or a Chinese table; exit 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import unicodedata
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from agent import locators
+from agent.browser import BrowserPool
+from agent.checker import Checker, remaining_text, to_json
+from agent.config import Config, ConfigError, load_config
+from agent.models import ShopResult, ShopState
+
+HINTS = {
+    ShopState.SMS_REQUIRED: "需要短信验证码：请运行 pdd-agent login --shop {shop} --config {config}",
+    ShopState.CAPTCHA: "出现滑块验证：请运行 pdd-agent login --shop {shop} --config {config} --headed",
+    ShopState.LOGIN_REQUIRED: "需要重新登录（扫码或密码）：请运行 pdd-agent login --shop {shop} --config {config}",
+    ShopState.LAYOUT_CHANGED: "页面或接口结构变了：请运行 pdd-agent doctor --shop {shop} --config {config}",
+    ShopState.RATE_LIMITED: "操作太过频繁，已退避重试仍失败，稍后会再试",
+    ShopState.BACKEND_ERROR: "后台返回异常",
+    ShopState.TIMEOUT: "后台响应超时",
+    ShopState.BROWSER_ERROR: "浏览器无法启动或崩溃",
+}
+
+
+def clean(text: str, limit: int = 0) -> str:
+    """Untrusted text for a terminal or a log line: no control characters, no newlines, optionally cut."""
+    out = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text).strip()
+    return out if not limit or len(out) <= limit else out[: limit - 1] + "…"
+
+
+def _yuan(fen: int) -> str:
+    return f"¥{fen / 100:.2f}"
+
+
+def render_table(results: Sequence[ShopResult], config_path: str, tz: ZoneInfo) -> str:
+    lines = []
+    for r in results:
+        if not r.ok:
+            hint = HINTS[r.state].format(shop=r.name, config=config_path)
+            lines.append(f"✗ {r.name}  {r.state.value}: {clean(r.error or '', 120)}\n    {hint}")
+            continue
+        lines.append(
+            f"✓ {r.name}  待商家处理 {len(r.aftersales)} 单，待商家举证 {len(r.evidence)} 单"
+            f"（{r.mode}，{r.checked_at.astimezone(tz):%Y-%m-%d %H:%M:%S}）"
+        )
+        rows: list[tuple[datetime, int, str]] = [
+            (
+                i.deadline, i.remaining_seconds,
+                f"{kind}  {i.order_sn}  {clean(i.type)}  {_yuan(i.refund_amount_fen):>9}  "
+                f"{clean(i.reason, 24)}  {clean(i.goods_name, 20)}",
+            )
+            for kind, items in (("售后", r.aftersales), ("举证", r.evidence))
+            for i in items
+        ]
+        for deadline, remaining, text in sorted(rows, key=lambda x: x[0]):
+            lines.append(f"    {deadline.astimezone(tz):%m-%d %H:%M:%S}  剩余 {remaining_text(remaining):<12} {text}")
+        for f in r.findings:
+            lines.append(f"    ! {f.kind}: {clean(f.message, 160)}")
+    return "\n".join(lines)
+
+
+async def run_checks(config: Config, shop: str | None, mode: str) -> list[ShopResult]:
+    sel = locators.load(config.agent.selectors_dir)
+    shops = [s for s in config.shops if shop is None or s.name == shop]
+    async with BrowserPool(
+        executable_path=config.browser.executable_path, headless=config.browser.headless,
+        timeout_seconds=config.browser.timeout_seconds,
+    ) as pool:
+        return await Checker(config, pool, sel).check_all(shops, mode)
+
+
+def main(config_path: str, *, as_json: bool, shop: str | None, mode: str = "auto", out: TextIO = sys.stdout) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if shop is not None and shop not in {s.name for s in config.shops}:
+        print(f"没有这个店铺 / no shop named {shop!r} in {config_path}", file=sys.stderr)
+        return 2
+    tz = ZoneInfo(config.agent.timezone)
+    results = asyncio.run(run_checks(config, shop, mode))
+    checked_at = max((r.checked_at for r in results), default=datetime.now(tz)).astimezone(tz)
+    if as_json:
+        doc: dict[str, Any] = to_json(results, checked_at)
+        out.write(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+    else:
+        out.write(render_table(results, config_path, tz) + "\n")
+    return 0 if all(r.ok for r in results) else 1

@@ -1,0 +1,263 @@
+"""Checking shops: session, API or page mode with fallback, parsing, findings, captures, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from loguru import logger
+from playwright.async_api import BrowserContext, Page
+
+from agent import parsers
+from agent.browser import BrowserPool
+from agent.config import Config, ShopConfig
+from agent.models import CheckFailure, Finding, ShopResult, ShopState
+from agent.reader import ROLES, ApiReader, PageReader, RawRead, ReadOptions
+from agent.session import ShopSession
+
+# API-mode failures that page mode may get past within the same check
+_FALLBACK = {ShopState.LAYOUT_CHANGED, ShopState.BACKEND_ERROR, ShopState.TIMEOUT}
+_UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
+
+
+def shop_dir(data_dir: Path, name: str) -> Path:
+    return data_dir / "shops" / (_UNSAFE.sub("_", name).strip("._") or "shop")
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+class Checker:
+    """Checks configured shops with one shared browser; never more than max_concurrent_shops at once."""
+
+    def __init__(
+        self, config: Config, pool: BrowserPool, sel: Mapping[str, Any], options: ReadOptions | None = None
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.sel = sel
+        self.options = options or ReadOptions(
+            pacing_seconds=config.agent.pacing_seconds, timeout_seconds=config.browser.timeout_seconds,
+            backoff_seconds=config.agent.rate_limit_backoff,
+        )
+        self.tz = ZoneInfo(config.agent.timezone)
+        self._limit = asyncio.Semaphore(config.browser.max_concurrent_shops)
+
+    # ---- per-shop files ---------------------------------------------------------------------
+    def _dir(self, shop: ShopConfig) -> Path:
+        return shop_dir(self.config.agent.data_dir, shop.name)
+
+    def load_plan(self, shop: ShopConfig) -> dict[str, dict[str, Any]] | None:
+        """The request bodies page mode learned for this shop (None before the first page-mode read)."""
+        try:
+            data = json.loads((self._dir(shop) / "plan.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        bodies = data.get("bodies") if isinstance(data, dict) else None
+        if isinstance(bodies, dict) and all(isinstance(bodies.get(r), dict) for r in ROLES):
+            return bodies
+        return None
+
+    def save_plan(self, shop: ShopConfig, bodies: Mapping[str, Any]) -> None:
+        doc = {"learned_at": datetime.now(self.tz).isoformat(timespec="seconds"), "bodies": dict(bodies)}
+        _write_private(self._dir(shop) / "plan.json", json.dumps(doc, ensure_ascii=False, indent=1))
+
+    async def _capture(self, shop: ShopConfig, page: Page | None, context: BrowserContext, exc: CheckFailure) -> None:
+        """Screenshot and HTML of a failed check, with the shop's cookie values scrubbed."""
+        stamp = datetime.now(self.tz).strftime("%Y%m%d-%H%M%S")
+        base = self._dir(shop) / "captures" / f"{stamp}-{exc.state.value}"
+        secrets = [c["value"] for c in await context.cookies() if len(c.get("value", "")) >= 6]
+        text = f"{exc.state.value}: {exc.detail}\n"
+        try:
+            if page is not None and not page.is_closed():
+                base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                await page.screenshot(path=str(base) + ".png", full_page=True)
+                html = await page.content()
+                for value in secrets:
+                    html = html.replace(value, "***")
+                _write_private(Path(str(base) + ".html"), html)
+                text += f"url: {page.url}\n"
+        except Exception as err:  # a capture must never hide the original failure
+            text += f"capture incomplete: {err}\n"
+        _write_private(Path(str(base) + ".txt"), text)
+
+    # ---- one shop ---------------------------------------------------------------------------
+    async def check_shop(self, shop: ShopConfig, mode: str = "auto") -> ShopResult:
+        async with self._limit:
+            started = time.monotonic()
+            result = ShopResult(name=shop.name, checked_at=datetime.now(self.tz))
+            session = ShopSession(
+                self.pool, name=shop.name, base_url=shop.base_url, username=shop.username,
+                password=shop.password(), state_path=self._dir(shop) / "state.json", site=self.sel["site"],
+            )
+            page: Page | None = None
+            context = await session.open()
+            try:
+                relogged = await session.ensure_logged_in(context)
+                plan = self.load_plan(shop)
+                raw: RawRead | None = None
+                if mode == "api" or (mode == "auto" and plan is not None and not relogged):
+                    kept = len(result.findings)
+                    try:
+                        raw = await ApiReader(context, shop.base_url, self.sel, self.options).read(
+                            plan or self.guess_plan()
+                        )
+                        self._parse(raw, result)
+                        self._check_stale(raw, result)
+                    except CheckFailure as exc:
+                        if exc.state not in _FALLBACK or mode == "api":
+                            raise
+                        del result.findings[kept:]  # what the abandoned attempt saw does not count
+                        result.findings.append(
+                            Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
+                        )
+                        result.aftersales, result.evidence = [], []
+                        raw = None
+                if raw is None:
+                    page = await context.new_page()
+                    raw = await PageReader(page, shop.base_url, self.sel, self.options).read()
+                    self._parse(raw, result)
+                    self.save_plan(shop, raw.learned)
+                result.mode = raw.mode
+                await session.save(context)
+            except CheckFailure as exc:
+                result.state, result.error = exc.state, exc.detail
+                await self._capture(shop, page, context, exc)
+            finally:
+                await context.close()
+            logger.info(
+                "shop {} checked: state={} mode={} aftersales={} evidence={} in {:.2f}s",
+                shop.name, result.state.value, result.mode or "-", len(result.aftersales), len(result.evidence),
+                time.monotonic() - started,
+            )
+            return result
+
+    def guess_plan(self) -> dict[str, dict[str, Any]]:
+        """Request bodies from selectors/ alone: the starting guess before anything was learned."""
+        lists = self.sel["aftersale_list"]
+        default = {k: (None if v == "__null__" else v) for k, v in lists["request"]["default"].items()}
+        q = lists["quick_filters"]
+        return {
+            role: {**default, lists["request"]["quick_search_type"]: q["codes"][q[role]]} for role in ROLES
+        }
+
+    def _parse(self, raw: RawRead, result: ShopResult) -> None:
+        lists, evidence = self.sel["aftersale_list"], self.sel["evidence"]
+        # The backend's Date header has whole seconds: its middle is the best estimate of the backend's now.
+        at = datetime.fromtimestamp(raw.server_time + 0.5, self.tz) if raw.server_time else datetime.now(self.tz)
+        result.checked_at = at
+        a, e = raw.lists["aftersales"], raw.lists["evidence"]
+        result.aftersales, f1 = parsers.parse_aftersales(a.rows, lists, at, "queryList[aftersales]")
+        result.evidence, f2 = parsers.parse_evidence(e.rows, lists, evidence, at, "queryList[evidence]")
+        result.aftersales.sort(key=lambda i: i.deadline)
+        result.evidence.sort(key=lambda i: i.deadline)
+        result.counters = dict(raw.counters)
+        findings = [*raw.findings, *f1, *f2]
+        due = sum(1 for i in result.aftersales if i.remaining_seconds < 86400)
+        proof_due = sum(1 for i in result.evidence if i.remaining_seconds < 86400)
+        c, keys, q = lists["counters"], lists["count_keys"], lists["quick_filters"]
+        counter = raw.counters.get(c["expiring_aftersales"], raw.counts.get(keys.get(q["aftersales_expiring"], "")))
+        proof_counter = raw.counters.get(c["expiring_evidence"], raw.counts.get(keys.get(q["evidence_expiring"], "")))
+        findings += parsers.consistency(
+            a.total, len(a.rows), q["aftersales"], due, _int(counter), c["expiring_aftersales"]
+        )
+        findings += parsers.consistency(
+            e.total, len(e.rows), q["evidence"], proof_due, _int(proof_counter), c["expiring_evidence"]
+        )
+        sn, remain = lists["fields"]["order_sn"], lists["fields"]["expire_remain"]
+        api = {r[sn]: r[remain] for r in a.rows if isinstance(r, Mapping) and isinstance(r.get(remain), int)}
+        findings += parsers.countdown_findings(a.dom_rows, api, lists["countdown"]["aftersale"])
+        proof_remain = evidence["fields"]["proof_remain"]
+        api_p = {
+            r[sn]: r[proof_remain] for r in e.rows if isinstance(r, Mapping) and isinstance(r.get(proof_remain), int)
+        }
+        findings += parsers.countdown_findings(e.dom_rows, api_p, lists["countdown"]["evidence"])
+        result.findings += findings
+
+    def _check_stale(self, raw: RawRead, result: ShopResult) -> None:
+        """A learned body that no longer selects what it did: totals disagree with queryCount, or rows
+        of the wrong kind. Raises LAYOUT_CHANGED so the check falls back to page mode and relearns."""
+        lists = self.sel["aftersale_list"]
+        for role in ROLES:
+            label = lists["quick_filters"][role]
+            key = lists["count_keys"].get(label)
+            expected = raw.counts.get(key) if key else None
+            if isinstance(expected, int) and expected != raw.lists[role].total:
+                raise CheckFailure(
+                    ShopState.LAYOUT_CHANGED,
+                    f"learned body for 「{label}」 lists {raw.lists[role].total} items, queryCount says {expected}",
+                )
+        wrong = [f for f in result.findings if f.kind in ("closed_row", "no_deadline")]
+        if wrong:
+            raise CheckFailure(
+                ShopState.LAYOUT_CHANGED, f"learned bodies list rows that are not pending: {wrong[0].message}"
+            )
+
+    # ---- many shops -------------------------------------------------------------------------
+    async def check_all(self, shops: Sequence[ShopConfig] | None = None, mode: str = "auto") -> list[ShopResult]:
+        chosen = [s for s in (shops if shops is not None else self.config.shops) if s.enabled]
+        return list(await asyncio.gather(*(self._safe(s, mode) for s in chosen)))
+
+    async def _safe(self, shop: ShopConfig, mode: str) -> ShopResult:
+        try:
+            return await self.check_shop(shop, mode)
+        except Exception as exc:  # one broken shop never stops the others
+            logger.exception("shop {} check crashed", shop.name)
+            state = ShopState.BROWSER_ERROR if "browser" in str(exc).lower() else ShopState.BACKEND_ERROR
+            return ShopResult(name=shop.name, checked_at=datetime.now(self.tz), state=state, error=str(exc))
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def remaining_text(seconds: int) -> str:
+    """「1天2小时3分」 style, for the Chinese table."""
+    d, rest = divmod(max(0, seconds), 86400)
+    h, m = rest // 3600, rest % 3600 // 60
+    return (f"{d}天" if d else "") + (f"{h}小时" if d or h else "") + f"{m}分"
+
+
+def to_json(results: Sequence[ShopResult], checked_at: datetime) -> dict[str, Any]:
+    def iso(d: datetime) -> str:
+        return d.isoformat(timespec="seconds")
+
+    return {
+        "checked_at": iso(checked_at),
+        "shops": [
+            {
+                "name": r.name, "ok": r.ok, "error": None if r.ok else f"{r.state.value}: {r.error}",
+                "state": r.state.value, "mode": r.mode or None,
+                "findings": [{"kind": f.kind, "message": f.message} for f in r.findings],
+                "counters": r.counters,
+                "aftersales": [
+                    {"id": i.id, "order_sn": i.order_sn, "type": i.type, "status": i.status, "reason": i.reason,
+                     "goods_name": i.goods_name, "refund_amount_fen": i.refund_amount_fen,
+                     "deadline": iso(i.deadline), "remaining_seconds": i.remaining_seconds}
+                    for i in r.aftersales
+                ],
+                "evidence": [
+                    {"id": t.id, "order_sn": t.order_sn, "type": t.type, "status": t.status, "reason": t.reason,
+                     "goods_name": t.goods_name, "refund_amount_fen": t.refund_amount_fen,
+                     "deadline": iso(t.deadline), "remaining_seconds": t.remaining_seconds}
+                    for t in r.evidence
+                ],
+            }
+            for r in results
+        ],
+    }
+

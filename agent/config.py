@@ -1,0 +1,398 @@
+"""The admin's TOML configuration: schema, validation with key and line, secrets from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# The schema IS the frozen dataclasses below. Each field is a TOML key; its annotation is the expected type
+# (str, int, float, bool, Path, `X | None` where "" means None, a config dataclass = a [table],
+# tuple[Dataclass, ...] = an array of [[tables]]); its default is the default (relative paths resolve against
+# the config file's folder). `_key(default, check, min_items=, unique=)` adds a validator and array rules.
+# To add a table: write a frozen dataclass and add a field of that type (or a tuple of it) to `Config`.
+
+KeyPath = tuple[str | int, ...]  # ("shops", 1, "username") is shops[1].username
+
+
+class ConfigError(ValueError):
+    """A bad config; each line of the message is `file:line: key.path: problem (中文提示)`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Bad(ValueError):
+    """One value is wrong; the walker adds file, line and key path."""
+
+
+def _key(default: Any = dataclasses.MISSING, check: Callable[[Any], Any] | None = None, *,
+         min_items: int = 0, unique: str = "") -> Any:
+    """A schema field: `check` returns the (normalized) value or raises _Bad; array rules for [[tables]]."""
+    return field(default=default, metadata={"check": check, "min_items": min_items, "unique": unique})
+
+
+def _rule(test: Callable[[Any], Any], why: str, norm: Callable[[Any], Any] = lambda v: v) -> Callable[[Any], Any]:
+    """A `check` for `_key`: normalize with `norm`, then fail with `why` ({v}: the value) unless `test` holds."""
+    def check(value: Any) -> Any:
+        value = norm(value)
+        if not test(value):
+            raise _Bad(why.format(v=_show(value)))
+        return value
+    return check
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        return bool(ZoneInfo(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+
+
+_NONEMPTY = _rule(bool, "must not be empty (不能为空)", str.strip)
+_HTTP_URL = _rule(lambda v: urlsplit(v).scheme in ("http", "https") and urlsplit(v).hostname,
+                  'expected an http(s) URL such as "https://mms.pinduoduo.com", got {v} (网址无效)',
+                  lambda v: v.strip().rstrip("/"))
+_TIMEZONE = _rule(_is_zone, 'unknown time zone {v}; use a name such as "Asia/Shanghai" (无效的时区)')
+_LOG_LEVEL = _rule(lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"),
+                   "expected one of DEBUG, INFO, WARNING, ERROR, got {v} (无效的日志级别)", str.upper)
+_ENV_NAME = _rule(lambda v: not v or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v),  # never echoes: may be a password
+                  "expected the NAME of an environment variable (e.g. PDD_PASSWORD_SHOP1), not the password "
+                  "itself (应填写环境变量名，而不是密码)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentConfig:
+    """[agent]: where the agent keeps its data and how it paces itself."""
+
+    timezone: str = _key("Asia/Shanghai", _TIMEZONE)
+    data_dir: Path = Path("data")  # sessions, state, captures
+    selectors_dir: Path | None = None  # admin overrides of selectors/*.toml
+    # pause between backend requests; the caller applies ±30 % jitter
+    pacing_seconds: float = _key(1.0, _rule(lambda v: v >= 0, "must be 0 or more, got {v} (不能为负数)"))
+    # waits before retrying a rate-limited request (54001 / HTTP 429), one per retry
+    rate_limit_backoff: tuple[float, ...] = _key(
+        (5.0, 15.0, 45.0), _rule(lambda v: all(x >= 0 for x in v), "waits must be 0 or more (不能为负数)")
+    )
+    log_level: str = _key("INFO", _LOG_LEVEL)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrowserConfig:
+    """[browser]: the Chromium the agent drives."""
+
+    executable_path: str = ""  # empty: find one (agent.chromium)
+    headless: bool = True
+    max_concurrent_shops: int = _key(2, _rule(lambda v: 1 <= v <= 16, "must be 1 to 16, got {v} (取值超出范围)"))
+    timeout_seconds: float = _key(30.0, _rule(lambda v: v > 0, "must be more than 0, got {v} (必须大于 0)"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShopConfig:
+    """One [[shops]] entry: a merchant account on the backend."""
+
+    name: str = _key(check=_NONEMPTY)
+    base_url: str = _key("https://mms.pinduoduo.com", _HTTP_URL)
+    username: str = _key(check=_NONEMPTY)
+    password_env: str = _key("", _ENV_NAME)  # the NAME of the variable holding the password
+    enabled: bool = True
+
+    def password(self) -> str | None:
+        """The password from the environment, read now; None when no variable is named or it is unset/empty."""
+        return (os.environ.get(self.password_env) or None) if self.password_env else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole resolved config file."""
+
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
+    shops: tuple[ShopConfig, ...] = _key((), min_items=1, unique="name")
+    path: Path = field(default=Path("config.toml"), metadata={"internal": True})  # the file, absolute
+
+    def shop(self, name: str) -> ShopConfig | None:
+        return next((s for s in self.shops if s.name == name), None)
+
+
+def load_config(path: Path | str) -> Config:
+    """Read, validate and resolve a config file; raises ConfigError naming file, line and key path."""
+    file, p = str(path), Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError([f"{file}: file not found (找不到配置文件)"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read the file: {exc.strerror or exc} (无法读取配置文件)"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{file}: not UTF-8 text (配置文件必须是 UTF-8 编码)"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg, line = str(exc), text.count("\n") + 1  # "(at end of document)" keeps the last line
+        if m := re.search(r" \(at line (\d+), column (\d+)\)$", msg):
+            msg, line = f"{msg[:m.start()]} (column {m.group(2)})", int(m.group(1))
+        raise ConfigError([f"{file}:{line}: TOML syntax error: {msg} (TOML 语法错误)"]) from None
+    walker = _Walker(file, _line_map(text), p.resolve().parent)
+    config = walker.table(data, Config, ())
+    if walker.problems or not isinstance(config, Config):
+        raise ConfigError(walker.problems)
+    return dataclasses.replace(config, path=p.resolve())
+
+
+_FAILED: Any = object()  # stands for a value that already produced a problem
+_SCALARS: dict[Any, str] = {str: "a string", int: "an integer", float: "a number", bool: "a boolean (true/false)",
+                            Path: "a path (a string)"}
+_ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}; $${NAME} stays a literal ${NAME}
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_SECRET = re.compile(r"(^|_)(password|passwd|secret|token|key|webhook|webhook_url)(_|$)", re.IGNORECASE)
+
+
+def _show(v: Any) -> str:
+    s = json.dumps(v, ensure_ascii=False, default=str)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _dotted(key: KeyPath) -> str:
+    out = ""
+    for part in key:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            part = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+            out += f".{part}" if out else part
+    return out
+
+
+def _expand(s: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1):
+            return m.group(0)[1:]
+        if (value := os.environ.get(m.group(2))) is None:
+            raise _Bad(f"environment variable {m.group(2)} is not set (环境变量未设置)")
+        return value
+    return _ENV_REF.sub(sub, s)
+
+
+class _Walker:
+    """Converts parsed TOML into the config dataclasses, collecting every problem with its line."""
+
+    def __init__(self, file: str, lines: dict[KeyPath, int], base: Path) -> None:
+        self.file, self.lines, self.base = file, lines, base
+        self.problems: list[str] = []
+
+    def problem(self, key: KeyPath, msg: str) -> None:
+        where = key  # a missing key: its table's header; inline tables, array items: the enclosing key's line
+        while where and where not in self.lines:
+            where = where[:-1]
+        prefix = f"{self.file}:{self.lines[where]}" if where else self.file
+        self.problems.append(f"{prefix}: {_dotted(key)}: {msg}" if key else f"{prefix}: {msg}")
+
+    def table(self, data: Any, cls: type, key: KeyPath) -> Any:
+        if not isinstance(data, dict):
+            raise _Bad(f"expected a table, got {_show(data)} (类型错误)")
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        hints = typing.get_type_hints(cls)
+        for name, value in data.items():
+            if name not in fields:
+                what = "table" if isinstance(value, dict) or value and isinstance(value, list) and isinstance(
+                    value[0], dict) else "key"
+                close = difflib.get_close_matches(name, fields, n=1)
+                self.problem(key + (name,), f"unknown {what} (未知的配置项)" + (f'; did you mean "{close[0]}"?'
+                                                                                 if close else ""))
+        values: dict[str, Any] = {}
+        for name, f in fields.items():
+            if name in data:
+                raw = data[name]
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                self.problem(key + (name,), "missing (required) (缺少必填项)")
+                values[name] = _FAILED
+                continue
+            else:  # defaults take the same path: relative paths resolve, absent tables get their defaults
+                d = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                raw = ({} if dataclasses.is_dataclass(d) else list(d) if isinstance(d, tuple)
+                       else "" if d is None else str(d) if isinstance(d, Path) else d)
+            values[name] = self.value(raw, hints[name], key + (name,), f.metadata)
+        if any(v is _FAILED for v in values.values()):
+            return _FAILED
+        return cls(**values)
+
+    def value(self, raw: Any, tp: Any, key: KeyPath, meta: Mapping[str, Any]) -> Any:
+        try:
+            raw = _expand(raw) if isinstance(raw, str) else raw
+            if isinstance(tp, types.UnionType) and type(None) in tp.__args__:  # X | None: "" means None
+                if raw == "":
+                    return None
+                tp = next(a for a in tp.__args__ if a is not type(None))
+            if dataclasses.is_dataclass(tp):
+                return self.table(raw, tp, key)
+            if typing.get_origin(tp) is tuple:
+                return self.array(raw, typing.get_args(tp)[0], key, meta)
+            if tp not in _SCALARS:  # a schema mistake, not the admin's
+                raise TypeError(f"config schema: unsupported type {tp!r} for {_dotted(key)}")
+            if not (type(raw) is tp if tp in (int, bool) else type(raw) in (int, float) if tp is float
+                    else isinstance(raw, str)):
+                secret = _SECRET.search(str(key[-1]))  # never echo what may be a password
+                got = f"got a value of type {type(raw).__name__}" if secret else f"got {_show(raw)}"
+                raise _Bad(f"expected {_SCALARS.get(tp, tp)}, {got} (类型错误)")
+            out: Any = float(raw) if tp is float else raw
+            if tp is Path:
+                out = Path(raw).expanduser()
+                out = out if out.is_absolute() else self.base / out
+            return meta["check"](out) if meta.get("check") else out
+        except _Bad as exc:
+            self.problem(key, str(exc))
+            return _FAILED
+
+    def array(self, raw: Any, item_tp: Any, key: KeyPath, meta: Mapping[str, Any]) -> Any:
+        name, least = str(key[-1]), meta.get("min_items", 0)
+        if not isinstance(raw, list):
+            what = f"an array of tables ([[{name}]])" if dataclasses.is_dataclass(item_tp) else "an array"
+            raise _Bad(f"expected {what}, got {_show(raw)} (类型错误)")
+        if len(raw) < least:
+            raise _Bad(f"at least {least} required; add a [[{name}]] table (至少需要 {least} 项)")
+        items = [self.value(v, item_tp, key + (i,), {}) for i, v in enumerate(raw)]
+        if any(v is _FAILED for v in items):
+            return _FAILED
+        if attr := meta.get("unique"):
+            seen: dict[Any, int] = {}
+            for i, item in enumerate(items):
+                if (v := getattr(item, attr)) in seen:
+                    self.problem(key + (i, attr), f"duplicate {_show(v)}, already used by "
+                                 f"{_dotted(key + (seen[v],))} (名称重复)")
+                seen.setdefault(v, i)
+            if len(seen) < len(items):
+                return _FAILED
+        return tuple(items)
+
+
+def _line_map(text: str) -> dict[KeyPath, int]:
+    """Line of every key path, [table] header and [[array]] element of valid TOML text (tomllib gives none)."""
+    lines: dict[KeyPath, int] = {}
+    counts: dict[KeyPath, int] = {}  # [[array]] path -> elements so far
+    table: KeyPath = ()
+    s = _Cursor(text)
+    try:
+        while s.skip(newlines=True) < len(text):
+            line = s.line
+            if text[s.i] == "[":
+                double = text.startswith("[[", s.i)
+                s.i += 2 if double else 1
+                parts = s.key()
+                s.i += 2 if double else 1
+                table = ()
+                for part in parts[:-1]:  # [shops.extra] after [[shops]] belongs to the last shop
+                    table += (part,)
+                    table += (counts[table] - 1,) if table in counts else ()
+                table += (parts[-1],)
+                if double:
+                    lines.setdefault(table, line)
+                    counts[table] = counts.get(table, 0) + 1
+                    table += (counts[table] - 1,)
+                lines.setdefault(table, line)
+            else:
+                parts = s.key()
+                s.i += 1  # "="
+                for j in range(1, len(parts) + 1):
+                    lines.setdefault(table + parts[:j], line)
+                s.value()
+    except (IndexError, ValueError):
+        pass  # never fail a load over line numbers: problems then name the enclosing key's line
+    return lines
+
+
+class _Cursor:
+    """Walks TOML text already known to be valid, counting lines."""
+
+    def __init__(self, text: str) -> None:
+        self.t, self.i, self.line = text, 0, 1
+
+    def skip(self, newlines: bool = False) -> int:
+        while self.i < len(self.t) and (c := self.t[self.i]) in " \t\r#\n":
+            if c == "\n" and not newlines:
+                break
+            if c == "#":
+                end = self.t.find("\n", self.i)
+                self.i = end if end >= 0 else len(self.t)
+                continue
+            self.line += c == "\n"
+            self.i += 1
+        return self.i
+
+    def key(self) -> tuple[str, ...]:
+        parts: list[str] = []
+        while True:
+            start = self.skip()
+            if self.t[start] in "\"'":
+                self.string()
+                parts.append(tomllib.loads("k = " + self.t[start:self.i])["k"])
+            elif m := _BARE_KEY.match(self.t, start):
+                parts.append(m.group(0))
+                self.i = m.end()
+            else:
+                raise ValueError(f"no key at offset {start}")
+            if self.t[self.skip()] != ".":
+                return tuple(parts)
+            self.i += 1
+
+    def string(self) -> None:
+        t, q = self.t, self.t[self.i]
+        multi = t.startswith(q * 3, self.i)
+        self.i += 3 if multi else 1
+        while not (t.startswith(q * 3, self.i) if multi else t[self.i] == q):  # IndexError past the end
+            step = 2 if q == '"' and t[self.i] == "\\" else 1 if self.i < len(t) else 0
+            if not step:
+                raise IndexError("unterminated string")
+            self.line += t.count("\n", self.i, self.i + step)
+            self.i += step
+        self.i += 3 if multi else 1
+        while multi and self.i < len(t) and t[self.i] == q:  # """a"""" : up to two quotes end the value
+            self.i += 1
+
+    def value(self) -> None:
+        depth = 0
+        while self.i < len(self.t) and not (self.t[self.i] == "\n" and depth == 0):
+            c = self.t[self.i]
+            if c in "\"'":
+                self.string()
+            elif c == "#":
+                self.skip()
+            else:
+                self.line += c == "\n"
+                depth += (c in "[{") - (c in "]}")
+                self.i += 1
+
+
+def _mask(value: Any, name: str) -> Any:
+    if name.endswith("_env") and isinstance(value, str):  # the variable's name and whether it is set, never its value
+        return value and (f"{value} (set)" if os.environ.get(value) else f"{value} (未设置 / not set)")
+    if _SECRET.search(name) and value not in ("", None):
+        return "***"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _mask(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _mask(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(v, name) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def masked(config: Config) -> dict[str, Any]:
+    """A JSON-able view of the resolved config: env var names with set/not set, secret-named keys as "***"."""
+    return dict(_mask(config, ""))

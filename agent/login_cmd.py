@@ -1,0 +1,64 @@
+"""`pdd-agent login`: the human path to a saved session (password, SMS code, QR scan, captcha by hand)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from agent import locators
+from agent.browser import BrowserPool
+from agent.checker import shop_dir
+from agent.config import ConfigError, ShopConfig, load_config
+from agent.login_flow import PASSWORD_PROMPT, interactive_login
+from agent.models import CheckFailure
+from agent.session import ShopSession
+
+
+def _prompt(text: str) -> str:
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError("no terminal to ask on / 没有可输入的终端")
+        return line.rstrip("\n")
+    return getpass.getpass(text) if text == PASSWORD_PROMPT else input(text)
+
+
+async def _login(shop: ShopConfig, data_dir: Path, *, headed: bool, qr: bool, executable: str,
+                 timeout: float, selectors_dir: Path | None) -> None:
+    sel = locators.load(selectors_dir)
+    async with BrowserPool(executable_path=executable, headless=not headed, timeout_seconds=timeout) as pool:
+        session = ShopSession(
+            pool, name=shop.name, base_url=shop.base_url, username=shop.username, password=shop.password(),
+            state_path=shop_dir(data_dir, shop.name) / "state.json", site=sel["site"],
+        )
+        await interactive_login(
+            session, prompt=_prompt, qr_path=shop_dir(data_dir, shop.name) / "login-qr.png", headed=headed,
+            out=lambda s: print(s, flush=True), qr=qr,
+        )
+
+
+def main(config_path: str, shop_name: str, *, headed: bool, qr: bool) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    shop = config.shop(shop_name)
+    if shop is None:
+        print(f"没有这个店铺 / no shop named {shop_name!r} in {config_path}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_login(
+            shop, config.agent.data_dir, headed=headed, qr=qr, executable=config.browser.executable_path,
+            timeout=config.browser.timeout_seconds, selectors_dir=config.agent.selectors_dir,
+        ))
+    except CheckFailure as exc:
+        print(f"登录未完成 / login not finished: {exc.state.value}: {exc.detail}", file=sys.stderr)
+        return 1
+    except (EOFError, KeyboardInterrupt) as exc:
+        print(f"登录已取消 / login cancelled: {exc}", file=sys.stderr)
+        return 1
+    print(f"登录成功，会话已保存 / logged in, session saved: {shop.name}")
+    return 0

@@ -1,0 +1,172 @@
+"""The human path behind `pdd-agent login`: password, SMS code at the prompt, QR in the terminal, captcha by hand.
+
+The caller (the CLI) builds the `BrowserPool` (headed when `--headed`), the `ShopSession`, and passes
+`prompt` (getpass for the password, input for the SMS code) and `out` (print). Prompts run in a worker
+thread so the browser keeps going while a human types.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+
+import segno
+from playwright.async_api import BrowserContext
+from playwright.async_api import Error as PlaywrightError
+
+from agent.models import CheckFailure, ShopState
+from agent.session import QR_TIMEOUT_SECONDS, Outcome, ShopSession, write_private
+
+PASSWORD_PROMPT = "密码 / password: "
+SMS_PROMPT = "短信验证码 / SMS code: "
+CAPTCHA_TIMEOUT_SECONDS = 300.0
+SMS_ATTEMPTS = 3
+_MAX_STEPS = 12
+
+
+async def interactive_login(
+    session: ShopSession,
+    *,
+    prompt: Callable[[str], str],
+    qr_path: Path,
+    headed: bool,
+    out: Callable[[str], None],
+    qr: bool = False,
+    captcha_timeout: float = CAPTCHA_TIMEOUT_SECONDS,
+    qr_timeout: float = QR_TIMEOUT_SECONDS,
+) -> None:
+    """Log `session`'s shop in with a human at hand and save the session, or raise CheckFailure.
+
+    Password (the session's, else asked; empty = QR), then whatever the page asks: the SMS code
+    (sent by clicking 获取验证码, typed at the prompt), a captcha (solved in the window when `headed`),
+    or the QR code (QR-only accounts, `qr=True`, or no password): saved to `qr_path` as PNG, drawn in
+    the terminal when its data is readable, and waited for until scanned.
+    """
+    context = await session.open()
+    try:
+        if await session.verify(context):
+            await session.save(context)
+            out(f"已登录，会话已保存 / already logged in; session saved to {session.state_path}")
+            return
+        if not qr:
+            password = session.password or (await asyncio.to_thread(prompt, PASSWORD_PROMPT)).strip()
+            if password:
+                if await _password_login(session, context, password, prompt, headed, out, captcha_timeout):
+                    return
+            else:
+                out("未输入密码，改用扫码登录 / no password: logging in with the QR code")
+        await _qr_login(session, context, qr_path, out, qr_timeout)
+    finally:
+        with suppress(PlaywrightError):
+            await context.close()
+
+
+async def _password_login(
+    session: ShopSession,
+    context: BrowserContext,
+    password: str,
+    prompt: Callable[[str], str],
+    headed: bool,
+    out: Callable[[str], None],
+    captcha_timeout: float,
+) -> bool:
+    """True when logged in and saved; False when the account turned out to be QR-only."""
+    page = await session.pool.new_page(context, block_assets=False)
+    try:
+        result = await session.submit_password(page, password)
+        sms_sent, sms_tries = False, 0
+        for _ in range(_MAX_STEPS):
+            kind = result.outcome
+            if kind is Outcome.SUCCESS:
+                await session.confirm_login(context)
+                out(f"登录成功，会话已保存 / logged in; session saved to {session.state_path}")
+                return True
+            if kind is Outcome.QR_ONLY:
+                out(f"{result.text}\n该账号只能扫码登录 / this account logs in by QR code only")
+                return False
+            sms_step = kind is Outcome.SMS or (
+                kind is Outcome.ERROR and await page.locator(session.sel["sms_input"]).first.is_visible()
+            )
+            if sms_step:
+                if sms_tries >= SMS_ATTEMPTS:
+                    raise CheckFailure(
+                        ShopState.SMS_REQUIRED, f"短信验证码 {sms_tries} 次未通过 / SMS code refused: {result.text}"
+                    )
+                if kind is Outcome.ERROR:
+                    out(f"{result.text}，请重新输入 / please type it again")
+                if not sms_sent:
+                    await (await session.visible(page, "sms_send")).click()
+                    out("验证码已发送到绑定的手机 / an SMS code was sent to the account's phone")
+                    sms_sent = True
+                code = (await asyncio.to_thread(prompt, SMS_PROMPT)).strip()
+                if not code:
+                    sms_sent = False  # empty answer: send a new code
+                    continue
+                sms_tries += 1
+                await (await session.visible(page, "sms_input")).fill(code)
+                confirm = await session.visible(page, "sms_confirm")
+                baseline = await session.visible_text(page)
+                await confirm.click()
+                result = await session.wait_outcome(page, baseline, sms=False)
+                continue
+            if kind is Outcome.CAPTCHA:
+                if not headed:
+                    raise CheckFailure(
+                        ShopState.CAPTCHA,
+                        f"登录需要滑块验证，请加 --headed 在窗口中完成 / a captcha ({result.text}):"
+                        " rerun with --headed",
+                    )
+                out(f"请在浏览器窗口中完成滑块验证（{captcha_timeout:g} 秒内）/ solve the captcha in the window")
+                baseline = await session.visible_text(page)
+                result = await session.wait_outcome(page, baseline, timeout=captcha_timeout, skip={Outcome.CAPTCHA})
+                if result.outcome is Outcome.CAPTCHA:
+                    raise CheckFailure(ShopState.CAPTCHA, f"滑块验证未完成 / captcha not solved: {result.text}")
+                continue
+            raise session.failure(result)
+        raise CheckFailure(ShopState.LOGIN_REQUIRED, f"login did not finish after {_MAX_STEPS} steps: {result.text}")
+    finally:
+        with suppress(PlaywrightError):
+            await page.close()
+
+
+def qr_terminal(data: str) -> str:
+    """The QR code of `data` drawn with block characters."""
+    buf = io.StringIO()
+    segno.make(data, error="m").terminal(out=buf, compact=True)
+    return buf.getvalue()
+
+
+async def _qr_login(
+    session: ShopSession, context: BrowserContext, qr_path: Path, out: Callable[[str], None], timeout: float
+) -> None:
+    page = await session.open_qr_page(context)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        shown: str | None = None
+        while session.on_login_page(page.url):
+            if loop.time() >= deadline:
+                raise CheckFailure(ShopState.LOGIN_REQUIRED, f"登录二维码 {timeout:g} 秒内未被扫描 / QR not scanned")
+            try:
+                data = await session.qr_data(page)
+                key = data or await page.locator(session.sel["qr_image"]).first.get_attribute("src", timeout=1000)
+                if key != shown:  # first time, or the page refreshed an expired QR
+                    png = await session.qr_png(page)
+                    await asyncio.to_thread(write_private, qr_path, png)
+                    if data:
+                        out(qr_terminal(data))
+                    out(f"请用拼多多商家版App扫描二维码 / scan the QR code ({qr_path}); waiting up to {timeout:g} s")
+                    shown = key
+            except PlaywrightError:
+                pass  # the page is navigating after the scan
+            await asyncio.sleep(1.0 if shown else 0.2)
+        with suppress(PlaywrightError):
+            await page.wait_for_load_state()
+        await session.confirm_login(context)
+        out(f"扫码登录成功，会话已保存 / logged in; session saved to {session.state_path}")
+    finally:
+        with suppress(PlaywrightError):
+            await page.close()

@@ -1,0 +1,299 @@
+"""Reading a logged-in shop's lists: page mode (as a person, capturing the page's own queryList) and API mode.
+
+Page mode learns each quick filter's request body; API mode replays it through the context's request API
+(its cookies, no page). Both return the same RawRead; parsing into items happens in parsers (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.async_api import BrowserContext, Page, Response
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from agent import parsers
+from agent.models import CheckFailure, Finding, ShopState
+
+ROLES = ("aftersales", "evidence")
+
+# One evaluate per page: the DOM rows as plain strings, for the fallback and the countdown cross-check.
+_ROWS_JS = """([row, sn, countdown, cell]) => Array.from(document.querySelectorAll(row)).map(r => ({
+  order_sn: (r.querySelector(sn) || {}).textContent || '',
+  countdown: (r.querySelector(countdown) || {}).textContent || '',
+  cells: Array.from(r.querySelectorAll(cell)).map(c => c.innerText)
+}))"""
+
+
+@dataclass(slots=True)
+class ReadOptions:
+    pacing_seconds: float = 1.0  # pause between backend requests (± 30 % jitter)
+    backoff_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)  # waits after 54001 / 429 before retrying
+    timeout_seconds: float = 30.0
+
+
+@dataclass(slots=True)
+class ListRead:
+    """One list (role) as read: every row of every page, and what the list said its total was."""
+
+    role: str
+    body: dict[str, Any]
+    total: int
+    rows: list[Any]
+    dom_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RawRead:
+    mode: str
+    server_time: float  # epoch seconds by the backend's Date header
+    lists: dict[str, ListRead]
+    counters: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    learned: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> request body
+
+
+def _server_time(headers: Mapping[str, str], fallback: float) -> float:
+    try:
+        return parsedate_to_datetime(headers["date"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return fallback
+
+
+class Pacer:
+    """Spaces backend requests by `pacing_seconds` with jitter; retries rate-limited calls with backoff."""
+
+    def __init__(self, options: ReadOptions) -> None:
+        self.options = options
+        self._first = True
+
+    async def pause(self) -> None:
+        if not self._first and self.options.pacing_seconds > 0:
+            p = self.options.pacing_seconds
+            await asyncio.sleep(random.uniform(0.7 * p, 1.3 * p))
+        self._first = False
+
+    async def retry(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        for wait in (*self.options.backoff_seconds, None):
+            try:
+                return await call()
+            except CheckFailure as exc:
+                if exc.state is not ShopState.RATE_LIMITED or wait is None:
+                    raise
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+
+class ApiReader:
+    """The routine check: same-origin requests through the shop's context, no page."""
+
+    def __init__(self, context: BrowserContext, base_url: str, sel: Mapping[str, Any], options: ReadOptions) -> None:
+        self.context = context
+        self.base_url = base_url
+        self.site, self.lists = sel["site"], sel["aftersale_list"]
+        self.pacer = Pacer(options)
+        self.timeout_ms = options.timeout_seconds * 1000
+        self.server_time = 0.0
+
+    async def _post(self, path: str, body: Mapping[str, Any], where: str) -> Any:
+        await self.pacer.pause()
+        headers = {
+            "Content-Type": "application/json",
+            "Origin": self.base_url,
+            "Referer": self.base_url + self.site["paths"]["aftersale_list"] + "?msfrom=mms_sidenav",
+        }
+        try:
+            resp = await self.context.request.post(
+                self.base_url + path, data=dict(body), headers=headers, timeout=self.timeout_ms
+            )
+        except PlaywrightTimeout as exc:
+            raise CheckFailure(ShopState.TIMEOUT, f"{where}: no answer in {self.timeout_ms / 1000:.0f} s") from exc
+        except PlaywrightError as exc:
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: {exc.message.splitlines()[0]}") from exc
+        self.server_time = _server_time(resp.headers, self.server_time)
+        if resp.status == 429:
+            raise CheckFailure(ShopState.RATE_LIMITED, f"{where}: HTTP 429")
+        if resp.status >= 400:
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: HTTP {resp.status}")
+        try:
+            return await resp.json()
+        except (PlaywrightError, ValueError) as exc:
+            raise CheckFailure(ShopState.LAYOUT_CHANGED, f"{where}: answer is not JSON") from exc
+
+    async def logged_in(self) -> bool:
+        data = await self.pacer.retry(lambda: self._post(self.site["api"]["check_login"], {}, "checkLogin"))
+        result = data.get("result") if isinstance(data, Mapping) else None
+        if isinstance(result, Mapping) and isinstance(result.get("login"), bool):
+            return bool(result["login"])
+        if isinstance(data, Mapping) and data.get("errorCode") in self.site["api"]["session_error_codes"]:
+            return False
+        raise CheckFailure(ShopState.LAYOUT_CHANGED, "checkLogin: result.login missing")
+
+    async def counts(self) -> dict[str, Any]:
+        data = await self.pacer.retry(lambda: self._post(self.site["api"]["query_count"], {}, "queryCount"))
+        if not isinstance(data, Mapping) or data.get("success") is not True:
+            parsers.result_page(data, self.site, self.lists, "queryCount")  # raises the typed error
+        result = data.get("result")
+        return dict(result) if isinstance(result, Mapping) else {}
+
+    async def read_list(self, role: str, body: Mapping[str, Any]) -> ListRead:
+        req = self.lists["request"]
+        size = int(self.site["api"]["max_page_size"])
+        rows: list[Any] = []
+        page, total = 1, 0
+        while True:
+            page_body = {**body, req["page_number"]: page, req["page_size"]: size}
+            where = f"queryList[{role} p{page}]"
+            total, got = await self.pacer.retry(
+                lambda b=page_body, w=where: self._page(b, w)  # type: ignore[misc]
+            )
+            rows += got
+            if len(rows) >= total or not got:
+                return ListRead(role=role, body=dict(body), total=total, rows=rows)
+            page += 1
+
+    async def _page(self, body: Mapping[str, Any], where: str) -> tuple[int, list[Any]]:
+        data = await self._post(self.site["api"]["query_list"], body, where)
+        return parsers.result_page(data, self.site, self.lists, where)
+
+    async def read(self, bodies: Mapping[str, Mapping[str, Any]]) -> RawRead:
+        if not await self.logged_in():
+            raise CheckFailure(ShopState.LOGIN_REQUIRED, "checkLogin: login false")
+        counts = await self.counts()
+        lists = {role: await self.read_list(role, bodies[role]) for role in ROLES}
+        return RawRead(mode="api", server_time=self.server_time, lists=lists, counts=counts)
+
+
+class PageReader:
+    """As a person does: /home, the sidebar link, the cards; captures the page's own queryList answers."""
+
+    def __init__(self, page: Page, base_url: str, sel: Mapping[str, Any], options: ReadOptions) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.site, self.lists = sel["site"], sel["aftersale_list"]
+        self.options = options
+        self.pacer = Pacer(options)
+        self.server_time = 0.0
+
+    def _is_query_list(self, resp: Response) -> bool:
+        return urlsplit(resp.url).path == self.site["api"]["query_list"] and resp.request.method == "POST"
+
+    async def _capture(self, action: Callable[[], Awaitable[Any]], where: str) -> tuple[dict[str, Any], Any]:
+        """Run a UI action and return (request body, parsed JSON) of the queryList call it triggers."""
+
+        async def once() -> tuple[dict[str, Any], Any]:
+            await self.pacer.pause()
+            try:
+                async with self.page.expect_response(
+                    self._is_query_list, timeout=self.options.timeout_seconds * 1000
+                ) as info:
+                    await action()
+                resp = await info.value
+                data = await resp.json()
+            except PlaywrightTimeout as exc:
+                raise CheckFailure(ShopState.TIMEOUT, f"{where}: the page sent no queryList request") from exc
+            self.server_time = _server_time(await resp.all_headers(), self.server_time)
+            if resp.status == 429:
+                raise CheckFailure(ShopState.RATE_LIMITED, f"{where}: HTTP 429")
+            parsers.result_page(data, self.site, self.lists, where)  # typed errors (54001 → retry)
+            body = resp.request.post_data_json
+            return (dict(body) if isinstance(body, Mapping) else {}), data
+
+        result: tuple[dict[str, Any], Any] = await self.pacer.retry(once)
+        return result
+
+    async def _need(self, selector: str, what: str) -> None:
+        try:
+            await self.page.wait_for_selector(selector, timeout=self.options.timeout_seconds * 1000)
+        except PlaywrightTimeout as exc:
+            raise CheckFailure(ShopState.LAYOUT_CHANGED, f"{what}: selector {selector!r} matched nothing") from exc
+
+    async def open_workbench(self) -> None:
+        """/home, then the sidebar link; recovers once from the /aftersales/setup interstitial."""
+        paths = self.site["paths"]
+        for attempt in range(2):
+            await self.page.goto(self.base_url + paths["home"])
+            if urlsplit(self.page.url).path.startswith(paths["login"].rstrip("/")):
+                raise CheckFailure(ShopState.LOGIN_REQUIRED, "/home redirected to the login page")
+            link = self.site["home"]["sidebar_link"]
+            await self._need(link, "home sidebar link (site.toml [home].sidebar_link)")
+            await self.page.locator(link).first.click()
+            await self.page.wait_for_load_state()
+            if urlsplit(self.page.url).path != paths["aftersale_setup"]:
+                break
+            if attempt == 1:
+                raise CheckFailure(ShopState.LAYOUT_CHANGED, "the sidebar link keeps landing on /aftersales/setup")
+        await self._need(self.lists["quick_filters"]["card"], "quick-filter cards ([quick_filters].card)")
+
+    async def dom_rows(self, rows: list[Any]) -> list[dict[str, Any]]:
+        """The DOM rows once the page shows the captured answer (its first order number)."""
+        r = self.lists["rows"]
+        if rows:
+            first = rows[0].get(self.lists["fields"]["order_sn"]) if isinstance(rows[0], Mapping) else None
+            if not isinstance(first, str):
+                return []  # the field is gone: parsing reports it; nothing to wait for
+            try:
+                await self.page.wait_for_function(
+                    """([sel, snSel, sn, n]) => { const rs = document.querySelectorAll(sel);
+                        return rs.length === n && (rs[0].querySelector(snSel) || {}).textContent === sn; }""",
+                    arg=[r["row"], r["order_sn"], first, len(rows)], timeout=self.options.timeout_seconds * 1000,
+                )
+            except PlaywrightTimeout:
+                return []  # the rows did not render: the JSON stays the source, the cross-check is skipped
+        args = [r["row"], r["order_sn"], r["countdown"], r["cell"]]
+        found: list[dict[str, Any]] = await self.page.evaluate(_ROWS_JS, args)
+        return found
+
+    async def read_role(self, role: str) -> ListRead:
+        q, pg = self.lists["quick_filters"], self.lists["pagination"]
+        label = q[role]
+        card = self.page.locator(q["card"], has_text=label)
+        if await card.count() == 0:
+            raise CheckFailure(
+                ShopState.LAYOUT_CHANGED, f"quick-filter card 「{label}」 not found ([quick_filters].card)"
+            )
+        body, data = await self._capture(lambda: card.first.click(), f"queryList[{role} card]")
+        learned = {k: v for k, v in body.items() if k not in (self.lists["request"]["page_number"],)}
+        size = max(pg["page_sizes"])
+        total, rows = parsers.result_page(data, self.site, self.lists, f"queryList[{role}]")
+        sizer = self.page.locator(pg["page_size"])
+        asked = int(body.get(self.lists["request"]["page_size"], 0))
+        if total > len(rows) and asked < size and await sizer.count() > 0:
+            _, data = await self._capture(lambda: sizer.first.select_option(str(size)), f"queryList[{role} size]")
+            total, rows = parsers.result_page(data, self.site, self.lists, f"queryList[{role}]")
+        rows = list(rows)
+        dom = await self.dom_rows(rows)
+        page_no = 1
+        nxt = self.page.locator(pg["next"])
+        while len(rows) < total:
+            if await nxt.count() == 0 or pg["disabled_class"] in (await nxt.first.get_attribute("class") or ""):
+                break
+            page_no += 1
+            _, data = await self._capture(lambda: nxt.first.click(), f"queryList[{role} p{page_no}]")
+            _, more = parsers.result_page(data, self.site, self.lists, f"queryList[{role} p{page_no}]")
+            if not more:
+                break
+            rows += more
+            dom += await self.dom_rows(more)
+        learned[self.lists["request"]["page_size"]] = size
+        return ListRead(role=role, body=learned, total=total, rows=rows, dom_rows=dom)
+
+    async def read(self) -> RawRead:
+        await self.open_workbench()
+        text = await self.page.inner_text("body")
+        counters = parsers.parse_counters(text, self.lists)
+        findings = []
+        if not counters:
+            findings.append(Finding("counters_missing", "header counters not found ([counters].labels)"))
+        lists = {role: await self.read_role(role) for role in ROLES}
+        return RawRead(
+            mode="page", server_time=self.server_time, lists=lists, counters=counters, findings=findings,
+            learned={role: lr.body for role, lr in lists.items()},
+        )

@@ -1,0 +1,459 @@
+"""A shop's login session: saved storage state, verification, password re-login, typed hurdles.
+
+The storage state (cookies + local storage) of each shop lives in one JSON file, mode 0600, written
+atomically. A check opens a context from it, `verify`s it with `checkLogin` through the context's own
+request API, and when it is logged out logs in again with the password by driving the real login page,
+exactly once. Whatever a machine must not answer (an SMS code, a captcha, a QR-only account, a refused
+password) ends the attempt with a typed `CheckFailure` for the alerting layer; `agent.login_flow` is
+the human path through the same page.
+
+Every URL, selector, text and field name comes from `selectors/site.toml` (the `site` table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+from loguru import logger
+from playwright.async_api import BrowserContext, Locator, Page
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from agent.models import CheckFailure, ShopState
+
+if TYPE_CHECKING:
+    from agent.browser import BrowserPool
+
+LOGIN_TIMEOUT_SECONDS = 15.0
+QR_TIMEOUT_SECONDS = 300.0
+_POLL_SECONDS = 0.2
+_SETTLE_SECONDS = 0.3  # an error text may come a moment before the SMS input or captcha it belongs to
+
+
+class Outcome(StrEnum):
+    """What the login page did after a submit."""
+
+    SUCCESS = "success"  # the page left /login
+    SMS = "sms"  # the SMS code input appeared
+    CAPTCHA = "captcha"  # a slider captcha (selector or text)
+    QR_ONLY = "qr_only"  # the error text says: log in by scanning
+    ERROR = "error"  # any other error text, e.g. a wrong password
+    TIMEOUT = "timeout"  # none of the above within the login timeout
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    outcome: Outcome
+    text: str = ""  # the page's error text, or what was waited for
+    from_page_text: bool = False  # seen only in the page's text (the weakest sign): looked at twice
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (temp file + rename); the file is 0600 from its creation.
+
+    A missing parent directory is created with mode 0700.
+    """
+    parent = path.parent
+    if not parent.is_dir():
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(parent, 0o700)  # mkdir's mode is subject to the umask
+    tmp = parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    os.chmod(path, 0o600)
+    with suppress(OSError):  # make the rename itself durable
+        dfd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+class ShopSession:
+    """One shop's login: `open` a context from the saved state, `ensure_logged_in`, `save`."""
+
+    def __init__(
+        self,
+        pool: BrowserPool,
+        *,
+        name: str,
+        base_url: str,
+        username: str,
+        password: str | None,
+        state_path: Path,
+        site: Mapping[str, Any],
+        login_timeout: float = LOGIN_TIMEOUT_SECONDS,
+    ) -> None:
+        self.pool = pool
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.state_path = Path(state_path)
+        self.site = site
+        self.paths: Mapping[str, Any] = site["paths"]
+        self.api: Mapping[str, Any] = site["api"]
+        self.sel: Mapping[str, Any] = site["login"]
+        self.login_timeout = login_timeout
+        self.qr_page: Page | None = None  # the page behind the last login_qr_png, kept open to be scanned
+
+    # ---- URLs ---------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def login_url(self) -> str:
+        """The login page, coming back to home afterwards: /login/?redirectUrl=<home>."""
+        query = urlencode({self.paths["login_redirect_param"]: self.url(self.paths["home"])})
+        return f"{self.url(self.paths['login'])}?{query}"
+
+    def on_login_page(self, url: str) -> bool:
+        path = urlsplit(url).path.rstrip("/")
+        login = str(self.paths["login"]).rstrip("/")
+        return path == login or path.startswith(login + "/")
+
+    # ---- state file -----------------------------------------------------------------------------
+    def _readable_state(self) -> Path | None:
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            logger.warning("shop {}: session file {} unreadable ({}); starting logged out", self.name,
+                           self.state_path, exc)
+            return None
+        return self.state_path if isinstance(data, dict) else None
+
+    async def open(self) -> BrowserContext:
+        """A context from the saved storage state when there is one (else an empty context)."""
+        return await self.pool.new_context(self._readable_state())
+
+    async def save(self, context: BrowserContext) -> None:
+        """Store the context's cookies and local storage: atomically, mode 0600, parent dir 0700."""
+        state = await context.storage_state()
+        data = json.dumps(state, ensure_ascii=False).encode("utf-8")
+        await asyncio.to_thread(write_private, self.state_path, data)
+
+    # ---- verification ---------------------------------------------------------------------------
+    async def verify(self, context: BrowserContext) -> bool:
+        """True when `checkLogin` (same-origin, the context's cookies, no page) says `result.login` is true.
+
+        A redirect to the login page or a session error code is False; anything unreadable is a typed failure.
+        """
+        url = self.url(self.api["check_login"])
+        timeout = self.pool.timeout_seconds
+        try:
+            resp = await context.request.get(url, max_redirects=0, fail_on_status_code=False, timeout=timeout * 1000)
+        except PlaywrightTimeout as exc:
+            raise CheckFailure(ShopState.TIMEOUT, f"checkLogin: no answer within {timeout:g} s") from exc
+        except PlaywrightError as exc:
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: {exc}") from exc
+        try:
+            if 300 <= resp.status < 400:
+                location = urljoin(url, resp.headers.get("location", ""))
+                if self.on_login_page(location):
+                    return False
+                raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: HTTP {resp.status} to {location}")
+            if resp.status == 429:
+                raise CheckFailure(ShopState.RATE_LIMITED, "checkLogin: HTTP 429")
+            if resp.status != 200:
+                raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: HTTP {resp.status}")
+            try:
+                data = await resp.json()
+            except (PlaywrightError, ValueError) as exc:
+                raise CheckFailure(ShopState.BACKEND_ERROR, "checkLogin: the answer is not JSON") from exc
+        finally:
+            with suppress(PlaywrightError):
+                await resp.dispose()
+        return self._login_flag(data)
+
+    def _login_flag(self, data: Any) -> bool:
+        api = self.api
+        if not isinstance(data, Mapping):
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: unexpected answer {str(data)[:200]}")
+        code, message = data.get(api["code_field"]), str(data.get(api["message_field"]) or "")
+        if code in api["session_error_codes"] or any(t in message for t in api["session_error_texts"]):
+            return False
+        if code in api["rate_limit_codes"] or any(t in message for t in api["rate_limit_texts"]):
+            raise CheckFailure(ShopState.RATE_LIMITED, f"checkLogin: {code} {message}".strip())
+        result = data.get(api["result_field"])
+        flag = result.get(api["check_login_field"]) if isinstance(result, Mapping) else None
+        if isinstance(flag, bool):
+            return flag
+        raise CheckFailure(
+            ShopState.LAYOUT_CHANGED,
+            f"checkLogin: field {api['result_field']}.{api['check_login_field']} missing or not a boolean"
+            f" in {json.dumps(data, ensure_ascii=False)[:200]}",
+        )
+
+    async def confirm_login(self, context: BrowserContext) -> None:
+        """After the page left /login: check that the session works, then save it."""
+        if not await self.verify(context):
+            raise CheckFailure(
+                ShopState.LOGIN_REQUIRED, "the login page was left but checkLogin still reports logged out"
+            )
+        await self.save(context)
+
+    # ---- password login -------------------------------------------------------------------------
+    async def ensure_logged_in(self, context: BrowserContext) -> bool:
+        """Verify; when logged out, log in with the password once. True when it had to log in.
+
+        Never loops and never answers a human's question: SMS, captcha, QR-only and a refused password
+        raise CheckFailure (sms_required / captcha / login_required); no password is login_required
+        without opening the login page.
+        """
+        if await self.verify(context):
+            return False
+        if not self.password:
+            raise CheckFailure(
+                ShopState.LOGIN_REQUIRED,
+                f"logged out and no password configured for {self.username}: "
+                f"run `pdd-agent login --shop {self.name}`",
+            )
+        page = await self.pool.new_page(context)
+        try:
+            result = await self.submit_password(page, self.password)
+        finally:
+            with suppress(PlaywrightError):
+                await page.close()
+        if result.outcome is not Outcome.SUCCESS:
+            raise self.failure(result)
+        await self.confirm_login(context)
+        logger.info("shop {}: logged in again with the password", self.name)
+        return True
+
+    def failure(self, result: LoginResult) -> CheckFailure:
+        """The typed failure for a login outcome a machine cannot get past."""
+        cmd = f"pdd-agent login --shop {self.name}"
+        match result.outcome:
+            case Outcome.SMS:
+                return CheckFailure(
+                    ShopState.SMS_REQUIRED,
+                    f"登录需要短信验证码 / the login asks for an SMS code ({result.text}): run `{cmd}`",
+                )
+            case Outcome.CAPTCHA:
+                return CheckFailure(
+                    ShopState.CAPTCHA,
+                    f"登录需要滑块验证 / the login shows a captcha ({result.text}): run `{cmd} --headed`",
+                )
+            case Outcome.QR_ONLY:
+                return CheckFailure(
+                    ShopState.LOGIN_REQUIRED,
+                    f"该账号只能扫码登录 / this account logs in by QR code only (「{result.text}」): run `{cmd}`",
+                )
+            case Outcome.ERROR:
+                return CheckFailure(ShopState.LOGIN_REQUIRED, f"登录失败 / the password was refused: 「{result.text}」")
+            case Outcome.TIMEOUT:
+                return CheckFailure(ShopState.TIMEOUT, f"password login: {result.text}")
+        return CheckFailure(ShopState.BACKEND_ERROR, f"unexpected login outcome {result.outcome}")
+
+    async def goto_login(self, page: Page) -> None:
+        try:
+            await page.goto(self.login_url(), wait_until="domcontentloaded")
+        except PlaywrightTimeout as exc:
+            raise CheckFailure(ShopState.TIMEOUT, f"login page {self.login_url()} did not load") from exc
+        except PlaywrightError as exc:
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"login page {self.login_url()}: {exc}") from exc
+
+    async def visible(self, page: Page, key: str, timeout: float | None = None) -> Locator:
+        """The first element of selector `site.login.<key>` once visible; LAYOUT_CHANGED naming it if not."""
+        locator = page.locator(self.sel[key]).first
+        wait = self.login_timeout if timeout is None else timeout
+        try:
+            await locator.wait_for(state="visible", timeout=wait * 1000)
+        except PlaywrightTimeout as exc:
+            raise CheckFailure(
+                ShopState.LAYOUT_CHANGED,
+                f"login page: selector site.login.{key} ({self.sel[key]}) not visible within {wait:g} s",
+            ) from exc
+        return locator
+
+    async def visible_text(self, page: Page) -> str:
+        try:
+            return await page.locator("body").inner_text(timeout=self.login_timeout * 1000)
+        except PlaywrightError:  # navigating away
+            return ""
+
+    async def submit_password(self, page: Page, password: str) -> LoginResult:
+        """Open the login page, 账号登录, fill username and password, submit; wait for what happens."""
+        await self.goto_login(page)
+        if not self.on_login_page(page.url):  # the site sent us on: the cookies were good after all
+            return LoginResult(Outcome.SUCCESS, f"the login page redirected to {page.url}")
+        await (await self.visible(page, "account_tab")).click()
+        await (await self.visible(page, "username")).fill(self.username)
+        await (await self.visible(page, "password")).fill(password)
+        submit = await self.visible(page, "submit")
+        baseline = await self.visible_text(page)
+        await submit.click()
+        return await self.wait_outcome(page, baseline)
+
+    async def wait_outcome(
+        self,
+        page: Page,
+        baseline: str,
+        *,
+        timeout: float | None = None,
+        sms: bool = True,
+        skip: Iterable[Outcome] = (),
+    ) -> LoginResult:
+        """Poll the page until it leaves /login or shows a hurdle or an error text (one timeout for all).
+
+        Texts only count when they were not on the page before the submit (`baseline`). `sms=False`
+        ignores the SMS input (it stays visible while a code is being confirmed); outcomes in `skip`
+        are waited out (e.g. a captcha a human is solving).
+        """
+        wait = self.login_timeout if timeout is None else timeout
+        skipped = set(skip)
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            result = await self._probe(page, baseline, sms)
+            if result is not None and (
+                result.outcome in (Outcome.ERROR, Outcome.QR_ONLY) or result.from_page_text
+            ):
+                await asyncio.sleep(_SETTLE_SECONDS)
+                result = await self._probe(page, baseline, sms) or result
+            if result is not None and result.outcome not in skipped:
+                return result
+            if asyncio.get_running_loop().time() >= deadline:
+                waited = "leaving the login page, " + (
+                    "the SMS input (site.login.sms_input), " if sms else ""
+                ) + "a captcha (site.login.captcha / captcha_texts), an error text (site.login.error_text)"
+                if result is not None:
+                    return LoginResult(result.outcome, f"{result.text} (still, after {wait:g} s)")
+                return LoginResult(Outcome.TIMEOUT, f"waited {wait:g} s for one of: {waited}; none came")
+            await asyncio.sleep(_POLL_SECONDS)
+
+    async def _probe(self, page: Page, baseline: str, sms: bool) -> LoginResult | None:
+        if page.is_closed():
+            return LoginResult(Outcome.ERROR, "the login page was closed")
+        if not self.on_login_page(page.url):
+            return LoginResult(Outcome.SUCCESS, page.url)
+        sel = self.sel
+        try:
+            if sms and await page.locator(sel["sms_input"]).first.is_visible():
+                return LoginResult(Outcome.SMS, "site.login.sms_input visible")
+            if await page.locator(sel["captcha"]).first.is_visible():
+                return LoginResult(Outcome.CAPTCHA, "site.login.captcha visible")
+            error = " ".join(t.strip() for t in await page.locator(sel["error_text"]).all_inner_texts()).strip()
+            if error:
+                if any(t in error for t in sel["captcha_texts"]):
+                    return LoginResult(Outcome.CAPTCHA, error)
+                if sms and any(t in error for t in sel["sms_texts"]):
+                    return LoginResult(Outcome.SMS, error)
+                if any(t in error for t in sel["qr_only_texts"]):
+                    return LoginResult(Outcome.QR_ONLY, error)
+                return LoginResult(Outcome.ERROR, error)
+            # URL and text from one document: read separately, a navigation in between would show the
+            # next page's text (e.g. a shop named 「短信验证店」 on /home) as if the login page had said it.
+            href, text = await page.evaluate("() => [location.href, document.body ? document.body.innerText : '']")
+        except PlaywrightError:  # the page is navigating: look again
+            return None
+        if not self.on_login_page(str(href)):
+            return LoginResult(Outcome.SUCCESS, str(href))
+        for key, outcome in (("captcha_texts", Outcome.CAPTCHA), ("sms_texts", Outcome.SMS)):
+            if outcome is Outcome.SMS and not sms:
+                continue
+            new = [t for t in sel[key] if t in str(text) and t not in baseline]
+            if new:
+                return LoginResult(outcome, f"page text 「{new[0]}」", from_page_text=True)
+        return None
+
+    # ---- QR login -------------------------------------------------------------------------------
+    async def open_qr_page(self, context: BrowserContext) -> Page:
+        """A page on the login QR (images allowed), once the QR image has loaded."""
+        page = await self.pool.new_page(context, block_assets=False)
+        try:
+            await self.goto_login(page)
+            image = page.locator(self.sel["qr_image"]).first
+            if not await image.is_visible():
+                await (await self.visible(page, "qr_tab")).click()
+            await self.visible(page, "qr_image")
+            handle = await image.element_handle()
+            try:
+                await page.wait_for_function(
+                    "el => el.tagName !== 'IMG' || (el.complete && el.naturalWidth > 0)",
+                    arg=handle, timeout=self.login_timeout * 1000,
+                )
+            except PlaywrightTimeout as exc:
+                raise CheckFailure(
+                    ShopState.LAYOUT_CHANGED,
+                    f"login QR image (site.login.qr_image) did not load in {self.login_timeout:g} s",
+                ) from exc
+            finally:
+                await handle.dispose()
+        except BaseException:
+            with suppress(PlaywrightError):
+                await page.close()
+            raise
+        return page
+
+    async def qr_png(self, page: Page) -> bytes:
+        """A PNG screenshot of the QR element on `page`."""
+        return await page.locator(self.sel["qr_image"]).first.screenshot(type="png")
+
+    async def qr_data(self, page: Page) -> str | None:
+        """The text the QR encodes when the page exposes it (site.login.qr_data_attribute), else None."""
+        attribute = str(self.sel.get("qr_data_attribute") or "")
+        if not attribute:
+            return None
+        try:
+            value = await page.locator(self.sel["qr_image"]).first.get_attribute(attribute, timeout=1000)
+        except PlaywrightError:
+            return None
+        if not value:
+            return None
+        return str(self.sel.get("qr_data_template") or "{value}").format(value=value)
+
+    async def login_qr_png(self, context: BrowserContext) -> bytes:
+        """The shop's current login QR as PNG bytes (for the alerting layer to push to WeCom).
+
+        The page stays open as `self.qr_page` so that a scan can complete: follow with
+        `wait_for_qr_login()`, or close the context.
+        """
+        if self.qr_page is not None and not self.qr_page.is_closed():
+            with suppress(PlaywrightError):
+                await self.qr_page.close()
+        self.qr_page = await self.open_qr_page(context)
+        return await self.qr_png(self.qr_page)
+
+    async def wait_for_qr_login(self, page: Page | None = None, timeout: float = QR_TIMEOUT_SECONDS) -> None:
+        """Wait until `page` (default: the one behind `login_qr_png`) left /login, then save the session.
+
+        Not scanned in time is LOGIN_REQUIRED. The page behind `login_qr_png` is closed afterwards.
+        """
+        own = page is None
+        target = self.qr_page if page is None else page
+        if target is None:
+            raise ValueError("no QR login page: call login_qr_png() first or pass the page")
+        try:
+            try:
+                await target.wait_for_url(lambda u: not self.on_login_page(u), timeout=timeout * 1000)
+            except PlaywrightTimeout as exc:
+                raise CheckFailure(
+                    ShopState.LOGIN_REQUIRED, f"登录二维码 {timeout:g} 秒内未被扫描 / QR not scanned"
+                ) from exc
+            await self.confirm_login(target.context)
+        finally:
+            if own:
+                with suppress(PlaywrightError):
+                    await target.close()
+                self.qr_page = None

@@ -1,0 +1,235 @@
+"""The scraper end to end: Checker + real Chromium against the sandbox, page mode and API mode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import locators
+from agent.browser import BrowserPool
+from agent.checker import Checker, shop_dir
+from agent.config import Config, load_config
+from agent.models import ShopResult, ShopState
+from tests.conftest import Sandbox
+
+pytestmark = pytest.mark.browser
+DEMO = [("示例旗舰店", "示例旗舰店:客服01")]
+
+
+def make_config(
+    tmp_path: Path, url: str, shops: Sequence[tuple[str, str]], selectors_dir: Path | None = None
+) -> Config:
+    lines = ["[agent]", f'data_dir = "{tmp_path / "data"}"', "pacing_seconds = 0", "rate_limit_backoff = [0.2, 0.2]"]
+    if selectors_dir:
+        lines.append(f'selectors_dir = "{selectors_dir}"')
+    lines += ["[browser]", "max_concurrent_shops = 2", "timeout_seconds = 8"]
+    for name, user in shops:
+        lines += ["[[shops]]", f'name = "{name}"', f'base_url = "{url}"', f'username = "{user}"',
+                  'password_env = "PDD_TEST_PASSWORD"']
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return load_config(path)
+
+
+def check(config: Config, mode: str = "auto") -> list[ShopResult]:
+    async def go() -> list[ShopResult]:
+        async with BrowserPool(executable_path=config.browser.executable_path, timeout_seconds=8) as pool:
+            return await Checker(config, pool, locators.load(config.agent.selectors_dir)).check_all(mode=mode)
+
+    return asyncio.run(go())
+
+
+def pending(sandbox: Sandbox, mall_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    items = sandbox.control.items(mall_id)
+    after = {str(i["id"]): i for i in items if i["state"] in ("wait_seller", "wait_seller_receive")}
+    proof = {str(i["id"]): i for i in items if i["proofStatus"] == "待商家举证"}
+    return after, proof
+
+
+@pytest.fixture(autouse=True)
+def _password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PDD_TEST_PASSWORD", "demo-pass")
+
+
+def test_page_then_api_mode_read_exactly_the_pending_items(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    after, proof = pending(sandbox, 100001)
+    [first] = check(config)
+    assert first.ok and first.mode == "page", first.error
+    [second] = check(config)
+    assert second.ok and second.mode == "api", second.error
+    for r in (first, second):
+        assert {i.id for i in r.aftersales} == set(after)
+        assert {t.id for t in r.evidence} == set(proof)
+        assert r.findings == []
+    assert [(i.id, i.deadline) for i in first.aftersales] == [(i.id, i.deadline) for i in second.aftersales]
+    state = shop_dir(config.agent.data_dir, "示例旗舰店") / "state.json"
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert sandbox.control.stats()["counts"]["logins"] == 1
+
+
+def test_more_than_250_items_read_completely_in_both_modes(sandbox: Sandbox, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox.control.load("big_shop")
+    monkeypatch.setenv("PDD_TEST_PASSWORD", "sandbox-pass")
+    shop = sandbox.control.state()["shops"][0]
+    config = make_config(tmp_path, sandbox.url, [(shop["name"], shop["name"])])
+    after, proof = pending(sandbox, shop["mall_id"])
+    assert len(after) > 250
+    for mode in ("page", "api"):
+        [r] = check(config, mode)
+        assert r.ok and r.mode == mode, r.error
+        assert {i.id for i in r.aftersales} == set(after) and len(r.aftersales) == len(after)
+        assert {t.id for t in r.evidence} == set(proof)
+    bodies = sandbox.control.stats()["query_bodies"]
+    assert max(b.get("pageSize", 0) for b in bodies) == 100
+
+
+def test_deadlines_are_correct_to_the_second_against_the_sandbox_clock(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.control.set_clock(offset=3 * 86400 + 1234, freeze=True)  # the backend's clock is not ours
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    after, proof = pending(sandbox, 100001)
+    for mode in ("page", "api"):
+        [r] = check(config, mode)
+        assert r.ok, r.error
+        assert abs(r.checked_at.timestamp() - sandbox.control.clock()["now"]) <= 1
+        for i in r.aftersales:
+            assert abs(i.deadline.timestamp() - after[i.id]["deadline"]) <= 1, i.order_sn
+        for t in r.evidence:
+            assert abs(t.deadline.timestamp() - proof[t.id]["proofDeadline"]) <= 1, t.order_sn
+
+
+def test_changed_build_hash_and_setup_trap(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.control.settings(build="Hx7Qa", blind_navigation="always")
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    [r] = check(config, "page")
+    assert r.ok, r.error
+    assert r.findings == []  # rows matched by prefix: the countdown cross-check found every row
+    assert r.counters["24小时内将逾期订单数"] == sum(1 for i in r.aftersales if i.remaining_seconds < 86400)
+
+
+def test_quick_filter_codes_are_learned_not_assumed(sandbox: Sandbox, tmp_path: Path) -> None:
+    sandbox.control.settings(filter_codes={"待商家处理": 61, "待商家举证": 62})
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    after, proof = pending(sandbox, 100001)
+    [r] = check(config)
+    assert r.ok and r.mode == "page"
+    plan = json.loads((shop_dir(config.agent.data_dir, "示例旗舰店") / "plan.json").read_text())
+    assert plan["bodies"]["aftersales"]["quickSearchType"] == 61
+    assert plan["bodies"]["evidence"]["quickSearchType"] == 62
+    [r] = check(config)
+    assert r.ok and r.mode == "api" and {i.id for i in r.aftersales} == set(after)
+    sandbox.control.settings(filter_codes={"待商家处理": 71, "待商家举证": 72})
+    [r] = check(config)
+    assert r.ok and r.mode == "page" and [f.kind for f in r.findings] == ["api_fallback"]
+    assert {i.id for i in r.aftersales} == set(after) and {t.id for t in r.evidence} == set(proof)
+
+
+@pytest.mark.parametrize("mode", ["page", "api"])
+def test_a_renamed_field_is_layout_changed_naming_it(sandbox: Sandbox, tmp_path: Path, mode: str) -> None:
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    assert check(config, "page")[0].ok
+    sandbox.control.settings(rename_fields={"expireRemainTime": "expireLeftTime"})
+    [r] = check(config, mode)
+    assert r.state is ShopState.LAYOUT_CHANGED and "expireRemainTime missing" in (r.error or ""), r.error
+    captures = sorted((shop_dir(config.agent.data_dir, "示例旗舰店") / "captures").iterdir())
+    assert any(p.suffix == ".txt" for p in captures)
+    if mode == "page":
+        html = next(p for p in captures if p.suffix == ".html").read_text(encoding="utf-8")
+        cookies = json.loads((shop_dir(config.agent.data_dir, "示例旗舰店") / "state.json").read_text())["cookies"]
+        assert "售后工作台" in html and all(c["value"] not in html for c in cookies if len(c["value"]) >= 6)
+        assert any(p.suffix == ".png" for p in captures)
+
+
+def test_a_missing_selector_is_layout_changed_naming_it(sandbox: Sandbox, tmp_path: Path) -> None:
+    override = tmp_path / "selectors"
+    override.mkdir()
+    (override / "aftersale_list.toml").write_text(
+        '[quick_filters]\ncard = "div[data-testid=\\"beast-core-tile\\"]"\n', encoding="utf-8"
+    )
+    config = make_config(tmp_path, sandbox.url, DEMO, selectors_dir=override)
+    [r] = check(config, "page")
+    assert r.state is ShopState.LAYOUT_CHANGED
+    assert 'beast-core-tile' in (r.error or "") and "[quick_filters].card" in (r.error or "")
+
+
+def test_rate_limiting_is_backed_off(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    assert check(config)[0].ok
+    sandbox.control.reset_stats()
+    sandbox.control.arm_rate_limit(count=2, http_status=429)
+    [r] = check(config)
+    assert r.ok and r.mode == "api", r.error
+    assert sandbox.control.stats()["counts"]["rate_limited"] == 2
+    sandbox.control.arm_rate_limit(count=50)
+    [r] = check(config)
+    assert r.state is ShopState.RATE_LIMITED and "54001" in (r.error or "")
+
+
+def test_relogin_after_session_expiry_without_a_human(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    assert check(config)[0].ok
+    sandbox.control.expire_sessions(mall_id=100001)
+    [r] = check(config)
+    assert r.ok, r.error
+    assert r.mode == "page"  # a new session starts with a page-mode read
+    assert sandbox.control.stats()["counts"]["logins"] == 2
+
+
+def test_login_hurdles_end_in_typed_states_while_other_shops_go_on(sandbox: Sandbox, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox.control.load("logins")
+    monkeypatch.setenv("PDD_TEST_PASSWORD", "sandbox-pass")
+    shops = [("密码登录店", "密码登录店"), ("子账号店", "子账号店:客服01"), ("短信验证店", "短信验证店"),
+             ("扫码登录店", "扫码登录店")]
+    config = make_config(tmp_path, sandbox.url, shops)
+    states = {r.name: r.state for r in check(config)}
+    assert states == {"密码登录店": ShopState.OK, "子账号店": ShopState.OK,
+                      "短信验证店": ShopState.SMS_REQUIRED, "扫码登录店": ShopState.LOGIN_REQUIRED}
+    sandbox.control.expire_sessions()
+    sandbox.control.arm_captcha("子账号店:客服01")
+    states = {r.name: r.state for r in check(config)}
+    assert states["子账号店"] is ShopState.CAPTCHA and states["密码登录店"] is ShopState.OK
+    assert sandbox.control.stats()["counts"]["login_attempts"] <= 8  # never loops: one try per shop and check
+
+
+def test_cli_check_json_and_exit_status(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    env = {**os.environ, "PDD_TEST_PASSWORD": "demo-pass"}
+    cmd = [sys.executable, "-m", "agent", "check", "--config", str(config.path), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    shop = doc["shops"][0]
+    assert shop["ok"] is True and shop["error"] is None and len(shop["aftersales"]) == 7
+    assert set(shop["aftersales"][0]) >= {"id", "order_sn", "type", "status", "reason", "goods_name",
+                                          "refund_amount_fen", "deadline", "remaining_seconds"}
+    assert doc["checked_at"].endswith("+08:00")
+    table = subprocess.run(cmd[:-1], capture_output=True, text=True, env=env, timeout=120)
+    assert table.returncode == 0 and "待商家处理 7 单" in table.stdout and "demo-pass" not in table.stdout
+    env["PDD_TEST_PASSWORD"] = "wrong"
+    sandbox.control.expire_sessions()
+    failed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["shops"][0]["error"].startswith("login_required")
+
+
+def test_doctor_reports_selector_by_selector(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    env = {**os.environ, "PDD_TEST_PASSWORD": "demo-pass"}
+    cmd = [sys.executable, "-m", "agent", "doctor", "--config", str(config.path), "--shop", "示例旗舰店"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "✗" not in done.stdout and "aftersale_list.rows.countdown" in done.stdout
+    sandbox.control.settings(rename_fields={"orderSn": "orderNo"})
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert any(line.startswith("✗") and "orderSn" in line for line in done.stdout.splitlines()), done.stdout

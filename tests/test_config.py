@@ -1,0 +1,353 @@
+"""The admin's TOML config: loading, errors naming key and line, ${ENV} expansion, masking, `config check`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from agent import cli
+from agent.config import (
+    AgentConfig,
+    BrowserConfig,
+    Config,
+    ConfigError,
+    ShopConfig,
+    _line_map,
+    _mask,
+    load_config,
+    masked,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "config.example.toml"
+SECRET = "hunter2-secret"
+
+# A valid file; the error cases below are this file with one edit, so their line numbers are easy to check.
+GOOD = """\
+# 测试配置 / test config
+[agent]
+timezone = "Asia/Shanghai"
+data_dir = "./data"
+
+[browser]
+headless = true
+max_concurrent_shops = 2
+
+[[shops]]
+name = "一号店"
+username = "一号店:客服01"
+password_env = "PDD_PASSWORD_SHOP1"
+
+[[shops]]
+name = "二号店"
+username = "二号店"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as exc:
+        load_config(_write(tmp_path, text))
+    return str(exc.value)
+
+
+@pytest.fixture(autouse=True)
+def _no_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PDD_PASSWORD_SHOP1", "PDD_PASSWORD_SHOP2", "PDD_TEST_URL", "PDD_TEST_UNSET"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_example_loads_with_defaults_and_paths_relative_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "etc").mkdir()
+    copy = tmp_path / "etc" / "config.toml"
+    shutil.copy(EXAMPLE, copy)
+    monkeypatch.chdir(ROOT)  # the working folder must not matter
+    config = load_config(copy)
+    assert config.path == copy
+    assert config.agent == AgentConfig(data_dir=tmp_path / "etc" / "data")
+    assert config.agent.zone.key == "Asia/Shanghai"
+    assert config.browser == BrowserConfig()
+    assert [(s.name, s.username, s.password_env, s.base_url) for s in config.shops] == [
+        ("示例旗舰店", "示例旗舰店:客服01", "PDD_PASSWORD_SHOP1", "https://mms.pinduoduo.com"),
+        ("示例专营店", "示例专营店", "PDD_PASSWORD_SHOP2", "https://mms.pinduoduo.com"),
+    ]
+    assert [s.password() for s in config.shops] == [None, None]
+    assert config.shop("示例专营店") is config.shops[1]
+    assert load_config(EXAMPLE).agent.data_dir == ROOT / "data"
+
+
+def test_example_shows_every_schema_key() -> None:
+    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    for table, cls in (("agent", AgentConfig), ("browser", BrowserConfig)):
+        assert set(data[table]) == {f.name for f in dataclasses.fields(cls)}, table
+    assert set(data["shops"][0]) == {f.name for f in dataclasses.fields(ShopConfig)}
+    assert set(data) == {f.name for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
+
+
+def test_minimal_file_takes_the_defaults(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, '[[shops]]\nname = "店"\nusername = "店"\nbase_url = "http://127.0.0.1:9/"\n'))
+    assert config.agent == AgentConfig(data_dir=tmp_path / "data")
+    assert config.agent.selectors_dir is None and config.agent.pacing_seconds == 1.0
+    assert config.browser == BrowserConfig(
+        executable_path="", headless=True, max_concurrent_shops=2, timeout_seconds=30
+    )
+    assert config.shops == (ShopConfig(name="店", username="店", base_url="http://127.0.0.1:9"),)
+    assert config.shops[0].password() is None
+
+
+def test_types_are_converted_and_normalized(tmp_path: Path) -> None:
+    text = GOOD.replace('data_dir = "./data"', 'data_dir = "/var/lib/pdd"\nselectors_dir = "sel"\npacing_seconds = 0\n'
+                        'log_level = "debug"')
+    config = load_config(_write(tmp_path, text))
+    assert config.agent.data_dir == Path("/var/lib/pdd")
+    assert config.agent.selectors_dir == tmp_path / "sel"
+    assert config.agent.pacing_seconds == 0.0 and isinstance(config.agent.pacing_seconds, float)
+    assert config.agent.log_level == "DEBUG"
+
+
+BAD = [
+    ("unknown-top-level-table", GOOD.replace("[agent]", "[agnet]"),
+     'config.toml:2: agnet: unknown table (未知的配置项); did you mean "agent"?'),
+    ("unknown-top-level-key", "log_level = 'INFO'\n" + GOOD, "config.toml:1: log_level: unknown key"),
+    ("unknown-key-in-browser", GOOD.replace("headless = true", "headles = true"),
+     'config.toml:7: browser.headles: unknown key (未知的配置项); did you mean "headless"?'),
+    ("unknown-key-in-second-shop", GOOD + "max_concurrent_shops = 3\n",
+     "config.toml:18: shops[1].max_concurrent_shops: unknown key"),
+    ("password-in-the-file", GOOD.replace('\nname = "二号店"', '\nname = "二号店"\npassword = "x"'),
+     'config.toml:17: shops[1].password: unknown key (未知的配置项); did you mean "password_env"?'),
+    ("string-for-int", GOOD.replace("max_concurrent_shops = 2", 'max_concurrent_shops = "2"'),
+     'config.toml:8: browser.max_concurrent_shops: expected an integer, got "2" (类型错误)'),
+    ("int-for-bool", GOOD.replace("headless = true", "headless = 1"),
+     "config.toml:7: browser.headless: expected a boolean (true/false), got 1 (类型错误)"),
+    ("list-for-string", GOOD.replace('username = "二号店"', 'username = ["二号店"]'),
+     'config.toml:17: shops[1].username: expected a string, got ["二号店"] (类型错误)'),
+    ("float-for-int", GOOD.replace("max_concurrent_shops = 2", "max_concurrent_shops = 2.0"),
+     "config.toml:8: browser.max_concurrent_shops: expected an integer, got 2.0"),
+    ("table-for-table-array", GOOD.replace("[[shops]]", "[shops]", 1).split("\n[[shops]]")[0],
+     "config.toml:10: shops: expected an array of tables ([[shops]])"),
+    ("missing-username", GOOD.replace('username = "二号店"\n', ""),
+     "config.toml:15: shops[1].username: missing (required) (缺少必填项)"),
+    ("missing-name", GOOD.replace('name = "一号店"\n', ""), "config.toml:10: shops[0].name: missing (required)"),
+    ("empty-username", GOOD.replace('username = "二号店"', 'username = "  "'),
+     "config.toml:17: shops[1].username: must not be empty (不能为空)"),
+    ("bad-url", GOOD.replace('\nname = "二号店"', '\nname = "二号店"\nbase_url = "mms.pinduoduo.com"'),
+     'config.toml:17: shops[1].base_url: expected an http(s) URL such as "https://mms.pinduoduo.com", '
+     'got "mms.pinduoduo.com" (网址无效)'),
+    ("ftp-url", GOOD.replace('\nname = "二号店"', '\nname = "二号店"\nbase_url = "ftp://mms.pinduoduo.com"'),
+     "config.toml:17: shops[1].base_url: expected an http(s) URL"),
+    ("bad-timezone", GOOD.replace("Asia/Shanghai", "Asia/Beijing"),
+     'config.toml:3: agent.timezone: unknown time zone "Asia/Beijing"'),
+    ("bad-log-level", GOOD.replace('data_dir = "./data"', 'log_level = "LOUD"'),
+     'config.toml:4: agent.log_level: expected one of DEBUG, INFO, WARNING, ERROR, got "LOUD"'),
+    ("too-many-concurrent", GOOD.replace("max_concurrent_shops = 2", "max_concurrent_shops = 17"),
+     "config.toml:8: browser.max_concurrent_shops: must be 1 to 16, got 17 (取值超出范围)"),
+    ("zero-concurrent", GOOD.replace("max_concurrent_shops = 2", "max_concurrent_shops = 0"),
+     "config.toml:8: browser.max_concurrent_shops: must be 1 to 16, got 0"),
+    ("zero-timeout", GOOD.replace("headless = true", "timeout_seconds = 0"),
+     "config.toml:7: browser.timeout_seconds: must be more than 0, got 0.0"),
+    ("negative-pacing", GOOD.replace('data_dir = "./data"', "pacing_seconds = -1"),
+     "config.toml:4: agent.pacing_seconds: must be 0 or more"),
+    ("duplicate-shop-names", GOOD.replace("二号店", "一号店"),
+     'config.toml:16: shops[1].name: duplicate "一号店", already used by shops[0] (名称重复)'),
+    ("no-shops", GOOD.split("[[shops]]")[0], "config.toml: shops: at least 1 required; add a [[shops]] table"),
+    ("empty-shops-array", "shops = []\n" + GOOD.split("[[shops]]")[0], "config.toml:1: shops: at least 1 required"),
+    ("toml-syntax-error", GOOD.replace("headless = true", "headless = yes"),
+     "config.toml:7: TOML syntax error: Invalid value (column 12) (TOML 语法错误)"),
+    ("toml-duplicate-key", GOOD + 'name = "x"\n', "config.toml:18: TOML syntax error"),
+    ("unset-env-var", GOOD.replace('\nname = "二号店"', '\nname = "二号店"\nbase_url = "${PDD_TEST_UNSET}/x"'),
+     "config.toml:17: shops[1].base_url: environment variable PDD_TEST_UNSET is not set (环境变量未设置)"),
+    # the line scanner: multi-line strings and arrays, quoted and dotted keys, inline tables, [shops.x] sub-tables
+    ("after-multiline-string", GOOD.replace("[browser]", '[browser]\nnote = """\n[agent]\nx = 1\n"""\n"a b" = 1'),
+     'config.toml:11: browser."a b": unknown key'),
+    ("multiline-string-itself", GOOD.replace("[browser]", "[browser]\nnote = '''\n[agent]\n'''"),
+     "config.toml:7: browser.note: unknown key"),
+    ("after-multiline-array", GOOD.replace("[browser]", '[browser]\nargs = [\n  "a", # ]\n  "b",\n]\nheadles = 1'),
+     "config.toml:11: browser.headles: unknown key"),
+    ("dotted-key", GOOD.replace('data_dir = "./data"', 'data_dir = "./data"\nbrowser.extra = 1'),
+     "config.toml:5: agent.browser: unknown table"),
+    ("inline-table-shop", 'shops = [\n  {name = "a", username = "a"},\n  {name = "b", username = "b", bogus = 1},\n]\n'
+     + GOOD.split("[[shops]]")[0], "config.toml:1: shops[1].bogus: unknown key"),
+    ("sub-table-of-second-shop", GOOD + "[shops.limits]\nx = 1\n", "config.toml:18: shops[1].limits: unknown table"),
+    ("crlf-and-comments", GOOD.replace("\n", "  # 注释 ]\r\n").replace("headless = true", "headless = 'yes'"),
+     "config.toml:7: browser.headless: expected a boolean (true/false), got \"yes\""),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [pytest.param(t, e, id=i) for i, t, e in BAD])
+def test_bad_config_names_key_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    message = _error(tmp_path, text)
+    assert expected in message, message
+    assert str(tmp_path / "config.toml") in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = GOOD.replace("headless = true", "headless = 1").replace('username = "二号店"\n', "") + "x = 1\n"
+    problems = _error(tmp_path, text).splitlines()
+    assert [p.split(": ")[1] for p in problems] == ["browser.headless", "shops[1].x", "shops[1].username"]
+
+
+def test_password_env_holding_a_password_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    message = _error(tmp_path, GOOD.replace('"PDD_PASSWORD_SHOP1"', '"my pass!word"'))
+    assert "config.toml:13: shops[0].password_env: expected the NAME of an environment variable" in message
+    assert "my pass!word" not in message
+    message = _error(tmp_path, GOOD.replace('"PDD_PASSWORD_SHOP1"', "20240101"))
+    assert "shops[0].password_env: expected a string, got a value of type int" in message and "20240101" not in message
+
+
+def test_missing_and_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.toml: file not found \(找不到配置文件\)"):
+        load_config(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path)
+    (tmp_path / "gbk.toml").write_bytes('name = "店"'.encode("gbk"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(tmp_path / "gbk.toml")
+
+
+def test_env_references_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PDD_TEST_URL", "http://127.0.0.1:8765/")
+    text = GOOD.replace('\nname = "二号店"', '\nname = "二号店"\nbase_url = "${PDD_TEST_URL}"').replace(
+        'username = "二号店"', 'username = "二号店:$${NOT_EXPANDED}"')
+    shop = load_config(_write(tmp_path, text)).shops[1]
+    assert shop.base_url == "http://127.0.0.1:8765"
+    assert shop.username == "二号店:${NOT_EXPANDED}"
+
+
+def test_password_is_read_from_the_environment_at_call_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = load_config(_write(tmp_path, GOOD)).shops[0]
+    assert shop.password() is None
+    monkeypatch.setenv("PDD_PASSWORD_SHOP1", SECRET)
+    assert shop.password() == SECRET
+    monkeypatch.setenv("PDD_PASSWORD_SHOP1", "")
+    assert shop.password() is None
+
+
+LINE_MAP_TEXT = "\n".join([
+    "# 注释 [not] a = 1",  # 1
+    "[agent]  # c",  # 2
+    'timezone = "Asia/Shanghai"  # [x]',  # 3
+    '"a.b" = 1',  # 4
+    "x . y = '''it's'''",  # 5
+    'm = """',  # 6: a multi-line string holding what looks like TOML
+    '[shops] say "hi',  # 7: a lone quote inside
+    'k = 1 \\"""',  # 8: an escaped quote does not end it
+    '"end""""',  # 9: ends with a quote, then the closing """
+    "z = 2",  # 10
+    "[[shops]]",  # 11
+    "name = 'a'",  # 12
+    "tags = [",  # 13
+    "  'x', # ]",  # 14
+    "]",  # 15
+    "after = {a = 1, b = [1, 2]}",  # 16
+    "[[ shops ]]",  # 17
+    "name = 'b'",  # 18
+    "[shops.sub]",  # 19: a sub-table of the last [[shops]] element
+    "k = 1",  # 20
+    "",  # 21
+    '["x y"]',  # 22
+    "z = 1",  # 23
+])
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        pytest.param(("agent",), 2, id="table"),
+        pytest.param(("agent", "timezone"), 3, id="key"),
+        pytest.param(("agent", "a.b"), 4, id="quoted-key"),
+        pytest.param(("agent", "x"), 5, id="dotted-key-prefix"),
+        pytest.param(("agent", "x", "y"), 5, id="dotted-key"),
+        pytest.param(("agent", "m"), 6, id="multiline-string"),
+        pytest.param(("agent", "z"), 10, id="after-multiline-string"),
+        pytest.param(("shops",), 11, id="first-array-header"),
+        pytest.param(("shops", 0), 11, id="array-element"),
+        pytest.param(("shops", 0, "name"), 12, id="key-in-first-element"),
+        pytest.param(("shops", 0, "tags"), 13, id="multiline-array"),
+        pytest.param(("shops", 0, "after"), 16, id="after-multiline-array"),
+        pytest.param(("shops", 1), 17, id="second-element"),
+        pytest.param(("shops", 1, "name"), 18, id="key-in-second-element"),
+        pytest.param(("shops", 1, "sub"), 19, id="sub-table-of-element"),
+        pytest.param(("shops", 1, "sub", "k"), 20, id="key-in-sub-table"),
+        pytest.param(("x y",), 22, id="quoted-table"),
+        pytest.param(("x y", "z"), 23, id="key-in-quoted-table"),
+    ],
+)
+def test_line_map(path: tuple[str | int, ...], line: int) -> None:
+    data = tomllib.loads(LINE_MAP_TEXT)  # valid TOML, as the scanner assumes
+    assert data["agent"]["m"].startswith("[shops]") and data["agent"]["m"].endswith('"end"')
+    assert data["agent"]["x"]["y"] == "it's"
+    assert len(data["shops"]) == 2
+    lines = _line_map(LINE_MAP_TEXT)
+    assert lines[path] == line
+    assert ("agent", "k") not in lines and ("shops", "k") not in lines  # nothing read from inside the string
+
+
+def test_masked_never_shows_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PDD_PASSWORD_SHOP1", SECRET)
+    config = load_config(EXAMPLE)
+    assert config.shops[0].password() == SECRET
+    view = masked(config)
+    dumped = json.dumps(view, ensure_ascii=False)
+    assert SECRET not in dumped
+    assert view["shops"][0]["password_env"] == "PDD_PASSWORD_SHOP1 (set)"
+    assert view["shops"][1]["password_env"] == "PDD_PASSWORD_SHOP2 (未设置 / not set)"
+    assert view["agent"]["data_dir"] == str(ROOT / "data") and view["path"] == str(EXAMPLE)
+    assert view["browser"]["max_concurrent_shops"] == 2
+
+
+def test_secret_named_keys_are_masked() -> None:
+    """For the notifier tables to come: any key named like a secret shows as ***."""
+    view = _mask({"wecom": {"webhook_url": "https://qyapi/x?key=abc", "token": "t0k", "api_key": "k3y",
+                            "smtp_password": "pw", "secret": "", "mentions": ["13800000000"], "name": "运营群"}}, "")
+    assert view == {"wecom": {"webhook_url": "***", "token": "***", "api_key": "***", "smtp_password": "***",
+                              "secret": "", "mentions": ["13800000000"], "name": "运营群"}}
+
+
+def test_cli_config_check_ok(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PDD_PASSWORD_SHOP1", SECRET)
+    assert cli.main(["config", "check", "--config", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert SECRET not in out
+    body, last = out.rstrip("\n").rsplit("\n", 1)
+    assert last == "配置有效 / config OK: 2 家店铺"
+    assert json.loads(body)["shops"][0]["password_env"] == "PDD_PASSWORD_SHOP1 (set)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            GOOD.replace("headless = true", "headless = 1"), "config.toml:7: browser.headless:", id="bad-type"
+        ),
+        pytest.param(GOOD.replace("[[shops]]", "[[shop]]"), "config.toml:10: shop: unknown table", id="typo"),
+        pytest.param(None, "config.toml: file not found", id="missing-file"),
+    ],
+)
+def test_cli_config_check_bad(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, text: str | None,
+    expected: str,
+) -> None:
+    monkeypatch.setenv("PDD_PASSWORD_SHOP1", SECRET)
+    path = _write(tmp_path, text) if text is not None else tmp_path / "config.toml"
+    assert cli.main(["config", "check", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert expected in captured.err and captured.out == ""
+    assert SECRET not in captured.err
+
+
+def test_cli_config_without_action_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["config"]) == 2
+    assert "check" in capsys.readouterr().out
