@@ -25,6 +25,8 @@ from agent.session import ShopSession
 
 # API-mode failures that page mode may get past within the same check
 _FALLBACK = {ShopState.LAYOUT_CHANGED, ShopState.BACKEND_ERROR, ShopState.TIMEOUT}
+# login stops that need a human: remembered, so the password is not tried again on every check
+_HURDLES = {ShopState.SMS_REQUIRED, ShopState.CAPTCHA, ShopState.LOGIN_REQUIRED}
 _UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
 
 
@@ -76,6 +78,42 @@ class Checker:
         doc = {"learned_at": datetime.now(self.tz).isoformat(timespec="seconds"), "bodies": dict(bodies)}
         _write_private(self._dir(shop) / "plan.json", json.dumps(doc, ensure_ascii=False, indent=1))
 
+    def _hurdle_path(self, shop: ShopConfig) -> Path:
+        return self._dir(shop) / "hurdle.json"
+
+    def pending_hurdle(self, shop: ShopConfig) -> dict[str, Any] | None:
+        """The login stop still waiting for a human, unless it is old enough to try the password again."""
+        try:
+            data = json.loads(self._hurdle_path(shop).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        retry_after = self.config.agent.login_retry_hours * 3600
+        if not isinstance(data, dict) or time.time() - float(data.get("at", 0)) > retry_after:
+            return None
+        return data
+
+    async def _login(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
+        """ensure_logged_in, but a remembered hurdle only lets the saved session be verified."""
+        hurdle = self.pending_hurdle(shop)
+        if hurdle is not None:
+            if await session.verify(context):
+                self._hurdle_path(shop).unlink(missing_ok=True)  # a human logged in meanwhile
+                return False
+            raise CheckFailure(
+                ShopState(hurdle["state"]),
+                f"{hurdle['detail']} (waiting for `pdd-agent login` since {hurdle['since']}; no new password attempt)",
+            )
+        try:
+            relogged = await session.ensure_logged_in(context)
+        except CheckFailure as exc:
+            if exc.state in _HURDLES:
+                doc = {"state": exc.state.value, "detail": exc.detail, "at": time.time(),
+                       "since": datetime.now(self.tz).isoformat(timespec="seconds")}
+                _write_private(self._hurdle_path(shop), json.dumps(doc, ensure_ascii=False))
+            raise
+        self._hurdle_path(shop).unlink(missing_ok=True)
+        return relogged
+
     async def _capture(self, shop: ShopConfig, page: Page | None, context: BrowserContext, exc: CheckFailure) -> None:
         """Screenshot and HTML of a failed check, with the shop's cookie values scrubbed."""
         stamp = datetime.now(self.tz).strftime("%Y%m%d-%H%M%S")
@@ -107,7 +145,7 @@ class Checker:
             page: Page | None = None
             context = await session.open()
             try:
-                relogged = await session.ensure_logged_in(context)
+                relogged = await self._login(shop, session, context)
                 plan = self.load_plan(shop)
                 raw: RawRead | None = None
                 if mode == "api" or (mode == "auto" and plan is not None and not relogged):
@@ -128,10 +166,11 @@ class Checker:
                         result.aftersales, result.evidence = [], []
                         raw = None
                 if raw is None:
-                    page = await context.new_page()
+                    page = await self.pool.new_page(context)
                     raw = await PageReader(page, shop.base_url, self.sel, self.options).read()
                     self._parse(raw, result)
-                    self.save_plan(shop, raw.learned)
+                    if not any(lr.from_dom for lr in raw.lists.values()):
+                        self.save_plan(shop, raw.learned)
                 result.mode = raw.mode
                 await session.save(context)
             except CheckFailure as exc:
@@ -163,6 +202,14 @@ class Checker:
         a, e = raw.lists["aftersales"], raw.lists["evidence"]
         result.aftersales, f1 = parsers.parse_aftersales(a.rows, lists, at, "queryList[aftersales]")
         result.evidence, f2 = parsers.parse_evidence(e.rows, lists, evidence, at, "queryList[evidence]")
+        if a.from_dom:
+            result.aftersales = parsers.parse_dom_rows(a.dom_rows, lists, at, "aftersale", "DOM[aftersales]")
+            f1.append(Finding("dom_fallback", "待商家处理: no queryList answer captured; read the page's rows"))
+        if e.from_dom:
+            result.evidence = parsers.as_evidence(
+                parsers.parse_dom_rows(e.dom_rows, lists, at, "evidence", "DOM[evidence]")
+            )
+            f2.append(Finding("dom_fallback", "待商家举证: no queryList answer captured; read the page's rows"))
         result.aftersales.sort(key=lambda i: i.deadline)
         result.evidence.sort(key=lambda i: i.deadline)
         result.counters = dict(raw.counters)
@@ -172,11 +219,11 @@ class Checker:
         c, keys, q = lists["counters"], lists["count_keys"], lists["quick_filters"]
         counter = raw.counters.get(c["expiring_aftersales"], raw.counts.get(keys.get(q["aftersales_expiring"], "")))
         proof_counter = raw.counters.get(c["expiring_evidence"], raw.counts.get(keys.get(q["evidence_expiring"], "")))
+        read_a = a.total if a.from_dom else len(a.rows)
+        read_e = e.total if e.from_dom else len(e.rows)
+        findings += parsers.consistency(a.total, read_a, q["aftersales"], due, _int(counter), c["expiring_aftersales"])
         findings += parsers.consistency(
-            a.total, len(a.rows), q["aftersales"], due, _int(counter), c["expiring_aftersales"]
-        )
-        findings += parsers.consistency(
-            e.total, len(e.rows), q["evidence"], proof_due, _int(proof_counter), c["expiring_evidence"]
+            e.total, read_e, q["evidence"], proof_due, _int(proof_counter), c["expiring_evidence"]
         )
         sn, remain = lists["fields"]["order_sn"], lists["fields"]["expire_remain"]
         api = {r[sn]: r[remain] for r in a.rows if isinstance(r, Mapping) and isinstance(r.get(remain), int)}

@@ -86,6 +86,9 @@ class AgentConfig:
     rate_limit_backoff: tuple[float, ...] = _key(
         (5.0, 15.0, 45.0), _rule(lambda v: all(x >= 0 for x in v), "waits must be 0 or more (不能为负数)")
     )
+    # after an SMS / captcha / login-required stop, checks only verify the saved session (a human may have run
+    # `pdd-agent login`) and try the password again after this many hours: repeated attempts invite risk control
+    login_retry_hours: float = _key(6.0, _rule(lambda v: v >= 0, "must be 0 or more, got {v} (不能为负数)"))
     log_level: str = _key("INFO", _LOG_LEVEL)
 
     @property

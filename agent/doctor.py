@@ -136,7 +136,7 @@ async def run(shop: ShopConfig, sel: Mapping[str, Any], data_dir: Path, tz: Zone
     out_dir = shop_dir(data_dir, shop.name) / "doctor" / datetime.now(tz).strftime("%Y%m%d-%H%M%S")
     async with BrowserPool(executable_path=executable, headless=headless, timeout_seconds=timeout) as pool:
         login_ctx = await pool.new_context()
-        doc = Doctor(await login_ctx.new_page(), sel, out_dir)
+        doc = Doctor(await pool.new_page(login_ctx), sel, out_dir)
         await doc.login_page(shop.base_url)
         await login_ctx.close()
         session = ShopSession(pool, name=shop.name, base_url=shop.base_url, username=shop.username,
@@ -145,7 +145,7 @@ async def run(shop: ShopConfig, sel: Mapping[str, Any], data_dir: Path, tz: Zone
         context = await session.open()
         try:
             await session.ensure_logged_in(context)
-            doc.page = await context.new_page()
+            doc.page = await pool.new_page(context)
             reader = PageReader(doc.page, shop.base_url, sel, ReadOptions(pacing_seconds=0, timeout_seconds=timeout))
             await doc.workbench(reader)
             await doc.cards(reader)

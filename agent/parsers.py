@@ -201,3 +201,60 @@ def countdown_findings(
         elif abs(api_remaining[sn] - shown) > tolerance:
             out.append(Finding("countdown_vs_api", f"{sn}: page shows {shown}s, API says {api_remaining[sn]}s"))
     return out
+
+
+def _cells(row: Mapping[str, Any], lists: Mapping[str, Any], where: str) -> dict[str, str]:
+    order = lists["rows"]["cell_order"]
+    cells = row.get("cells") or []
+    if len(cells) < len(order) - 1:
+        raise _layout(f"{where}: {len(cells)} cells, expected {len(order)} ([rows].cell / cell_order)")
+    return {name: str(cells[i]) if i < len(cells) else "" for i, name in enumerate(order)}
+
+
+def parse_dom_rows(
+    rows: Sequence[Mapping[str, Any]], lists: Mapping[str, Any], captured_at: datetime, kind: str,
+    where: str = "DOM",
+) -> list[AfterSale]:
+    """Rows read from the page itself (fallback when no queryList answer could be captured).
+
+    The DOM has no after-sales id, so the order number stands in for it; the deadline comes from the
+    countdown text (`kind` "aftersale" or "evidence" picks the regex).
+    """
+    out = []
+    for n, row in enumerate(rows):
+        at = f"{where}.rows[{n}]"
+        sn = str(row.get("order_sn") or "").strip()
+        if not sn:
+            raise _layout(f"{at}: no order number ([rows].order_sn)")
+        remain = countdown_seconds(str(row.get("countdown") or ""), lists["countdown"][kind])
+        if remain is None:
+            continue  # no running countdown of this kind: not on the clock
+        cells = _cells(row, lists, at)
+        order = lists["rows"]["cell_order"]
+        goods = cells[order[0]].splitlines()
+        money = cells[order[1]].splitlines()
+        refund = parse_yuan(money[-1]) if money else None
+        applied = str(row.get("apply_time") or "")
+        try:
+            created = datetime.strptime(applied.strip(), "%Y-%m-%d %H:%M:%S").replace(tzinfo=captured_at.tzinfo)
+        except ValueError:
+            created = captured_at
+        read_at = row.get("read_at")
+        seen = datetime.fromtimestamp(read_at, captured_at.tzinfo) if isinstance(read_at, float) else captured_at
+        out.append(AfterSale(
+            id=sn, order_sn=sn, type=cells[order[3]].strip(), status=cells[order[4]].strip().splitlines()[0]
+            if cells[order[4]].strip() else "", reason=cells[order[6]].strip(),
+            goods_name=goods[0].strip() if goods else "", goods_spec=goods[1].strip() if len(goods) > 1 else "",
+            refund_amount_fen=refund or 0, order_amount_fen=(parse_yuan(money[0]) or 0) if money else 0,
+            created_at=created, deadline=seen + timedelta(seconds=remain) + _HALF, remaining_seconds=remain,
+        ))
+    return out
+
+
+def as_evidence(items: Sequence[AfterSale]) -> list[EvidenceTask]:
+    return [
+        EvidenceTask(id=i.id, order_sn=i.order_sn, type=i.type, status=i.status, reason=i.reason,
+                     goods_name=i.goods_name, refund_amount_fen=i.refund_amount_fen, deadline=i.deadline,
+                     remaining_seconds=i.remaining_seconds)
+        for i in items
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -24,9 +25,10 @@ from agent.models import CheckFailure, Finding, ShopState
 ROLES = ("aftersales", "evidence")
 
 # One evaluate per page: the DOM rows as plain strings, for the fallback and the countdown cross-check.
-_ROWS_JS = """([row, sn, countdown, cell]) => Array.from(document.querySelectorAll(row)).map(r => ({
+_ROWS_JS = """([row, sn, countdown, cell, applied]) => Array.from(document.querySelectorAll(row)).map(r => ({
   order_sn: (r.querySelector(sn) || {}).textContent || '',
   countdown: (r.querySelector(countdown) || {}).textContent || '',
+  apply_time: (r.querySelector(applied) || {}).textContent || '',
   cells: Array.from(r.querySelectorAll(cell)).map(c => c.innerText)
 }))"""
 
@@ -47,6 +49,7 @@ class ListRead:
     total: int
     rows: list[Any]
     dom_rows: list[dict[str, Any]] = field(default_factory=list)
+    from_dom: bool = False  # no queryList answer could be captured: the rows are the page's own
 
 
 @dataclass(slots=True)
@@ -181,6 +184,7 @@ class PageReader:
         self.options = options
         self.pacer = Pacer(options)
         self.server_time = 0.0
+        self.skew = 0.0  # backend clock minus ours, from the workbench navigation's Date header
 
     def _is_query_list(self, resp: Response) -> bool:
         return urlsplit(resp.url).path == self.site["api"]["query_list"] and resp.request.method == "POST"
@@ -224,8 +228,13 @@ class PageReader:
                 raise CheckFailure(ShopState.LOGIN_REQUIRED, "/home redirected to the login page")
             link = self.site["home"]["sidebar_link"]
             await self._need(link, "home sidebar link (site.toml [home].sidebar_link)")
-            await self.page.locator(link).first.click()
-            await self.page.wait_for_load_state()
+            async with self.page.expect_navigation() as nav:
+                await self.page.locator(link).first.click()
+            resp = await nav.value
+            if resp is not None:
+                local = time.time()
+                self.skew = _server_time(await resp.all_headers(), local) + 0.5 - local
+                self.server_time = self.server_time or local + self.skew
             if urlsplit(self.page.url).path != paths["aftersale_setup"]:
                 break
             if attempt == 1:
@@ -247,8 +256,11 @@ class PageReader:
                 )
             except PlaywrightTimeout:
                 return []  # the rows did not render: the JSON stays the source, the cross-check is skipped
-        args = [r["row"], r["order_sn"], r["countdown"], r["cell"]]
+        args = [r["row"], r["order_sn"], r["countdown"], r["cell"], r["apply_time"]]
         found: list[dict[str, Any]] = await self.page.evaluate(_ROWS_JS, args)
+        read_at = time.time() + self.skew  # the countdowns shown now, in the backend's time
+        for row in found:
+            row["read_at"] = read_at
         return found
 
     async def read_role(self, role: str) -> ListRead:
@@ -259,7 +271,12 @@ class PageReader:
             raise CheckFailure(
                 ShopState.LAYOUT_CHANGED, f"quick-filter card 「{label}」 not found ([quick_filters].card)"
             )
-        body, data = await self._capture(lambda: card.first.click(), f"queryList[{role} card]")
+        try:
+            body, data = await self._capture(lambda: card.first.click(), f"queryList[{role} card]")
+        except CheckFailure as exc:
+            if exc.state is not ShopState.TIMEOUT:
+                raise
+            return await self.read_role_from_dom(role)
         learned = {k: v for k, v in body.items() if k not in (self.lists["request"]["page_number"],)}
         size = max(pg["page_sizes"])
         total, rows = parsers.result_page(data, self.site, self.lists, f"queryList[{role}]")
@@ -284,6 +301,46 @@ class PageReader:
             dom += await self.dom_rows(more)
         learned[self.lists["request"]["page_size"]] = size
         return ListRead(role=role, body=learned, total=total, rows=rows, dom_rows=dom)
+
+    async def read_role_from_dom(self, role: str) -> ListRead:
+        """Fallback: the card was clicked but no queryList answer was seen; read the rows the page shows."""
+        r, pg = self.lists["rows"], self.lists["pagination"]
+        timeout = self.options.timeout_seconds * 1000
+        try:
+            await self.page.wait_for_selector(r["row"], timeout=timeout)
+        except PlaywrightTimeout:
+            return ListRead(role=role, body={}, total=0, rows=[], from_dom=True)  # an empty list shows no rows
+        sizer = self.page.locator(pg["page_size"])
+        if await sizer.count() > 0:
+            before = await self.page.locator(r["row"]).count()
+            await sizer.first.select_option(str(max(pg["page_sizes"])))
+            await self._settle(before)
+        page_rows = await self.dom_rows([])
+        dom = list(page_rows)
+        nxt = self.page.locator(pg["next"])
+        for _ in range(1000):
+            if await nxt.count() == 0 or pg["disabled_class"] in (await nxt.first.get_attribute("class") or ""):
+                break
+            shown = page_rows[0]["order_sn"] if page_rows else ""
+            await self.pacer.pause()
+            await nxt.first.click()
+            await self.page.wait_for_function(
+                "([sel, sn]) => { const e = document.querySelector(sel); return e && e.textContent !== sn; }",
+                arg=[f"{r['row']} {r['order_sn']}", shown], timeout=timeout,
+            )
+            page_rows = await self.dom_rows([])
+            dom += page_rows
+        return ListRead(role=role, body={}, total=len(dom), rows=[], dom_rows=dom, from_dom=True)
+
+    async def _settle(self, before: int) -> None:
+        """After changing the page size, wait until the row count changes (or a short while)."""
+        try:
+            await self.page.wait_for_function(
+                "([sel, n]) => document.querySelectorAll(sel).length !== n",
+                arg=[self.lists["rows"]["row"], before], timeout=3000,
+            )
+        except PlaywrightTimeout:
+            pass  # fewer rows than one page: nothing changes
 
     async def read(self) -> RawRead:
         await self.open_workbench()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -13,6 +15,15 @@ from agent.chromium import launch_options
 from agent.sandbox.backend import Backend
 from agent.sandbox.control import SandboxControl
 from agent.sandbox.server import SandboxServer
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a fresh thread: pytest-playwright's sync fixtures leave an event loop marked as
+    running in the main thread once any `page` test has run, and asyncio.run refuses to nest."""
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, coro).result()
 
 
 @dataclass

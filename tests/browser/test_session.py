@@ -15,7 +15,6 @@ import stat
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +25,7 @@ from agent.browser import BrowserPool
 from agent.login_flow import PASSWORD_PROMPT, SMS_PROMPT, interactive_login
 from agent.models import CheckFailure, ShopState
 from agent.session import ShopSession, write_private
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, run_async
 
 pytestmark = pytest.mark.browser
 
@@ -35,10 +34,7 @@ PASSWORD = "sandbox-pass"
 T = TypeVar("T")
 
 
-def run(coro: Awaitable[T]) -> T:
-    """asyncio.run(coro) in a fresh thread (see the module docstring)."""
-    with ThreadPoolExecutor(1) as ex:
-        return ex.submit(asyncio.run, coro).result()  # type: ignore[arg-type]
+run = run_async
 
 
 @pytest.fixture
