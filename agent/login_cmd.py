@@ -17,7 +17,8 @@ from agent.session import ShopSession
 
 
 def _prompt(text: str) -> str:
-    if not sys.stdin.isatty():
+    if not sys.stdin.isatty():  # a pipe (scripts, tests): say what is wanted, read one line
+        print(text, end="", flush=True)
         line = sys.stdin.readline()
         if not line:
             raise EOFError("no terminal to ask on / 没有可输入的终端")

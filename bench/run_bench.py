@@ -166,7 +166,7 @@ async def main_async(repeat: int, shop_counts: list[int]) -> None:
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
             one = await single_shop(url, tmp, repeat)
-            print(f"single shop, {one['items']} pending items (sandbox big_shop), pacing off, n={repeat}")
+            print(f"single shop (sandbox big_shop), {one['items']} items, pacing off, n={repeat}")
             print(f"  floor  (httpx, same requests)   wall s {med(one['floor'][0])}   CPU s {med(one['floor'][1])}")
             print(f"  warm routine check (API mode)   wall s {med(one['api'][0])}   CPU s {med(one['api'][1])}")
             print(f"  page-mode check                 wall s {med(one['page'][0])}   CPU s {med(one['page'][1])}")
