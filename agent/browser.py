@@ -13,6 +13,7 @@ show an image (the login QR) are opened with `new_page(context, block_assets=Fal
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -90,12 +91,7 @@ class BrowserPool:
                 task.cancel()
             self._page_setup.clear()
             self._blocking.clear()
-            if self._browser is not None:
-                try:
-                    await self._browser.close()
-                except PlaywrightError:
-                    pass  # already gone (crashed or killed)
-                self._browser = None
+            await self._close_browser()
             if self._playwright is not None:
                 try:
                     await self._playwright.stop()
@@ -103,18 +99,19 @@ class BrowserPool:
                     pass
                 self._playwright = None
 
+    async def _close_browser(self) -> None:
+        if self._browser is not None:
+            with suppress(PlaywrightError):  # already gone (crashed or killed)
+                await self._browser.close()
+            self._browser = None
+
     async def _launch(self) -> None:
         """Launch Chromium (restarting Playwright's driver once if it died). Caller holds the lock."""
         try:
             options = launch_options(self.executable_path or None, self.headless)
         except FileNotFoundError as exc:
             raise CheckFailure(ShopState.BROWSER_ERROR, str(exc)) from exc
-        if self._browser is not None:
-            try:
-                await self._browser.close()
-            except PlaywrightError:
-                pass
-            self._browser = None
+        await self._close_browser()
         last: Exception | None = None
         for _ in range(2):
             try:
