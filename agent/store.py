@@ -1,0 +1,241 @@
+"""The durable state in data_dir/agent.db (SQLite, WAL): item states, the alert outbox, send rates, shop health.
+
+A check writes item states and its new alerts in ONE transaction (deduplicated on (key, channel)); the
+dispatcher claims due rows later. A crash between the two loses nothing and a restart sends nothing twice.
+Times are epoch seconds passed in by the caller (no clock reads here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_MIGRATIONS = (
+    """
+    CREATE TABLE items (
+        shop TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (shop, kind, item_id)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        dedup_key TEXT NOT NULL, channel TEXT NOT NULL, shop TEXT NOT NULL, payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',          -- pending | sent | dead
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, last_error TEXT,
+        created_at REAL NOT NULL, sent_at REAL,
+        UNIQUE (dedup_key, channel)
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+    CREATE TABLE sends (rate_key TEXT NOT NULL, at REAL NOT NULL);
+    CREATE INDEX sends_key ON sends (rate_key, at);
+    CREATE TABLE channels (name TEXT PRIMARY KEY, broken_at REAL, reason TEXT);
+    CREATE TABLE shops (
+        shop TEXT PRIMARY KEY, last_ok REAL, last_error TEXT, last_state TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0, health TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    dedup_key: str
+    channel: str
+    shop: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ShopHealth:
+    shop: str
+    last_ok: float | None
+    last_error: str | None
+    last_state: str | None
+    consecutive_failures: int
+    health: dict[str, float]  # active health alerts: key -> when last sent
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        new = not path.exists()
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions below
+        if new:
+            os.chmod(path, 0o600)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for n, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+            with self.tx():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {n}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- items and the check's transaction ---------------------------------------------------
+    def load_items(self, shop: str) -> dict[tuple[str, str], dict[str, Any]]:
+        rows = self.db.execute("SELECT kind, item_id, data FROM items WHERE shop = ?", (shop,))
+        return {(kind, item_id): json.loads(data) for kind, item_id, data in rows}
+
+    def commit_check(
+        self, shop: str, states: Iterable[Mapping[str, Any]], alerts: Iterable[tuple[str, str, Mapping[str, Any]]],
+        now: float, *, drop_closed_before: float | None = None,
+    ) -> int:
+        """Item states and new (key, channel, payload) alerts in one transaction; returns alerts queued.
+
+        States need `kind` and `item_id`. An alert already queued or sent for the same (key, channel) is
+        ignored: that is the deduplication across checks and restarts.
+        """
+        queued = 0
+        with self.tx() as db:
+            for st in states:
+                db.execute(
+                    "INSERT INTO items (shop, kind, item_id, data) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (shop, kind, item_id) DO UPDATE SET data = excluded.data",
+                    (shop, st["kind"], str(st["item_id"]), json.dumps(st, ensure_ascii=False, default=str)),
+                )
+            for key, channel, payload in alerts:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO outbox (dedup_key, channel, shop, payload, next_attempt_at, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, channel, shop, json.dumps(payload, ensure_ascii=False, default=str), now, now),
+                )
+                queued += cur.rowcount
+            if drop_closed_before is not None:
+                # closed items are kept a while (to answer late questions), then forgotten
+                db.execute(
+                    "DELETE FROM items WHERE shop = ? AND json_extract(data, '$.closed') = 1 "
+                    "AND json_extract(data, '$.last_seen_ts') < ?",
+                    (shop, drop_closed_before),
+                )
+        return queued
+
+    def enqueue(self, alerts: Iterable[tuple[str, str, str, Mapping[str, Any]]], now: float) -> int:
+        """Queue (key, channel, shop, payload) alerts outside a check (health, channel-broken notices)."""
+        with self.tx() as db:
+            n = 0
+            for key, channel, shop, payload in alerts:
+                n += db.execute(
+                    "INSERT OR IGNORE INTO outbox (dedup_key, channel, shop, payload, next_attempt_at, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, channel, shop, json.dumps(payload, ensure_ascii=False, default=str), now, now),
+                ).rowcount
+            return n
+
+    # ---- outbox -----------------------------------------------------------------------------
+    def due(self, now: float, limit: int = 500) -> list[OutboxRow]:
+        rows = self.db.execute(
+            "SELECT id, dedup_key, channel, shop, payload, attempts, created_at FROM outbox "
+            "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY created_at, id LIMIT ?",
+            (now, limit),
+        )
+        return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def mark_sent(self, ids: Iterable[int], now: float) -> None:
+        with self.tx() as db:
+            db.executemany("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+                           [(now, i) for i in ids])
+
+    def mark_retry(self, ids: Iterable[int], next_at: float, error: str) -> None:
+        with self.tx() as db:
+            db.executemany(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                [(next_at, error, i) for i in ids],
+            )
+
+    def mark_dead(self, ids: Iterable[int], error: str) -> None:
+        with self.tx() as db:
+            db.executemany("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? WHERE id = ?",
+                           [(error, i) for i in ids])
+
+    def depth(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
+
+    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT id, dedup_key, channel, shop, status, attempts, last_error, payload FROM outbox"
+        args: tuple[Any, ...] = ()
+        if status:
+            q, args = q + " WHERE status = ?", (status,)
+        keys = ("id", "dedup_key", "channel", "shop", "status", "attempts", "last_error", "payload")
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(q + " ORDER BY id", args)]
+
+    # ---- send rate (per webhook, across restarts) ---------------------------------------------
+    def sent_within(self, rate_key: str, now: float, window: float = 60.0) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM sends WHERE rate_key = ? AND at > ?",
+                                   (rate_key, now - window)).fetchone()[0])
+
+    def oldest_within(self, rate_key: str, now: float, window: float = 60.0) -> float | None:
+        row = self.db.execute("SELECT MIN(at) FROM sends WHERE rate_key = ? AND at > ?", (rate_key, now - window))
+        value = row.fetchone()[0]
+        return None if value is None else float(value)
+
+    def record_send(self, rate_key: str, now: float) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO sends (rate_key, at) VALUES (?, ?)", (rate_key, now))
+            db.execute("DELETE FROM sends WHERE at < ?", (now - 3600,))
+
+    # ---- channels ---------------------------------------------------------------------------
+    def set_broken(self, channel: str, now: float, reason: str) -> bool:
+        """Mark a channel broken; True when it was not already."""
+        with self.tx() as db:
+            was = db.execute("SELECT broken_at FROM channels WHERE name = ?", (channel,)).fetchone()
+            db.execute("INSERT INTO channels (name, broken_at, reason) VALUES (?, ?, ?) ON CONFLICT (name) "
+                       "DO UPDATE SET broken_at = excluded.broken_at, reason = excluded.reason", (channel, now, reason))
+            return was is None or was[0] is None
+
+    def clear_broken(self, channel: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE channels SET broken_at = NULL, reason = NULL WHERE name = ?", (channel,))
+
+    def broken(self) -> dict[str, str]:
+        rows = self.db.execute("SELECT name, reason FROM channels WHERE broken_at IS NOT NULL")
+        return {name: reason or "" for name, reason in rows}
+
+    # ---- shop health ------------------------------------------------------------------------
+    def shop_health(self, shop: str) -> ShopHealth:
+        row = self.db.execute(
+            "SELECT last_ok, last_error, last_state, consecutive_failures, health FROM shops WHERE shop = ?", (shop,)
+        ).fetchone()
+        if row is None:
+            return ShopHealth(shop, None, None, None, 0, {})
+        return ShopHealth(shop, row[0], row[1], row[2], row[3], json.loads(row[4]))
+
+    def record_check(self, shop: str, now: float, ok: bool, state: str, error: str | None,
+                     health: Mapping[str, float]) -> ShopHealth:
+        prev = self.shop_health(shop)
+        failures = 0 if ok else prev.consecutive_failures + 1
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO shops (shop, last_ok, last_error, last_state, consecutive_failures, health) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (shop) DO UPDATE SET last_ok = excluded.last_ok, "
+                "last_error = excluded.last_error, last_state = excluded.last_state, "
+                "consecutive_failures = excluded.consecutive_failures, health = excluded.health",
+                (shop, now if ok else prev.last_ok, None if ok else error, state, failures, json.dumps(dict(health))),
+            )
+        return self.shop_health(shop)

@@ -1,0 +1,94 @@
+"""The SQLite store: one-transaction checks, dedup across restarts, retries, rates, channels, shop health."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.store import Store
+
+T0 = 1_795_240_800.0
+
+
+def state(item: str, stage: int) -> dict[str, object]:
+    return {"kind": "aftersale", "item_id": item, "last_stage": stage}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Store:
+    return Store(tmp_path / "agent.db")
+
+
+def test_file_is_private_and_in_wal_mode(db: Store) -> None:
+    assert db.path.stat().st_mode & 0o777 == 0o600
+    assert db.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_check_writes_states_and_alerts_together_and_dedups(db: Store) -> None:
+    alerts = [("s:aftersale:1:0", "ops", {"n": 1}), ("s:aftersale:1:0", "mail", {"n": 1})]
+    assert db.commit_check("s", [state("1", 0)], alerts, T0) == 2
+    assert db.commit_check("s", [state("1", 0)], alerts, T0 + 60) == 0  # same keys: ignored
+    assert db.load_items("s") == {("aftersale", "1"): {"kind": "aftersale", "item_id": "1", "last_stage": 0}}
+    assert [(r.dedup_key, r.channel) for r in db.due(T0)] == [("s:aftersale:1:0", "ops"), ("s:aftersale:1:0", "mail")]
+
+
+def test_a_failed_transaction_leaves_nothing(db: Store) -> None:
+    states = [state("1", 2), {"item_id": "2"}]  # the second state has no kind: the check fails midway
+    with pytest.raises(KeyError):
+        db.commit_check("s", states, [("k0", "ops", {})], T0)
+    assert db.load_items("s") == {} and db.due(T0) == []
+
+
+def test_crash_between_check_and_dispatch_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
+    first = Store(tmp_path / "agent.db")
+    first.commit_check("s", [state("1", 0)], [("a", "ops", {}), ("b", "ops", {})], T0)
+    first.db.close()  # "killed" before dispatching
+    second = Store(tmp_path / "agent.db")
+    rows = second.due(T0)
+    assert [r.dedup_key for r in rows] == ["a", "b"]
+    second.mark_sent([rows[0].id], T0 + 1)
+    second.close()
+    third = Store(tmp_path / "agent.db")
+    assert [r.dedup_key for r in third.due(T0 + 2)] == ["b"]
+    assert third.commit_check("s", [], [("a", "ops", {})], T0 + 3) == 0  # a re-check after restart re-sends nothing
+
+
+def test_retry_and_dead(db: Store) -> None:
+    db.commit_check("s", [], [("a", "ops", {}), ("b", "ops", {})], T0)
+    a, b = db.due(T0)
+    db.mark_retry([a.id], T0 + 30, "errcode -1")
+    assert [r.dedup_key for r in db.due(T0 + 10)] == ["b"]
+    assert [(r.dedup_key, r.attempts) for r in db.due(T0 + 30)] == [("a", 1), ("b", 0)]
+    db.mark_dead([b.id], "errcode 93000")
+    assert db.depth() == {"pending": 1, "dead": 1}
+    assert db.rows("dead")[0]["last_error"] == "errcode 93000"
+
+
+def test_send_rate_survives_a_restart(tmp_path: Path) -> None:
+    db = Store(tmp_path / "agent.db")
+    for i in range(20):
+        db.record_send("wecom:abc", T0 + i)
+    db.close()
+    db = Store(tmp_path / "agent.db")
+    assert db.sent_within("wecom:abc", T0 + 30) == 20
+    assert db.oldest_within("wecom:abc", T0 + 30) == T0
+    assert db.sent_within("wecom:abc", T0 + 70) == 9  # T0+11 … T0+19 are within the last 60 s
+    assert db.sent_within("wecom:other", T0 + 30) == 0
+
+
+def test_broken_channels(db: Store) -> None:
+    assert db.set_broken("ops", T0, "93000") is True
+    assert db.set_broken("ops", T0 + 1, "93000") is False
+    assert db.broken() == {"ops": "93000"}
+    db.clear_broken("ops")
+    assert db.broken() == {}
+
+
+def test_shop_health_counts_consecutive_failures(db: Store) -> None:
+    assert db.shop_health("s").consecutive_failures == 0
+    db.record_check("s", T0, False, "timeout", "x", {})
+    h = db.record_check("s", T0 + 60, False, "timeout", "y", {"s:health:timeout": T0 + 60})
+    assert (h.consecutive_failures, h.last_ok, h.last_error, h.health) == (2, None, "y", {"s:health:timeout": T0 + 60})
+    h = db.record_check("s", T0 + 120, True, "ok", None, {})
+    assert (h.consecutive_failures, h.last_ok, h.last_error) == (0, T0 + 120, None)
