@@ -17,13 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.toml_lines import _BARE_KEY, KeyPath, line_map
+
 # The schema IS the frozen dataclasses below. Each field is a TOML key; its annotation is the expected type
 # (str, int, float, bool, Path, `X | None` where "" means None, a config dataclass = a [table],
 # tuple[Dataclass, ...] = an array of [[tables]]); its default is the default (relative paths resolve against
 # the config file's folder). `_key(default, check, min_items=, unique=)` adds a validator and array rules.
 # To add a table: write a frozen dataclass and add a field of that type (or a tuple of it) to `Config`.
 
-KeyPath = tuple[str | int, ...]  # ("shops", 1, "username") is shops[1].username
 
 
 class ConfigError(ValueError):
@@ -115,10 +116,100 @@ class ShopConfig:
     username: str = _key(check=_NONEMPTY)
     password_env: str = _key("", _ENV_NAME)  # the NAME of the variable holding the password
     enabled: bool = True
+    notify: tuple[str, ...] = ()  # this shop's channels; empty: [alerts].notify
 
     def password(self) -> str | None:
         """The password from the environment, read now; None when no variable is named or it is unset/empty."""
         return (os.environ.get(self.password_env) or None) if self.password_env else None
+
+
+def parse_duration(text: str) -> int:
+    """"24h", "30m", "90s", "1h30m", "2d" → seconds."""
+    m = re.fullmatch(r"\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*", text)
+    if not text.strip() or not m or not any(m.groups()):
+        raise ValueError(f'expected a duration such as "24h", "30m", "90s", got {text!r}')
+    d, h, mi, sec = (int(g or 0) for g in m.groups())
+    return ((d * 24 + h) * 60 + mi) * 60 + sec
+
+
+def _durations(values: tuple[str, ...]) -> tuple[str, ...]:
+    for v in values:
+        try:
+            parse_duration(v)
+        except ValueError:
+            raise _Bad(f'expected durations such as "24h", "30m", got {_show(v)} (时长格式无效)') from None
+    if len({parse_duration(v) for v in values}) != len(values) or not values:
+        raise _Bad("needs at least one stage, without repeats (至少一个阶段，且不能重复)")
+    return values
+
+
+def _duration_ok(v: str) -> bool:
+    try:
+        return parse_duration(v) > 0
+    except ValueError:
+        return False
+
+
+_DURATION = _rule(_duration_ok, 'expected a duration such as "6h", "30m", got {v} (时长格式无效)')
+_QUIET = _rule(lambda v: not v or re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", v),
+               'expected "HH:MM-HH:MM" such as "23:00-07:30", or "" for none, got {v} (免打扰时段格式无效)', str.strip)
+_CRON = _rule(lambda v: len(v.split()) == 5, 'expected a 5-field cron such as "0 9 * * *", got {v} (cron 格式无效)')
+NOTIFIER_TYPES = ("wecom", "email")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertsConfig:
+    """[alerts]: stages before deadlines, who hears what, quiet hours, health alerts."""
+
+    aftersale_before: tuple[str, ...] = _key(("24h", "6h", "2h", "30m"), _durations)
+    evidence_before: tuple[str, ...] = _key(("12h", "4h", "1h"), _durations)
+    notify: tuple[str, ...] = ()  # default channels for item alerts
+    admin_notify: tuple[str, ...] = ()  # login / captcha / scraper-health messages
+    quiet_hours: str = _key("", _QUIET)  # non-urgent messages wait; the last stage never waits
+    confirm_handled: bool = True  # 「已处理」 when an alerted item leaves the list before its deadline
+    health_cooldown: str = _key("6h", _DURATION)  # the same health alert at most this often
+    failure_threshold: int = _key(3, _rule(lambda v: v >= 1, "must be 1 or more, got {v} (必须至少为 1)"))
+    digest_cron: str = _key("0 9 * * *", _CRON)  # daily digest per shop
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifierConfig:
+    """One [notifiers.NAME] channel: a WeCom group robot or an email account."""
+
+    type: str = _key(check=_rule(lambda v: v in NOTIFIER_TYPES,
+                                 f"expected one of {NOTIFIER_TYPES}, got {{v}} (未知的通知类型)"))
+    webhook_url: str = ""  # wecom: the robot's URL (or its key)
+    mention_mobiles: tuple[str, ...] = ()  # wecom: @ these on the last stage
+    host: str = ""  # email
+    port: int = 0  # 0: 465 for ssl, 587 for starttls, 25 for none
+    security: str = _key("ssl", _rule(lambda v: v in ("ssl", "starttls", "none"),
+                                      'expected "ssl", "starttls" or "none", got {v}'))
+    username: str = ""
+    password_env: str = _key("", _ENV_NAME)
+    sender: str = field(default="", metadata={"toml": "from"})  # empty: the username (providers require it)
+    to: tuple[str, ...] = ()
+    timeout_seconds: float = _key(15.0, _rule(lambda v: v > 0, "must be more than 0, got {v} (必须大于 0)"))
+
+    def check_fields(self) -> list[tuple[KeyPath, str]]:
+        if self.type == "wecom" and not self.webhook_url:
+            return [(("webhook_url",), "missing (required for type wecom) (缺少必填项)")]
+        if self.type == "email":
+            out: list[tuple[KeyPath, str]] = []
+            if not self.host:
+                out.append((("host",), "missing (required for type email) (缺少必填项)"))
+            if not self.to:
+                out.append((("to",), "needs at least one address (至少一个收件人)"))
+            if not (self.sender or self.username):
+                out.append((("from",), "missing: set from or username (缺少发件人)"))
+            return out
+        return []
+
+    def password(self) -> str | None:
+        return (os.environ.get(self.password_env) or None) if self.password_env else None
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or {"ssl": 465, "starttls": 587}.get(self.security, 25)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +219,26 @@ class Config:
     agent: AgentConfig = field(default_factory=AgentConfig)
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     shops: tuple[ShopConfig, ...] = _key((), min_items=1, unique="name")
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    notifiers: dict[str, NotifierConfig] = field(default_factory=dict)
     path: Path = field(default=Path("config.toml"), metadata={"internal": True})  # the file, absolute
+
+    def check_fields(self) -> list[tuple[KeyPath, str]]:
+        """Every channel named in [alerts] and [[shops]] must be a [notifiers.NAME] table."""
+        out: list[tuple[KeyPath, str]] = []
+        refs: list[tuple[KeyPath, tuple[str, ...]]] = [
+            (("alerts", "notify"), self.alerts.notify), (("alerts", "admin_notify"), self.alerts.admin_notify),
+            *((("shops", i, "notify"), s.notify) for i, s in enumerate(self.shops)),
+        ]
+        for path, names in refs:
+            for name in names:
+                if name not in self.notifiers:
+                    known = ", ".join(self.notifiers) or "none defined"
+                    out.append((path, f"unknown channel {_show(name)}; [notifiers.*] has: {known} (未定义的通知渠道)"))
+        return out
+
+    def channels_for(self, shop: ShopConfig) -> tuple[str, ...]:
+        return shop.notify or self.alerts.notify
 
     def shop(self, name: str) -> ShopConfig | None:
         return next((s for s in self.shops if s.name == name), None)
@@ -152,7 +262,7 @@ def load_config(path: Path | str) -> Config:
         if m := re.search(r" \(at line (\d+), column (\d+)\)$", msg):
             msg, line = f"{msg[:m.start()]} (column {m.group(2)})", int(m.group(1))
         raise ConfigError([f"{file}:{line}: TOML syntax error: {msg} (TOML 语法错误)"]) from None
-    walker = _Walker(file, _line_map(text), p.resolve().parent)
+    walker = _Walker(file, line_map(text), p.resolve().parent)
     config = walker.table(data, Config, ())
     if walker.problems or not isinstance(config, Config):
         raise ConfigError(walker.problems)
@@ -163,7 +273,6 @@ _FAILED: Any = object()  # stands for a value that already produced a problem
 _SCALARS: dict[Any, str] = {str: "a string", int: "an integer", float: "a number", bool: "a boolean (true/false)",
                             Path: "a path (a string)"}
 _ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}; $${NAME} stays a literal ${NAME}
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _SECRET = re.compile(r"(^|_)(password|passwd|secret|token|key|webhook|webhook_url)(_|$)", re.IGNORECASE)
 
 
@@ -210,7 +319,7 @@ class _Walker:
     def table(self, data: Any, cls: type, key: KeyPath) -> Any:
         if not isinstance(data, dict):
             raise _Bad(f"expected a table, got {_show(data)} (类型错误)")
-        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        fields = {f.metadata.get("toml", f.name): f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         hints = typing.get_type_hints(cls)
         for name, value in data.items():
             if name not in fields:
@@ -228,13 +337,17 @@ class _Walker:
                 values[name] = _FAILED
                 continue
             else:  # defaults take the same path: relative paths resolve, absent tables get their defaults
-                d = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                d = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
                 raw = ({} if dataclasses.is_dataclass(d) else list(d) if isinstance(d, tuple)
                        else "" if d is None else str(d) if isinstance(d, Path) else d)
-            values[name] = self.value(raw, hints[name], key + (name,), f.metadata)
+            values[f.name] = self.value(raw, hints[f.name], key + (name,), f.metadata)
         if any(v is _FAILED for v in values.values()):
             return _FAILED
-        return cls(**values)
+        obj = cls(**values)
+        problems = obj.check_fields() if hasattr(obj, "check_fields") else []
+        for sub, msg in problems:  # cross-field rules: (key path below this table, message)
+            self.problem(key + sub, msg)
+        return _FAILED if problems else obj
 
     def value(self, raw: Any, tp: Any, key: KeyPath, meta: Mapping[str, Any]) -> Any:
         try:
@@ -246,7 +359,14 @@ class _Walker:
             if dataclasses.is_dataclass(tp):
                 return self.table(raw, tp, key)
             if typing.get_origin(tp) is tuple:
-                return self.array(raw, typing.get_args(tp)[0], key, meta)
+                items = self.array(raw, typing.get_args(tp)[0], key, meta)
+                return meta["check"](items) if meta.get("check") and items is not _FAILED else items
+            if typing.get_origin(tp) is dict:  # [name.*] tables: names are free, values one schema
+                if not isinstance(raw, dict):
+                    raise _Bad(f"expected a table of [{key[-1]}.NAME] tables, got {_show(raw)} (类型错误)")
+                value_tp = typing.get_args(tp)[1]
+                out = {str(k): self.value(v, value_tp, key + (str(k),), {}) for k, v in raw.items()}
+                return _FAILED if any(v is _FAILED for v in out.values()) else out
             if tp not in _SCALARS:  # a schema mistake, not the admin's
                 raise TypeError(f"config schema: unsupported type {tp!r} for {_dotted(key)}")
             if not (type(raw) is tp if tp in (int, bool) else type(raw) in (int, float) if tp is float
@@ -283,103 +403,6 @@ class _Walker:
             if len(seen) < len(items):
                 return _FAILED
         return tuple(items)
-
-
-def _line_map(text: str) -> dict[KeyPath, int]:
-    """Line of every key path, [table] header and [[array]] element of valid TOML text (tomllib gives none)."""
-    lines: dict[KeyPath, int] = {}
-    counts: dict[KeyPath, int] = {}  # [[array]] path -> elements so far
-    table: KeyPath = ()
-    s = _Cursor(text)
-    try:
-        while s.skip(newlines=True) < len(text):
-            line = s.line
-            if text[s.i] == "[":
-                double = text.startswith("[[", s.i)
-                s.i += 2 if double else 1
-                parts = s.key()
-                s.i += 2 if double else 1
-                table = ()
-                for part in parts[:-1]:  # [shops.extra] after [[shops]] belongs to the last shop
-                    table += (part,)
-                    table += (counts[table] - 1,) if table in counts else ()
-                table += (parts[-1],)
-                if double:
-                    lines.setdefault(table, line)
-                    counts[table] = counts.get(table, 0) + 1
-                    table += (counts[table] - 1,)
-                lines.setdefault(table, line)
-            else:
-                parts = s.key()
-                s.i += 1  # "="
-                for j in range(1, len(parts) + 1):
-                    lines.setdefault(table + parts[:j], line)
-                s.value()
-    except (IndexError, ValueError):
-        pass  # never fail a load over line numbers: problems then name the enclosing key's line
-    return lines
-
-
-class _Cursor:
-    """Walks TOML text already known to be valid, counting lines."""
-
-    def __init__(self, text: str) -> None:
-        self.t, self.i, self.line = text, 0, 1
-
-    def skip(self, newlines: bool = False) -> int:
-        while self.i < len(self.t) and (c := self.t[self.i]) in " \t\r#\n":
-            if c == "\n" and not newlines:
-                break
-            if c == "#":
-                end = self.t.find("\n", self.i)
-                self.i = end if end >= 0 else len(self.t)
-                continue
-            self.line += c == "\n"
-            self.i += 1
-        return self.i
-
-    def key(self) -> tuple[str, ...]:
-        parts: list[str] = []
-        while True:
-            start = self.skip()
-            if self.t[start] in "\"'":
-                self.string()
-                parts.append(tomllib.loads("k = " + self.t[start:self.i])["k"])
-            elif m := _BARE_KEY.match(self.t, start):
-                parts.append(m.group(0))
-                self.i = m.end()
-            else:
-                raise ValueError(f"no key at offset {start}")
-            if self.t[self.skip()] != ".":
-                return tuple(parts)
-            self.i += 1
-
-    def string(self) -> None:
-        t, q = self.t, self.t[self.i]
-        multi = t.startswith(q * 3, self.i)
-        self.i += 3 if multi else 1
-        while not (t.startswith(q * 3, self.i) if multi else t[self.i] == q):  # IndexError past the end
-            step = 2 if q == '"' and t[self.i] == "\\" else 1 if self.i < len(t) else 0
-            if not step:
-                raise IndexError("unterminated string")
-            self.line += t.count("\n", self.i, self.i + step)
-            self.i += step
-        self.i += 3 if multi else 1
-        while multi and self.i < len(t) and t[self.i] == q:  # """a"""" : up to two quotes end the value
-            self.i += 1
-
-    def value(self) -> None:
-        depth = 0
-        while self.i < len(self.t) and not (self.t[self.i] == "\n" and depth == 0):
-            c = self.t[self.i]
-            if c in "\"'":
-                self.string()
-            elif c == "#":
-                self.skip()
-            else:
-                self.line += c == "\n"
-                depth += (c in "[{") - (c in "]}")
-                self.i += 1
 
 
 def _mask(value: Any, name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import textwrap
 import tomllib
@@ -14,15 +15,17 @@ import pytest
 from agent import cli
 from agent.config import (
     AgentConfig,
+    AlertsConfig,
     BrowserConfig,
     Config,
     ConfigError,
+    NotifierConfig,
     ShopConfig,
-    _line_map,
     _mask,
     load_config,
     masked,
 )
+from agent.toml_lines import line_map as _line_map
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
@@ -95,6 +98,42 @@ def test_example_shows_every_schema_key() -> None:
         assert set(data[table]) == {f.name for f in dataclasses.fields(cls)}, table
     assert set(data["shops"][0]) == {f.name for f in dataclasses.fields(ShopConfig)}
     assert set(data) == {f.name for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
+    assert set(data["alerts"]) == {f.name for f in dataclasses.fields(AlertsConfig)}
+    names = {f.metadata.get("toml", f.name) for f in dataclasses.fields(NotifierConfig)}
+    assert set(data["notifiers"]["ops"]) | set(data["notifiers"]["boss-mail"]) == names
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expect"),
+    [
+        ('[alerts]\nnotify = ["nope"]\n', 'alerts.notify: unknown channel "nope"'),
+        ('[alerts]\naftersale_before = ["24h", "soon"]\n', "alerts.aftersale_before: expected durations"),
+        ('[alerts]\nquiet_hours = "23-7"\n', "alerts.quiet_hours: expected \"HH:MM-HH:MM\""),
+        ('[notifiers.ops]\ntype = "wecom"\n', "notifiers.ops.webhook_url: missing (required for type wecom)"),
+        ('[notifiers.m]\ntype = "email"\nhost = "h"\n', "notifiers.m.to: needs at least one address"),
+        ('[notifiers.x]\ntype = "sms"\n', "notifiers.x.type: expected one of"),
+        ('[notifiers.ops]\ntype = "wecom"\nwebhook = "u"\n', "notifiers.ops.webhook: unknown key"),
+    ],
+    ids=["unknown-channel", "bad-duration", "bad-quiet", "wecom-no-url", "email-no-to", "bad-type", "typo"],
+)
+def test_alert_and_notifier_tables(tmp_path: Path, snippet: str, expect: str) -> None:
+    text = '[[shops]]\nname = "店"\nusername = "店"\n' + snippet
+    with pytest.raises(ConfigError) as exc:
+        load_config(_write(tmp_path, text))
+    assert expect in str(exc.value)
+    assert re.search(r"config\.toml:\d+: ", str(exc.value))
+
+
+def test_notifier_tables_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOK", "http://127.0.0.1:9/cgi-bin/webhook/send?key=k1")
+    text = ('[[shops]]\nname = "店"\nusername = "店"\nnotify = ["mail"]\n[alerts]\nnotify = ["ops"]\n'
+            '[notifiers.ops]\ntype = "wecom"\nwebhook_url = "${HOOK}"\n'
+            '[notifiers.mail]\ntype = "email"\nhost = "h"\nsecurity = "starttls"\nusername = "u@x"\nto = ["b@x"]\n')
+    config = load_config(_write(tmp_path, text))
+    assert config.notifiers["ops"].webhook_url.endswith("key=k1")
+    assert config.notifiers["mail"].smtp_port == 587 and config.notifiers["mail"].sender == ""
+    assert config.channels_for(config.shops[0]) == ("mail",)
+    assert "key=k1" not in json.dumps(masked(config))
 
 
 def test_minimal_file_takes_the_defaults(tmp_path: Path) -> None:
