@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.rules import parse_duration
 from agent.toml_lines import _BARE_KEY, KeyPath, line_map
 
 # The schema IS the frozen dataclasses below. Each field is a TOML key; its annotation is the expected type
@@ -121,15 +122,6 @@ class ShopConfig:
     def password(self) -> str | None:
         """The password from the environment, read now; None when no variable is named or it is unset/empty."""
         return (os.environ.get(self.password_env) or None) if self.password_env else None
-
-
-def parse_duration(text: str) -> int:
-    """"24h", "30m", "90s", "1h30m", "2d" → seconds."""
-    m = re.fullmatch(r"\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*", text)
-    if not text.strip() or not m or not any(m.groups()):
-        raise ValueError(f'expected a duration such as "24h", "30m", "90s", got {text!r}')
-    d, h, mi, sec = (int(g or 0) for g in m.groups())
-    return ((d * 24 + h) * 60 + mi) * 60 + sec
 
 
 def _durations(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -1,0 +1,377 @@
+"""Rendering (pure): alerts and digests as WeCom markdown, plain text and email HTML — escaped, ordered, byte-split."""
+
+from __future__ import annotations
+
+import html
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from urllib.parse import quote
+
+from agent.models import AfterSale, EvidenceTask
+from agent.rules import FAILING, RECOVERED, Alert, ItemState
+
+MARKDOWN_KINDS = frozenset({"wecom", "markdown"})  # channel kinds whose size limit applies to `markdown`
+SEP = "\n\n"
+_WS = re.compile(r"\s+")
+# control characters, zero-width and bidirectional overrides (which can disguise text)
+_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+# WeCom markdown specials → full-width look-alikes: no tags (<@all>, <font>, <script>), no links, no formatting
+_MD = str.maketrans({"<": "＜", ">": "＞", "@": "＠", "[": "［", "]": "］", "*": "＊", "`": "｀", "#": "＃",
+                     "&": "＆", "\\": "＼"})
+_HEX = {"warning": "#e8590c", "info": "#2b8a3e", "comment": "#868e96"}
+_RANK = {"critical": 0, "warning": 1, "info": 2}
+_SECTION = {"health": 0, "aftersale": 1, "evidence": 1, "auto_refunded": 2, "handled": 3}
+_LABEL = {"critical": "紧急", "warning": "注意", "info": "提醒"}
+_HEALTH = {  # event → (title label, what happened)
+    "sms_required": ("需要登录（短信验证码）", "需要登录：新设备需要短信验证码"),
+    "captcha": ("需要登录（滑块验证）", "需要登录：出现滑块验证码"),
+    "login_required": ("需要登录（扫码）", "需要登录：账号需要扫码登录，或密码被拒绝"),
+    "layout_changed": ("页面结构变化", "页面结构变化，无法读取售后列表"),
+    FAILING: ("检查连续失败", "检查连续失败，期间无法预警"),
+    RECOVERED: ("已恢复", "已恢复：店铺可以正常读取"),
+}
+_HINT = {  # event → (text, command, text); {shop} is shell-quoted
+    "sms_required": ("请运行 ", "pdd-agent login --shop {shop}", " 并输入短信验证码"),
+    "captcha": ("请运行 ", "pdd-agent login --shop {shop} --headed", " 手动完成滑块"),
+    "login_required": ("请运行 ", "pdd-agent login --shop {shop} --qr", " 扫码登录"),
+    "layout_changed": ("请运行 ", "pdd-agent doctor --shop {shop}", " 查看哪些选择器失效"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedMessage:
+    """One message, notifier-agnostic: the caller maps it to the channel's Message (and mention numbers)."""
+
+    title: str
+    markdown: str
+    text: str
+    html: str
+    mention: bool = False
+    keys: tuple[str, ...] = ()  # the alerts this part carries: the dispatcher marks exactly these sent
+
+
+def _clean(text: str) -> str:
+    return _WS.sub(" ", _CTRL.sub("", text))
+
+
+def md_escape(text: str) -> str:
+    """Untrusted text for WeCom markdown: one line, no tags, mentions, links or formatting."""
+    return _clean(text).translate(_MD)
+
+
+def text_escape(text: str) -> str:
+    """Untrusted text for plain text (also WeCom `text`, where <@userid> would ping): one line, no @."""
+    return _clean(text).replace("@", "＠")
+
+
+def html_escape(text: str) -> str:
+    return html.escape(_clean(text), quote=True)
+
+
+def _span(seconds: int) -> str:
+    days, rest = divmod(seconds // 60, 1440)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days}天{hours}小时" if hours else f"{days}天"
+    if hours:
+        return f"{hours}小时{minutes}分" if minutes else f"{hours}小时"
+    return f"{minutes}分" if minutes else "不到1分"
+
+
+def remaining_zh(seconds: int) -> str:
+    """「剩余 1小时23分」, 「剩余 2天3小时」, 「剩余 45分」, 「已超时 10分」 (rounded down to the minute)."""
+    return f"剩余 {_span(seconds)}" if seconds >= 0 else f"已超时 {_span(-seconds)}"
+
+
+def yuan(fen: int) -> str:
+    """Fen → 「¥12.90」 (「¥1,234.50」), exact integer arithmetic."""
+    sign, fen = ("-" if fen < 0 else ""), abs(fen)
+    return f"{sign}¥{fen // 100:,}.{fen % 100:02d}"
+
+
+def deadline_zh(dt: datetime, tz: tzinfo) -> str:
+    """「11月22日 08:00」 in the shop's time zone."""
+    local = dt.astimezone(tz)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def safe_url(url: str) -> str:
+    """An http(s) URL safe inside a markdown link and an href (brackets, quotes, spaces encoded); else ""."""
+    url = url.strip()
+    if not re.match(r"https?://", url, re.IGNORECASE):
+        return ""
+    return quote(url, safe="/:?#&=%+,;~!$.-_")
+
+
+# A block is lines of pieces: ("t", text) escaped text, ("b", text) bold, ("c", text, colour), ("k", text) a
+# command, ("l", label, url) a link. Each format below renders the same pieces; buyer text is only ever "t"/"b".
+Piece = tuple[str, ...]
+Line = list[Piece]
+
+
+def _md(lines: Sequence[Line]) -> str:
+    def one(p: Piece) -> str:
+        match p:
+            case ("b", s):
+                return f"**{md_escape(s)}**"
+            case ("c", s, colour):
+                return f'<font color="{colour}">{md_escape(s)}</font>'
+            case ("k", s):
+                return "`" + _clean(s).translate(str.maketrans({"`": "'", "<": "＜", ">": "＞"})) + "`"
+            case ("l", label, url):
+                return f"[{md_escape(label)}]({url})"
+        return md_escape(p[1])
+    return "\n".join("".join(map(one, line)) for line in lines)
+
+
+def _text(lines: Sequence[Line]) -> str:
+    return "\n".join("".join(f"{p[1]}：{p[2]}" if p[0] == "l" else text_escape(p[1]) for p in line) for line in lines)
+
+
+def _html(lines: Sequence[Line]) -> str:
+    def one(p: Piece) -> str:
+        match p:
+            case ("b", s):
+                return f"<b>{html_escape(s)}</b>"
+            case ("c", s, colour):
+                return f'<span style="color:{_HEX[colour]}">{html_escape(s)}</span>'
+            case ("k", s):
+                return f"<code>{html_escape(s)}</code>"
+            case ("l", label, url):
+                return f'<a href="{html.escape(url, quote=True)}">{html_escape(label)}</a>'
+        return html_escape(p[1])
+    return "<br>".join("".join(map(one, line)) for line in lines)
+
+
+def _cut(text: str, n: int | None) -> tuple[str, bool]:
+    text = _clean(text).strip()
+    return (text, False) if n is None or len(text) <= n else (text[:n] + "…", True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    shop: str
+    tz: tzinfo
+    now: datetime | None
+    detail_url: Callable[[Alert], str] | None
+
+
+def _item_lines(a: Alert, n: int, ctx: _Ctx, reason_cut: int | None, goods_cut: int | None) -> list[Line]:
+    it = a.item
+    assert it is not None
+    evidence = it.kind == "evidence"
+    remaining = it.remaining_seconds if ctx.now is None else (it.deadline - ctx.now) // timedelta(seconds=1)
+    if a.kind in ("aftersale", "evidence"):
+        colour = "comment" if a.severity == "info" else "warning"
+        badge = f"【{_LABEL[a.severity]}·{'待举证' if evidence else '售后'}】"
+    elif a.kind == "handled":
+        colour, badge = "info", "【已处理】"
+    else:
+        colour = "warning"
+        badge = f"【已超时自动退款{'（逾期未举证）' if evidence else ''}，损失 {yuan(it.refund_amount_fen)}】"
+    lines: list[Line] = [[("t", f"{n}. "), ("c", badge, colour), ("b", it.type or "售后"),
+                          ("t", f" 订单 {it.order_sn}")]]
+    reason, cut_r = _cut(it.reason, reason_cut)
+    goods, cut_g = _cut(it.goods_name, goods_cut)
+    note = "（过长已截断，完整内容见详情页）"
+    if reason and a.kind != "handled":
+        lines.append([("t", f"原因：{reason}{note if cut_r else ''}")])
+    if goods:
+        lines.append([("t", f"商品：{goods}{note if cut_g else ''}")])
+    when = f"{'举证截止' if evidence else '截止'} {deadline_zh(it.deadline, ctx.tz)}"
+    if a.kind in ("aftersale", "evidence"):
+        lines.append([("t", f"退款 {yuan(it.refund_amount_fen)} · {when} · "), ("c", remaining_zh(remaining), colour)])
+    elif a.kind == "handled":
+        lines.append([("t", f"退款 {yuan(it.refund_amount_fen)} · 原{when}")])
+    else:
+        lines.append([("t", when + ("（未在后台确认，按截止时间推断，请核实）" if a.inferred else ""))])
+    url = safe_url(ctx.detail_url(a)) if ctx.detail_url else ""
+    if url and a.kind != "handled":
+        lines.append([("l", "查看详情", url)])
+    return lines
+
+
+def _health_lines(a: Alert, n: int, ctx: _Ctx) -> list[Line]:
+    what = _HEALTH.get(a.event, ("店铺状态异常", "店铺状态异常"))[1]
+    colour = "info" if a.event == RECOVERED else "warning"
+    lines: list[Line] = [[("t", f"{n}. "), ("c", f"【{what}】", colour)]]
+    before, command, after = _HINT.get(a.event, ("", "", ""))
+    shop = ctx.shop if re.fullmatch(r"[\w.:+=,@%/-]+", ctx.shop) else shlex.quote(ctx.shop)  # 示例旗舰店 stays bare
+    hint: Line = [("t", before), ("k", command.format(shop=shop)), ("t", after)] if command else []
+    if a.event == "login_required" and a.attach_qr:
+        hint[0] = ("t", "请扫描随后发送的二维码，或运行 ")
+    elif a.event == FAILING:
+        hint = [("t", f"已连续失败 {a.failures} 次（{a.state}），截图与页面见数据目录下的 "),
+                ("k", f"shops/{ctx.shop}/captures/")]
+    elif a.event == RECOVERED:
+        was = "、".join(_HEALTH.get(e, (e, e))[0] for e in a.detail.split(",") if e)
+        hint = [("t", f"此前：{was}")] if was else []
+    if hint:
+        lines.append(hint)
+    if a.detail and a.event != RECOVERED:
+        lines.append([("t", f"详情：{_cut(a.detail, 300)[0]}")])  # the scraper's words, bounded
+    return lines
+
+
+def _urgency(a: Alert) -> tuple[int, int, datetime, str]:
+    return _SECTION[a.kind], _RANK[a.severity], a.item.deadline if a.item else a.created_at, a.key
+
+
+def group_title(shop: str, alerts: Sequence[Alert]) -> str:
+    """「【示例旗舰店】售后预警：3 单即将逾期（1 单紧急）」 and the like, from the alerts' kinds and counts."""
+    count = {k: sum(a.kind == k for a in alerts) for k in _SECTION}
+    urgent = sum(a.severity == "critical" for a in alerts if a.kind in ("aftersale", "evidence"))
+    pieces = [_HEALTH.get(a.event, ("店铺状态异常",))[0] for a in alerts if a.kind == "health"]
+    if count["aftersale"]:
+        pieces.append(f"{count['aftersale']} 单即将逾期")
+    if count["evidence"]:
+        pieces.append(f"{count['evidence']} 单待举证")
+    if urgent and pieces:
+        pieces[-1] += f"（{urgent} 单紧急）"
+    if count["auto_refunded"]:
+        pieces.append(f"{count['auto_refunded']} 单已超时自动退款")
+    if count["handled"]:
+        pieces.append(f"{count['handled']} 单已处理")
+    if count["aftersale"] or count["evidence"] or count["auto_refunded"]:
+        prefix = "售后预警"
+    else:
+        prefix = "售后通知" if count["handled"] else "店铺监控"
+    return f"【{shop}】{prefix}：{'，'.join(dict.fromkeys(pieces))}"
+
+
+def render_group(
+    shop: str, alerts: Sequence[Alert], *, channel_kind: str, max_bytes: int | None,
+    detail_url: Callable[[Alert], str] | None, tz: tzinfo, now: datetime | None = None,
+) -> list[RenderedMessage]:
+    """One shop's alerts of one cycle for one channel: one message, or parts split on item boundaries.
+
+    Most urgent first (health, then item alerts critical first and by deadline, then auto-refunds, then 已处理).
+    `max_bytes` bounds the UTF-8 size of `markdown` for WeCom kinds (`text` otherwise); parts get 「(i/n)」
+    titles and an item is never split — one too large alone has its reason (then goods name) cut with 「…」,
+    saying so. `now` (when given) recomputes time left, so a late send reads 「已超时」. Only the caller's
+    http(s) URL becomes a link.
+    """
+    if not alerts:
+        return []
+    ordered = sorted(alerts, key=_urgency)
+    ctx = _Ctx(shop, tz, now, detail_url)
+    title = group_title(shop, ordered)
+    use_md = channel_kind in MARKDOWN_KINDS
+
+    def size(lines: list[Line]) -> int:
+        return len((_md(lines) if use_md else _text(lines)).encode("utf-8"))
+
+    def head(marker: str) -> str:
+        return f"### {md_escape(title + marker)}" if use_md else text_escape(title + marker)
+
+    budget = None
+    if max_bytes is not None:
+        budget = max_bytes - len(head(f" ({len(ordered)}/{len(ordered)})").encode("utf-8")) - len(SEP)
+
+    def block(a: Alert, n: int) -> list[Line]:
+        if a.item is None:
+            return _health_lines(a, n, ctx)
+        lines = _item_lines(a, n, ctx, None, None)
+        if budget is None or size(lines) <= budget:
+            return lines
+        reason_len, goods_len = len(_clean(a.item.reason).strip()), len(_clean(a.item.goods_name).strip())
+        for which in ("reason", "goods"):
+            top = reason_len if which == "reason" else goods_len
+            lo, hi, best = 0, top, None
+            while lo <= hi:  # the longest cut that fits
+                mid = (lo + hi) // 2
+                trial = _item_lines(a, n, ctx, mid, None) if which == "reason" else _item_lines(a, n, ctx, 0, mid)
+                if size(trial) <= budget:
+                    best, lo = trial, mid + 1
+                else:
+                    hi = mid - 1
+            if best is not None:
+                return best
+        raise ValueError(f"max_bytes={max_bytes} is too small for one item of {shop}")
+
+    parts: list[list[tuple[Alert, list[Line]]]] = [[]]
+    used = 0
+    for n, a in enumerate(ordered, start=1):
+        lines = block(a, n)
+        if budget is not None and parts[-1] and used + len(SEP) + size(lines) > budget:
+            parts.append([])
+        used = size(lines) + (used + len(SEP) if parts[-1] else 0)
+        parts[-1].append((a, lines))
+    out = []
+    for i, part in enumerate(parts, start=1):
+        marker = f" ({i}/{len(parts)})" if len(parts) > 1 else ""
+        md_head = f"### {md_escape(title + marker)}"
+        out.append(RenderedMessage(
+            title=_clean(title + marker),
+            markdown=SEP.join([md_head, *(_md(lines) for _, lines in part)]),
+            text=SEP.join([text_escape(title + marker), *(_text(lines) for _, lines in part)]),
+            html=_page(title + marker, [_html(lines) for _, lines in part]),
+            mention=any(a.is_last_stage for a, _ in part),
+            keys=tuple(a.key for a, _ in part),
+        ))
+    return out
+
+
+def _page(title: str, blocks: Sequence[str]) -> str:
+    """A minimal UTF-8 HTML page for email: the title, then one <div> per block."""
+    body = "".join(f'<div style="margin:10px 0;line-height:1.6">{b}</div>' for b in blocks)
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html_escape(title)}</title></head>'
+            f'<body style="font-family:sans-serif;font-size:14px"><h3>{html_escape(title)}</h3>{body}'
+            '<p style="color:#868e96;font-size:12px">pdd-agent 自动发送</p></body></html>')
+
+
+def render_digest(
+    shop: str, aftersales: Sequence[AfterSale], evidence: Sequence[EvidenceTask], missed_yesterday: Sequence[ItemState],
+    now: datetime, tz: tzinfo, *, max_items: int = 10, max_bytes: int | None = 4096,
+) -> RenderedMessage:
+    """The daily digest: pending counts, due within 24 h, evidence owed, money at risk, yesterday's missed
+    items (the caller picks them: closed as auto_refunded with a deadline yesterday). Lists are cut to
+    `max_items` rows, fewer if needed to keep the markdown within `max_bytes`."""
+    day = timedelta(hours=24)
+    due = sorted((i for i in [*aftersales, *evidence] if i.deadline - now <= day), key=lambda i: i.deadline)
+    at_risk = sum({(type(i).__name__, i.id): i.refund_amount_fen for i in [*aftersales, *evidence]}.values())
+    lost = sum(m.refund_amount_fen for m in missed_yesterday)
+    local = now.astimezone(tz)
+    title = f"【{shop}】每日售后汇总 {local.month}月{local.day}日"
+    n_due_a, due_fen = sum(isinstance(i, AfterSale) for i in due), sum(i.refund_amount_fen for i in due)
+    summary: list[Line] = [
+        [("t", "待商家处理："), ("b", f"{len(aftersales)} 单"), ("t", f"（24 小时内到期 {n_due_a} 单）")],
+        [("t", "待举证："), ("b", f"{len(evidence)} 单"), ("t", f"（24 小时内到期 {len(due) - n_due_a} 单）")],
+        [("t", "涉及金额："), ("b", yuan(at_risk)), ("t", f"（24 小时内到期 {yuan(due_fen)}）")],
+        [("t", "昨日逾期："), ("b", f"{len(missed_yesterday)} 单"), ("t", f"，损失 {yuan(lost)}")],
+    ]
+
+    def build(limit: int) -> tuple[list[list[Line]], str]:
+        sections: list[list[Line]] = [summary]
+        if due:
+            rows: list[Line] = [[("b", "24 小时内到期")]]
+            for n, i in enumerate(due[:limit], start=1):
+                tag = "售后" if isinstance(i, AfterSale) else "待举证"
+                left = remaining_zh((i.deadline - now) // timedelta(seconds=1))
+                rows.append([("t", f"{n}. 〔{tag}〕{i.type} 订单 {i.order_sn} · {yuan(i.refund_amount_fen)} · "
+                                   f"截止 {deadline_zh(i.deadline, tz)} · {left}")])
+            if len(due) > limit:
+                rows.append([("t", f"…另有 {len(due) - limit} 单")])
+            sections.append(rows)
+        if missed_yesterday:
+            rows = [[("b", "昨日逾期（已自动退款）")]]
+            for n, m in enumerate(sorted(missed_yesterday, key=lambda m: m.deadline)[:limit], start=1):
+                rows.append([("t", f"{n}. {m.type} 订单 {m.order_sn} · 损失 {yuan(m.refund_amount_fen)} · "
+                                   f"截止 {deadline_zh(m.deadline, tz)}")])
+            if len(missed_yesterday) > limit:
+                rows.append([("t", f"…另有 {len(missed_yesterday) - limit} 单")])
+            sections.append(rows)
+        return sections, SEP.join([f"### {md_escape(title)}", *(_md(sec) for sec in sections)])
+
+    for limit in range(max_items, -1, -1):
+        sections, markdown = build(limit)
+        if max_bytes is None or len(markdown.encode("utf-8")) <= max_bytes:
+            break
+    return RenderedMessage(
+        title=_clean(title), markdown=markdown,
+        text=SEP.join([text_escape(title), *(_text(sec) for sec in sections)]),
+        html=_page(title, [_html(sec) for sec in sections]),
+    )
