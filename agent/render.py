@@ -32,6 +32,7 @@ _HEALTH = {  # event → (title label, what happened)
     "layout_changed": ("页面结构变化", "页面结构变化，无法读取售后列表"),
     FAILING: ("检查连续失败", "检查连续失败，期间无法预警"),
     RECOVERED: ("已恢复", "已恢复：店铺可以正常读取"),
+    "channel_broken": ("通知渠道故障", "通知渠道故障：消息发不出去，请检查配置"),
 }
 _HINT = {  # event → (text, command, text); {shop} is shell-quoted
     "sms_required": ("请运行 ", "pdd-agent login --shop {shop}", " 并输入短信验证码"),

@@ -106,14 +106,19 @@ class Store:
     def commit_check(
         self, shop: str, states: Iterable[Mapping[str, Any]], alerts: Iterable[tuple[str, str, Mapping[str, Any]]],
         now: float, *, drop_closed_before: float | None = None,
+        check: tuple[bool, str, str | None, Mapping[str, float]] | None = None,
     ) -> int:
         """Item states and new (key, channel, payload) alerts in one transaction; returns alerts queued.
 
         States need `kind` and `item_id`. An alert already queued or sent for the same (key, channel) is
-        ignored: that is the deduplication across checks and restarts.
+        ignored: that is the deduplication across checks and restarts. `check` = (ok, state, error, active
+        health alerts) records the shop's health in the same transaction.
         """
         queued = 0
+        prev = self.shop_health(shop)
         with self.tx() as db:
+            if check is not None:
+                self._write_health(db, prev, now, *check)
             for st in states:
                 db.execute(
                     "INSERT INTO items (shop, kind, item_id, data) VALUES (?, ?, ?, ?) "
@@ -162,11 +167,12 @@ class Store:
             db.executemany("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
                            [(now, i) for i in ids])
 
-    def mark_retry(self, ids: Iterable[int], next_at: float, error: str) -> None:
+    def mark_retry(self, ids: Iterable[int], next_at: float, error: str, *, count: bool = True) -> None:
+        """Try again at `next_at`; `count=False` for deferrals (quiet hours, rate limit) that are no failure."""
         with self.tx() as db:
             db.executemany(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?",
-                [(next_at, error, i) for i in ids],
+                "UPDATE outbox SET attempts = attempts + ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+                [(1 if count else 0, next_at, error, i) for i in ids],
             )
 
     def mark_dead(self, ids: Iterable[int], error: str) -> None:
@@ -229,13 +235,18 @@ class Store:
     def record_check(self, shop: str, now: float, ok: bool, state: str, error: str | None,
                      health: Mapping[str, float]) -> ShopHealth:
         prev = self.shop_health(shop)
-        failures = 0 if ok else prev.consecutive_failures + 1
         with self.tx() as db:
-            db.execute(
-                "INSERT INTO shops (shop, last_ok, last_error, last_state, consecutive_failures, health) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (shop) DO UPDATE SET last_ok = excluded.last_ok, "
-                "last_error = excluded.last_error, last_state = excluded.last_state, "
-                "consecutive_failures = excluded.consecutive_failures, health = excluded.health",
-                (shop, now if ok else prev.last_ok, None if ok else error, state, failures, json.dumps(dict(health))),
-            )
+            self._write_health(db, prev, now, ok, state, error, health)
         return self.shop_health(shop)
+
+    @staticmethod
+    def _write_health(db: sqlite3.Connection, prev: ShopHealth, now: float, ok: bool, state: str,
+                      error: str | None, health: Mapping[str, float]) -> None:
+        failures = 0 if ok else prev.consecutive_failures + 1
+        db.execute(
+            "INSERT INTO shops (shop, last_ok, last_error, last_state, consecutive_failures, health) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (shop) DO UPDATE SET last_ok = excluded.last_ok, "
+            "last_error = excluded.last_error, last_state = excluded.last_state, "
+            "consecutive_failures = excluded.consecutive_failures, health = excluded.health",
+            (prev.shop, now if ok else prev.last_ok, None if ok else error, state, failures, json.dumps(dict(health))),
+        )

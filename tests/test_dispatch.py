@@ -1,0 +1,242 @@
+"""The dispatcher under a fake clock with a scripted notifier: retries, dedup, rates, quiet hours, broken channels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agent.alerting import record_result
+from agent.config import Config, load_config
+from agent.dispatch import Dispatcher, in_quiet_hours
+from agent.models import AfterSale, ShopResult, ShopState
+from agent.store import Store
+from notifiers.base import Message, Notifier, PermanentError, RetryableError
+
+TZ = ZoneInfo("Asia/Shanghai")
+NOON = datetime(2026, 11, 21, 12, 0, tzinfo=TZ)
+
+
+class Scripted(Notifier):
+    """Records what it sends; raises the queued errors first."""
+
+    kind: ClassVar[str] = "wecom"
+    max_bytes: ClassVar[int | None] = 4096
+    rate_per_minute: ClassVar[int | None] = 20
+
+    def __init__(self, name: str) -> None:
+        self.rate_key = f"wecom:{name}"
+        self.mention_mobiles = ("13800000000",)
+        self.sent: list[Message] = []
+        self.errors: list[Exception] = []
+
+    async def send(self, message: Message) -> str:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append(message)
+        return '{"errcode":0}'
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.t = at.timestamp()
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def config(tmp_path: Path, quiet: str = "") -> Config:
+    text = f"""
+[agent]
+data_dir = "data"
+[[shops]]
+name = "店"
+username = "店"
+[alerts]
+notify = ["ops"]
+admin_notify = ["mail"]
+quiet_hours = "{quiet}"
+[notifiers.ops]
+type = "wecom"
+webhook_url = "http://127.0.0.1:9/x?key=k"
+[notifiers.mail]
+type = "email"
+host = "127.0.0.1"
+username = "a@x"
+to = ["b@x"]
+"""
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    return load_config(tmp_path / "config.toml")
+
+
+def item(n: int, remaining: timedelta, at: datetime = NOON) -> AfterSale:
+    return AfterSale(
+        id=str(1000 + n), order_sn=f"261121-{n:015d}", type="仅退款", status="买家申请退款，待商家处理",
+        reason="不想要了" * (n % 3 + 1), goods_name="商品" * 20, goods_spec="", refund_amount_fen=1290 + n,
+        order_amount_fen=1290 + n, created_at=at - timedelta(days=1), deadline=at + remaining,
+        remaining_seconds=int(remaining.total_seconds()),
+    )
+
+
+def check(cfg: Config, store: Store, items: list[AfterSale], at: datetime) -> None:
+    record_result(cfg, store, cfg.shops[0], ShopResult(name="店", checked_at=at, aftersales=items), at)
+
+
+Env = tuple[Config, Store, dict[str, Scripted], Clock]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    cfg = config(tmp_path)
+    return cfg, Store(tmp_path / "agent.db"), {"ops": Scripted("ops"), "mail": Scripted("mail")}, Clock(NOON)
+
+
+def run(d: Dispatcher) -> object:
+    return asyncio.run(d.run_once())
+
+
+def test_one_message_per_shop_and_channel_and_nothing_twice(env: Env) -> None:
+    cfg, store, ns, clock = env
+    check(cfg, store, [item(1, timedelta(hours=20)), item(2, timedelta(hours=5))], NOON)
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    run(d)
+    assert len(ns["ops"].sent) == 1 and ns["mail"].sent == []
+    body = ns["ops"].sent[0].markdown
+    assert "261121-000000000000001" in body and "261121-000000000000002" in body
+    check(cfg, store, [item(1, timedelta(hours=20)), item(2, timedelta(hours=5))], NOON + timedelta(minutes=10))
+    run(d)
+    assert len(ns["ops"].sent) == 1  # same stages: nothing new
+
+
+def test_retryable_failures_back_off_and_deliver_once(env: Env) -> None:
+    cfg, store, ns, clock = env
+    ns["ops"].errors = [RetryableError("errcode -1", "系统繁忙"), RetryableError("http 500", "x"),
+                        RetryableError("errcode 45009", "freq", retry_after=60)]
+    check(cfg, store, [item(1, timedelta(hours=3))], NOON)
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    waits = []
+    for _ in range(3):
+        run(d)
+        row = store.rows("pending")[0]
+        waits.append(store.db.execute("SELECT next_attempt_at FROM outbox WHERE id = ?", (row["id"],)).fetchone()[0]
+                     - clock.t)
+        run(d)  # not due yet: nothing happens
+        clock.t += waits[-1]
+    assert waits[0] < waits[1] and waits[2] >= 60  # exponential, and the channel's hint is honoured
+    run(d)
+    run(d)
+    assert len(ns["ops"].sent) == 1 and store.depth() == {"sent": 1}
+
+
+def test_permanent_failure_marks_dead_and_tells_the_admin_elsewhere(
+    env: Env,
+) -> None:
+    cfg, store, ns, clock = env
+    ns["ops"].errors = [PermanentError("errcode 93000", "invalid webhook url")]
+    check(cfg, store, [item(1, timedelta(hours=3))], NOON)
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    run(d)
+    assert store.depth()["dead"] == 1 and store.broken() == {"ops": "errcode 93000: invalid webhook url"}
+    run(d)
+    [notice] = ns["mail"].sent
+    assert "通知渠道故障" in notice.text and "ops" in notice.text
+
+
+def test_rate_limit_of_20_a_minute_is_kept_across_restarts(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    ns = {"ops": Scripted("ops"), "mail": Scripted("mail")}
+    clock = Clock(NOON)
+    store = Store(tmp_path / "agent.db")
+    for i in range(19):
+        store.record_send("wecom:ops", clock.t - 30 + i)
+    store.close()
+    store = Store(tmp_path / "agent.db")  # restarted
+    check(cfg, store, [item(1, timedelta(hours=3))], NOON)
+    store.commit_check("店2", [], [("k2", "ops", _payload(store))], clock.t)  # a second shop: a second message
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    run(d)
+    assert len(ns["ops"].sent) == 1  # the 20th message
+    assert store.depth()["pending"] == 1  # the 21st waits for the window
+    clock.t += 31
+    run(d)
+    assert len(ns["ops"].sent) == 2
+
+
+def _payload(store: Store) -> dict[str, object]:
+    return dict(json.loads(store.db.execute("SELECT payload FROM outbox LIMIT 1").fetchone()[0]))
+
+
+def test_quiet_hours_hold_non_urgent_alerts_but_not_the_last_stage(tmp_path: Path) -> None:
+    cfg = config(tmp_path, quiet="23:00-07:30")
+    night = datetime(2026, 11, 21, 23, 30, tzinfo=TZ)
+    store, ns, clock = Store(tmp_path / "agent.db"), {"ops": Scripted("ops"), "mail": Scripted("mail")}, Clock(night)
+    check(cfg, store, [item(1, timedelta(hours=20), night), item(2, timedelta(minutes=20), night)], night)
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    run(d)
+    [urgent] = ns["ops"].sent
+    assert "261121-000000000000002" in urgent.markdown and "261121-000000000000001" not in urgent.markdown
+    assert urgent.mention_mobiles == ("13800000000",)
+    clock.t = datetime(2026, 11, 22, 7, 30, tzinfo=TZ).timestamp()
+    run(d)
+    assert "261121-000000000000001" in ns["ops"].sent[1].markdown
+
+
+def test_a_split_message_resends_only_the_part_that_failed(env: Env) -> None:
+    cfg, store, ns, clock = env
+    items = [item(n, timedelta(hours=10, minutes=n)) for n in range(40)]  # too much for one 4096-byte message
+    check(cfg, store, items, NOON)
+
+    class FailSecond(Scripted):
+        async def send(self, message: Message) -> str:
+            if len(self.sent) == 1 and not self.errors and not getattr(self, "failed", False):
+                self.failed = True
+                raise RetryableError("http 500", "x")
+            return await super().send(message)
+
+    ns["ops"] = FailSecond("ops")
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    run(d)
+    clock.t += 3600
+    run(d)
+    run(d)
+    sns = [f"261121-{n:015d}" for n in range(40)]
+    seen = [sn for m in ns["ops"].sent for sn in sns if sn in m.markdown]
+    assert sorted(seen) == sorted(sns)  # every order number exactly once across all messages
+
+
+def test_an_alert_sent_after_its_deadline_says_so(env: Env) -> None:
+    cfg, store, ns, clock = env
+    ns["ops"].errors = [RetryableError("network", "down")]
+    check(cfg, store, [item(1, timedelta(minutes=20))], NOON)
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    run(d)
+    clock.t += 3600  # the outage outlived the deadline
+    run(d)
+    assert "已超时" in ns["ops"].sent[0].markdown
+
+
+def test_failed_shop_raises_an_admin_alert_with_cooldown(env: Env) -> None:
+    cfg, store, ns, clock = env
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    for minutes in (0, 10, 20):
+        at = NOON + timedelta(minutes=minutes)
+        res = ShopResult(name="店", checked_at=at, state=ShopState.SMS_REQUIRED, error="需要短信验证码")
+        record_result(cfg, store, cfg.shops[0], res, at)
+        clock.t = at.timestamp()
+        run(d)
+    assert len(ns["mail"].sent) == 1 and "短信" in ns["mail"].sent[0].text  # once, to the admin channel
+
+
+@pytest.mark.parametrize(
+    ("spec", "hour", "minute", "ends"),
+    [("23:00-07:30", 23, 30, (22, 7, 30)), ("23:00-07:30", 3, 0, (21, 7, 30)), ("23:00-07:30", 12, 0, None),
+     ("12:00-13:00", 12, 30, (21, 13, 0)), ("", 3, 0, None)],
+)
+def test_quiet_hours_window(spec: str, hour: int, minute: int, ends: tuple[int, int, int] | None) -> None:
+    got = in_quiet_hours(spec, datetime(2026, 11, 21, hour, minute, tzinfo=TZ))
+    assert got == (None if ends is None else datetime(2026, 11, ends[0], ends[1], ends[2], tzinfo=TZ))
