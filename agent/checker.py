@@ -114,6 +114,14 @@ class Checker:
         self._hurdle_path(shop).unlink(missing_ok=True)
         return relogged
 
+    async def _qr(self, session: ShopSession, context: BrowserContext) -> bytes | None:
+        """The shop's current login QR as a PNG (pushed to the admins), or None when the page shows none."""
+        try:
+            return await session.login_qr_png(context)
+        except Exception as exc:  # the QR is a convenience: its absence must not hide the failure
+            logger.info("no login QR for {}: {}", session.name, str(exc).splitlines()[0] if str(exc) else exc)
+            return None
+
     async def _capture(self, shop: ShopConfig, page: Page | None, context: BrowserContext, exc: CheckFailure) -> None:
         """Screenshot and HTML of a failed check, with the shop's cookie values scrubbed."""
         stamp = datetime.now(self.tz).strftime("%Y%m%d-%H%M%S")
@@ -176,6 +184,8 @@ class Checker:
             except CheckFailure as exc:
                 result.state, result.error = exc.state, exc.detail
                 await self._capture(shop, page, context, exc)
+                if exc.state is ShopState.LOGIN_REQUIRED:
+                    result.qr_png = await self._qr(session, context)
             finally:
                 await context.close()
             logger.info(

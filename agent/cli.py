@@ -101,6 +101,13 @@ def _add_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     lg.set_defaults(func=lambda a: _run("agent.login_cmd", a.config, a.shop, headed=a.headed, qr=a.qr))
 
 
+def _add_alerts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    n = sub.add_parser("notify-test", help="send a test message through one channel and print its answer")
+    n.add_argument("--config", default="config.toml")
+    n.add_argument("--channel", required=True, help="a [notifiers.NAME] name")
+    n.set_defaults(func=lambda a: _run("agent.notify_test", a.config, a.channel))
+
+
 def _run(module: str, *args: object, **kwargs: object) -> int:
     """Import a command module only when it runs (Playwright is not needed for `config check`)."""
     import importlib
@@ -120,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sandbox(sub)
     _add_config(sub)
     _add_agent(sub)
+    _add_alerts(sub)
     return parser
 
 

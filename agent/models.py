@@ -86,6 +86,7 @@ class ShopResult:
     evidence: list[EvidenceTask] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
+    qr_png: bytes | None = None  # the login QR when the shop needs a human (login_required)
 
     @property
     def ok(self) -> bool:

@@ -68,7 +68,9 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not path.exists()
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)  # explicit transactions below
+        self.db = sqlite3.connect(  # explicit transactions below; one user at a time, from any thread
+            path, timeout=30, isolation_level=None, check_same_thread=False
+        )
         if new:
             os.chmod(path, 0o600)
         self.db.execute("PRAGMA journal_mode=WAL")

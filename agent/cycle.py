@@ -1,0 +1,57 @@
+"""One agent cycle: check shops and queue their alerts; dispatch the outbox. Shared by the service and tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.alerting import record_result
+from agent.browser import BrowserPool
+from agent.checker import Checker
+from agent.config import Config, ShopConfig
+from agent.dispatch import Dispatcher, Report
+from agent.models import ShopResult
+from agent.reader import ReadOptions
+from agent.rules import Alert
+from agent.store import Store
+from notifiers.base import Notifier
+
+
+class Cycle:
+    """Keeps the backend's clock skew from the last read shop, so stages, rendering and quiet hours all run
+    on the backend's time (equal to ours on the live site; the sandbox may run ahead)."""
+
+    def __init__(self, config: Config, store: Store, pool: BrowserPool, sel: Mapping[str, Any],
+                 notifiers: Mapping[str, Notifier], options: ReadOptions | None = None) -> None:
+        self.config, self.store, self.pool, self.sel, self.notifiers = config, store, pool, sel, notifiers
+        self.tz = ZoneInfo(config.agent.timezone)
+        self.checker = Checker(config, pool, sel, options)
+        self.skew = 0.0
+
+    def clock(self) -> float:
+        return time.time() + self.skew
+
+    def detail_url(self, shop_name: str, alert: Alert) -> str:
+        shop = self.config.shop(shop_name)
+        if shop is None or alert.item is None:
+            return ""
+        path = self.sel["site"]["paths"]["detail"].format(id=alert.item.id, order_sn=alert.item.order_sn)
+        return shop.base_url + path
+
+    async def check(self, shops: Sequence[ShopConfig] | None = None) -> list[ShopResult]:
+        chosen = [s for s in (shops if shops is not None else self.config.shops) if s.enabled]
+        results = await self.checker.check_all(chosen)
+        for shop, result in zip(chosen, results, strict=True):
+            if result.ok:
+                self.skew = result.checked_at.timestamp() - time.time()
+                now = result.checked_at
+            else:
+                now = datetime.fromtimestamp(self.clock(), self.tz)
+            record_result(self.config, self.store, shop, result, now, qr_png=result.qr_png)
+        return results
+
+    async def dispatch(self) -> Report:
+        return await Dispatcher(self.config, self.store, self.notifiers, self.detail_url, clock=self.clock).run_once()

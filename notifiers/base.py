@@ -1,0 +1,110 @@
+"""The notifier contract: the message, the error classes (retryable or permanent) and the Notifier base class."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification, rendered once for every channel kind; each notifier picks the fields it needs.
+
+    `markdown` is the WeCom markdown body and `html` the email body, both already escaped by the caller;
+    `text` is plain text. `mention_mobiles` are the phone numbers to @ (WeCom), `image_png` an image to
+    attach (the login QR code).
+    """
+
+    title: str
+    markdown: str
+    text: str
+    html: str
+    mention_mobiles: tuple[str, ...] = ()
+    image_png: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    detail: str
+
+
+class NotifyError(Exception):
+    """A send failed. `code` is short and machine-friendly ("errcode 45009", "http 500", "smtp 535",
+    "network", "too_long"); the message never contains a webhook key, a password or a full webhook URL."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class RetryableError(NotifyError):
+    """Worth trying again later (network, timeouts, HTTP 5xx, WeCom -1 / 45009, SMTP 4xx).
+
+    `retry_after` is the channel's hint in seconds (45009: the rate window), or None.
+    """
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+class PermanentError(NotifyError):
+    """Trying again will not help: the channel is misconfigured (bad key, wrong password, refused sender)
+    or the message itself is unacceptable (too long, bad type)."""
+
+
+def mask(secret: str) -> str:
+    """A recognisable but useless form of a secret: the last 4 characters of a long one, else nothing."""
+    if len(secret) >= 16:
+        return "…" + secret[-4:]
+    return "***"
+
+
+def redact(text: str, *secrets: str) -> str:
+    """`text` with every non-empty secret replaced by its masked form (longest first)."""
+    for s in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(s, mask(s))
+    return text
+
+
+def secret_hash(*parts: str) -> str:
+    """A short stable digest naming a secret without revealing it (rate buckets, logs)."""
+    return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def utf8_len(s: str) -> int:
+    return len(s.encode("utf-8"))
+
+
+class Notifier(ABC):
+    """A channel. `send` delivers one Message or raises RetryableError / PermanentError.
+
+    Class attributes describe the channel for the dispatcher: `max_bytes` (largest body in UTF-8 bytes,
+    None = no limit) and `rate_per_minute` (None = no limit), applied per `rate_key` bucket. `rate_key`
+    identifies the bucket (e.g. a hash of the webhook key), never the secret itself.
+    """
+
+    kind: ClassVar[str]
+    max_bytes: ClassVar[int | None] = None
+    rate_per_minute: ClassVar[int | None] = None
+    rate_key: str
+
+    @abstractmethod
+    async def send(self, message: Message) -> str:
+        """Deliver; returns the channel's answer text (what `notify-test` prints)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections; the notifier must not be used afterwards."""
+
+    async def __aenter__(self) -> Notifier:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
