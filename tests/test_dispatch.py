@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from agent.dispatch import Dispatcher, in_quiet_hours
 from agent.models import AfterSale, ShopResult, ShopState
 from agent.store import Store
 from notifiers.base import Message, Notifier, PermanentError, RetryableError
+from tests.conftest import run_async
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOON = datetime(2026, 11, 21, 12, 0, tzinfo=TZ)
@@ -97,7 +97,7 @@ def env(tmp_path: Path) -> Env:
 
 
 def run(d: Dispatcher) -> object:
-    return asyncio.run(d.run_once())
+    return run_async(d.run_once())
 
 
 def test_one_message_per_shop_and_channel_and_nothing_twice(env: Env) -> None:
