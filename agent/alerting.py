@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from agent.config import Config, ShopConfig
-from agent.models import ShopResult, ShopState
+from agent.models import AfterSale, EvidenceTask, ShopResult
+from agent.render import render_digest
 from agent.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory
 from agent.store import Store
 
@@ -68,5 +71,35 @@ def record_result(
     return alerts
 
 
-def needs_qr(result: ShopResult) -> bool:
-    return result.state is ShopState.LOGIN_REQUIRED
+def _open_items(states: list[ItemState], now: datetime) -> tuple[list[AfterSale], list[EvidenceTask]]:
+    """The items still waiting, from the stored states (as the last check saw them)."""
+    after, proof = [], []
+    for s in states:
+        if s.closed:
+            continue
+        left = int((s.deadline - now).total_seconds())
+        if s.kind == "aftersale":
+            after.append(AfterSale(id=s.item_id, order_sn=s.order_sn, type=s.type, status=s.status, reason=s.reason,
+                                   goods_name=s.goods_name, goods_spec="", refund_amount_fen=s.refund_amount_fen,
+                                   order_amount_fen=s.refund_amount_fen, created_at=s.last_seen, deadline=s.deadline,
+                                   remaining_seconds=left))
+        else:
+            proof.append(EvidenceTask(id=s.item_id, order_sn=s.order_sn, type=s.type, status=s.status,
+                                      reason=s.reason, goods_name=s.goods_name,
+                                      refund_amount_fen=s.refund_amount_fen, deadline=s.deadline,
+                                      remaining_seconds=left))
+    return after, proof
+
+
+def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime) -> int:
+    """Queue the shop's daily digest (once per local day and channel); it goes out like any alert."""
+    tz = ZoneInfo(config.agent.timezone)
+    states = [ItemState.from_dict(v) for v in store.load_items(shop.name).values()]
+    after, proof = _open_items(states, now)
+    yesterday = (now.astimezone(tz) - timedelta(days=1)).date()
+    missed = [s for s in states
+              if s.closed and s.outcome == "auto_refunded" and s.deadline.astimezone(tz).date() == yesterday]
+    message = render_digest(shop.name, after, proof, missed, now, tz)
+    key = f"{shop.name}:digest:{now.astimezone(tz).date().isoformat()}"
+    data = {"rendered": dataclasses.asdict(message)}
+    return store.enqueue([(key, ch, shop.name, data) for ch in config.channels_for(shop)], now.timestamp())

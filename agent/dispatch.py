@@ -96,57 +96,73 @@ class Dispatcher:
             report.dead += len(rows)
             return
         local = datetime.fromtimestamp(now, self.tz)
-        alerts = {r.dedup_key: Alert.from_dict({**r.payload, "key": r.dedup_key}) for r in rows}
+        alerts = {r.dedup_key: Alert.from_dict({**r.payload, "key": r.dedup_key})
+                  for r in rows if "rendered" not in r.payload}
         by_key = {r.dedup_key: r for r in rows}
         quiet_end = in_quiet_hours(self.config.alerts.quiet_hours, local)
         if quiet_end is not None:
-            waiting = [r for r in rows if not urgent(alerts[r.dedup_key])]
+            waiting = [r for r in rows if r.dedup_key not in alerts or not urgent(alerts[r.dedup_key])]
             if waiting:
                 self.store.mark_retry([r.id for r in waiting], quiet_end.timestamp(), "quiet hours", count=False)
                 report.deferred += len(waiting)
-            rows = [r for r in rows if urgent(alerts[r.dedup_key])]
+            rows = [r for r in rows if r.dedup_key in alerts and urgent(alerts[r.dedup_key])]
             if not rows:
                 return
+        ready = [r for r in rows if "rendered" in r.payload]  # pre-rendered messages (the daily digest)
+        for row in ready:
+            msg = RenderedMessage(**row.payload["rendered"])
+            if not await self._deliver(notifier, channel, shop, self._message(notifier, msg, []), [row], now, report):
+                return
+        rows = [r for r in rows if "rendered" not in r.payload]
+        if not rows:
+            return
         detail = (lambda a: self.detail_url(shop, a)) if self.detail_url else None
         parts = render_group(shop, [alerts[r.dedup_key] for r in rows], channel_kind=notifier.kind,
                              max_bytes=notifier.max_bytes, detail_url=detail, tz=self.tz, now=local)
         for n, part in enumerate(parts):
-            ids = [by_key[k].id for k in part.keys]
-            later = [by_key[k].id for p in parts[n:] for k in p.keys]
-            cost = 2 if part.mention and getattr(notifier, "mention_mobiles", ()) else 1
-            limit = notifier.rate_per_minute
-            if limit and self.store.sent_within(notifier.rate_key, now) + cost > limit:
-                oldest = self.store.oldest_within(notifier.rate_key, now) or now
-                self.store.mark_retry(later, oldest + 60.0, "rate limit (20/min per robot)", count=False)
-                report.deferred += len(later)
+            later = [by_key[k] for p in parts[n:] for k in p.keys]
+            if not await self._deliver(notifier, channel, shop, self._message(notifier, part, rows), later, now,
+                                       report, sent=len(part.keys)):
                 return
-            try:
-                answer = await notifier.send(self._message(notifier, part, [alerts[k] for k in part.keys], rows))
-            except RetryableError as exc:
-                attempts = max(by_key[k].attempts for p in parts[n:] for k in p.keys)
-                self.store.mark_retry(later, now + self.backoff(attempts, exc.retry_after), str(exc))
-                report.retried += len(later)
-                report.errors.append(f"{channel}: {exc}")
-                logger.warning("send to {} failed, will retry: {}", channel, exc)
-                return
-            except PermanentError as exc:
-                self.store.mark_dead(later, str(exc))
-                report.dead += len(later)
-                report.errors.append(f"{channel}: {exc}")
-                logger.error("channel {} refused the message permanently: {}", channel, exc)
-                self._channel_broken(channel, shop, str(exc), now)
-                return
-            for _ in range(cost):
-                self.store.record_send(notifier.rate_key, now)
-            self.store.mark_sent(ids, now)
-            self.store.clear_broken(channel)
-            report.sent += 1
-            report.rows_sent += len(ids)
-            logger.info("sent {} alert(s) of {} to {}: {}", len(ids), shop, channel, answer[:80])
 
-    def _message(
-        self, notifier: Notifier, part: RenderedMessage, alerts: list[Alert], rows: list[OutboxRow]
-    ) -> Message:
+    async def _deliver(self, notifier: Notifier, channel: str, shop: str, message: Message, rows: list[OutboxRow],
+                       now: float, report: Report, sent: int = 1) -> bool:
+        """Send one message carrying the first `sent` of `rows`; on failure `rows` (this and later) are put back.
+        True when it went out and the caller may go on."""
+        cost = 2 if message.mention_mobiles else 1  # a WeCom @ is a second message
+        limit = notifier.rate_per_minute
+        ids = [r.id for r in rows]
+        if limit and self.store.sent_within(notifier.rate_key, now) + cost > limit:
+            oldest = self.store.oldest_within(notifier.rate_key, now) or now
+            self.store.mark_retry(ids, oldest + 60.0, "rate limit (20/min per robot)", count=False)
+            report.deferred += len(ids)
+            return False
+        try:
+            answer = await notifier.send(message)
+        except RetryableError as exc:
+            attempts = max(r.attempts for r in rows)
+            self.store.mark_retry(ids, now + self.backoff(attempts, exc.retry_after), str(exc))
+            report.retried += len(ids)
+            report.errors.append(f"{channel}: {exc}")
+            logger.warning("send to {} failed, will retry: {}", channel, exc)
+            return False
+        except PermanentError as exc:
+            self.store.mark_dead(ids, str(exc))
+            report.dead += len(ids)
+            report.errors.append(f"{channel}: {exc}")
+            logger.error("channel {} refused the message permanently: {}", channel, exc)
+            self._channel_broken(channel, shop, str(exc), now)
+            return False
+        for _ in range(cost):
+            self.store.record_send(notifier.rate_key, now)
+        self.store.mark_sent(ids[:sent], now)
+        self.store.clear_broken(channel)
+        report.sent += 1
+        report.rows_sent += sent
+        logger.info("sent {} alert(s) of {} to {}: {}", sent, shop, channel, answer[:80])
+        return True
+
+    def _message(self, notifier: Notifier, part: RenderedMessage, rows: list[OutboxRow]) -> Message:
         qr = next((base64.b64decode(r.payload["qr_png_b64"]) for r in rows
                    if r.payload.get("qr_png_b64") and r.dedup_key in part.keys), None)
         mentions = tuple(getattr(notifier, "mention_mobiles", ())) if part.mention else ()

@@ -240,3 +240,23 @@ def test_failed_shop_raises_an_admin_alert_with_cooldown(env: Env) -> None:
 def test_quiet_hours_window(spec: str, hour: int, minute: int, ends: tuple[int, int, int] | None) -> None:
     got = in_quiet_hours(spec, datetime(2026, 11, 21, hour, minute, tzinfo=TZ))
     assert got == (None if ends is None else datetime(2026, 11, ends[0], ends[1], ends[2], tzinfo=TZ))
+
+
+def test_daily_digest_is_queued_once_a_day_and_sent_like_an_alert(env: Env) -> None:
+    cfg, store, ns, clock = env
+    from agent.alerting import queue_digest
+
+    check(cfg, store, [item(1, timedelta(hours=20)), item(2, timedelta(days=3))], NOON)
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    run(d)
+    morning = NOON + timedelta(hours=21)  # 09:00 the next day
+    ns["ops"].errors = [RetryableError("http 500", "x")]
+    assert queue_digest(cfg, store, cfg.shops[0], morning) == 1
+    assert queue_digest(cfg, store, cfg.shops[0], morning + timedelta(minutes=5)) == 0  # once a day
+    clock.t = morning.timestamp()
+    run(d)
+    clock.t += 3600
+    run(d)
+    digest = ns["ops"].sent[-1]
+    assert "每日售后汇总" in digest.title and "待商家处理" in digest.markdown and "2 单" in digest.markdown
+    assert store.depth().get("pending", 0) == 0
