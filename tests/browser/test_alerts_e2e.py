@@ -255,3 +255,54 @@ def test_killed_between_check_and_dispatch_delivers_every_alert_once(
     assert sorted(sns(markdown_since(wecom, 0))) == sorted(expected)
     cycle_once(config, restarted)  # the next check after the restart re-sends nothing
     assert sorted(sns(markdown_since(wecom, 0))) == sorted(expected)
+
+
+CHILD = """
+import asyncio, os, signal, sys
+from agent import locators
+from agent.browser import BrowserPool
+from agent.config import load_config
+from agent.cycle import Cycle
+from agent.dispatch import build_notifier
+from agent.store import Store
+
+config = load_config(sys.argv[1])
+store = Store(config.agent.data_dir / "agent.db")
+
+async def main():
+    notifiers = {n: build_notifier(c) for n, c in config.notifiers.items()}
+    async with BrowserPool(timeout_seconds=8) as pool:
+        cycle = Cycle(config, store, pool, locators.load(), notifiers)
+        if sys.argv[2] == "check-then-die":
+            await cycle.check()
+            os.kill(os.getpid(), signal.SIGKILL)  # killed between check and dispatch
+        for _ in range(2):
+            print((await cycle.dispatch()).rows_sent, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_killed_process_loses_nothing_and_the_restart_sends_each_alert_once(
+    sandbox: Sandbox, wecom: FakeWeCom, smtp: tuple[Inbox, int], tmp_path: Path,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    config = make_config(tmp_path, sandbox, wecom, smtp[1])
+    expected = expected_stage_alerts(sandbox, {})
+    env = {**os.environ}
+    first = subprocess.run([sys.executable, "-c", CHILD, str(config.path), "check-then-die"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    assert wecom.messages("k1") == []
+    second = subprocess.run([sys.executable, "-c", CHILD, str(config.path), "dispatch"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert sorted(sns(markdown_since(wecom, 0))) == sorted(expected)
+    third = subprocess.run([sys.executable, "-c", CHILD, str(config.path), "dispatch"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert third.stdout.split() == ["0", "0"]  # nothing left to send, nothing sent twice
+    assert sorted(sns(markdown_since(wecom, 0))) == sorted(expected)
