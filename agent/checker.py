@@ -270,8 +270,14 @@ class Checker:
         return list(await asyncio.gather(*(self._safe(s, mode) for s in chosen)))
 
     async def _safe(self, shop: ShopConfig, mode: str) -> ShopResult:
+        # a whole check never takes longer than this: a wedged page or browser becomes a typed timeout
+        limit = max(60.0, self.options.timeout_seconds * 10)
         try:
-            return await self.check_shop(shop, mode)
+            return await asyncio.wait_for(self.check_shop(shop, mode), limit)
+        except TimeoutError:
+            logger.error("shop {} check did not finish in {:.0f} s", shop.name, limit)
+            return ShopResult(name=shop.name, checked_at=datetime.now(self.tz), state=ShopState.TIMEOUT,
+                              error=f"the check did not finish in {limit:.0f} s")
         except Exception as exc:  # one broken shop never stops the others
             logger.exception("shop {} check crashed", shop.name)
             state = ShopState.BROWSER_ERROR if "browser" in str(exc).lower() else ShopState.BACKEND_ERROR
