@@ -92,18 +92,19 @@ class BrowserPool:
             self._page_setup.clear()
             self._blocking.clear()
             await self._close_browser()
-            if self._playwright is not None:
-                try:
-                    await self._playwright.stop()
-                except PlaywrightError:
-                    pass
-                self._playwright = None
+            await self._stop_driver()
 
     async def _close_browser(self) -> None:
         if self._browser is not None:
             with suppress(PlaywrightError):  # already gone (crashed or killed)
                 await self._browser.close()
             self._browser = None
+
+    async def _stop_driver(self) -> None:
+        if self._playwright is not None:
+            with suppress(PlaywrightError):
+                await self._playwright.stop()
+            self._playwright = None
 
     async def _launch(self) -> None:
         """Launch Chromium (restarting Playwright's driver once if it died). Caller holds the lock."""
@@ -121,12 +122,7 @@ class BrowserPool:
                 break
             except PlaywrightError as exc:  # the driver may be gone too: restart it once
                 last = exc
-                if self._playwright is not None:
-                    try:
-                        await self._playwright.stop()
-                    except PlaywrightError:
-                        pass
-                    self._playwright = None
+                await self._stop_driver()
         else:
             raise CheckFailure(ShopState.BROWSER_ERROR, f"Chromium could not be launched: {last}") from last
         self._browser = browser

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import secrets
-import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ from agent.sandbox import backend as bk
 from agent.sandbox import items as it
 from agent.sandbox import pages
 from agent.sandbox.backend import Backend, Session
+from agent.sandbox.serving import BackgroundServer
 
 COOKIE_MAX_AGE = 30 * 86400
 
@@ -359,31 +359,15 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         self.verbose = verbose
 
 
-class SandboxServer:
+class SandboxServer(BackgroundServer):
+    thread_name = "sandbox"
+
     """A sandbox on loopback, run in a background thread (tests, demo) or in the foreground (CLI)."""
 
     def __init__(self, backend: Backend, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> None:
         self.backend = backend
         self.httpd = SandboxHTTPServer((host, port), backend, verbose)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> SandboxServer:
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox", daemon=True
-        )
-        self._thread.start()
-        return self
 
     def serve_forever(self) -> None:
         self.httpd.serve_forever()
 
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)

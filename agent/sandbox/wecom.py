@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from agent.sandbox.serving import BackgroundServer
+
 SEND_PATH = "/cgi-bin/webhook/send"
 MARKDOWN_MAX = 4096
 TEXT_MAX = 2048
@@ -59,7 +61,9 @@ class Received:
         return d
 
 
-class FakeWeCom:
+class FakeWeCom(BackgroundServer):
+    thread_name = "fake-wecom"
+
     """The robot service on loopback; `keys` are the robots that exist. `clock` drives the rate window."""
 
     def __init__(
@@ -78,29 +82,11 @@ class FakeWeCom:
         self._messages: list[Received] = []
         self._rejections: list[tuple[str, int | str]] = []
         self.httpd = _Server((host, port), self, verbose)
-        self._thread: threading.Thread | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
     def webhook_url(self, key: str) -> str:
         return f"{self.url}{SEND_PATH}?{urlencode({'key': key})}"
 
-    def start(self) -> FakeWeCom:
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-wecom", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
 
     # ---- control ---------------------------------------------------------------------------
     def add_key(self, key: str) -> None:
