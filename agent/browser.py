@@ -212,12 +212,19 @@ class BrowserPool:
 
         `block_assets=False` lets this page load images and fonts even in a blocking context.
         """
-        page = await context.new_page()
+        limit = self.timeout_seconds
+        try:
+            page = await asyncio.wait_for(context.new_page(), limit)
+        except TimeoutError:
+            raise CheckFailure(ShopState.BROWSER_ERROR, f"Chromium opened no page in {limit:g} s") from None
         if context in self._blocking:
             self._setup_page(context, page)  # no-op when the "page" event came first
         task = self._page_setup.get(page)
         if task is not None:
-            cdp = await task
-            if not block_assets and cdp is not None:
-                await cdp.send("Network.setBlockedURLs", {"urls": []})
+            try:  # blocking only saves work: a CDP call that does not answer must not wedge the check
+                cdp = await asyncio.wait_for(asyncio.shield(task), min(limit, 10.0))
+                if not block_assets and cdp is not None:
+                    await asyncio.wait_for(cdp.send("Network.setBlockedURLs", {"urls": []}), min(limit, 10.0))
+            except TimeoutError:
+                logger.warning("asset blocking did not come up in time; the page loads everything")
         return page

@@ -8,6 +8,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -272,16 +273,33 @@ class Checker:
     async def _safe(self, shop: ShopConfig, mode: str) -> ShopResult:
         # a whole check never takes longer than this: a wedged page or browser becomes a typed timeout
         limit = max(60.0, self.options.timeout_seconds * 10)
+        task = asyncio.create_task(self.check_shop(shop, mode))
         try:
-            return await asyncio.wait_for(self.check_shop(shop, mode), limit)
-        except TimeoutError:
-            logger.error("shop {} check did not finish in {:.0f} s", shop.name, limit)
-            return ShopResult(name=shop.name, checked_at=datetime.now(self.tz), state=ShopState.TIMEOUT,
-                              error=f"the check did not finish in {limit:.0f} s")
+            done, _ = await asyncio.wait({task}, timeout=limit)
+            if not done:
+                where = _suspended_at(task)
+                task.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+                logger.error("shop {} check did not finish in {:.0f} s; it hung in {}", shop.name, limit, where)
+                return ShopResult(name=shop.name, checked_at=datetime.now(self.tz), state=ShopState.TIMEOUT,
+                                  error=f"the check did not finish in {limit:.0f} s (stuck in {where})")
+            return task.result()
         except Exception as exc:  # one broken shop never stops the others
             logger.exception("shop {} check crashed", shop.name)
             state = ShopState.BROWSER_ERROR if "browser" in str(exc).lower() else ShopState.BACKEND_ERROR
             return ShopResult(name=shop.name, checked_at=datetime.now(self.tz), state=state, error=str(exc))
+
+
+def _suspended_at(task: asyncio.Task[Any]) -> str:
+    """Where a task's coroutine chain is waiting, innermost last: "check_shop:120 > open:146 > ..."."""
+    out, coro = [], task.get_coro()
+    while coro is not None and hasattr(coro, "cr_frame"):
+        frame = coro.cr_frame
+        if frame is not None:
+            out.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None)
+    return " > ".join(out) or "?"
 
 
 def _int(value: Any) -> int | None:
