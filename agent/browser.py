@@ -40,6 +40,15 @@ BLOCKED_URL_PATTERNS: tuple[str, ...] = tuple(
 )
 
 
+async def close_quietly(target: Page | BrowserContext, timeout: float = 5.0) -> None:
+    """Close a page or context without ever hanging: Playwright's close() can wait forever on a page that is
+    navigating away (seen after a login redirect); past `timeout` it is left to the browser."""
+    try:
+        await asyncio.wait_for(target.close(), timeout)
+    except (PlaywrightError, TimeoutError) as exc:
+        logger.debug("close of {} gave up: {}", type(target).__name__, exc)
+
+
 class BrowserPool:
     """The agent's one Chromium. `async with BrowserPool(...) as pool: ctx = await pool.new_context(path)`."""
 

@@ -18,7 +18,7 @@ from loguru import logger
 from playwright.async_api import BrowserContext, Page
 
 from agent import parsers
-from agent.browser import BrowserPool
+from agent.browser import BrowserPool, close_quietly
 from agent.config import Config, ShopConfig
 from agent.models import CheckFailure, Finding, ShopResult, ShopState
 from agent.reader import ROLES, ApiReader, PageReader, RawRead, ReadOptions
@@ -188,7 +188,7 @@ class Checker:
                 if exc.state is ShopState.LOGIN_REQUIRED:
                     result.qr_png = await self._qr(session, context)
             finally:
-                await context.close()
+                await close_quietly(context)
             logger.info(
                 "shop {} checked: state={} mode={} aftersales={} evidence={} in {:.2f}s",
                 shop.name, result.state.value, result.mode or "-", len(result.aftersales), len(result.evidence),

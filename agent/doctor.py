@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Page
 
 from agent import locators, parsers
-from agent.browser import BrowserPool
+from agent.browser import BrowserPool, close_quietly
 from agent.checker import shop_dir
 from agent.config import ConfigError, ShopConfig, load_config
 from agent.models import CheckFailure
@@ -138,7 +138,7 @@ async def run(shop: ShopConfig, sel: Mapping[str, Any], data_dir: Path, tz: Zone
         login_ctx = await pool.new_context()
         doc = Doctor(await pool.new_page(login_ctx), sel, out_dir)
         await doc.login_page(shop.base_url)
-        await login_ctx.close()
+        await close_quietly(login_ctx)
         session = ShopSession(pool, name=shop.name, base_url=shop.base_url, username=shop.username,
                               password=shop.password(), state_path=shop_dir(data_dir, shop.name) / "state.json",
                               site=sel["site"])
@@ -153,7 +153,7 @@ async def run(shop: ShopConfig, sel: Mapping[str, Any], data_dir: Path, tz: Zone
         except CheckFailure as exc:
             doc.probes.append(Probe("session", exc.state.value, exc.detail, 0))
         finally:
-            await context.close()
+            await close_quietly(context)
     return doc.probes, out_dir
 
 

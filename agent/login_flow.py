@@ -17,6 +17,7 @@ import segno
 from playwright.async_api import BrowserContext
 from playwright.async_api import Error as PlaywrightError
 
+from agent.browser import close_quietly
 from agent.models import CheckFailure, ShopState
 from agent.session import QR_TIMEOUT_SECONDS, Outcome, ShopSession, write_private
 
@@ -61,7 +62,7 @@ async def interactive_login(
         await _qr_login(session, context, qr_path, out, qr_timeout)
     finally:
         with suppress(PlaywrightError):
-            await context.close()
+            await close_quietly(context)
 
 
 async def _password_login(
@@ -129,7 +130,7 @@ async def _password_login(
         raise CheckFailure(ShopState.LOGIN_REQUIRED, f"login did not finish after {_MAX_STEPS} steps: {result.text}")
     finally:
         with suppress(PlaywrightError):
-            await page.close()
+            await close_quietly(page)
 
 
 def qr_terminal(data: str) -> str:
@@ -169,4 +170,4 @@ async def _qr_login(
         out(f"扫码登录成功，会话已保存 / logged in; session saved to {session.state_path}")
     finally:
         with suppress(PlaywrightError):
-            await page.close()
+            await close_quietly(page)

@@ -29,6 +29,7 @@ from playwright.async_api import BrowserContext, Locator, Page
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from agent.browser import close_quietly
 from agent.models import CheckFailure, ShopState
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ class ShopSession:
             result = await self.submit_password(page, self.password)
         finally:
             with suppress(PlaywrightError):
-                await page.close()
+                await close_quietly(page)
         if result.outcome is not Outcome.SUCCESS:
             raise self.failure(result)
         await self.confirm_login(context)
@@ -402,7 +403,7 @@ class ShopSession:
                 await handle.dispose()
         except BaseException:
             with suppress(PlaywrightError):
-                await page.close()
+                await close_quietly(page)
             raise
         return page
 
@@ -431,7 +432,7 @@ class ShopSession:
         """
         if self.qr_page is not None and not self.qr_page.is_closed():
             with suppress(PlaywrightError):
-                await self.qr_page.close()
+                await close_quietly(self.qr_page)
         self.qr_page = await self.open_qr_page(context)
         return await self.qr_png(self.qr_page)
 
@@ -455,5 +456,5 @@ class ShopSession:
         finally:
             if own:
                 with suppress(PlaywrightError):
-                    await target.close()
+                    await close_quietly(target)
                 self.qr_page = None
