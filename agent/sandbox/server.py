@@ -10,7 +10,6 @@ import json
 import secrets
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -21,7 +20,7 @@ from agent.sandbox import backend as bk
 from agent.sandbox import items as it
 from agent.sandbox import pages
 from agent.sandbox.backend import Backend, Session
-from agent.sandbox.serving import BackgroundServer
+from agent.sandbox.serving import BackgroundServer, QuietHandler, QuietServer
 
 COOKIE_MAX_AGE = 30 * 86400
 
@@ -40,17 +39,10 @@ def failure(code: int, msg: str, result: Any = None) -> dict[str, Any]:
     return {"success": False, "errorCode": code, "errorMsg": msg, "result": result}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     """One request; `self.server.backend` is the shared state."""
 
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
     server: SandboxHTTPServer
-
-    # ---- plumbing ---------------------------------------------------------------------------
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.verbose:
-            super().log_message(format, *args)
 
     @property
     def backend(self) -> Backend:
@@ -349,10 +341,7 @@ for _name in ("login.js", "workbench.js", "captcha.svg", "thumb.svg"):
     ROUTES[("GET", f"/static/{_name}")] = static
 
 
-class SandboxHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class SandboxHTTPServer(QuietServer):
     def __init__(self, addr: tuple[str, int], backend: Backend, verbose: bool = False) -> None:
         super().__init__(addr, Handler)
         self.backend = backend

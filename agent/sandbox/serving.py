@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 import threading
-from http.server import ThreadingHTTPServer
-from typing import Self
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+
+
+class QuietServer(ThreadingHTTPServer):
+    """Daemon request threads, a reusable port, request logs only when `verbose`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    verbose = False
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive with TCP_NODELAY (no Nagle delay per request); logs only on a verbose server."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: QuietServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
 
 
 class BackgroundServer:

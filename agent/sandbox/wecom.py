@@ -20,11 +20,10 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from agent.sandbox.serving import BackgroundServer
+from agent.sandbox.serving import BackgroundServer, QuietHandler, QuietServer
 
 SEND_PATH = "/cgi-bin/webhook/send"
 MARKDOWN_MAX = 4096
@@ -206,14 +205,8 @@ class FakeWeCom(BackgroundServer):
         return err(45009) if limited else {"errcode": 0, "errmsg": "ok"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(QuietHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.verbose:
-            super().log_message(format, *args)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -293,10 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json; charset=UTF-8")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class _Server(QuietServer):
     def __init__(self, addr: tuple[str, int], fake: FakeWeCom, verbose: bool) -> None:
         super().__init__(addr, _Handler)
         self.fake = fake
