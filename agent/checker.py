@@ -7,7 +7,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +59,9 @@ class Checker:
         )
         self.tz = ZoneInfo(config.agent.timezone)
         self._limit = asyncio.Semaphore(config.browser.max_concurrent_shops)
+        # the service sets this: given a shop's open QR login page (session.qr_page), True when it takes over
+        # the context (waits for the scan, then closes it); otherwise the check closes it
+        self.on_qr: Callable[[ShopConfig, ShopSession, BrowserContext], bool] | None = None
 
     # ---- per-shop files ---------------------------------------------------------------------
     def _dir(self, shop: ShopConfig) -> Path:
@@ -147,11 +150,9 @@ class Checker:
         async with self._limit:
             started = time.monotonic()
             result = ShopResult(name=shop.name, checked_at=datetime.now(self.tz))
-            session = ShopSession(
-                self.pool, name=shop.name, base_url=shop.base_url, username=shop.username,
-                password=shop.password(), state_path=self._dir(shop) / "state.json", site=self.sel["site"],
-            )
+            session = self.session(shop)
             page: Page | None = None
+            handed_over = False
             context = await session.open()
             try:
                 relogged = await self._login(shop, session, context)
@@ -187,14 +188,36 @@ class Checker:
                 await self._capture(shop, page, context, exc)
                 if exc.state is ShopState.LOGIN_REQUIRED:
                     result.qr_png = await self._qr(session, context)
+                    handed_over = bool(result.qr_png and self.on_qr and self.on_qr(shop, session, context))
             finally:
-                await close_quietly(context)
+                if not handed_over:
+                    await close_quietly(context)
             logger.info(
                 "shop {} checked: state={} mode={} aftersales={} evidence={} in {:.2f}s",
                 shop.name, result.state.value, result.mode or "-", len(result.aftersales), len(result.evidence),
                 time.monotonic() - started,
             )
             return result
+
+    def session(self, shop: ShopConfig) -> ShopSession:
+        return ShopSession(
+            self.pool, name=shop.name, base_url=shop.base_url, username=shop.username,
+            password=shop.password(), state_path=self._dir(shop) / "state.json", site=self.sel["site"],
+        )
+
+    async def keepalive(self, shop: ShopConfig) -> bool:
+        """A light visit between checks (checkLogin through the saved session, cookies saved back): True when
+        the session is still logged in. Never logs in: a lost session is the next check's business."""
+        async with self._limit:
+            session = self.session(shop)
+            context = await session.open()
+            try:
+                alive = await asyncio.wait_for(session.verify(context), timeout=self.options.timeout_seconds * 2)
+                if alive:
+                    await session.save(context)
+                return alive
+            finally:
+                await close_quietly(context)
 
     def guess_plan(self) -> dict[str, dict[str, Any]]:
         """Request bodies from selectors/ alone: the starting guess before anything was learned."""

@@ -26,9 +26,10 @@ def _add_sandbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     g.add_argument("args", nargs=argparse.REMAINDER)
     g.set_defaults(func=_cmd_sandbox_gen)
 
-    d = sub.add_parser("demo", help="the demo: the bundled sandbox with the demo scenario")
-    d.add_argument("--port", type=int, default=0)
-    d.add_argument("--duration", type=float, default=0, help="stop after N seconds (0: run until Ctrl-C)")
+    d = sub.add_parser("demo", help="the whole story against the bundled sandbox: what the team would receive (演示)")
+    d.add_argument("--port", type=int, default=0, help="the sandbox's port (0: a free one)")
+    d.add_argument("--fast", action="store_true", help="no pauses between the steps (the CI smoke test)")
+    d.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
     d.set_defaults(func=_cmd_demo)
 
 
@@ -48,9 +49,9 @@ def _cmd_sandbox_gen(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from agent.sandbox.run import run_demo
+    from agent.demo import run_demo
 
-    return run_demo(port=args.port, duration=args.duration)
+    return run_demo(port=args.port, fast=args.fast, color=False if args.no_color else None)
 
 
 def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,6 +102,20 @@ def _add_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     lg.set_defaults(func=lambda a: _run("agent.login_cmd", a.config, a.shop, headed=a.headed, qr=a.qr))
 
 
+def _add_service(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    r = sub.add_parser("run", help="the service: check shops on schedule and send alerts until stopped (常驻运行)")
+    r.add_argument("--config", default="config.toml")
+    r.add_argument("--once", action="store_true",
+                   help="one full cycle (check every shop, send alerts), then exit: 0 when everything went out")
+    r.add_argument("--log-json", action="store_true", help="log JSON lines (for journald / log collectors)")
+    r.set_defaults(func=lambda a: _run("agent.run_cmd", a.config, once=a.once, log_json=a.log_json))
+
+    st = sub.add_parser("status", help="what the running service knows: shops, sessions, deadlines, outbox (状态)")
+    st.add_argument("--config", default="config.toml")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=lambda a: _run("agent.status_cmd", a.config, as_json=a.json))
+
+
 def _add_alerts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     n = sub.add_parser("notify-test", help="send a test message through one channel and print its answer")
     n.add_argument("--config", default="config.toml")
@@ -127,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sandbox(sub)
     _add_config(sub)
     _add_agent(sub)
+    _add_service(sub)
     _add_alerts(sub)
     return parser
 

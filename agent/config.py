@@ -92,6 +92,10 @@ class AgentConfig:
     # `pdd-agent login`) and try the password again after this many hours: repeated attempts invite risk control
     login_retry_hours: float = _key(6.0, _rule(lambda v: v >= 0, "must be 0 or more, got {v} (不能为负数)"))
     log_level: str = _key("INFO", _LOG_LEVEL)
+    # `pdd-agent run` answers /healthz and /metrics on this port (loopback unless health_host says otherwise)
+    health_port: int | None = _key(None, _rule(lambda v: v is None or 1 <= v <= 65535,
+                                               "expected a port 1 to 65535, got {v} (端口无效)"))
+    health_host: str = "127.0.0.1"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -108,6 +112,32 @@ class BrowserConfig:
     timeout_seconds: float = _key(30.0, _rule(lambda v: v > 0, "must be more than 0, got {v} (必须大于 0)"))
 
 
+def _cron_ok(v: str) -> bool:
+    from agent.scheduling import cron_trigger  # imports this module: only when a cron is set
+
+    try:
+        cron_trigger(v, "UTC")
+    except ValueError:
+        return False
+    return True
+
+
+def _duration_or_zero(v: str) -> bool:
+    try:
+        return parse_duration(v) >= 0
+    except ValueError:
+        return False
+
+
+_CRON_OR_EMPTY = _rule(lambda v: not v or _cron_ok(v),
+                       'expected a 5-field cron such as "*/10 8-23 * * *", got {v} (cron 格式无效)', str.strip)
+_DURATION_OR_EMPTY = _rule(lambda v: not v or (_duration_or_zero(v) and parse_duration(v) > 0),
+                           'expected a duration such as "10m", or "" for [schedule], got {v} (时长格式无效)',
+                           str.strip)
+_DURATION_OR_OFF = _rule(lambda v: v in ("", "0") or _duration_or_zero(v),
+                         'expected a duration such as "25m", or "0" for off, got {v} (时长格式无效)', str.strip)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ShopConfig:
     """One [[shops]] entry: a merchant account on the backend."""
@@ -118,6 +148,8 @@ class ShopConfig:
     password_env: str = _key("", _ENV_NAME)  # the NAME of the variable holding the password
     enabled: bool = True
     notify: tuple[str, ...] = ()  # this shop's channels; empty: [alerts].notify
+    check_interval: str = _key("", _DURATION_OR_EMPTY)  # this shop's own schedule; empty: [schedule]
+    check_cron: str = _key("", _CRON_OR_EMPTY)
 
     def password(self) -> str | None:
         """The password from the environment, read now; None when no variable is named or it is unset/empty."""
@@ -145,7 +177,6 @@ def _duration_ok(v: str) -> bool:
 _DURATION = _rule(_duration_ok, 'expected a duration such as "6h", "30m", got {v} (时长格式无效)')
 _QUIET = _rule(lambda v: not v or re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", v),
                'expected "HH:MM-HH:MM" such as "23:00-07:30", or "" for none, got {v} (免打扰时段格式无效)', str.strip)
-_CRON = _rule(lambda v: len(v.split()) == 5, 'expected a 5-field cron such as "0 9 * * *", got {v} (cron 格式无效)')
 NOTIFIER_TYPES = ("wecom", "email")
 
 
@@ -161,7 +192,33 @@ class AlertsConfig:
     confirm_handled: bool = True  # 「已处理」 when an alerted item leaves the list before its deadline
     health_cooldown: str = _key("6h", _DURATION)  # the same health alert at most this often
     failure_threshold: int = _key(3, _rule(lambda v: v >= 1, "must be 1 or more, got {v} (必须至少为 1)"))
-    digest_cron: str = _key("0 9 * * *", _CRON)  # daily digest per shop
+
+
+def seconds(text: str) -> float:
+    """A validated duration key in seconds; "", "0" and "0s" are 0 (off)."""
+    return float(parse_duration(text)) if text and text != "0" else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    """[schedule]: when shops are checked, sessions kept warm, the outbox sent and the digest queued."""
+
+    check_interval: str = _key("10m", _DURATION)
+    check_cron: str = _key("", _CRON_OR_EMPTY)  # set: used instead of check_interval, in [agent].timezone
+    jitter: str = _key("60s", _DURATION_OR_OFF)  # each check starts up to this much later (not all shops at once)
+    digest_cron: str = _key("0 9 * * *", _CRON_OR_EMPTY)  # the daily digest per shop; "": none
+    keepalive_interval: str = _key("25m", _DURATION_OR_OFF)  # a light session visit between checks; "0": off
+    dispatch_interval: str = _key("10s", _DURATION)  # the outbox is sent on its own, never waiting for checks
+    shutdown_grace: str = _key("60s", _DURATION)  # on SIGTERM the check in flight gets this long to finish
+
+    def interval_of(self, shop: ShopConfig) -> float:
+        """The shop's check interval in seconds (0 when it runs on a cron)."""
+        if shop.check_cron or (not shop.check_interval and self.check_cron):
+            return 0.0
+        return seconds(shop.check_interval or self.check_interval)
+
+    def cron_of(self, shop: ShopConfig) -> str:
+        return shop.check_cron or ("" if shop.check_interval else self.check_cron)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,6 +269,7 @@ class Config:
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     shops: tuple[ShopConfig, ...] = _key((), min_items=1, unique="name")
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     notifiers: dict[str, NotifierConfig] = field(default_factory=dict)
     path: Path = field(default=Path("config.toml"), metadata={"internal": True})  # the file, absolute
 

@@ -63,6 +63,11 @@ class Report:
     dead: int = 0
     deferred: int = 0
     errors: list[str] = field(default_factory=list)
+    by_channel: dict[str, list[int]] = field(default_factory=dict)  # channel → [messages, rows, failures]
+
+    def count(self, channel: str, messages: int = 0, rows: int = 0, failures: int = 0) -> None:
+        c = self.by_channel.setdefault(channel, [0, 0, 0])
+        c[0], c[1], c[2] = c[0] + messages, c[1] + rows, c[2] + failures
 
 
 class Dispatcher:
@@ -143,12 +148,14 @@ class Dispatcher:
             attempts = max(r.attempts for r in rows)
             self.store.mark_retry(ids, now + self.backoff(attempts, exc.retry_after), str(exc))
             report.retried += len(ids)
+            report.count(channel, failures=1)
             report.errors.append(f"{channel}: {exc}")
             logger.warning("send to {} failed, will retry: {}", channel, exc)
             return False
         except PermanentError as exc:
             self.store.mark_dead(ids, str(exc))
             report.dead += len(ids)
+            report.count(channel, failures=1)
             report.errors.append(f"{channel}: {exc}")
             logger.error("channel {} refused the message permanently: {}", channel, exc)
             self._channel_broken(channel, shop, str(exc), now)
@@ -159,6 +166,7 @@ class Dispatcher:
         self.store.clear_broken(channel)
         report.sent += 1
         report.rows_sent += sent
+        report.count(channel, messages=1, rows=sent)
         logger.info("sent {} alert(s) of {} to {}: {}", sent, shop, channel, answer[:80])
         return True
 

@@ -19,6 +19,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from agent.browser import close_quietly
 from agent.models import CheckFailure, ShopState
+from agent.progress import Countdown
 from agent.session import QR_TIMEOUT_SECONDS, Outcome, ShopSession, write_private
 
 PASSWORD_PROMPT = "密码 / password: "
@@ -26,6 +27,7 @@ SMS_PROMPT = "短信验证码 / SMS code: "
 CAPTCHA_TIMEOUT_SECONDS = 300.0
 SMS_ATTEMPTS = 3
 _MAX_STEPS = 12
+QR_WAIT_LABEL = "等待扫码 / waiting for the scan"
 
 
 async def interactive_login(
@@ -144,6 +146,7 @@ async def _qr_login(
     session: ShopSession, context: BrowserContext, qr_path: Path, out: Callable[[str], None], timeout: float
 ) -> None:
     page = await session.open_qr_page(context)
+    wait = Countdown(QR_WAIT_LABEL, timeout)  # the seconds left, drawn on a terminal (stderr) only
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -157,17 +160,22 @@ async def _qr_login(
                 if key != shown:  # first time, or the page refreshed an expired QR
                     png = await session.qr_png(page)
                     await asyncio.to_thread(write_private, qr_path, png)
+                    wait.clear()
                     if data:
                         out(qr_terminal(data))
                     out(f"请用拼多多商家版App扫描二维码 / scan the QR code ({qr_path}); waiting up to {timeout:g} s")
                     shown = key
             except PlaywrightError:
                 pass  # the page is navigating after the scan
+            if shown:
+                wait.tick(deadline - loop.time())
             await asyncio.sleep(1.0 if shown else 0.2)
+        wait.close()
         with suppress(PlaywrightError):
             await page.wait_for_load_state()
         await session.confirm_login(context)
         out(f"扫码登录成功，会话已保存 / logged in; session saved to {session.state_path}")
     finally:
+        wait.close()
         with suppress(PlaywrightError):
             await close_quietly(page)

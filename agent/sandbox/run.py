@@ -89,18 +89,3 @@ def run_sandbox(
     print(banner(server), flush=True)
     _serve_until_stopped(server)
     return 0
-
-
-def run_demo(*, port: int = 0, duration: float = 0) -> int:
-    """The demo: the sandbox with the demo scenario (the full agent demo builds on this)."""
-    backend = Backend()
-    backend.load_scenario(builtin_scenario("demo"))
-    server = SandboxServer(backend, port=port)
-    print(banner(server), flush=True)
-    print(
-        "\n用浏览器打开登录页，点「账号登录」，用上面的账号密码登录，再从左侧「退款/售后」进入售后工作台。\n"
-        "Open the login page, click 「账号登录」, log in with an account above, then follow 「退款/售后」.",
-        flush=True,
-    )
-    _serve_until_stopped(server, duration)
-    return 0

@@ -1,0 +1,314 @@
+"""The service's health snapshot: per-shop status, outbox, counters; heartbeat file, /healthz and /metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, tzinfo
+from http import HTTPStatus
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from loguru import logger
+
+from agent.rules import ItemState
+from agent.sandbox.serving import BackgroundServer, QuietHandler, QuietServer
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.store import Store
+
+HEARTBEAT_FILE = "heartbeat.json"
+_OUTBOX_STATUSES = ("pending", "sent", "dead")
+
+
+@dataclass
+class ShopStatus:
+    """One shop as the service sees it. Times are Unix seconds (float) or None."""
+
+    name: str
+    enabled: bool = True
+    state: str = "unknown"  # ShopState value of the last check ("ok", "login_required", ...)
+    last_check: float | None = None
+    last_ok: float | None = None  # the last successful read
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    pending_aftersale: int = 0  # open items as the last successful check saw them
+    pending_evidence: int = 0
+    next_deadline: float | None = None  # the earliest open deadline
+    interval_seconds: float = 0.0  # the expected gap between checks (0: a cron schedule)
+    next_run: float | None = None  # the next scheduled check
+    stale_after: float | None = None  # /healthz is unhealthy once now passes this without a successful read
+    checks: int = 0  # checks run by this process
+    failures: int = 0  # of which failed
+    last_duration: float | None = None  # seconds the last check took
+    duration_sum: float = 0.0  # total seconds of this process's checks
+
+
+@dataclass
+class Snapshot:
+    """The whole service: written to the heartbeat file, served by /healthz and /metrics, read by `status`."""
+
+    pid: int
+    version: str
+    started_at: float
+    updated_at: float
+    scheduler_running: bool = False
+    paused: bool = False  # shutting down: no new work is started
+    shops: list[ShopStatus] = field(default_factory=list)
+    outbox: dict[str, int] = field(default_factory=dict)  # rows by status: pending, sent, dead
+    messages_sent: dict[str, int] = field(default_factory=dict)  # channel → messages delivered by this process
+    alerts_sent: dict[str, int] = field(default_factory=dict)  # channel → alert rows delivered by this process
+    send_failures: dict[str, int] = field(default_factory=dict)  # channel → failed send attempts
+    broken_channels: dict[str, str] = field(default_factory=dict)  # channel → why it is marked broken
+    dispatch_interval: float = 10.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        data: dict[str, Any] = json.loads(text)
+        shops = [ShopStatus(**s) for s in data.pop("shops", [])]
+        return cls(shops=shops, **data)
+
+
+def write_heartbeat(data_dir: Path, snapshot: Snapshot) -> Path:
+    """Atomically replace data_dir/heartbeat.json (mode 0600)."""
+    path = data_dir / HEARTBEAT_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(snapshot.to_json())
+    os.replace(tmp, path)
+    return path
+
+
+def read_heartbeat(data_dir: Path) -> Snapshot | None:
+    """The last heartbeat, or None when there is none or it cannot be read."""
+    try:
+        return Snapshot.from_json((data_dir / HEARTBEAT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+# ---- building a snapshot from the store ---------------------------------------------------------
+def shop_statuses(config: Config, store: Store, now: float) -> list[ShopStatus]:
+    """One ShopStatus per configured shop, as the store remembers it (state, last read, open items).
+
+    Only what the store keeps is filled in: the service adds next_run, stale_after and its own counters.
+    `now` is the caller's clock, kept for one signature across snapshot builders (the store's rows carry
+    their own times).
+    """
+    out: list[ShopStatus] = []
+    for shop in config.shops:
+        health = store.shop_health(shop.name)
+        pending = {"aftersale": 0, "evidence": 0}
+        earliest: float | None = None
+        for raw in store.load_items(shop.name).values():
+            try:
+                item = ItemState.from_dict(raw)
+            except (KeyError, TypeError, ValueError):  # a row of an older or foreign shape: not an open item
+                continue
+            if item.closed or item.kind not in pending:
+                continue
+            pending[item.kind] += 1
+            deadline = item.deadline.timestamp()
+            earliest = deadline if earliest is None else min(earliest, deadline)
+        out.append(ShopStatus(
+            name=shop.name, enabled=shop.enabled, state=health.last_state or "unknown",
+            last_ok=health.last_ok, last_error=health.last_error, consecutive_failures=health.consecutive_failures,
+            pending_aftersale=pending["aftersale"], pending_evidence=pending["evidence"], next_deadline=earliest,
+            interval_seconds=config.schedule.interval_of(shop),
+        ))
+    return out
+
+
+# ---- /healthz -----------------------------------------------------------------------------------
+def _when(ts: float, tz: tzinfo | None) -> str:
+    return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def healthz(snap: Snapshot, now: float, tz: tzinfo | None = None) -> tuple[bool, list[str]]:
+    """Healthy when the scheduler runs, the service is not stopping and every enabled shop was read recently.
+
+    One reason per problem (English + 中文); times in `tz` (None: the host's local time).
+    """
+    reasons: list[str] = []
+    if not snap.scheduler_running:
+        reasons.append("scheduler not running (调度器未运行)")
+    if snap.paused:
+        reasons.append("service is shutting down, no new checks start (服务正在停止，不再开始新的检查)")
+    for shop in snap.shops:
+        if not shop.enabled or (shop.stale_after is not None and now <= shop.stale_after):
+            continue
+        since = "never read" if shop.last_ok is None else f"not read since {_when(shop.last_ok, tz)}"
+        line = f"shop {shop.name}: {since} (超过两个检查周期未成功读取)"
+        if shop.state not in ("ok", "unknown"):
+            line += f", last state {shop.state}"
+        reasons.append(line)
+    return not reasons, reasons
+
+
+# ---- /metrics (Prometheus text format 0.0.4) ------------------------------------------------------
+_Sample = tuple[str, Mapping[str, str], float]  # name suffix ("", "_sum", "_count"), labels, value
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+class _Exposition:
+    """Collects metric families: HELP and TYPE once per family, then its samples."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, doc: str, samples: Iterable[_Sample]) -> None:
+        full = self.prefix + name
+        doc = doc.replace("\\", "\\\\").replace("\n", "\\n")
+        self.lines += [f"# HELP {full} {doc}", f"# TYPE {full} {kind}"]
+        for suffix, labels, value in samples:
+            if labels:
+                inner = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items())
+                self.lines.append(f"{full}{suffix}{{{inner}}} {_number(value)}")
+            else:
+                self.lines.append(f"{full}{suffix} {_number(value)}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
+    """The snapshot in Prometheus text exposition format 0.0.4 (counters are named *_total, as Prometheus wants)."""
+    out = _Exposition("pdd_agent_")
+    shops = snap.shops
+
+    def per_shop(value: Callable[[ShopStatus], float | None]) -> list[_Sample]:
+        return [("", {"shop": s.name}, v) for s in shops if (v := value(s)) is not None]
+
+    def per_channel(values: Mapping[str, int]) -> list[_Sample]:
+        return [("", {"channel": c}, n) for c, n in sorted(values.items())]
+
+    out.family("up", "gauge", "1 while the agent process answers.", [("", {}, 1)])
+    out.family("scheduler_running", "gauge", "1 while the check scheduler runs.",
+               [("", {}, int(snap.scheduler_running))])
+    out.family("healthy", "gauge", "1 when /healthz answers 200.", [("", {}, int(healthz(snap, now, tz)[0]))])
+    out.family("start_time_seconds", "gauge", "When the agent process started (Unix seconds).",
+               [("", {}, snap.started_at)])
+    out.family("shop_enabled", "gauge", "1 when the shop is enabled in the config.", per_shop(lambda s: s.enabled))
+    out.family("checks_total", "counter", "Checks run by this process.", per_shop(lambda s: s.checks))
+    out.family("check_failures_total", "counter", "Checks of this process that failed.",
+               per_shop(lambda s: s.failures))
+    out.family("check_duration_seconds", "summary", "Time the checks of this process took.",
+               [(suffix, {"shop": s.name}, v) for s in shops
+                for suffix, v in (("_sum", s.duration_sum), ("_count", s.checks))])
+    out.family("last_check_duration_seconds", "gauge", "Time the last check took.",
+               per_shop(lambda s: s.last_duration))
+    out.family("last_success_timestamp_seconds", "gauge", "When the shop was last read successfully (Unix seconds).",
+               per_shop(lambda s: s.last_ok))
+    out.family("consecutive_failures", "gauge", "Failed checks since the last successful read.",
+               per_shop(lambda s: s.consecutive_failures))
+    out.family("shop_up", "gauge", "1 when the shop's last check read it successfully.",
+               per_shop(lambda s: int(s.state == "ok")))
+    out.family("items_pending", "gauge", "Open items as the last successful check saw them.",
+               [("", {"shop": s.name, "kind": kind}, n) for s in shops
+                for kind, n in (("aftersale", s.pending_aftersale), ("evidence", s.pending_evidence))])
+    out.family("next_deadline_timestamp_seconds", "gauge", "The earliest deadline of an open item (Unix seconds).",
+               per_shop(lambda s: s.next_deadline))
+    out.family("messages_sent_total", "counter", "Messages delivered by this process.",
+               per_channel(snap.messages_sent))
+    out.family("alerts_sent_total", "counter", "Alert rows delivered by this process.", per_channel(snap.alerts_sent))
+    out.family("send_failures_total", "counter", "Failed send attempts of this process.",
+               per_channel(snap.send_failures))
+    out.family("outbox_rows", "gauge", "Outbox rows by status.",
+               [("", {"status": st}, snap.outbox.get(st, 0)) for st in _OUTBOX_STATUSES]
+               + [("", {"status": st}, n) for st, n in sorted(snap.outbox.items()) if st not in _OUTBOX_STATUSES])
+    channels = sorted({*snap.messages_sent, *snap.alerts_sent, *snap.send_failures, *snap.broken_channels})
+    out.family("channel_broken", "gauge", "1 while the channel is marked broken (its messages wait).",
+               [("", {"channel": c}, int(c in snap.broken_channels)) for c in channels])
+    return out.text()
+
+
+# ---- the HTTP endpoint ------------------------------------------------------------------------------
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Server(QuietServer):
+    def __init__(self, address: tuple[str, int], owner: HealthServer) -> None:
+        super().__init__(address, _Handler)
+        self.owner = owner
+
+
+class _Handler(QuietHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        try:
+            if path in ("/healthz", "/metrics"):
+                self._send(*self._answer(path))
+            else:
+                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _answer(self, path: str) -> tuple[int, bytes, str]:
+        owner = self.server.owner
+        try:
+            snap, now = owner.snapshot(), owner.clock()
+            if path == "/metrics":
+                return HTTPStatus.OK, render_metrics(snap, now, owner.tz).encode(), METRICS_CONTENT_TYPE
+            ok, reasons = healthz(snap, now, owner.tz)
+            doc: dict[str, Any] = {"status": "ok" if ok else "unhealthy", "reasons": reasons,
+                                   "shops": {s.name: s.state for s in snap.shops}}
+            status = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
+        except Exception as exc:  # the endpoint keeps answering whatever state the service is in
+            logger.warning("health endpoint {}: snapshot failed: {}", path, type(exc).__name__)
+            doc = {"status": "error", "reasons": [f"snapshot unavailable: {type(exc).__name__} (无法获取服务状态)"]}
+            status = HTTPStatus.INTERNAL_SERVER_ERROR
+        return status, json.dumps(doc, ensure_ascii=False).encode(), "application/json; charset=utf-8"
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class HealthServer(BackgroundServer):
+    """GET /healthz (200 healthy, 503 not, 500 when the snapshot fails) and GET /metrics on a background thread."""
+
+    thread_name = "health"
+
+    def __init__(
+        self, snapshot: Callable[[], Snapshot], host: str = "127.0.0.1", port: int = 0,
+        clock: Callable[[], float] = time.time, tz: tzinfo | None = None,
+    ) -> None:
+        self.snapshot = snapshot
+        self.clock = clock
+        self.tz = tz
+        self.httpd = _Server((host, port), self)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])

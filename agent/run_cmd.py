@@ -1,0 +1,195 @@
+"""`pdd-agent run`: start-up checks, then the scheduled service until SIGTERM / Ctrl-C, or one cycle (--once)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from agent import locators, logsetup
+from agent.browser import BrowserPool
+from agent.config import Config, ConfigError, load_config
+from agent.dispatch import build_notifier
+from agent.health import HealthServer
+from agent.models import CheckFailure
+from agent.progress import Progress
+from agent.service import Service
+from agent.store import Store
+from notifiers.base import Notifier
+from notifiers.wecom import parse_webhook
+
+
+def secrets_of(config: Config) -> list[str]:
+    """Everything the logs must never show: webhook URLs and keys, passwords read from the environment."""
+    out: list[str] = []
+    for cfg in config.notifiers.values():
+        if cfg.webhook_url:
+            out.append(cfg.webhook_url)
+            try:
+                out.append(parse_webhook(cfg.webhook_url)[1])
+            except ValueError:
+                pass
+        out.append(cfg.password() or "")
+    out += [shop.password() or "" for shop in config.shops]
+    return [s for s in out if s]
+
+
+def preflight(config: Config) -> tuple[list[str], list[str]]:
+    """(problems, warnings) found before anything is scheduled; problems stop the start."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    for name, cfg in config.notifiers.items():
+        try:
+            build_notifier(cfg)  # validates the URL / key / ports; opens no connection
+        except ValueError as exc:
+            problems.append(f"notifiers.{name}: {exc} (通知渠道配置无效)")
+        if cfg.password_env and not cfg.password():
+            problems.append(f"notifiers.{name}.password_env: environment variable {cfg.password_env} is not set "
+                            "(环境变量未设置)")
+    for i, shop in enumerate(config.shops):
+        if not shop.enabled:
+            continue
+        if not config.channels_for(shop):
+            problems.append(f"shops[{i}] ({shop.name}): no channel would receive its alerts; set notify here or "
+                            "[alerts].notify (没有接收提醒的渠道)")
+        if shop.password_env and not shop.password():
+            warnings.append(f"shops[{i}] ({shop.name}): environment variable {shop.password_env} is not set; the "
+                            "shop can only use its saved session or a QR login (未设置密码环境变量)")
+    if not any(s.enabled for s in config.shops):
+        problems.append("shops: every shop is disabled; nothing to do (所有店铺都已停用)")
+    data_dir = config.agent.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = data_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        problems.append(f"agent.data_dir: {data_dir} is not writable: {exc.strerror or exc} (数据目录不可写)")
+    return problems, warnings
+
+
+def main(config_path: str, *, once: bool = False, log_json: bool = False) -> int:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print("配置无效 / config invalid", file=sys.stderr)
+        return 2
+    logsetup.add_secrets(secrets_of(config))
+    problems, warnings = preflight(config)
+    log_dir = config.agent.data_dir / "logs" if not problems else None
+    logsetup.setup(config.agent.log_level, json_lines=log_json, log_dir=log_dir)
+    for w in warnings:
+        logger.warning(w)
+    try:
+        sel = locators.load(config.agent.selectors_dir)
+    except locators.LocatorError as exc:
+        problems.append(f"agent.selectors_dir: {exc} (选择器文件无效)")
+    if problems:
+        for p in problems:
+            logger.error(p)
+        print("启动检查未通过 / start-up checks failed:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_main(config, sel, once))
+    except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed
+        return 130
+
+
+async def _main(config: Config, sel: Mapping[str, Any], once: bool) -> int:
+    store = Store(config.agent.data_dir / "agent.db")
+    notifiers: dict[str, Notifier] = {name: build_notifier(cfg) for name, cfg in config.notifiers.items()}
+    pool = BrowserPool(executable_path=config.browser.executable_path, headless=config.browser.headless,
+                       timeout_seconds=config.browser.timeout_seconds)
+    try:
+        try:
+            await pool.start()
+        except CheckFailure as exc:
+            logger.error("the browser cannot start: {}", exc.detail)
+            print(f"浏览器无法启动 / the browser cannot start: {exc.detail}", file=sys.stderr)
+            return 1
+        service = Service(config, store, pool, sel, notifiers)
+        if once:
+            return await _once(service)
+        return await _serve(config, service)
+    finally:
+        for n in notifiers.values():
+            await n.aclose()
+        await pool.stop()
+        store.close()
+
+
+async def _once(service: Service) -> int:
+    results = await service.check_all()
+    report = await service.dispatch()
+    await service.heartbeat()
+    left = service.store.depth().get("pending", 0)
+    for r in results:
+        line = "✓ 已读取" if r.ok else f"✗ 未读取 {r.state.value}: {r.error or ''}"
+        print(f"{r.name}: {line}")
+    print(f"已发送 {report.sent} 条消息（{report.rows_sent} 条提醒），待重试 {report.retried}，失败 {report.dead}，"
+          f"免打扰/限速暂缓 {report.deferred}，队列中 {left}")
+    ok = all(r.ok for r in results) and not report.retried and not report.dead and not report.errors
+    return 0 if ok else 1
+
+
+async def _serve(config: Config, service: Service) -> int:
+    loop = asyncio.get_running_loop()
+    stop, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal(signame: str) -> None:
+        if stop.is_set():
+            logger.warning("{} again: not waiting for the work in flight", signame)
+            hurry.set()
+        else:
+            logger.info("{}: stopping (new work paused, the check in flight may finish)", signame)
+            stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    health: HealthServer | None = None
+    if config.agent.health_port:
+        try:
+            health = HealthServer(service.snapshot_for_http, host=config.agent.health_host, tz=service.tz,
+                                  port=config.agent.health_port).start()
+        except OSError as exc:
+            logger.error("cannot listen on {}:{}: {}", config.agent.health_host, config.agent.health_port, exc)
+            print(f"健康检查端口无法监听 / health port unavailable: {exc}", file=sys.stderr)
+            return 2
+        logger.info("health endpoint on {}/healthz and /metrics", health.url)
+    _first_check_progress(service)
+    service.start()
+    logger.info("pdd-agent {} running (pid {}); data in {}", service.latest.version, os.getpid(),
+                Path(config.agent.data_dir).resolve())
+    try:
+        await stop.wait()
+        await service.shutdown(hurry=hurry)
+    finally:
+        if health is not None:
+            health.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    logger.info("stopped")
+    return 0
+
+
+def _first_check_progress(service: Service) -> None:
+    """On a terminal, the first round of checks shows a progress line (many shops take a while)."""
+    shops = {s.name for s in service.config.shops if s.enabled}
+    progress = Progress(len(shops), "首次检查店铺 / first check")
+    seen: set[str] = set()
+
+    def advance(result: Any) -> None:
+        if result.name in seen or result.name not in shops:
+            return
+        seen.add(result.name)
+        progress.advance(1, f"{result.name} {'✓' if result.ok else '✗ ' + result.state.value}")
+        if seen == shops:
+            progress.close()
+    service.on_check = advance

@@ -1,0 +1,294 @@
+"""The long-running agent: APScheduler jobs for checks, keep-alive, dispatch, digest and heartbeat; clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from loguru import logger
+from playwright.async_api import BrowserContext
+
+from agent import __version__
+from agent.alerting import queue_digest
+from agent.browser import BrowserPool, close_quietly
+from agent.config import Config, ShopConfig, seconds
+from agent.cycle import Cycle
+from agent.dispatch import Report
+from agent.health import ShopStatus, Snapshot, shop_statuses, write_heartbeat
+from agent.models import ShopResult, ShopState
+from agent.scheduling import check_trigger, cron_trigger, stale_after
+from agent.session import QR_TIMEOUT_SECONDS, ShopSession
+from agent.store import Store
+from notifiers.base import Notifier
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class Service:
+    """Owns the scheduler and the in-flight work. `start()`, then `shutdown()` (or `run_once()` alone)."""
+
+    def __init__(self, config: Config, store: Store, pool: BrowserPool, sel: Mapping[str, Any],
+                 notifiers: Mapping[str, Notifier], *, qr_timeout: float = QR_TIMEOUT_SECONDS) -> None:
+        self.config, self.store, self.pool, self.notifiers = config, store, pool, notifiers
+        self.tz = ZoneInfo(config.agent.timezone)
+        self.cycle = Cycle(config, store, pool, sel, notifiers)
+        self.cycle.checker.on_qr = self._take_qr_page
+        self.qr_timeout = qr_timeout
+        # a missed run (host asleep, long stall) runs once when it can: coalesced, and however late (None)
+        self.scheduler = AsyncIOScheduler(timezone=self.tz, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": None,
+        })
+        self.started_at = time.time()
+        self.stopping = False
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self.qr_waits: dict[str, asyncio.Task[None]] = {}
+        self.dispatch_lock = asyncio.Lock()
+        self._dispatch_kicked = False
+        self._background: set[asyncio.Task[None]] = set()
+        self.busy: set[str] = set()  # shops being checked right now
+        self.shops = {s.name: s for s in config.shops}
+        self.status = {s.name: s for s in shop_statuses(config, store, self.started_at)}
+        self.channel_counts: dict[str, list[int]] = {}
+        self.latest = self._snapshot()
+        self.on_check: Callable[[ShopResult], None] | None = None  # the demo listens here
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Schedule everything (call inside the running loop). First checks start within the jitter."""
+        sched, now = self.config.schedule, datetime.now(self.tz)
+        spread = seconds(sched.jitter)
+        for shop in self.config.shops:
+            if not shop.enabled:
+                continue
+            first = now + timedelta(seconds=random.uniform(0, min(spread, 5.0)))
+            self.scheduler.add_job(self._tracked(self.check_shop), check_trigger(self.config, shop, self.tz),
+                                   args=[shop.name], id=f"check:{shop.name}", name=f"check {shop.name}",
+                                   next_run_time=first)
+            keep = seconds(sched.keepalive_interval)
+            interval = sched.interval_of(shop)
+            if keep and (not interval or keep < interval):
+                self.scheduler.add_job(self._tracked(self.keepalive), IntervalTrigger(seconds=keep, timezone=self.tz),
+                                       args=[shop.name], id=f"keepalive:{shop.name}", name=f"keepalive {shop.name}")
+        self.scheduler.add_job(self._tracked(self.dispatch), IntervalTrigger(
+            seconds=seconds(sched.dispatch_interval), timezone=self.tz), id="dispatch", name="dispatch",
+            next_run_time=now)
+        if sched.digest_cron:
+            self.scheduler.add_job(self._tracked(self.digest), cron_trigger(sched.digest_cron, self.tz),
+                                   id="digest", name="digest")
+        self.scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=self.tz),
+                               id="heartbeat", name="heartbeat", next_run_time=now)
+        self.scheduler.start()
+        logger.info("service started: {} shop(s), checks every {}, dispatch every {}", len(self.shops),
+                    sched.check_cron or sched.check_interval, sched.dispatch_interval)
+
+    async def shutdown(self, grace: float | None = None, hurry: asyncio.Event | None = None) -> None:
+        """Stop new work, give the work in flight `grace` seconds (a `hurry` event cuts it short), then
+        send the outbox once. Cancelled checks lose nothing: a check commits only when it completes."""
+        grace = seconds(self.config.schedule.shutdown_grace) if grace is None else grace
+        self.stopping = True
+        if self.scheduler.running:
+            self.scheduler.pause()
+        busy = {t for t in self.inflight if not t.done()}
+        if busy:
+            logger.info("stopping: waiting up to {:.0f} s for {} job(s) in flight", grace, len(busy))
+            waiter = asyncio.ensure_future(asyncio.wait(busy, timeout=grace))
+            hurried = asyncio.ensure_future(hurry.wait()) if hurry else None
+            await asyncio.wait({waiter, *([hurried] if hurried else [])}, return_when=asyncio.FIRST_COMPLETED)
+            for fut in (waiter, hurried):
+                if fut is not None and not fut.done():
+                    fut.cancel()
+        late = [t for t in self.inflight if not t.done()]
+        for task in (*late, *self.qr_waits.values()):
+            task.cancel()
+        for task in (*late, *self.qr_waits.values()):
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        if late:
+            logger.warning("stopping: {} job(s) did not finish in time and were cancelled", len(late))
+        with suppress(Exception):
+            report = await self.dispatch()
+            logger.info("stopping: outbox flushed ({} message(s) sent, {} left)", report.sent,
+                        self.store.depth().get("pending", 0))
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.heartbeat()
+
+    def _tracked(self, job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """A job that is skipped while stopping and remembered while it runs (for the graceful stop)."""
+        async def run(*args: Any) -> Any:
+            if self.stopping:
+                return None
+            task = asyncio.current_task()
+            if task is not None:
+                self.inflight.add(task)
+            try:
+                return await job(*args)
+            except Exception:  # a job never dies silently; the next run tries again
+                logger.exception("job {} failed", getattr(job, "__name__", job))
+                return None
+            finally:
+                if task is not None:
+                    self.inflight.discard(task)
+        run.__name__ = getattr(job, "__name__", "job")
+        return run
+
+    # ---- jobs ---------------------------------------------------------------------------------
+    async def check_shop(self, name: str) -> ShopResult | None:
+        shop = self.shops[name]
+        if name in self.qr_waits:  # its QR login page is open for a scan: a new check would replace the QR
+            logger.debug("check of {} skipped: waiting for the QR scan", name)
+            return None
+        started = time.monotonic()
+        self.busy.add(name)
+        try:
+            [result] = await self.cycle.check([shop])
+        finally:
+            self.busy.discard(name)
+        self._record(shop, result, time.monotonic() - started)
+        self.kick_dispatch()  # alerts go out now, not at the next dispatch tick
+        if self.on_check:
+            self.on_check(result)
+        return result
+
+    async def check_all(self) -> list[ShopResult]:
+        """Every enabled shop at once (within the concurrency limit): the first cycle and `--once`."""
+        started = time.monotonic()
+        shops = [s for s in self.config.shops if s.enabled]
+        self.busy.update(s.name for s in shops)
+        try:
+            results = await self.cycle.check(shops)
+        finally:
+            self.busy.clear()
+        for shop, result in zip(shops, results, strict=True):
+            self._record(shop, result, time.monotonic() - started)
+        return results
+
+    async def keepalive(self, name: str) -> None:
+        shop = self.shops[name]
+        job = self.scheduler.get_job(f"check:{name}")
+        if name in self.qr_waits or name in self.busy:
+            return
+        alive = await self.cycle.checker.keepalive(shop)
+        logger.info("keep-alive {}: session {}", name, "alive" if alive else "lost")
+        if not alive and job is not None:  # a check now tells the team (and logs in again if it can)
+            self.kick(f"check:{name}")
+
+    async def dispatch(self) -> Report:
+        async with self.dispatch_lock:
+            return await self._dispatch_locked()
+
+    def kick_dispatch(self) -> None:
+        """Send the outbox now (once more after the run in progress, if any)."""
+        if self.stopping or self._dispatch_kicked:
+            return
+        self._dispatch_kicked = True
+
+        async def kicked() -> None:
+            async with self.dispatch_lock:
+                self._dispatch_kicked = False
+                await self._dispatch_locked()
+        task = asyncio.get_running_loop().create_task(self._tracked(kicked)())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _dispatch_locked(self) -> Report:
+        report = await self.cycle.dispatch()
+        for channel, (messages, rows, failures) in report.by_channel.items():
+            c = self.channel_counts.setdefault(channel, [0, 0, 0])
+            c[0], c[1], c[2] = c[0] + messages, c[1] + rows, c[2] + failures
+        return report
+
+    async def digest(self) -> None:
+        now = datetime.fromtimestamp(self.cycle.clock(), self.tz)
+        queued = sum(queue_digest(self.config, self.store, s, now) for s in self.config.shops if s.enabled)
+        logger.info("daily digest queued: {} message(s)", queued)
+        self.kick_dispatch()
+
+    def kick(self, job_id: str) -> None:
+        """Run a scheduled job now (unless stopping)."""
+        job = self.scheduler.get_job(job_id)
+        if job is not None and not self.stopping:
+            job.modify(next_run_time=datetime.now(self.tz))
+
+    # ---- QR logins pushed to the team ----------------------------------------------------------
+    def _take_qr_page(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
+        """The check found a QR login page whose image goes to the admins: keep it open for the scan."""
+        if self.stopping or shop.name in self.qr_waits:
+            return False
+        self.qr_waits[shop.name] = asyncio.create_task(self._wait_qr(shop, session, context))
+        return True
+
+    async def _wait_qr(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> None:
+        try:
+            await session.wait_for_qr_login(timeout=self.qr_timeout)
+            logger.info("shop {} logged in by a scan of the pushed QR code", shop.name)
+            self.kick(f"check:{shop.name}")
+        except Exception as exc:
+            logger.info("QR login of {} did not complete: {}", shop.name, str(exc).splitlines()[0] if str(exc) else exc)
+        finally:
+            self.qr_waits.pop(shop.name, None)
+            await close_quietly(context)
+
+    # ---- health ---------------------------------------------------------------------------------
+    def _record(self, shop: ShopConfig, result: ShopResult, duration: float) -> None:
+        now = time.time()
+        st = self.status.get(shop.name) or ShopStatus(name=shop.name)
+        health = self.store.shop_health(shop.name)
+        st = replace(st, state=result.state.value, last_check=now, checks=st.checks + 1,
+                     failures=st.failures + (0 if result.ok else 1), last_duration=duration,
+                     duration_sum=st.duration_sum + duration, consecutive_failures=health.consecutive_failures,
+                     last_error=None if result.ok else result.error)
+        if result.ok:
+            deadlines = [i.deadline.timestamp() - result.checked_at.timestamp() + now
+                         for i in (*result.aftersales, *result.evidence)]
+            st = replace(st, last_ok=now, pending_aftersale=len(result.aftersales),
+                         pending_evidence=len(result.evidence), next_deadline=min(deadlines, default=None))
+        self.status[shop.name] = st
+        if result.state is not ShopState.OK:
+            logger.warning("shop {} not read: {} ({} failure(s) in a row)", shop.name, result.state.value,
+                           st.consecutive_failures)
+
+    def _snapshot(self) -> Snapshot:
+        now = time.time()
+        shops = []
+        for shop in self.config.shops:
+            st = self.status.get(shop.name) or ShopStatus(name=shop.name)
+            job = self.scheduler.get_job(f"check:{shop.name}") if self.scheduler.running else None
+            ref = datetime.fromtimestamp(max(st.last_ok or 0.0, self.started_at), self.tz)
+            shops.append(replace(
+                st, enabled=shop.enabled, interval_seconds=self.config.schedule.interval_of(shop),
+                next_run=job.next_run_time.timestamp() if job is not None and job.next_run_time else None,
+                stale_after=stale_after(self.config, shop, ref).timestamp() if shop.enabled else None,
+            ))
+        counts = self.channel_counts
+        return Snapshot(
+            pid=os.getpid(), version=__version__, started_at=self.started_at, updated_at=now,
+            scheduler_running=self.scheduler.running and not self.stopping, paused=self.stopping, shops=shops,
+            outbox=self.store.depth(), messages_sent={k: v[0] for k, v in counts.items()},
+            alerts_sent={k: v[1] for k, v in counts.items()}, send_failures={k: v[2] for k, v in counts.items()},
+            broken_channels=self.store.broken(), dispatch_interval=seconds(self.config.schedule.dispatch_interval),
+        )
+
+    async def heartbeat(self) -> None:
+        self.latest = self._snapshot()
+        try:
+            await asyncio.to_thread(write_heartbeat, self.config.agent.data_dir, self.latest)
+        except OSError as exc:
+            logger.error("cannot write the heartbeat file: {}", exc)
+
+    def snapshot_for_http(self) -> Snapshot:
+        """The latest snapshot, for the health server's thread; a wedged event loop reads as a stopped scheduler."""
+        snap = self.latest
+        if time.time() - snap.updated_at > 6 * HEARTBEAT_SECONDS:
+            return replace(snap, scheduler_running=False)
+        return snap

@@ -1,0 +1,243 @@
+"""`pdd-agent status`: is the service running and healthy, and how each shop stands; a Chinese table or JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime, tzinfo
+from typing import Any, TextIO
+
+from agent.check_cmd import HINTS, clean
+from agent.checker import remaining_text, shop_dir
+from agent.config import Config, ConfigError, load_config
+from agent.health import ShopStatus, Snapshot, healthz, read_heartbeat, shop_statuses
+from agent.models import ShopState
+from agent.store import Store
+
+STATE_LABELS = {
+    ShopState.OK.value: "正常",
+    ShopState.SMS_REQUIRED.value: "需要短信验证",
+    ShopState.CAPTCHA.value: "需要滑块验证",
+    ShopState.LOGIN_REQUIRED.value: "需要扫码登录",
+    ShopState.LAYOUT_CHANGED.value: "页面结构变化",
+    ShopState.RATE_LIMITED.value: "被限流",
+    ShopState.BACKEND_ERROR.value: "后台错误",
+    ShopState.TIMEOUT.value: "超时",
+    ShopState.BROWSER_ERROR.value: "浏览器错误",
+    "unknown": "未检查",
+}
+HEADERS = ("店铺", "状态", "会话", "上次成功读取", "连续失败", "待处理", "待举证", "最近截止", "下次检查")
+NONE = "-"
+
+
+# ---- is the service there ---------------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negatives would signal process groups
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # someone else's process: alive
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def service_running(snap: Snapshot | None, now: float) -> bool:
+    """A heartbeat whose process is alive and that was written within max(3 dispatch intervals, 60 s)."""
+    if snap is None or not pid_alive(snap.pid):
+        return False
+    return now - snap.updated_at <= max(3 * snap.dispatch_interval, 60.0)
+
+
+# ---- text helpers ------------------------------------------------------------------------------
+def cells(text: str) -> int:
+    """Terminal width: wide and full-width (CJK) characters take two cells, combining marks none."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - cells(text))
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(cells(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def ago(seconds: float) -> str:
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return "刚刚"
+    d, h, m = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if d:
+        return f"{d}天{h}小时前" if h else f"{d}天前"
+    return f"{h}小时{m}分钟前" if h else f"{m}分钟前"
+
+
+def _at(ts: float, tz: tzinfo, fmt: str = "%m-%d %H:%M") -> str:
+    return datetime.fromtimestamp(ts, tz).strftime(fmt)
+
+
+def state_label(state: str) -> str:
+    return STATE_LABELS.get(state, state)
+
+
+# ---- per-shop files ----------------------------------------------------------------------------
+def pending_hurdle(config: Config, name: str, now: float) -> dict[str, Any] | None:
+    """The login stop waiting for `pdd-agent login` (hurdle.json), as the checker would still honour it."""
+    try:
+        data = json.loads((shop_dir(config.agent.data_dir, name) / "hurdle.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        at = float(data.get("at", 0))
+    except (TypeError, ValueError):
+        return None
+    return data if now - at <= config.agent.login_retry_hours * 3600 else None
+
+
+def session_text(config: Config, name: str, hurdle: dict[str, Any] | None) -> str:
+    saved = (shop_dir(config.agent.data_dir, name) / "state.json").exists()
+    text = "已保存" if saved else "无"
+    if hurdle is not None:
+        text += f"，待登录（{state_label(str(hurdle.get('state', '')))}）"
+    return text
+
+
+# ---- gathering -----------------------------------------------------------------------------------
+_Gathered = tuple[list[ShopStatus], dict[str, int], dict[str, str]]  # shops, outbox depth, broken channels
+
+
+def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
+    """Shops, outbox depth and broken channels from data_dir/agent.db (defaults when no check has run)."""
+    db_path = config.agent.data_dir / "agent.db"
+    blank = [ShopStatus(name=s.name, enabled=s.enabled, interval_seconds=config.schedule.interval_of(s))
+             for s in config.shops]
+    if not db_path.exists():
+        notes.append(f"尚未运行过检查 (no check has run yet: {db_path} does not exist)")
+        return blank, {}, {}
+    try:
+        store = Store(db_path)
+    except (sqlite3.Error, OSError) as exc:
+        notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
+        return blank, {}, {}
+    try:
+        return shop_statuses(config, store, now), store.depth(), store.broken()
+    except sqlite3.Error as exc:
+        notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
+        return blank, {}, {}
+    finally:
+        store.close()
+
+
+def _row(config: Config, s: ShopStatus, now: float, tz: tzinfo, running: bool) -> list[str]:
+    hurdle = pending_hurdle(config, s.name, now)
+    last_ok = NONE if s.last_ok is None else f"{_at(s.last_ok, tz)}（{ago(now - s.last_ok)}）"
+    if s.next_deadline is None:
+        deadline = NONE
+    else:
+        left = s.next_deadline - now
+        deadline = f"{_at(s.next_deadline, tz)}（{'剩余 ' + remaining_text(int(left)) if left > 0 else '已超时'}）"
+    if not s.enabled:
+        next_run = "已停用"
+    elif running and s.next_run is not None:
+        next_run = _at(s.next_run, tz, "%m-%d %H:%M:%S")
+    else:
+        next_run = NONE
+    return [clean(s.name, 24), state_label(s.state), session_text(config, s.name, hurdle), last_ok,
+            str(s.consecutive_failures), str(s.pending_aftersale), str(s.pending_evidence), deadline, next_run]
+
+
+def _shop_notes(config: Config, config_path: str, shops: Sequence[ShopStatus], now: float) -> list[str]:
+    """What a failing shop needs from a human (the hints of `pdd-agent check`) and a login stop still waiting."""
+    out = []
+    for s in shops:
+        hurdle = pending_hurdle(config, s.name, now)
+        waiting = "" if hurdle is None else f"（自 {clean(str(hurdle.get('since', '')), 32)} 起等待人工登录）"
+        if s.enabled and s.state in HINTS:
+            out.append(f"! {clean(s.name, 24)}：{HINTS[ShopState(s.state)].format(shop=s.name, config=config_path)}"
+                       + waiting)
+            if s.last_error:
+                out.append(f"    {clean(s.last_error, 160)}")
+        elif hurdle is not None:
+            out.append(f"! {clean(s.name, 24)}：{state_label(str(hurdle.get('state', '')))}{waiting}")
+    return out
+
+
+def _merge(configured: Sequence[ShopStatus], live: Sequence[ShopStatus]) -> list[ShopStatus]:
+    """The running service's view of each shop, in config order; shops only one side knows are kept."""
+    by_name = {s.name: s for s in live}
+    out = [by_name.pop(s.name, s) for s in configured]
+    return out + list(by_name.values())
+
+
+def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
+         clock: Callable[[], float] = time.time) -> int:
+    """Print the service's and the shops' status; 0 when the service runs and is healthy, 1 otherwise, 2 bad config."""
+    out = out or sys.stdout
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    now, tz = clock(), config.agent.zone
+    notes: list[str] = []
+    heartbeat = read_heartbeat(config.agent.data_dir)
+    running = service_running(heartbeat, now)
+    shops, outbox, broken = _from_store(config, now, notes)
+    if running and heartbeat is not None:
+        shops, outbox, broken = _merge(shops, heartbeat.shops), heartbeat.outbox, heartbeat.broken_channels
+        healthy, reasons = healthz(heartbeat, now, tz)
+    else:
+        healthy, reasons = False, ["service not running (服务未运行)"]
+
+    if as_json:
+        snapshot = asdict(heartbeat) if heartbeat is not None else {}
+        if not running:  # the stale heartbeat's identity, the store's view of the shops
+            snapshot.update(scheduler_running=False, shops=[asdict(s) for s in shops], outbox=outbox,
+                            broken_channels=broken)
+        doc = {"running": running, "healthy": running and healthy, "reasons": reasons, "snapshot": snapshot}
+        out.write(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
+        return 0 if running and healthy else 1
+
+    lines = [*notes, table([HEADERS, *(_row(config, s, now, tz, running) for s in shops)])]
+    lines += _shop_notes(config, config_path, shops, now)
+    lines.append("")
+    lines += _service_lines(heartbeat, running, healthy, reasons, now, tz)
+    lines.append(f"待发消息：待发送 {outbox.get('pending', 0)}，已发送 {outbox.get('sent', 0)}，"
+                 f"失败 {outbox.get('dead', 0)}")
+    if broken:
+        lines.append("通知渠道故障："
+                     + "；".join(f"{clean(c, 40)}（{clean(r, 80)}）" for c, r in sorted(broken.items())))
+    else:
+        lines.append("通知渠道：正常")
+    out.write("\n".join(lines) + "\n")
+    return 0 if running and healthy else 1
+
+
+def _service_lines(heartbeat: Snapshot | None, running: bool, healthy: bool, reasons: Sequence[str],
+                   now: float, tz: tzinfo) -> list[str]:
+    if heartbeat is None:
+        return ["服务：未运行（没有心跳文件 heartbeat.json）"]
+    if not running:
+        gone = "" if pid_alive(heartbeat.pid) else f"，进程 {heartbeat.pid} 已不存在"
+        return [f"服务：未运行（最后心跳 {_at(heartbeat.updated_at, tz, '%Y-%m-%d %H:%M:%S')}，"
+                f"{ago(now - heartbeat.updated_at)}{gone}）"]
+    lines = [f"服务：运行中（pid {heartbeat.pid}，版本 {clean(heartbeat.version, 20)}，"
+             f"启动于 {_at(heartbeat.started_at, tz, '%Y-%m-%d %H:%M:%S')}）"]
+    if healthy:
+        lines.append("健康检查：正常")
+    else:
+        lines.append("健康检查：异常")
+        lines += [f"  - {clean(r, 200)}" for r in reasons]
+    return lines

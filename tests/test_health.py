@@ -1,0 +1,267 @@
+"""The health model: shop statuses from the store, /healthz rules, Prometheus text, and the HTTP endpoint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.config import AgentConfig, Config, ScheduleConfig, ShopConfig
+from agent.health import (
+    METRICS_CONTENT_TYPE,
+    HealthServer,
+    ShopStatus,
+    Snapshot,
+    healthz,
+    read_heartbeat,
+    render_metrics,
+    shop_statuses,
+    write_heartbeat,
+)
+from agent.rules import ItemState
+from agent.store import Store
+
+T0 = 1_795_240_800.0  # 2026-11-21 14:00:00 in Asia/Shanghai
+SH = ZoneInfo("Asia/Shanghai")
+HOSTILE = ['引号"店', "反斜杠\\店", "换行\n店", '全都\\"\n}, x="1', "示例旗舰店"]
+
+
+def shop(name: str, **kw: object) -> ShopStatus:
+    base: dict[str, object] = {"state": "ok", "last_ok": T0 - 60, "stale_after": T0 + 1140}
+    base.update(kw)
+    return ShopStatus(name=name, **base)  # type: ignore[arg-type]
+
+
+def snap(*shops: ShopStatus, **kw: object) -> Snapshot:
+    base: dict[str, object] = {"pid": 4242, "version": "0.1.0", "started_at": T0 - 3600, "updated_at": T0,
+                               "scheduler_running": True}
+    base.update(kw)
+    return Snapshot(shops=list(shops), **base)  # type: ignore[arg-type]
+
+
+# ---- healthz -----------------------------------------------------------------------------------
+def test_healthy_when_every_enabled_shop_was_read_in_time() -> None:
+    assert healthz(snap(shop("一号店"), shop("二号店")), T0) == (True, [])
+    assert healthz(snap(shop("一号店")), T0 + 1140) == (True, [])  # the deadline itself still counts
+
+
+def test_a_stale_shop_is_named_with_its_last_read_and_recovers_when_read_again() -> None:
+    s = snap(shop("示例旗舰店", last_ok=T0 - 1200, stale_after=T0 - 1), shop("二号店"))
+    ok, reasons = healthz(s, T0, SH)
+    assert not ok
+    assert reasons == ["shop 示例旗舰店: not read since 2026-11-21 13:40:00 (超过两个检查周期未成功读取)"]
+    s.shops[0] = replace(s.shops[0], last_ok=T0, stale_after=T0 + 1200)  # the service read it again
+    assert healthz(s, T0 + 5, SH) == (True, [])
+
+
+def test_a_never_read_shop_and_a_missing_deadline_are_unhealthy() -> None:
+    s = snap(shop("新店", state="login_required", last_ok=None, stale_after=T0 - 1), shop("无期限", stale_after=None))
+    ok, reasons = healthz(s, T0, SH)
+    assert not ok
+    assert reasons == [
+        "shop 新店: never read (超过两个检查周期未成功读取), last state login_required",
+        "shop 无期限: not read since 2026-11-21 13:59:00 (超过两个检查周期未成功读取)",
+    ]
+
+
+def test_stopped_scheduler_and_pause_are_unhealthy() -> None:
+    ok, reasons = healthz(snap(shop("一号店"), scheduler_running=False), T0)
+    assert not ok and reasons == ["scheduler not running (调度器未运行)"]
+    ok, reasons = healthz(snap(shop("一号店"), paused=True), T0)
+    assert not ok and len(reasons) == 1 and "shutting down" in reasons[0] and "服务正在停止" in reasons[0]
+
+
+def test_disabled_shops_are_ignored() -> None:
+    s = snap(shop("一号店"), shop("停用店", enabled=False, last_ok=None, stale_after=None, state="unknown"))
+    assert healthz(s, T0) == (True, [])
+    assert healthz(snap(), T0) == (True, [])  # nothing enabled: only the scheduler matters
+
+
+def test_heartbeat_round_trips(tmp_path: Path) -> None:
+    s = snap(shop("示例旗舰店", next_run=T0 + 30, checks=3), outbox={"pending": 2}, broken_channels={"ops": "93000"})
+    path = write_heartbeat(tmp_path, s)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert read_heartbeat(tmp_path) == s
+    path.write_text("{not json", encoding="utf-8")
+    assert read_heartbeat(tmp_path) is None
+
+
+# ---- shop_statuses ------------------------------------------------------------------------------
+def _item(shop_name: str, kind: str, item_id: str, deadline: float, closed: bool = False) -> dict[str, object]:
+    at = datetime.fromtimestamp(T0 - 60, UTC)
+    return ItemState(shop=shop_name, kind=kind, item_id=item_id, order_sn=f"SN{item_id}",  # type: ignore[arg-type]
+                     last_stage=None, alerted=False, deadline=datetime.fromtimestamp(deadline, SH),
+                     refund_amount_fen=1990, last_seen=at, closed=closed).to_dict()
+
+
+def test_shop_statuses_come_from_the_store(tmp_path: Path) -> None:
+    config = Config(
+        agent=AgentConfig(data_dir=tmp_path),
+        shops=(ShopConfig(name="一号店", username="a"), ShopConfig(name="二号店", username="b", check_interval="5m"),
+               ShopConfig(name="定时店", username="c", check_cron="*/15 * * * *", enabled=False)),
+        schedule=ScheduleConfig(check_interval="10m"),
+    )
+    store = Store(tmp_path / "agent.db")
+    try:
+        store.commit_check("一号店", [
+            _item("一号店", "aftersale", "1", T0 + 5000), _item("一号店", "aftersale", "2", T0 + 900),
+            _item("一号店", "aftersale", "3", T0 + 60, closed=True),  # closed: neither counted nor earliest
+            _item("一号店", "evidence", "4", T0 + 7200),
+            {"kind": "aftersale", "item_id": "legacy"},  # a row without the ItemState fields is skipped
+        ], [], T0 - 60, check=(True, "ok", None, {}))
+        store.commit_check("二号店", [], [], T0 - 30, check=(False, "captcha", "slider shown", {}))
+        store.record_check("二号店", T0 - 20, False, "captcha", "slider again", {})
+        one, two, cron = shop_statuses(config, store, T0)
+    finally:
+        store.close()
+    assert one == ShopStatus(name="一号店", state="ok", last_ok=T0 - 60, pending_aftersale=2, pending_evidence=1,
+                             next_deadline=T0 + 900, interval_seconds=600.0)
+    assert two == ShopStatus(name="二号店", state="captcha", last_error="slider again", consecutive_failures=2,
+                             interval_seconds=300.0)
+    assert cron == ShopStatus(name="定时店", enabled=False, state="unknown", interval_seconds=0.0)
+
+
+# ---- /metrics ----------------------------------------------------------------------------------
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        assert family.type != "unknown", f"{family.name}: samples outside their declared family"
+        for s in family.samples:
+            key = (s.name, frozenset(s.labels.items()))
+            assert key not in out, f"duplicate sample {key}"
+            out[key] = s.value
+    return out
+
+
+def _full_snapshot() -> Snapshot:
+    shops = [shop(name, checks=7 + i, failures=i, duration_sum=12.5 + i, last_duration=1.25, consecutive_failures=i,
+                  pending_aftersale=3 + i, pending_evidence=i, next_deadline=T0 + 3600 + i)
+             for i, name in enumerate(HOSTILE)]
+    shops.append(shop("从未成功", state="timeout", last_ok=None, last_duration=None, stale_after=T0 - 1))
+    return snap(*shops, outbox={"pending": 4, "dead": 1}, messages_sent={"ops": 9, '渠道"甲': 2},
+                alerts_sent={"ops": 11}, send_failures={"boss-mail": 3}, broken_channels={"boss-mail": "535 auth"})
+
+
+def test_metrics_parse_with_hostile_names_and_round_trip() -> None:
+    text = render_metrics(_full_snapshot(), T0)
+    assert text.endswith("\n")
+    got = _samples(text)
+
+    def value(name: str, **labels: str) -> float:
+        return got[(f"pdd_agent_{name}", frozenset(labels.items()))]
+
+    assert value("up") == 1 and value("scheduler_running") == 1
+    assert value("healthy") == 0  # 从未成功 is stale
+    assert value("start_time_seconds") == T0 - 3600
+    for i, name in enumerate(HOSTILE):
+        assert value("checks_total", shop=name) == 7 + i
+        assert value("check_failures_total", shop=name) == i
+        assert value("check_duration_seconds_sum", shop=name) == 12.5 + i
+        assert value("check_duration_seconds_count", shop=name) == 7 + i
+        assert value("last_check_duration_seconds", shop=name) == 1.25
+        assert value("last_success_timestamp_seconds", shop=name) == T0 - 60
+        assert value("consecutive_failures", shop=name) == i
+        assert value("shop_up", shop=name) == 1
+        assert value("items_pending", shop=name, kind="aftersale") == 3 + i
+        assert value("items_pending", shop=name, kind="evidence") == i
+        assert value("next_deadline_timestamp_seconds", shop=name) == T0 + 3600 + i
+    assert value("shop_up", shop="从未成功") == 0
+    for omitted in ("last_success_timestamp_seconds", "next_deadline_timestamp_seconds", "last_check_duration_seconds"):
+        assert (f"pdd_agent_{omitted}", frozenset({("shop", "从未成功")})) not in got
+    assert value("messages_sent_total", channel="ops") == 9 and value("messages_sent_total", channel='渠道"甲') == 2
+    assert value("alerts_sent_total", channel="ops") == 11
+    assert value("send_failures_total", channel="boss-mail") == 3
+    assert [value("outbox_rows", status=s) for s in ("pending", "sent", "dead")] == [4, 0, 1]
+    assert value("channel_broken", channel="boss-mail") == 1 and value("channel_broken", channel="ops") == 0
+
+
+def test_metrics_text_shape() -> None:
+    text = render_metrics(_full_snapshot(), T0)
+    lines = text.splitlines()
+    assert "# TYPE pdd_agent_checks_total counter" in lines
+    assert "# TYPE pdd_agent_check_duration_seconds summary" in lines
+    assert "# TYPE pdd_agent_items_pending gauge" in lines
+    assert 'pdd_agent_checks_total{shop="引号\\"店"} 7' in lines
+    assert 'pdd_agent_checks_total{shop="反斜杠\\\\店"} 8' in lines
+    assert 'pdd_agent_checks_total{shop="换行\\n店"} 9' in lines
+    assert 'pdd_agent_checks_total{shop="示例旗舰店"} 11' in lines  # UTF-8 as it is, not escaped
+    families = {f.name: f.type for f in text_string_to_metric_families(text)}
+    assert families["pdd_agent_checks"] == "counter" and families["pdd_agent_check_duration_seconds"] == "summary"
+    every_help = [line.split()[2] for line in lines if line.startswith("# HELP ")]
+    every_type = [line.split()[2] for line in lines if line.startswith("# TYPE ")]
+    assert every_help == every_type and len(set(every_type)) == len(every_type)
+
+
+def test_metrics_of_an_empty_snapshot_still_list_the_outbox() -> None:
+    got = _samples(render_metrics(snap(scheduler_running=False), T0))
+    assert got[("pdd_agent_healthy", frozenset())] == 0
+    assert {k: v for k, v in got.items() if k[0] == "pdd_agent_outbox_rows"} == {
+        ("pdd_agent_outbox_rows", frozenset({("status", s)})): 0 for s in ("pending", "sent", "dead")
+    }
+
+
+# ---- the HTTP endpoint -----------------------------------------------------------------------------
+class Holder:
+    def __init__(self, value: Snapshot) -> None:
+        self.value: Snapshot | None = value
+
+    def __call__(self) -> Snapshot:
+        if self.value is None:
+            raise RuntimeError("store locked")
+        return self.value
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Holder, httpx.Client, HealthServer]]:
+    holder = Holder(snap(shop("示例旗舰店"), shop("二号店", state="sms_required")))
+    server = HealthServer(holder, port=0, clock=lambda: T0).start()
+    client = httpx.Client(base_url=server.url, timeout=10)
+    try:
+        yield holder, client, server
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_healthz_200_then_503_then_500_and_still_serving(served: tuple[Holder, httpx.Client, HealthServer]) -> None:
+    holder, client, server = served
+    assert server.url == f"http://127.0.0.1:{server.port}" and server.port > 0
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.json() == {"status": "ok", "reasons": [], "shops": {"示例旗舰店": "ok", "二号店": "sms_required"}}
+
+    assert holder.value is not None
+    holder.value.shops[1].stale_after = T0 - 1
+    r = client.get("/healthz")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "unhealthy" and len(body["reasons"]) == 1 and "shop 二号店" in body["reasons"][0]
+
+    good = holder.value
+    holder.value = None  # the snapshot callable fails
+    r = client.get("/healthz")
+    assert r.status_code == 500 and r.json()["status"] == "error" and "store locked" not in r.text
+    assert client.get("/metrics").status_code == 500
+    holder.value = good
+    holder.value.shops[1].stale_after = T0 + 60
+    assert client.get("/healthz").status_code == 200
+
+
+def test_metrics_endpoint_and_404(served: tuple[Holder, httpx.Client, HealthServer]) -> None:
+    _, client, _ = served
+    r = client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"] == METRICS_CONTENT_TYPE
+    got = _samples(r.text)
+    assert got[("pdd_agent_shop_up", frozenset({("shop", "二号店")}))] == 0
+    assert got[("pdd_agent_healthy", frozenset())] == 1
+    assert client.get("/metrics?x=1").status_code == 200
+    assert client.get("/").status_code == 404
+    assert client.get("/healthz/extra").status_code == 404
+    assert json.loads(client.get("/healthz").text)["status"] == "ok"  # the connection survives a 404
