@@ -45,6 +45,7 @@ def payload(alert: Alert, qr_png: bytes | None) -> dict[str, Any]:
 
 def record_result(
     config: Config, store: Store, shop: ShopConfig, result: ShopResult, now: datetime, qr_png: bytes | None = None,
+    queued_at: float | None = None,
 ) -> list[Alert]:
     """Evaluate a check and queue its alerts. Item states change only when the shop was read.
 
@@ -67,7 +68,7 @@ def record_result(
     rows = [(a.key, ch, payload(a, qr_png)) for a in alerts for ch in channels(config, shop, a)]
     check = (result.ok, result.state.value, result.error, {k: v.timestamp() for k, v in memory.items()})
     store.commit_check(shop.name, [s.to_dict() for s in states], rows, now.timestamp(),
-                       drop_closed_before=(now - KEEP_CLOSED).timestamp(), check=check)
+                       drop_closed_before=(now - KEEP_CLOSED).timestamp(), check=check, queued_at=queued_at)
     return alerts
 
 
@@ -91,7 +92,7 @@ def _open_items(states: list[ItemState], now: datetime) -> tuple[list[AfterSale]
     return after, proof
 
 
-def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime) -> int:
+def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime, queued_at: float | None = None) -> int:
     """Queue the shop's daily digest (once per local day and channel); it goes out like any alert."""
     tz = ZoneInfo(config.agent.timezone)
     states = [ItemState.from_dict(v) for v in store.load_items(shop.name).values()]
@@ -102,4 +103,5 @@ def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime) 
     message = render_digest(shop.name, after, proof, missed, now, tz)
     key = f"{shop.name}:digest:{now.astimezone(tz).date().isoformat()}"
     data = {"rendered": dataclasses.asdict(message)}
-    return store.enqueue([(key, ch, shop.name, data) for ch in config.channels_for(shop)], now.timestamp())
+    at = now.timestamp() if queued_at is None else queued_at
+    return store.enqueue([(key, ch, shop.name, data) for ch in config.channels_for(shop)], at)

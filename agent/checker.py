@@ -97,6 +97,18 @@ class Checker:
         return data
 
     async def _login(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
+        """`_login_once`, backing off like the reader when checkLogin answers 54001 / HTTP 429."""
+        for wait in (*self.options.backoff_seconds, None):
+            try:
+                return await self._login_once(shop, session, context)
+            except CheckFailure as exc:
+                if exc.state is not ShopState.RATE_LIMITED or wait is None:
+                    raise
+                logger.info("shop {}: rate limited at login, retrying in {:.0f} s", shop.name, wait)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def _login_once(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
         """ensure_logged_in, but a remembered hurdle only lets the saved session be verified."""
         hurdle = self.pending_hurdle(shop)
         if hurdle is not None:

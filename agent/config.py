@@ -192,6 +192,7 @@ class AlertsConfig:
     confirm_handled: bool = True  # 「已处理」 when an alerted item leaves the list before its deadline
     health_cooldown: str = _key("6h", _DURATION)  # the same health alert at most this often
     failure_threshold: int = _key(3, _rule(lambda v: v >= 1, "must be 1 or more, got {v} (必须至少为 1)"))
+    retry_backoff: str = _key("30s", _DURATION_OR_OFF)  # first wait after a failed send; doubles up to 30 min
 
 
 def seconds(text: str) -> float:

@@ -50,8 +50,9 @@ class Cycle:
                 now = result.checked_at
             else:
                 now = datetime.fromtimestamp(self.clock(), self.tz)
-            record_result(self.config, self.store, shop, result, now, qr_png=result.qr_png)
+            record_result(self.config, self.store, shop, result, now, qr_png=result.qr_png, queued_at=time.time())
         return results
 
     async def dispatch(self) -> Report:
-        return await Dispatcher(self.config, self.store, self.notifiers, self.detail_url, clock=self.clock).run_once()
+        return await Dispatcher(self.config, self.store, self.notifiers, self.detail_url, clock=self.clock,
+                                wall=time.time).run_once()

@@ -14,14 +14,13 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 
-from agent.config import Config, NotifierConfig
+from agent.config import Config, NotifierConfig, seconds
 from agent.render import RenderedMessage, render_group
 from agent.rules import Alert
 from agent.store import OutboxRow, Store
 from notifiers import REGISTRY
 from notifiers.base import Message, Notifier, PermanentError, RetryableError
 
-BACKOFF_BASE = 30.0
 BACKOFF_MAX = 1800.0
 
 
@@ -73,20 +72,27 @@ class Report:
 class Dispatcher:
     def __init__(self, config: Config, store: Store, notifiers: Mapping[str, Notifier],
                  detail_url: Callable[[str, Alert], str] | None = None,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
+                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
+                 wall: Callable[[], float] | None = None) -> None:
         self.config, self.store, self.notifiers = config, store, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
         self.detail_url = detail_url
+        # `clock`: the backend's time, for what messages say (remaining time) and quiet hours; `wall`: ours, for
+        # when rows are due, retries and the per-minute send limits (the two agree on the live site)
         self.clock = clock
+        self.wall = wall or clock
+        self._skew = 0.0
         self.rng = rng or random.Random()
 
     def backoff(self, attempts: int, hint: float | None) -> float:
-        wait = min(BACKOFF_BASE * 2 ** attempts, BACKOFF_MAX) * self.rng.uniform(0.8, 1.2)
+        base = seconds(self.config.alerts.retry_backoff)
+        wait = min(base * 2 ** attempts, BACKOFF_MAX) * self.rng.uniform(0.8, 1.2)
         return max(wait, hint or 0.0)
 
     async def run_once(self) -> Report:
         report = Report()
-        now = self.clock()
+        now = self.wall()
+        self._skew = self.clock() - now
         groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
         for row in self.store.due(now):
             groups[(row.channel, row.shop)].append(row)
@@ -100,7 +106,7 @@ class Dispatcher:
             self.store.mark_dead([r.id for r in rows], f"channel {channel!r} is not configured")
             report.dead += len(rows)
             return
-        local = datetime.fromtimestamp(now, self.tz)
+        local = datetime.fromtimestamp(now + self._skew, self.tz)
         alerts = {r.dedup_key: Alert.from_dict({**r.payload, "key": r.dedup_key})
                   for r in rows if "rendered" not in r.payload}
         by_key = {r.dedup_key: r for r in rows}
@@ -108,7 +114,8 @@ class Dispatcher:
         if quiet_end is not None:
             waiting = [r for r in rows if r.dedup_key not in alerts or not urgent(alerts[r.dedup_key])]
             if waiting:
-                self.store.mark_retry([r.id for r in waiting], quiet_end.timestamp(), "quiet hours", count=False)
+                until = quiet_end.timestamp() - self._skew
+                self.store.mark_retry([r.id for r in waiting], until, "quiet hours", count=False)
                 report.deferred += len(waiting)
             rows = [r for r in rows if r.dedup_key in alerts and urgent(alerts[r.dedup_key])]
             if not rows:
@@ -186,7 +193,7 @@ class Dispatcher:
         if not others:
             logger.error("channel {} is broken and no other channel can tell anyone: {}", channel, reason)
             return
-        at = datetime.fromtimestamp(now, self.tz)
+        at = datetime.fromtimestamp(now + self._skew, self.tz)
         alert = Alert(key=f"{shop}:health:channel_broken:{channel}:{int(now)}", shop=shop, kind="health",
                       severity="critical", created_at=at, event="channel_broken", state="channel_broken",
                       detail=f"通知渠道 {channel} 无法发送（{reason}），请检查配置")

@@ -131,7 +131,15 @@ class ApiReader:
             raise CheckFailure(ShopState.LAYOUT_CHANGED, f"{where}: answer is not JSON") from exc
 
     async def logged_in(self) -> bool:
-        data = await self.pacer.retry(lambda: self._post(self.site["api"]["check_login"], {}, "checkLogin"))
+        api = self.site["api"]
+
+        async def once() -> Any:
+            data = await self._post(api["check_login"], {}, "checkLogin")
+            if isinstance(data, Mapping) and data.get("errorCode") in api["rate_limit_codes"]:
+                raise CheckFailure(ShopState.RATE_LIMITED, f"checkLogin: {data.get('errorCode')}")
+            return data
+
+        data = await self.pacer.retry(once)
         result = data.get("result") if isinstance(data, Mapping) else None
         if isinstance(result, Mapping) and isinstance(result.get("login"), bool):
             return bool(result["login"])
@@ -140,9 +148,13 @@ class ApiReader:
         raise CheckFailure(ShopState.LAYOUT_CHANGED, "checkLogin: result.login missing")
 
     async def counts(self) -> dict[str, Any]:
-        data = await self.pacer.retry(lambda: self._post(self.site["api"]["query_count"], {}, "queryCount"))
-        if not isinstance(data, Mapping) or data.get("success") is not True:
-            parsers.result_page(data, self.site, self.lists, "queryCount")  # raises the typed error
+        async def once() -> Any:
+            data = await self._post(self.site["api"]["query_count"], {}, "queryCount")
+            if not isinstance(data, Mapping) or data.get("success") is not True:
+                parsers.result_page(data, self.site, self.lists, "queryCount")  # typed errors (54001 → retry)
+            return data
+
+        data = await self.pacer.retry(once)
         result = data.get("result")
         return dict(result) if isinstance(result, Mapping) else {}
 

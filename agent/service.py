@@ -25,7 +25,7 @@ from agent.config import Config, ShopConfig, seconds
 from agent.cycle import Cycle
 from agent.dispatch import Report
 from agent.health import ShopStatus, Snapshot, shop_statuses, write_heartbeat
-from agent.models import ShopResult, ShopState
+from agent.models import CheckFailure, ShopResult, ShopState
 from agent.scheduling import check_trigger, cron_trigger, stale_after
 from agent.session import QR_TIMEOUT_SECONDS, ShopSession
 from agent.store import Store
@@ -178,7 +178,11 @@ class Service:
         job = self.scheduler.get_job(f"check:{name}")
         if name in self.qr_waits or name in self.busy:
             return
-        alive = await self.cycle.checker.keepalive(shop)
+        try:
+            alive = await self.cycle.checker.keepalive(shop)
+        except (CheckFailure, TimeoutError) as exc:  # rate limited, backend down: the next check will tell
+            logger.info("keep-alive {} skipped: {}", name, exc)
+            return
         logger.info("keep-alive {}: session {}", name, "alive" if alive else "lost")
         if not alive and job is not None:  # a check now tells the team (and logs in again if it can)
             self.kick(f"check:{name}")
@@ -210,7 +214,7 @@ class Service:
 
     async def digest(self) -> None:
         now = datetime.fromtimestamp(self.cycle.clock(), self.tz)
-        queued = sum(queue_digest(self.config, self.store, s, now) for s in self.config.shops if s.enabled)
+        queued = sum(queue_digest(self.config, self.store, s, now, time.time()) for s in self.config.shops if s.enabled)
         logger.info("daily digest queued: {} message(s)", queued)
         self.kick_dispatch()
 
@@ -254,6 +258,7 @@ class Service:
             st = replace(st, last_ok=now, pending_aftersale=len(result.aftersales),
                          pending_evidence=len(result.evidence), next_deadline=min(deadlines, default=None))
         self.status[shop.name] = st
+        self.latest = self._snapshot()  # /healthz sees every check at once, not at the next heartbeat
         if result.state is not ShopState.OK:
             logger.warning("shop {} not read: {} ({} failure(s) in a row)", shop.name, result.state.value,
                            st.consecutive_failures)

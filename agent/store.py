@@ -108,15 +108,16 @@ class Store:
     def commit_check(
         self, shop: str, states: Iterable[Mapping[str, Any]], alerts: Iterable[tuple[str, str, Mapping[str, Any]]],
         now: float, *, drop_closed_before: float | None = None,
-        check: tuple[bool, str, str | None, Mapping[str, float]] | None = None,
+        check: tuple[bool, str, str | None, Mapping[str, float]] | None = None, queued_at: float | None = None,
     ) -> int:
         """Item states and new (key, channel, payload) alerts in one transaction; returns alerts queued.
 
         States need `kind` and `item_id`. An alert already queued or sent for the same (key, channel) is
         ignored: that is the deduplication across checks and restarts. `check` = (ok, state, error, active
-        health alerts) records the shop's health in the same transaction.
+        health alerts) records the shop's health in the same transaction. `queued_at` (default `now`) stamps
+        the outbox rows: the dispatcher's own clock, when `now` is the backend's.
         """
-        queued = 0
+        queued, at = 0, now if queued_at is None else queued_at
         prev = self.shop_health(shop)
         with self.tx() as db:
             if check is not None:
@@ -131,7 +132,7 @@ class Store:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO outbox (dedup_key, channel, shop, payload, next_attempt_at, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (key, channel, shop, json.dumps(payload, ensure_ascii=False, default=str), now, now),
+                    (key, channel, shop, json.dumps(payload, ensure_ascii=False, default=str), at, at),
                 )
                 queued += cur.rowcount
             if drop_closed_before is not None:

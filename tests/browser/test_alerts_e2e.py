@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from agent import dispatch, locators
+from agent import locators
 from agent.browser import BrowserPool
 from agent.config import Config, load_config
 from agent.cycle import Cycle
@@ -69,7 +69,8 @@ def wecom() -> Iterator[FakeWeCom]:
         fake.stop()
 
 
-def make_config(tmp_path: Path, sandbox: Sandbox, wecom: FakeWeCom, smtp_port: int, key: str = "k1") -> Config:
+def make_config(tmp_path: Path, sandbox: Sandbox, wecom: FakeWeCom, smtp_port: int, key: str = "k1",
+                retry_backoff: str = "30s") -> Config:
     text = f"""
 [agent]
 data_dir = "{tmp_path / 'data'}"
@@ -85,6 +86,7 @@ password_env = "PDD_TEST_PASSWORD"
 [alerts]
 notify = ["ops"]
 admin_notify = ["mail"]
+retry_backoff = "{retry_backoff}"
 [notifiers.ops]
 type = "wecom"
 webhook_url = "{wecom.webhook_url(key)}"
@@ -211,10 +213,9 @@ def test_stages_handled_and_auto_refund_across_cycles(
 
 
 def test_a_wecom_outage_loses_nothing_and_duplicates_nothing(
-    sandbox: Sandbox, wecom: FakeWeCom, smtp: tuple[Inbox, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    sandbox: Sandbox, wecom: FakeWeCom, smtp: tuple[Inbox, int], tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(dispatch, "BACKOFF_BASE", 0.0)  # retry at the next dispatch
-    config = make_config(tmp_path, sandbox, wecom, smtp[1])
+    config = make_config(tmp_path, sandbox, wecom, smtp[1], retry_backoff="0")  # retry at the next dispatch
     store = Store(config.agent.data_dir / "agent.db")
     wecom.fail("k1", ["errcode:-1", "http:500", "drop", "errcode:45009"])
     expected = expected_stage_alerts(sandbox, {})

@@ -172,6 +172,12 @@ def test_rate_limiting_is_backed_off(sandbox: Sandbox, tmp_path: Path) -> None:
     [r] = check(config)
     assert r.ok and r.mode == "api", r.error
     assert sandbox.control.stats()["counts"]["rate_limited"] == 2
+    for n in (1, 2):  # 54001 in an HTTP 200 body (checkLogin, queryCount, lists): backed off, then read
+        sandbox.control.reset_stats()
+        sandbox.control.arm_rate_limit(count=n)
+        [r] = check(config)
+        assert r.ok and r.mode == "api", (n, r.error)
+        assert sandbox.control.stats()["counts"]["rate_limited"] == n
     sandbox.control.arm_rate_limit(count=50)
     [r] = check(config)
     assert r.state is ShopState.RATE_LIMITED and "54001" in (r.error or "")
