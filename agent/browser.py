@@ -13,7 +13,9 @@ show an image (the login QR) are opened with `new_page(context, block_assets=Fal
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -47,6 +49,30 @@ async def close_quietly(target: Page | BrowserContext, timeout: float = 5.0) -> 
         await asyncio.wait_for(target.close(), timeout)
     except (PlaywrightError, TimeoutError) as exc:
         logger.debug("close of {} gave up: {}", type(target).__name__, exc)
+
+
+@contextmanager
+def _driver_in_own_session() -> Iterator[None]:
+    """Start Playwright's driver (and so Chromium) outside our process group.
+
+    A Ctrl-C on a terminal signals the whole foreground group: the driver would die at once and take the
+    browser from under the check in flight, while the agent itself wants to let that check finish. The
+    driver still exits with us: it stops when its stdin pipe closes.
+    """
+    if os.name != "posix":
+        yield
+        return
+    original = asyncio.create_subprocess_exec
+
+    async def spawn(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        kwargs.setdefault("start_new_session", True)
+        return await original(*args, **kwargs)
+
+    asyncio.create_subprocess_exec = spawn  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        asyncio.create_subprocess_exec = original  # type: ignore[assignment]
 
 
 class BrowserPool:
@@ -126,7 +152,8 @@ class BrowserPool:
         for _ in range(2):
             try:
                 if self._playwright is None:
-                    self._playwright = await async_playwright().start()
+                    with _driver_in_own_session():
+                        self._playwright = await async_playwright().start()
                 browser = await self._playwright.chromium.launch(**options)  # type: ignore[arg-type]
                 break
             except PlaywrightError as exc:  # the driver may be gone too: restart it once

@@ -77,13 +77,13 @@ webhook_url = "{wecom.webhook_url('k1')}"
 class Agent:
     """`python -m agent run` as a child process, its output in a file."""
 
-    def __init__(self, config: Path, port: int, tmp_path: Path, name: str = "agent") -> None:
+    def __init__(self, config: Path, port: int, tmp_path: Path, name: str = "agent", session: bool = False) -> None:
         self.config, self.port = config, port
         self.log_path = tmp_path / f"{name}.log"
         self._log = self.log_path.open("w")
         env = {**os.environ, "PDD_TEST_PASSWORD": "demo-pass", "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)], cwd=ROOT,
-                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=session)
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -110,7 +110,8 @@ class Agent:
         return 0 if r is None else r.status_code
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
-        if self.proc.poll() is None:
+        """Send `sig` (0: none, the caller signalled already) and wait for the exit code."""
+        if sig and self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout=timeout)
@@ -315,3 +316,26 @@ def test_once_and_start_up_validation(sandbox: Sandbox, wecom: FakeWeCom, tmp_pa
                          encoding="utf-8")
     r = run(path=nobrowser)
     assert r.returncode == 1 and "浏览器无法启动" in r.stderr
+
+
+def test_ctrl_c_on_a_terminal_lets_the_check_in_flight_finish(
+    sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent],
+) -> None:
+    """A terminal's Ctrl-C signals the whole process group: Playwright's driver and Chromium must not die
+    under the check in flight (they run in their own session)."""
+    port = free_port()
+    agent = Agent(write_config(tmp_path, sandbox, wecom, port), port, tmp_path, session=True)
+    agents.append(agent)
+    wait_until(lambda: agent.checks(A) >= 2 and agent.checks(B) >= 2, "the first checks", agent)
+
+    def limited() -> int:
+        return int(sandbox.control.stats()["counts"].get("rate_limited", 0))
+
+    before = limited()
+    sandbox.control.arm_rate_limit(count=1)
+    wait_until(lambda: limited() > before, "a check in its back-off", agent)
+    os.killpg(agent.proc.pid, signal.SIGINT)
+    assert agent.stop(sig=0) == 0
+    log = agent.log()
+    assert "SIGINT: stopping" in log and "waiting up to" in log
+    assert "browser_error" not in log and "did not finish" not in log

@@ -1,0 +1,32 @@
+"""The README's first command in its CI form: the whole demo story, end to end, must complete."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_tells_the_whole_story() -> None:
+    r = subprocess.run([sys.executable, "-m", "agent", "demo", "--fast", "--no-color"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=280)
+    out = r.stdout
+    assert r.returncode == 0, out[-4000:] + r.stderr[-4000:]
+    assert "\033[" not in out  # --no-color
+    assert "演示结束 / demo summary：完成" in out
+    # the escalating item went through every stage, then was handled
+    assert "逐级提醒 4 次（stage0, stage1, stage2, stage3）" in out
+    assert "【紧急·售后】" in out and "@138****1234" in out
+    assert "【已处理】" in out and "【已超时自动退款，损失 ¥89.90】" in out
+    # the QR-only shop: a login alert with the QR drawn, the scan, the recovery
+    assert "需要登录（扫码）" in out and "[图片] 登录二维码" in out and "▄▄▄▄▄" in out
+    assert "已恢复：店铺可以正常读取" in out
+    # mail copies reached the local inbox; the hostile buyer text stayed inert
+    assert "── 邮箱 · 收件箱 ──" in out and "主题：【示例专营店】店铺监控：需要登录（扫码）" in out
+    assert "<script>" not in out and "＜script＞" in out
+    assert "待发送 0 条，失败 0 条" in out
