@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +30,7 @@ class Cycle:
         self.tz = ZoneInfo(config.agent.timezone)
         self.checker = Checker(config, pool, sel, options)
         self.skew = 0.0
+        self.wall: Callable[[], float] = time.time  # when rows are due and sent (tests move it on)
 
     def clock(self) -> float:
         return time.time() + self.skew
@@ -55,4 +56,4 @@ class Cycle:
 
     async def dispatch(self) -> Report:
         return await Dispatcher(self.config, self.store, self.notifiers, self.detail_url, clock=self.clock,
-                                wall=time.time).run_once()
+                                wall=self.wall).run_once()

@@ -34,6 +34,13 @@ from notifiers.base import Notifier
 HEARTBEAT_SECONDS = 5.0
 
 
+def make_scheduler(tz: ZoneInfo) -> AsyncIOScheduler:
+    """Jobs never overlap themselves; a run missed while the host slept or stalled runs once when it can:
+    coalesced, and however late (misfire_grace_time None; APScheduler's default of 1 s would drop it)."""
+    return AsyncIOScheduler(timezone=tz, job_defaults={"coalesce": True, "max_instances": 1,
+                                                        "misfire_grace_time": None})
+
+
 class Service:
     """Owns the scheduler and the in-flight work. `start()`, then `shutdown()` (or `run_once()` alone)."""
 
@@ -44,10 +51,7 @@ class Service:
         self.cycle = Cycle(config, store, pool, sel, notifiers)
         self.cycle.checker.on_qr = self._take_qr_page
         self.qr_timeout = qr_timeout
-        # a missed run (host asleep, long stall) runs once when it can: coalesced, and however late (None)
-        self.scheduler = AsyncIOScheduler(timezone=self.tz, job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": None,
-        })
+        self.scheduler = make_scheduler(self.tz)
         self.started_at = time.time()
         self.stopping = False
         self.inflight: set[asyncio.Task[Any]] = set()
@@ -258,7 +262,12 @@ class Service:
             st = replace(st, last_ok=now, pending_aftersale=len(result.aftersales),
                          pending_evidence=len(result.evidence), next_deadline=min(deadlines, default=None))
         self.status[shop.name] = st
-        self.latest = self._snapshot()  # /healthz sees every check at once, not at the next heartbeat
+        # /healthz and the heartbeat file (read by `status`) see every check at once, not at the next beat
+        self.latest = self._snapshot()
+        try:
+            write_heartbeat(self.config.agent.data_dir, self.latest)
+        except OSError as exc:
+            logger.error("cannot write the heartbeat file: {}", exc)
         if result.state is not ShopState.OK:
             logger.warning("shop {} not read: {} ({} failure(s) in a row)", shop.name, result.state.value,
                            st.consecutive_failures)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import re
 import socket
+import time
 from collections.abc import Iterator
 from email.message import Message as EmailMessage
 from pathlib import Path
@@ -120,6 +121,7 @@ def cycle_once(config: Config, store: Store, *, check: bool = True, dispatches: 
             if check:
                 await cycle.check()
             cycle.skew += later
+            cycle.wall = lambda: time.time() + later
             reports = [await cycle.dispatch() for _ in range(dispatches)]
         for n in notifiers.values():
             await n.aclose()

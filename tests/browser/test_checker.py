@@ -289,3 +289,21 @@ def test_page_rows_are_the_fallback_when_no_query_list_answer_is_seen(
         assert abs(item.deadline.timestamp() - by_sn[item.order_sn]["deadline"]) <= 2
         assert item.refund_amount_fen == by_sn[item.order_sn]["refundAmount"]
     assert not (shop_dir(config.agent.data_dir, shop["name"]) / "plan.json").exists()
+
+
+def test_keepalive_refreshes_the_saved_session_and_never_logs_in(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    assert check(config)[0].ok
+    state = shop_dir(config.agent.data_dir, DEMO[0][0]) / "state.json"
+    before = state.stat().st_mtime_ns
+
+    async def keepalive() -> bool:
+        async with BrowserPool(timeout_seconds=8) as pool:
+            return await Checker(config, pool, locators.load()).keepalive(config.shops[0])
+
+    logins = sandbox.control.stats()["counts"].get("logins", 0)
+    assert run_async(keepalive()) is True
+    assert state.stat().st_mtime_ns > before and oct(state.stat().st_mode & 0o777) == "0o600"
+    sandbox.control.expire_sessions()
+    assert run_async(keepalive()) is False
+    assert sandbox.control.stats()["counts"].get("logins", 0) == logins  # a keep-alive never logs in

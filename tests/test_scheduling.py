@@ -1,0 +1,108 @@
+"""Triggers from [schedule] (crontab weekdays, per-shop overrides), staleness, and the scheduler's misfire policy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from agent.config import Config, ConfigError, load_config
+from agent.scheduling import check_trigger, cron_trigger, cron_weekdays, stale_after
+from agent.service import make_scheduler
+from tests.conftest import run_async
+
+TZ = ZoneInfo("Asia/Shanghai")
+SUNDAY = datetime(2026, 11, 22, 0, 0, tzinfo=TZ)  # a Sunday
+
+
+def config(tmp_path: Path, schedule: str = "", shop: str = "") -> Config:
+    text = f"""
+[[shops]]
+name = "甲"
+username = "甲"
+{shop}
+[[shops]]
+name = "乙"
+username = "乙"
+[schedule]
+{schedule}
+"""
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    return load_config(tmp_path / "config.toml")
+
+
+@pytest.mark.parametrize(("field", "expected"), [
+    ("*", "*"), ("0", "sun"), ("7", "sun"), ("1-5", "mon,tue,wed,thu,fri"), ("0-6", "*"), ("5-7", "sun,fri,sat"),
+    ("sat,sun", "sun,sat"), ("mon-fri", "mon,tue,wed,thu,fri"), ("*/2", "sun,tue,thu,sat"), ("1/2", "mon,wed,fri"),
+])
+def test_crontab_weekdays_mean_what_cron_means(field: str, expected: str) -> None:
+    assert cron_weekdays(field) == expected
+
+
+@pytest.mark.parametrize("bad", ["8", "5-1", "x", "1/0"])
+def test_bad_weekdays_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError):
+        cron_weekdays(bad)
+
+
+def test_monday_is_monday() -> None:
+    # APScheduler's own from_crontab would read "1" as Tuesday
+    fire = cron_trigger("0 9 * * 1", TZ).get_next_fire_time(None, SUNDAY)
+    assert fire == datetime(2026, 11, 23, 9, 0, tzinfo=TZ) and fire.strftime("%a") == "Mon"
+    fire = cron_trigger("*/10 8-23 * * 1-5", TZ).get_next_fire_time(None, datetime(2026, 11, 23, 23, 55, tzinfo=TZ))
+    assert fire == datetime(2026, 11, 24, 8, 0, tzinfo=TZ)
+
+
+def test_bad_crons_name_the_key_and_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        config(tmp_path, schedule='check_cron = "*/10 8-23 * *"\ndigest_cron = "0 25 * * *"')
+    text = str(err.value)
+    assert "schedule.check_cron" in text and "schedule.digest_cron" in text and "cron 格式无效" in text
+
+
+def test_intervals_crons_and_per_shop_overrides(tmp_path: Path) -> None:
+    cfg = config(tmp_path, schedule='check_interval = "5m"\njitter = "30s"', shop='check_cron = "0 * * * *"')
+    a, b = cfg.shops
+    ta, tb = check_trigger(cfg, a, TZ), check_trigger(cfg, b, TZ)
+    assert isinstance(ta, CronTrigger) and ta.jitter == 30
+    assert isinstance(tb, IntervalTrigger) and tb.interval == timedelta(minutes=5) and tb.jitter == 30
+    assert cfg.schedule.interval_of(a) == 0 and cfg.schedule.interval_of(b) == 300
+    cfg = config(tmp_path, schedule='check_cron = "*/15 * * * *"', shop='check_interval = "2m"')
+    a, b = cfg.shops
+    assert isinstance(check_trigger(cfg, a, TZ), IntervalTrigger) and cfg.schedule.interval_of(a) == 120
+    assert isinstance(check_trigger(cfg, b, TZ), CronTrigger) and cfg.schedule.cron_of(b) == "*/15 * * * *"
+
+
+def test_a_shop_is_stale_after_two_missed_checks(tmp_path: Path) -> None:
+    cfg = config(tmp_path, schedule='check_interval = "10m"\njitter = "60s"')
+    ref = datetime(2026, 11, 22, 9, 0, tzinfo=TZ)
+    assert stale_after(cfg, cfg.shops[0], ref) == ref + timedelta(minutes=21)
+    # a cron with a night gap: not stale over night, but two runs after the evening's last one
+    cfg = config(tmp_path, schedule='check_cron = "*/10 8-22 * * *"\njitter = "0"')
+    evening = datetime(2026, 11, 22, 22, 50, tzinfo=TZ)
+    assert stale_after(cfg, cfg.shops[0], evening) == datetime(2026, 11, 23, 8, 10, tzinfo=TZ)
+
+
+def test_a_stalled_loop_runs_a_missed_job_once_not_n_times() -> None:
+    runs: list[float] = []
+
+    async def main() -> None:
+        sched = make_scheduler(TZ)
+        sched.add_job(lambda: runs.append(time.monotonic()), "interval", seconds=0.2, id="tick")
+        sched.start()
+        await asyncio.sleep(0.5)
+        before = len(runs)
+        time.sleep(1.5)  # the host stalls: ~7 runs are missed
+        await asyncio.sleep(0.3)
+        after_stall = len(runs) - before
+        sched.shutdown(wait=False)
+        assert 1 <= after_stall <= 3, runs  # the missed runs coalesce into one, then the schedule goes on
+        assert before >= 1
+
+    run_async(main())
