@@ -17,6 +17,8 @@ from urllib.parse import quote, quote_plus
 
 from loguru import logger
 
+from agent.progress import around_output
+
 LOG_FILE = "pdd-agent.log"
 ROTATION = "10 MB"
 RETENTION = 10  # rotated files kept
@@ -202,6 +204,19 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
+class _Console:
+    """The terminal sink: a log line steps around a progress line being shown (erased, then drawn again)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, message: str) -> None:
+        def out() -> None:
+            self.stream.write(message)
+            self.stream.flush()
+        around_output(out)
+
+
 def setup(
     level: str = "INFO",
     *,
@@ -222,7 +237,7 @@ def setup(
     if console:
         out = sys.stderr if stream is None else stream
         colorize = not json_lines and _isatty(out) and "NO_COLOR" not in os.environ
-        logger.add(out, level=level, format=fmt, colorize=colorize, diagnose=False, backtrace=False)
+        logger.add(_Console(out), level=level, format=fmt, colorize=colorize, diagnose=False, backtrace=False)
     if log_dir is not None:
         log_dir = Path(log_dir)
         if not log_dir.is_dir():

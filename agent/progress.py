@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import unicodedata
+from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
@@ -12,6 +13,23 @@ from typing import TextIO
 def display_width(text: str) -> int:
     """Columns `text` takes on a terminal: CJK (wide/fullwidth) characters count double."""
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+_SHOWN: list[_StatusLine] = []  # status lines drawn right now (log output steps around them)
+
+
+def around_output(write: Callable[[], None]) -> None:
+    """Run `write` (a log line going to the terminal) with the status lines erased, then draw them again."""
+    shown = list(_SHOWN)
+    texts = [line._text for line in shown]
+    for line in shown:
+        line.clear()
+    try:
+        write()
+    finally:
+        for line, text in zip(shown, texts, strict=True):
+            if text is not None:
+                line.draw(text)
 
 
 class _StatusLine:
@@ -33,6 +51,8 @@ class _StatusLine:
         self.stream.write("\r" + text + " " * max(0, self._width - width))
         self.stream.flush()
         self._width, self._text = max(width, 1), text
+        if self not in _SHOWN:
+            _SHOWN.append(self)
 
     def clear(self) -> None:
         """Erase the line (before printing something else); the next draw starts afresh."""
@@ -40,6 +60,8 @@ class _StatusLine:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
         self._width, self._text = 0, None
+        if self in _SHOWN:
+            _SHOWN.remove(self)
 
     def close(self) -> None:
         """End the line with a newline, only when something is shown."""
@@ -47,6 +69,8 @@ class _StatusLine:
             self.stream.write("\n")
             self.stream.flush()
         self._width, self._text = 0, None
+        if self in _SHOWN:
+            _SHOWN.remove(self)
 
     def __enter__(self) -> _StatusLine:
         return self

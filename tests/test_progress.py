@@ -107,3 +107,29 @@ def test_display_width_counts_cjk_double() -> None:
     assert display_width("ab") == 2
     assert display_width("扫码") == 4
     assert display_width("ＡＢ") == 4
+
+
+def test_a_log_line_steps_around_a_progress_line() -> None:
+    from loguru import logger
+
+    from agent import logsetup
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    logsetup.setup("INFO", stream=out)
+    try:
+        with Progress(3, "首次检查", stream=out) as p:
+            p.advance(1, "甲 ✓")
+            logger.info("shop 乙 checked")
+            p.advance(1, "乙 ✓")
+        text = out.getvalue()
+        # the status line was erased before the log line and drawn again after it
+        before, after = text.split("shop 乙 checked", 1)
+        assert before.endswith("\r") or "\r" + " " * 3 in before
+        assert "首次检查 1/3 甲 ✓" in after.split("\n", 1)[1]
+        assert "首次检查 2/3 乙 ✓" in after
+    finally:
+        logsetup.setup("WARNING")
