@@ -61,15 +61,6 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
         ctl.stop()
 
 
-@pytest.fixture
-def wecom() -> Iterator[FakeWeCom]:
-    fake = FakeWeCom(keys={"k1"}).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
 def make_config(tmp_path: Path, sandbox: Sandbox, wecom: FakeWeCom, smtp_port: int, key: str = "k1",
                 retry_backoff: str = "30s") -> Config:
     text = f"""

@@ -126,15 +126,6 @@ class Agent:
 
 
 @pytest.fixture
-def wecom() -> Iterator[FakeWeCom]:
-    fake = FakeWeCom(keys={"k1"}).start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
 def agents() -> Iterator[list[Agent]]:
     started: list[Agent] = []
     try:
@@ -142,6 +133,18 @@ def agents() -> Iterator[list[Agent]]:
     finally:
         for agent in started:
             agent.kill()
+
+
+def start(sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent], *, freeze: bool = True,
+          session: bool = False) -> tuple[Agent, Path]:
+    """The sandbox clock frozen (stages move only when a test advances it), a config, the agent running."""
+    if freeze:
+        sandbox.control.set_clock(freeze=True)
+    port = free_port()
+    config = write_config(tmp_path, sandbox, wecom, port)
+    agent = Agent(config, port, tmp_path, session=session)
+    agents.append(agent)
+    return agent, config
 
 
 def wait_until(check: Callable[[], Any], what: str, agent: Agent, timeout: float = 60) -> Any:
@@ -182,11 +185,7 @@ def status(config: Path) -> subprocess.CompletedProcess[str]:
 def test_scheduled_checks_survive_session_expiry_and_a_captcha_on_one_shop(
     sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent],
 ) -> None:
-    sandbox.control.set_clock(freeze=True)
-    port = free_port()
-    config = write_config(tmp_path, sandbox, wecom, port)
-    agent = Agent(config, port, tmp_path)
-    agents.append(agent)
+    agent, config = start(sandbox, wecom, tmp_path, agents)
     expected = sorted(expected_stage_alerts(sandbox, {}))
     assert expected
     # on schedule: every 2 s, both shops
@@ -235,12 +234,8 @@ def test_scheduled_checks_survive_session_expiry_and_a_captcha_on_one_shop(
 def test_a_wecom_outage_and_sigterm_mid_check_lose_and_duplicate_nothing(
     sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent],
 ) -> None:
-    sandbox.control.set_clock(freeze=True)
-    port = free_port()
-    config = write_config(tmp_path, sandbox, wecom, port)
+    agent, config = start(sandbox, wecom, tmp_path, agents)
     db = tmp_path / "data" / "agent.db"
-    agent = Agent(config, port, tmp_path)
-    agents.append(agent)
     seen: dict[str, int] = {}
     first = sorted(expected_stage_alerts(sandbox, seen))
     wait_until(lambda: all(sorted(sns(shop_messages(wecom, s))) == first for s in (A, B)), "the first alerts", agent)
@@ -280,7 +275,7 @@ def test_a_wecom_outage_and_sigterm_mid_check_lose_and_duplicate_nothing(
         assert set(third) <= {sn for (s, sn) in recorded if s == shop}
 
     # a restart re-sends nothing
-    again = Agent(config, port, tmp_path, name="agent2")
+    again = Agent(config, agent.port, tmp_path, name="agent2")
     agents.append(again)
     wait_until(lambda: again.checks(A) >= 2 and again.checks(B) >= 2, "checks after the restart", again)
     assert again.stop() == 0
@@ -323,9 +318,7 @@ def test_ctrl_c_on_a_terminal_lets_the_check_in_flight_finish(
 ) -> None:
     """A terminal's Ctrl-C signals the whole process group: Playwright's driver and Chromium must not die
     under the check in flight (they run in their own session)."""
-    port = free_port()
-    agent = Agent(write_config(tmp_path, sandbox, wecom, port), port, tmp_path, session=True)
-    agents.append(agent)
+    agent, _ = start(sandbox, wecom, tmp_path, agents, freeze=False, session=True)
     wait_until(lambda: agent.checks(A) >= 2 and agent.checks(B) >= 2, "the first checks", agent)
 
     def limited() -> int:
