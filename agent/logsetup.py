@@ -28,8 +28,7 @@ JSON_FORMAT = "{extra[_pdd_json]}\n"
 
 # stdlib loggers that would flood the service (or leak secrets: httpx logs request URLs, WeCom keys included)
 STDLIB_LEVELS = {
-    "apscheduler": logging.INFO,
-    "apscheduler.executors": logging.WARNING,  # one line per job run
+    "apscheduler": logging.WARNING,  # INFO is a line per job added or run; the service logs its own summary
     "httpx": logging.WARNING,
     "httpcore": logging.WARNING,
     "playwright": logging.WARNING,

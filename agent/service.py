@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import time
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
@@ -32,6 +34,11 @@ from agent.store import Store
 from notifiers.base import Notifier
 
 HEARTBEAT_SECONDS = 5.0
+
+
+def _no_max_instances_lines(record: logging.LogRecord) -> bool:
+    """APScheduler logs each skipped run; `Service._skipped` reports them as one summary."""
+    return "maximum number of running instances reached" not in record.getMessage()
 
 
 def make_scheduler(tz: ZoneInfo) -> AsyncIOScheduler:
@@ -60,6 +67,7 @@ class Service:
         self._dispatch_kicked = False
         self._background: set[asyncio.Task[None]] = set()
         self.busy: set[str] = set()  # shops being checked right now
+        self.skipped, self._skip_reported = 0, -1e9  # checks skipped since the last summary
         self.shops = {s.name: s for s in config.shops}
         self.status = {s.name: s for s in shop_statuses(config, store, self.started_at)}
         self.channel_counts: dict[str, list[int]] = {}
@@ -91,6 +99,8 @@ class Service:
                                    id="digest", name="digest")
         self.scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=self.tz),
                                id="heartbeat", name="heartbeat", next_run_time=now)
+        self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
+        logging.getLogger("apscheduler.scheduler").addFilter(_no_max_instances_lines)
         self.scheduler.start()
         logger.info("service started: {} shop(s), checks every {}, dispatch every {}", len(self.shops),
                     sched.check_cron or sched.check_interval, sched.dispatch_interval)
@@ -125,7 +135,25 @@ class Service:
                         self.store.depth().get("pending", 0))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        logging.getLogger("apscheduler.scheduler").removeFilter(_no_max_instances_lines)
         await self.heartbeat()
+
+    def _skipped(self, event: JobSubmissionEvent) -> None:
+        """A check came due while the previous one of the same shop still ran or waited for a browser slot:
+        one summary every 10 minutes instead of a line per shop and run."""
+        if not str(event.job_id).startswith("check:"):
+            return  # a kicked dispatch or keep-alive that was already running: harmless
+        self.skipped += 1
+        now = time.monotonic()
+        if now - self._skip_reported < 600:
+            return
+        cfg = self.config
+        logger.warning(
+            "checks are not keeping up: {} scheduled check(s) skipped because the previous check of the same shop "
+            "had not finished ({} shops, max_concurrent_shops = {}, pacing {} s); raise [schedule] check_interval "
+            "or [browser] max_concurrent_shops (检查跟不上排班：请加大检查间隔或并发数)", self.skipped,
+            len(self.shops), cfg.browser.max_concurrent_shops, cfg.agent.pacing_seconds)
+        self._skip_reported, self.skipped = now, 0
 
     def _tracked(self, job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """A job that is skipped while stopping and remembered while it runs (for the graceful stop)."""

@@ -106,3 +106,25 @@ def test_a_stalled_loop_runs_a_missed_job_once_not_n_times() -> None:
         assert before >= 1
 
     run_async(main())
+
+
+def test_skipped_checks_are_summarised_not_logged_per_shop(tmp_path: Path) -> None:
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
+    from loguru import logger
+
+    from agent.service import Service
+    from agent.store import Store
+
+    cfg = config(tmp_path)
+    store = Store(tmp_path / "agent.db")
+    service = Service(cfg, store, pool=None, sel={}, notifiers={})  # type: ignore[arg-type]
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m)), level="WARNING")
+    try:
+        for job in ("check:甲", "check:乙", "dispatch", "check:甲"):
+            service._skipped(JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, job, "default", []))
+    finally:
+        logger.remove(sink)
+        store.close()
+    assert len(lines) == 1 and "checks are not keeping up: 1 scheduled check(s) skipped" in lines[0]
+    assert "max_concurrent_shops = 2" in lines[0] and service.skipped == 2  # reported again in 10 minutes
