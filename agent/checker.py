@@ -62,6 +62,8 @@ class Checker:
         # the service sets this: given a shop's open QR login page (session.qr_page), True when it takes over
         # the context (waits for the scan, then closes it); otherwise the check closes it
         self.on_qr: Callable[[ShopConfig, ShopSession, BrowserContext], bool] | None = None
+        self.active: set[str] = set()  # shops holding a browser slot right now
+        self.closing = False  # set when the service stops: checks still waiting for a slot never start
 
     # ---- per-shop files ---------------------------------------------------------------------
     def _dir(self, shop: ShopConfig) -> Path:
@@ -159,57 +161,63 @@ class Checker:
 
     # ---- one shop ---------------------------------------------------------------------------
     async def check_shop(self, shop: ShopConfig, mode: str = "auto") -> ShopResult:
+        """One shop, once a browser slot is free (at most max_concurrent_shops at a time)."""
         async with self._limit:
-            started = time.monotonic()
-            result = ShopResult(name=shop.name, checked_at=datetime.now(self.tz))
-            session = self.session(shop)
-            page: Page | None = None
-            handed_over = False
-            context = await session.open()
-            try:
-                relogged = await self._login(shop, session, context)
-                plan = self.load_plan(shop)
-                raw: RawRead | None = None
-                if mode == "api" or (mode == "auto" and plan is not None and not relogged):
-                    kept = len(result.findings)
-                    try:
-                        raw = await ApiReader(context, shop.base_url, self.sel, self.options).read(
-                            plan or self.guess_plan()
-                        )
-                        self._parse(raw, result)
-                        self._check_stale(raw, result)
-                    except CheckFailure as exc:
-                        if exc.state not in _FALLBACK or mode == "api":
-                            raise
-                        del result.findings[kept:]  # what the abandoned attempt saw does not count
-                        result.findings.append(
-                            Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
-                        )
-                        result.aftersales, result.evidence = [], []
-                        raw = None
-                if raw is None:
-                    page = await self.pool.new_page(context)
-                    raw = await PageReader(page, shop.base_url, self.sel, self.options).read()
+            return await self._check_shop(shop, mode)
+
+    async def _check_shop(self, shop: ShopConfig, mode: str) -> ShopResult:
+        """One shop; the caller holds a browser slot."""
+        started = time.monotonic()
+        result = ShopResult(name=shop.name, checked_at=datetime.now(self.tz))
+        session = self.session(shop)
+        page: Page | None = None
+        handed_over = False
+        context = await session.open()
+        try:
+            relogged = await self._login(shop, session, context)
+            plan = self.load_plan(shop)
+            raw: RawRead | None = None
+            if mode == "api" or (mode == "auto" and plan is not None and not relogged):
+                kept = len(result.findings)
+                try:
+                    raw = await ApiReader(context, shop.base_url, self.sel, self.options).read(
+                        plan or self.guess_plan()
+                    )
                     self._parse(raw, result)
-                    if not any(lr.from_dom for lr in raw.lists.values()):
-                        self.save_plan(shop, raw.learned)
-                result.mode = raw.mode
-                await session.save(context)
-            except CheckFailure as exc:
-                result.state, result.error = exc.state, exc.detail
-                await self._capture(shop, page, context, exc)
-                if exc.state is ShopState.LOGIN_REQUIRED:
-                    result.qr_png = await self._qr(session, context)
-                    handed_over = bool(result.qr_png and self.on_qr and self.on_qr(shop, session, context))
-            finally:
-                if not handed_over:
-                    await close_quietly(context)
-            logger.info(
-                "shop {} checked: state={} mode={} aftersales={} evidence={} in {:.2f}s",
-                shop.name, result.state.value, result.mode or "-", len(result.aftersales), len(result.evidence),
-                time.monotonic() - started,
-            )
-            return result
+                    self._check_stale(raw, result)
+                except CheckFailure as exc:
+                    if exc.state not in _FALLBACK or mode == "api":
+                        raise
+                    del result.findings[kept:]  # what the abandoned attempt saw does not count
+                    result.findings.append(
+                        Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
+                    )
+                    result.aftersales, result.evidence = [], []
+                    raw = None
+            if raw is None:
+                page = await self.pool.new_page(context)
+                raw = await PageReader(page, shop.base_url, self.sel, self.options).read()
+                self._parse(raw, result)
+                if not any(lr.from_dom for lr in raw.lists.values()):
+                    self.save_plan(shop, raw.learned)
+            result.mode = raw.mode
+            await session.save(context)
+        except CheckFailure as exc:
+            result.state, result.error = exc.state, exc.detail
+            await self._capture(shop, page, context, exc)
+            if exc.state is ShopState.LOGIN_REQUIRED:
+                result.qr_png = await self._qr(session, context)
+                handed_over = bool(result.qr_png and self.on_qr and self.on_qr(shop, session, context))
+        finally:
+            if not handed_over:
+                await close_quietly(context)
+        result.duration = time.monotonic() - started
+        logger.info(
+            "shop {} checked: state={} mode={} aftersales={} evidence={} in {:.2f}s",
+            shop.name, result.state.value, result.mode or "-", len(result.aftersales), len(result.evidence),
+            result.duration,
+        )
+        return result
 
     def session(self, shop: ShopConfig) -> ShopSession:
         return ShopSession(
@@ -221,6 +229,8 @@ class Checker:
         """A light visit between checks (checkLogin through the saved session, cookies saved back): True when
         the session is still logged in. Never logs in: a lost session is the next check's business."""
         async with self._limit:
+            if self.closing:
+                return True  # stopping: nothing to learn
             session = self.session(shop)
             context = await session.open()
             try:
@@ -306,11 +316,27 @@ class Checker:
         return list(await asyncio.gather(*(self._safe(s, mode) for s in chosen)))
 
     async def _safe(self, shop: ShopConfig, mode: str) -> ShopResult:
+        async with self._limit:  # the deadline below counts the work, not the wait for a slot
+            if self.closing:
+                raise asyncio.CancelledError("the service is stopping: this check never started")
+            self.active.add(shop.name)
+            try:
+                return await self._deadline(shop, mode)
+            finally:
+                self.active.discard(shop.name)
+
+    async def _deadline(self, shop: ShopConfig, mode: str) -> ShopResult:
         # a whole check never takes longer than this: a wedged page or browser becomes a typed timeout
         limit = max(60.0, self.options.timeout_seconds * 10)
-        task = asyncio.create_task(self.check_shop(shop, mode))
+        task = asyncio.create_task(self._check_shop(shop, mode))
         try:
-            done, _ = await asyncio.wait({task}, timeout=limit)
+            try:
+                done, _ = await asyncio.wait({task}, timeout=limit)
+            except asyncio.CancelledError:  # the caller gave up (a stop past its grace): so does the check
+                task.cancel()
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+                raise
             if not done:
                 where = _suspended_at(task)
                 task.cancel()

@@ -87,6 +87,7 @@ class ShopResult:
     findings: list[Finding] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     qr_png: bytes | None = None  # the login QR when the shop needs a human (login_required)
+    duration: float = 0.0  # seconds the check worked (waiting for a browser slot not included)
 
     @property
     def ok(self) -> bool:

@@ -40,6 +40,23 @@ def secrets_of(config: Config) -> list[str]:
     return [s for s in out if s]
 
 
+def capacity_warnings(config: Config) -> list[str]:
+    """A schedule the browser slots cannot keep: a check makes about four requests, paced."""
+    enabled = [s for s in config.shops if s.enabled]
+    intervals = [config.schedule.interval_of(s) for s in enabled if config.schedule.interval_of(s)]
+    if not intervals:
+        return []
+    per_check = 3 * config.agent.pacing_seconds + 0.5
+    slots = config.browser.max_concurrent_shops
+    round_s = len(enabled) * per_check / slots
+    if round_s <= min(intervals):
+        return []
+    return [f"schedule: {len(enabled)} shops × about {per_check:.1f} s per check / {slots} at a time ≈ "
+            f"{round_s:.0f} s per round, longer than the shortest check interval ({min(intervals):.0f} s): checks "
+            "will run late; raise [schedule] check_interval or [browser] max_concurrent_shops "
+            "(店铺太多、检查间隔太短，检查会延迟)"]
+
+
 def preflight(config: Config) -> tuple[list[str], list[str]]:
     """(problems, warnings) found before anything is scheduled; problems stop the start."""
     problems: list[str] = []
@@ -61,6 +78,7 @@ def preflight(config: Config) -> tuple[list[str], list[str]]:
         if shop.password_env and not shop.password():
             warnings.append(f"shops[{i}] ({shop.name}): environment variable {shop.password_env} is not set; the "
                             "shop can only use its saved session or a QR login (未设置密码环境变量)")
+    warnings += capacity_warnings(config)
     if not any(s.enabled for s in config.shops):
         problems.append("shops: every shop is disabled; nothing to do (所有店铺都已停用)")
     data_dir = config.agent.data_dir

@@ -110,11 +110,14 @@ class Service:
         send the outbox once. Cancelled checks lose nothing: a check commits only when it completes."""
         grace = seconds(self.config.schedule.shutdown_grace) if grace is None else grace
         self.stopping = True
+        self.cycle.checker.closing = True  # checks still waiting for a browser slot end without starting
         if self.scheduler.running:
             self.scheduler.pause()
         busy = {t for t in self.inflight if not t.done()}
         if busy:
-            logger.info("stopping: waiting up to {:.0f} s for {} job(s) in flight", grace, len(busy))
+            active = len(self.cycle.checker.active)
+            logger.info("stopping: waiting up to {:.0f} s for {} check(s) in flight; {} queued job(s) will not "
+                        "start", grace, active, max(0, len(busy) - active))
             waiter = asyncio.ensure_future(asyncio.wait(busy, timeout=grace))
             hurried = asyncio.ensure_future(hurry.wait()) if hurry else None
             await asyncio.wait({waiter, *([hurried] if hurried else [])}, return_when=asyncio.FIRST_COMPLETED)
@@ -165,6 +168,9 @@ class Service:
                 self.inflight.add(task)
             try:
                 return await job(*args)
+            except asyncio.CancelledError:  # stopping: a check that never started, or one past the grace
+                logger.debug("job {} cancelled", getattr(job, "__name__", job))
+                return None
             except Exception:  # a job never dies silently; the next run tries again
                 logger.exception("job {} failed", getattr(job, "__name__", job))
                 return None
@@ -180,13 +186,12 @@ class Service:
         if name in self.qr_waits:  # its QR login page is open for a scan: a new check would replace the QR
             logger.debug("check of {} skipped: waiting for the QR scan", name)
             return None
-        started = time.monotonic()
         self.busy.add(name)
         try:
             [result] = await self.cycle.check([shop])
         finally:
             self.busy.discard(name)
-        self._record(shop, result, time.monotonic() - started)
+        self._record(shop, result, result.duration)
         self.kick_dispatch()  # alerts go out now, not at the next dispatch tick
         if self.on_check:
             self.on_check(result)
@@ -194,7 +199,6 @@ class Service:
 
     async def check_all(self) -> list[ShopResult]:
         """Every enabled shop at once (within the concurrency limit): the first cycle and `--once`."""
-        started = time.monotonic()
         shops = [s for s in self.config.shops if s.enabled]
         self.busy.update(s.name for s in shops)
         try:
@@ -202,7 +206,7 @@ class Service:
         finally:
             self.busy.clear()
         for shop, result in zip(shops, results, strict=True):
-            self._record(shop, result, time.monotonic() - started)
+            self._record(shop, result, result.duration)
         return results
 
     async def keepalive(self, name: str) -> None:

@@ -128,3 +128,14 @@ def test_skipped_checks_are_summarised_not_logged_per_shop(tmp_path: Path) -> No
         store.close()
     assert len(lines) == 1 and "checks are not keeping up: 1 scheduled check(s) skipped" in lines[0]
     assert "max_concurrent_shops = 2" in lines[0] and service.skipped == 2  # reported again in 10 minutes
+
+
+def test_a_schedule_the_browser_slots_cannot_keep_is_warned_about(tmp_path: Path) -> None:
+    from agent.run_cmd import capacity_warnings
+
+    shops = "".join(f'[[shops]]\nname = "店{n}"\nusername = "店{n}"\n' for n in range(60))
+    (tmp_path / "config.toml").write_text(shops + '[schedule]\ncheck_interval = "60s"\n', encoding="utf-8")
+    [warning] = capacity_warnings(load_config(tmp_path / "config.toml"))
+    assert "60 shops × about 3.5 s per check / 2 at a time ≈ 105 s per round" in warning
+    (tmp_path / "config.toml").write_text(shops + '[schedule]\ncheck_interval = "10m"\n', encoding="utf-8")
+    assert capacity_warnings(load_config(tmp_path / "config.toml")) == []

@@ -36,19 +36,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp_path: Path, sandbox: Sandbox, wecom: FakeWeCom, port: int, **schedule: str) -> Path:
+def write_config(tmp_path: Path, sandbox: Sandbox, wecom: FakeWeCom, port: int, *, more_shops: int = 0,
+                 pacing: float = 0, browser: str = "", **schedule: str) -> Path:
     sched = {"check_interval": "2s", "jitter": "0", "dispatch_interval": "1s", "keepalive_interval": "0",
              "digest_cron": "", "shutdown_grace": "30s", **schedule}
     lines = "\n".join(f'{k} = "{v}"' for k, v in sched.items())
+    users = ("示例旗舰店", B_USER)
+    more = "".join(f'[[shops]]\nname = "店铺{n}"\nbase_url = "{sandbox.url}"\nusername = "{users[n % 2]}"\n'
+                   'password_env = "PDD_TEST_PASSWORD"\n' for n in range(3, 3 + more_shops))
     text = f"""
 [agent]
 data_dir = "{tmp_path / 'data'}"
-pacing_seconds = 0
+pacing_seconds = {pacing}
 rate_limit_backoff = [4.0]
 login_retry_hours = 0
 health_port = {port}
 [browser]
 timeout_seconds = 8
+{browser}
 [[shops]]
 name = "{A}"
 base_url = "{sandbox.url}"
@@ -59,6 +64,7 @@ name = "{B}"
 base_url = "{sandbox.url}"
 username = "{B_USER}"
 password_env = "PDD_TEST_PASSWORD"
+{more}
 [schedule]
 {lines}
 [alerts]
@@ -136,12 +142,12 @@ def agents() -> Iterator[list[Agent]]:
 
 
 def start(sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent], *, freeze: bool = True,
-          session: bool = False) -> tuple[Agent, Path]:
+          session: bool = False, **options: Any) -> tuple[Agent, Path]:
     """The sandbox clock frozen (stages move only when a test advances it), a config, the agent running."""
     if freeze:
         sandbox.control.set_clock(freeze=True)
     port = free_port()
-    config = write_config(tmp_path, sandbox, wecom, port)
+    config = write_config(tmp_path, sandbox, wecom, port, **options)
     agent = Agent(config, port, tmp_path, session=session)
     agents.append(agent)
     return agent, config
@@ -332,3 +338,46 @@ def test_ctrl_c_on_a_terminal_lets_the_check_in_flight_finish(
     log = agent.log()
     assert "SIGINT: stopping" in log and "waiting up to" in log
     assert "browser_error" not in log and "did not finish" not in log
+
+
+def test_sigterm_with_checks_queued_for_a_browser_slot_stops_promptly(
+    sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent],
+) -> None:
+    """Eight shops, one browser slot, paced requests: most checks wait for the slot. A stop waits for the one
+    check in flight only; the queued ones never start, and nothing runs on after "stopped"."""
+    agent, _ = start(sandbox, wecom, tmp_path, agents, freeze=False, more_shops=6, pacing=0.5,
+                     browser="max_concurrent_shops = 1", check_interval="30s")
+    wait_until(lambda: "checked: state=ok" in agent.log(), "a first check (the others wait for the slot)", agent)
+    started = time.monotonic()
+    assert agent.stop() == 0
+    took = time.monotonic() - started
+    log = agent.log()
+    assert "queued job(s) will not start" in log and "1 check(s) in flight" in log
+    after = log.split("SIGTERM: stopping", 1)[1]
+    assert after.count(" checked: state=") <= 1, after  # only the check in flight finished
+    assert took < 10, f"stopping took {took:.1f} s"
+    assert "raised an exception" not in log and "never retrieved" not in log and "did not finish" not in log
+    assert log.rstrip().endswith("stopped")
+
+
+def test_a_check_past_the_grace_is_cancelled_cleanly_and_read_again_later(
+    sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent],
+) -> None:
+    agent, config = start(sandbox, wecom, tmp_path, agents, shutdown_grace="1s")
+    wait_until(lambda: agent.checks(A) >= 2 and agent.checks(B) >= 2, "the first checks", agent)
+
+    def limited() -> int:
+        return int(sandbox.control.stats()["counts"].get("rate_limited", 0))
+
+    before = limited()
+    sandbox.control.arm_rate_limit(count=1)  # that check now waits 4 s before its retry: past the 1 s grace
+    wait_until(lambda: limited() > before, "a check in its back-off", agent)
+    assert agent.stop() == 0
+    log = agent.log()
+    assert "1 job(s) did not finish in time and were cancelled" in log
+    assert log.rstrip().endswith("stopped"), log[-2000:]  # the cancelled check did not run on
+    assert "never retrieved" not in log and "raised an exception" not in log
+    again = Agent(config, agent.port, tmp_path, name="agent2")
+    agents.append(again)
+    wait_until(lambda: again.checks(A) >= 1 and again.checks(B) >= 1, "both shops read after the restart", again)
+    assert again.stop() == 0
