@@ -139,3 +139,41 @@ def test_a_schedule_the_browser_slots_cannot_keep_is_warned_about(tmp_path: Path
     assert "60 shops × about 3.5 s per check / 2 at a time ≈ 105 s per round" in warning
     (tmp_path / "config.toml").write_text(shops + '[schedule]\ncheck_interval = "10m"\n', encoding="utf-8")
     assert capacity_warnings(load_config(tmp_path / "config.toml")) == []
+
+
+def test_the_digest_job_queues_one_digest_per_shop_and_channel(tmp_path: Path) -> None:
+    from agent.service import Service
+    from agent.store import Store
+
+    text = """
+[[shops]]
+name = "甲"
+username = "甲"
+[[shops]]
+name = "乙"
+username = "乙"
+enabled = false
+[alerts]
+notify = ["ops", "mail"]
+[notifiers.ops]
+type = "wecom"
+webhook_url = "http://127.0.0.1:9/cgi-bin/webhook/send?key=k"
+[notifiers.mail]
+type = "email"
+host = "127.0.0.1"
+from = "a@b.c"
+to = ["d@e.f"]
+"""
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    cfg = load_config(tmp_path / "config.toml")
+    store = Store(tmp_path / "agent.db")
+    service = Service(cfg, store, pool=None, sel={}, notifiers={})  # type: ignore[arg-type]
+    service.stopping = True  # no dispatch kicked: only the queueing is looked at
+    try:
+        run_async(service.digest())
+        run_async(service.digest())  # the same day again: nothing new
+        rows = store.rows()
+    finally:
+        store.close()
+    assert sorted((r["shop"], r["channel"]) for r in rows) == [("甲", "mail"), ("甲", "ops")]
+    assert all(":digest:" in r["dedup_key"] for r in rows)
