@@ -122,19 +122,19 @@ def _cron_ok(v: str) -> bool:
     return True
 
 
-def _duration_or_zero(v: str) -> bool:
+def _duration_at_least(v: str, minimum: int) -> bool:
     try:
-        return parse_duration(v) >= 0
+        return parse_duration(v) >= minimum
     except ValueError:
         return False
 
 
 _CRON_OR_EMPTY = _rule(lambda v: not v or _cron_ok(v),
                        'expected a 5-field cron such as "*/10 8-23 * * *", got {v} (cron 格式无效)', str.strip)
-_DURATION_OR_EMPTY = _rule(lambda v: not v or (_duration_or_zero(v) and parse_duration(v) > 0),
+_DURATION_OR_EMPTY = _rule(lambda v: not v or _duration_at_least(v, 1),
                            'expected a duration such as "10m", or "" for [schedule], got {v} (时长格式无效)',
                            str.strip)
-_DURATION_OR_OFF = _rule(lambda v: v in ("", "0") or _duration_or_zero(v),
+_DURATION_OR_OFF = _rule(lambda v: v in ("", "0") or _duration_at_least(v, 0),
                          'expected a duration such as "25m", or "0" for off, got {v} (时长格式无效)', str.strip)
 
 
@@ -167,14 +167,7 @@ def _durations(values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
-def _duration_ok(v: str) -> bool:
-    try:
-        return parse_duration(v) > 0
-    except ValueError:
-        return False
-
-
-_DURATION = _rule(_duration_ok, 'expected a duration such as "6h", "30m", got {v} (时长格式无效)')
+_DURATION = _rule(lambda v: _duration_at_least(v, 1), 'expected a duration such as "6h", "30m", got {v} (时长格式无效)')
 _QUIET = _rule(lambda v: not v or re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", v),
                'expected "HH:MM-HH:MM" such as "23:00-07:30", or "" for none, got {v} (免打扰时段格式无效)', str.strip)
 NOTIFIER_TYPES = ("wecom", "email")

@@ -51,7 +51,7 @@ class Cycle:
                 now = result.checked_at
             else:
                 now = datetime.fromtimestamp(self.clock(), self.tz)
-            record_result(self.config, self.store, shop, result, now, qr_png=result.qr_png, queued_at=time.time())
+            record_result(self.config, self.store, shop, result, now, qr_png=result.qr_png, queued_at=self.wall())
         return results
 
     async def dispatch(self) -> Report:

@@ -63,9 +63,9 @@ def cron_trigger(expr: str, tz: tzinfo | str, jitter: float = 0) -> CronTrigger:
                        timezone=tz, jitter=int(jitter) or None)
 
 
-def check_trigger(config: Config, shop: ShopConfig, tz: tzinfo, *, jitter: bool = True) -> BaseTrigger:
+def check_trigger(config: Config, shop: ShopConfig, tz: tzinfo) -> BaseTrigger:
     """When `shop` is checked: its own interval or cron, else [schedule]'s."""
-    spread = seconds(config.schedule.jitter) if jitter else 0.0
+    spread = seconds(config.schedule.jitter)
     cron = config.schedule.cron_of(shop)
     if cron:
         return cron_trigger(cron, tz, spread)

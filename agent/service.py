@@ -69,8 +69,9 @@ class Service:
         self.busy: set[str] = set()  # shops being checked right now
         self.skipped, self._skip_reported = 0, -1e9  # checks skipped since the last summary
         self.shops = {s.name: s for s in config.shops}
-        self.status = {s.name: s for s in shop_statuses(config, store, self.started_at)}
-        self.channel_counts: dict[str, list[int]] = {}
+        self.status = {s.name: self._scheduled(self.shops[s.name], s)
+                       for s in shop_statuses(config, store, self.started_at)}
+        self.sent = Report()  # per-channel totals of this process (messages, alert rows, failures)
         self.latest = self._snapshot()
         self.on_check: Callable[[ShopResult], None] | None = None  # the demo listens here
 
@@ -211,7 +212,6 @@ class Service:
 
     async def keepalive(self, name: str) -> None:
         shop = self.shops[name]
-        job = self.scheduler.get_job(f"check:{name}")
         if name in self.qr_waits or name in self.busy:
             return
         try:
@@ -220,7 +220,7 @@ class Service:
             logger.info("keep-alive {} skipped: {}", name, exc)
             return
         logger.info("keep-alive {}: session {}", name, "alive" if alive else "lost")
-        if not alive and job is not None:  # a check now tells the team (and logs in again if it can)
+        if not alive:  # a check now tells the team (and logs in again if it can)
             self.kick(f"check:{name}")
 
     async def dispatch(self) -> Report:
@@ -243,14 +243,14 @@ class Service:
 
     async def _dispatch_locked(self) -> Report:
         report = await self.cycle.dispatch()
-        for channel, (messages, rows, failures) in report.by_channel.items():
-            c = self.channel_counts.setdefault(channel, [0, 0, 0])
-            c[0], c[1], c[2] = c[0] + messages, c[1] + rows, c[2] + failures
+        for channel, counts in report.by_channel.items():
+            self.sent.count(channel, *counts)
         return report
 
     async def digest(self) -> None:
         now = datetime.fromtimestamp(self.cycle.clock(), self.tz)
-        queued = sum(queue_digest(self.config, self.store, s, now, time.time()) for s in self.config.shops if s.enabled)
+        queued = sum(queue_digest(self.config, self.store, s, now, self.cycle.wall())
+                     for s in self.config.shops if s.enabled)
         logger.info("daily digest queued: {} message(s)", queued)
         self.kick_dispatch()
 
@@ -293,30 +293,27 @@ class Service:
                          for i in (*result.aftersales, *result.evidence)]
             st = replace(st, last_ok=now, pending_aftersale=len(result.aftersales),
                          pending_evidence=len(result.evidence), next_deadline=min(deadlines, default=None))
-        self.status[shop.name] = st
-        # /healthz and the heartbeat file (read by `status`) see every check at once, not at the next beat
-        self.latest = self._snapshot()
-        try:
-            write_heartbeat(self.config.agent.data_dir, self.latest)
-        except OSError as exc:
-            logger.error("cannot write the heartbeat file: {}", exc)
+        self.status[shop.name] = self._scheduled(shop, st)
+        self._publish()  # /healthz and the heartbeat file (read by `status`) see every check at once
         if result.state is not ShopState.OK:
             logger.warning("shop {} not read: {} ({} failure(s) in a row)", shop.name, result.state.value,
                            st.consecutive_failures)
+
+    def _scheduled(self, shop: ShopConfig, st: ShopStatus) -> ShopStatus:
+        """`st` with what follows from the shop's schedule: its interval and when it counts as stale (two
+        scheduled checks after its last read, or after start-up)."""
+        ref = datetime.fromtimestamp(max(st.last_ok or 0.0, self.started_at), self.tz)
+        return replace(st, enabled=shop.enabled, interval_seconds=self.config.schedule.interval_of(shop),
+                       stale_after=stale_after(self.config, shop, ref).timestamp() if shop.enabled else None)
 
     def _snapshot(self) -> Snapshot:
         now = time.time()
         shops = []
         for shop in self.config.shops:
-            st = self.status.get(shop.name) or ShopStatus(name=shop.name)
             job = self.scheduler.get_job(f"check:{shop.name}") if self.scheduler.running else None
-            ref = datetime.fromtimestamp(max(st.last_ok or 0.0, self.started_at), self.tz)
-            shops.append(replace(
-                st, enabled=shop.enabled, interval_seconds=self.config.schedule.interval_of(shop),
-                next_run=job.next_run_time.timestamp() if job is not None and job.next_run_time else None,
-                stale_after=stale_after(self.config, shop, ref).timestamp() if shop.enabled else None,
-            ))
-        counts = self.channel_counts
+            when = job.next_run_time if job is not None else None
+            shops.append(replace(self.status[shop.name], next_run=when.timestamp() if when else None))
+        counts = self.sent.by_channel
         return Snapshot(
             pid=os.getpid(), version=__version__, started_at=self.started_at, updated_at=now,
             scheduler_running=self.scheduler.running and not self.stopping, paused=self.stopping, shops=shops,
@@ -326,9 +323,13 @@ class Service:
         )
 
     async def heartbeat(self) -> None:
+        self._publish()
+
+    def _publish(self) -> None:
+        """A fresh snapshot for /healthz, written to the heartbeat file (a small atomic write)."""
         self.latest = self._snapshot()
         try:
-            await asyncio.to_thread(write_heartbeat, self.config.agent.data_dir, self.latest)
+            write_heartbeat(self.config.agent.data_dir, self.latest)
         except OSError as exc:
             logger.error("cannot write the heartbeat file: {}", exc)
 
