@@ -19,10 +19,11 @@ from agent.models import ShopResult, ShopState
 
 HINTS = {
     ShopState.SMS_REQUIRED: "需要短信验证码：请运行 pdd-agent login --shop {shop} --config {config}",
-    ShopState.CAPTCHA: "出现滑块验证：请运行 pdd-agent login --shop {shop} --config {config} --headed",
+    ShopState.CAPTCHA: "出现安全验证（滑块）：请运行 pdd-agent login --shop {shop} --config {config} --headed",
+    ShopState.LOGIN_BLOCKED: "登录被平台拦截：按错误详情处理后运行 pdd-agent login --shop {shop} --config {config}",
     ShopState.LOGIN_REQUIRED: "需要重新登录（扫码或密码）：请运行 pdd-agent login --shop {shop} --config {config}",
     ShopState.LAYOUT_CHANGED: "页面或接口结构变了：请运行 pdd-agent doctor --shop {shop} --config {config}",
-    ShopState.RATE_LIMITED: "操作太过频繁，已退避重试仍失败，稍后会再试",
+    ShopState.RATE_LIMITED: "操作太过频繁（HTTP 429），已退避重试仍失败，稍后会再试",
     ShopState.BACKEND_ERROR: "后台返回异常",
     ShopState.TIMEOUT: "后台响应超时",
     ShopState.BROWSER_ERROR: "浏览器无法启动或崩溃",

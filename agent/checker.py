@@ -20,19 +20,26 @@ from playwright.async_api import BrowserContext, Page
 from agent import parsers
 from agent.browser import BrowserPool, close_quietly
 from agent.config import Config, ShopConfig
-from agent.models import CheckFailure, Finding, ShopResult, ShopState
-from agent.reader import ROLES, ApiReader, PageReader, RawRead, ReadOptions
+from agent.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
+from agent.reader import ROLES, ApiReader, ListRead, PageReader, RawRead, ReadOptions
 from agent.session import ShopSession
 
-# API-mode failures that page mode may get past within the same check
-_FALLBACK = {ShopState.LAYOUT_CHANGED, ShopState.BACKEND_ERROR, ShopState.TIMEOUT}
+# API-mode failures that page mode may get past within the same check. A captcha (54001) is one: the
+# page's own request code (Anti-Content and all) may pass where cookie-only requests do not.
+_FALLBACK = {ShopState.LAYOUT_CHANGED, ShopState.BACKEND_ERROR, ShopState.TIMEOUT, ShopState.CAPTCHA}
 # login stops that need a human: remembered, so the password is not tried again on every check
-_HURDLES = {ShopState.SMS_REQUIRED, ShopState.CAPTCHA, ShopState.LOGIN_REQUIRED}
+_HURDLES = {ShopState.SMS_REQUIRED, ShopState.CAPTCHA, ShopState.LOGIN_REQUIRED, ShopState.LOGIN_BLOCKED}
+READ_CAPTCHA = "read"  # hurdle.json `where` of a 54001 met while reading (not at login)
 _UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
 
 
 def shop_dir(data_dir: Path, name: str) -> Path:
     return data_dir / "shops" / (_UNSAFE.sub("_", name).strip("._") or "shop")
+
+
+def hurdle_path(shop_folder: Path) -> Path:
+    """The login or read stop a shop is waiting on a human for (state, detail, at, since, where)."""
+    return shop_folder / "hurdle.json"
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -85,7 +92,7 @@ class Checker:
         _write_private(self._dir(shop) / "plan.json", json.dumps(doc, ensure_ascii=False, indent=1))
 
     def _hurdle_path(self, shop: ShopConfig) -> Path:
-        return self._dir(shop) / "hurdle.json"
+        return hurdle_path(self._dir(shop))
 
     def pending_hurdle(self, shop: ShopConfig) -> dict[str, Any] | None:
         """The login stop still waiting for a human, unless it is old enough to try the password again."""
@@ -110,9 +117,24 @@ class Checker:
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")
 
+    def remember_hurdle(self, shop: ShopConfig, exc: CheckFailure, where: str = "login") -> None:
+        doc = {"state": exc.state.value, "detail": exc.detail, "at": time.time(), "where": where,
+               "since": datetime.now(self.tz).isoformat(timespec="seconds")}
+        _write_private(self._hurdle_path(shop), json.dumps(doc, ensure_ascii=False))
+
     async def _login_once(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
-        """ensure_logged_in, but a remembered hurdle only lets the saved session be verified."""
+        """ensure_logged_in, but a remembered hurdle only lets the saved session be verified.
+
+        A captcha met while reading (54001) is not retried at all until a person passed it
+        (`pdd-agent login --headed` clears it) or `login_retry_hours` went by.
+        """
         hurdle = self.pending_hurdle(shop)
+        if hurdle is not None and hurdle.get("where") == READ_CAPTCHA:
+            raise CheckFailure(
+                ShopState.CAPTCHA,
+                f"{hurdle['detail']} (waiting since {hurdle['since']} for a person to pass it:"
+                f" `pdd-agent login --shop {shop.name} --headed`; not retried)",
+            )
         if hurdle is not None:
             if await session.verify(context):
                 self._hurdle_path(shop).unlink(missing_ok=True)  # a human logged in meanwhile
@@ -125,9 +147,7 @@ class Checker:
             relogged = await session.ensure_logged_in(context)
         except CheckFailure as exc:
             if exc.state in _HURDLES:
-                doc = {"state": exc.state.value, "detail": exc.detail, "at": time.time(),
-                       "since": datetime.now(self.tz).isoformat(timespec="seconds")}
-                _write_private(self._hurdle_path(shop), json.dumps(doc, ensure_ascii=False))
+                self.remember_hurdle(shop, exc)
             raise
         self._hurdle_path(shop).unlink(missing_ok=True)
         return relogged
@@ -196,7 +216,11 @@ class Checker:
                     raw = None
             if raw is None:
                 page = await self.pool.new_page(context)
-                raw = await PageReader(page, shop.base_url, self.sel, self.options).read()
+                try:
+                    raw = await PageReader(page, shop.base_url, self.sel, self.options).read()
+                except CaptchaRequired as exc:
+                    self.remember_hurdle(shop, exc, READ_CAPTCHA)  # a person must pass it: never retried blindly
+                    raise
                 self._parse(raw, result)
                 if not any(lr.from_dom for lr in raw.lists.values()):
                     self.save_plan(shop, raw.learned)
@@ -244,27 +268,34 @@ class Checker:
     def guess_plan(self) -> dict[str, dict[str, Any]]:
         """Request bodies from selectors/ alone: the starting guess before anything was learned."""
         lists = self.sel["aftersale_list"]
-        default = {k: (None if v == "__null__" else v) for k, v in lists["request"]["default"].items()}
+        req = lists["request"]
+        default = {k: (None if v == "__null__" else v) for k, v in req["default"].items()}
         q = lists["quick_filters"]
-        return {
-            role: {**default, lists["request"]["quick_search_type"]: q["codes"][q[role]]} for role in ROLES
-        }
+        plan = {}
+        for role in ROLES:
+            body = {**default, req["quick_search_type"]: q["codes"][q[role]]}
+            if q[role] in q["expire_sorted"]:
+                body[req["expire_sort"]] = True
+            plan[role] = body
+        return plan
 
     def _parse(self, raw: RawRead, result: ShopResult) -> None:
         lists, evidence = self.sel["aftersale_list"], self.sel["evidence"]
-        # The backend's Date header has whole seconds: its middle is the best estimate of the backend's now.
-        at = datetime.fromtimestamp(raw.server_time + 0.5, self.tz) if raw.server_time else datetime.now(self.tz)
-        result.checked_at = at
+        now = datetime.fromtimestamp(raw.server_time, self.tz) if raw.server_time else datetime.now(self.tz)
+        result.checked_at = now
         a, e = raw.lists["aftersales"], raw.lists["evidence"]
-        result.aftersales, f1 = parsers.parse_aftersales(a.rows, lists, at, "queryList[aftersales]")
-        result.evidence, f2 = parsers.parse_evidence(e.rows, lists, evidence, at, "queryList[evidence]")
+
+        def times(lr: ListRead) -> list[datetime]:  # each row by the Date of the answer that carried it
+            got = [datetime.fromtimestamp(t, self.tz) if t else now for t in lr.row_times]
+            return got if len(got) == len(lr.rows) else [now] * len(lr.rows)
+
+        result.aftersales, f1 = parsers.parse_aftersales(a.rows, lists, times(a), "queryList[aftersales]")
+        result.evidence, f2 = parsers.parse_evidence(e.rows, lists, evidence, times(e), "queryList[evidence]")
         if a.from_dom:
-            result.aftersales = parsers.parse_dom_rows(a.dom_rows, lists, at, "aftersale", "DOM[aftersales]")
+            result.aftersales = parsers.parse_dom_rows(a.dom_rows, lists, now, "DOM[aftersales]")
             f1.append(Finding("dom_fallback", "待商家处理: no queryList answer captured; read the page's rows"))
         if e.from_dom:
-            result.evidence = parsers.as_evidence(
-                parsers.parse_dom_rows(e.dom_rows, lists, at, "evidence", "DOM[evidence]")
-            )
+            result.evidence = parsers.as_evidence(parsers.parse_dom_rows(e.dom_rows, lists, now, "DOM[evidence]"))
             f2.append(Finding("dom_fallback", "待商家举证: no queryList answer captured; read the page's rows"))
         result.aftersales.sort(key=lambda i: i.deadline)
         result.evidence.sort(key=lambda i: i.deadline)
@@ -281,14 +312,13 @@ class Checker:
         findings += parsers.consistency(
             e.total, read_e, q["evidence"], proof_due, _int(proof_counter), c["expiring_evidence"]
         )
-        sn, remain = lists["fields"]["order_sn"], lists["fields"]["expire_remain"]
-        api = {r[sn]: r[remain] for r in a.rows if isinstance(r, Mapping) and isinstance(r.get(remain), int)}
-        findings += parsers.countdown_findings(a.dom_rows, api, lists["countdown"]["aftersale"])
-        proof_remain = evidence["fields"]["proof_remain"]
-        api_p = {
-            r[sn]: r[proof_remain] for r in e.rows if isinstance(r, Mapping) and isinstance(r.get(proof_remain), int)
-        }
-        findings += parsers.countdown_findings(e.dom_rows, api_p, lists["countdown"]["evidence"])
+        sn = lists["fields"]["order_sn"]
+        for lr, items in ((a, result.aftersales), (e, result.evidence)):
+            if lr.from_dom:
+                continue
+            by_sn = {i.order_sn: i.remaining_seconds for i in items}
+            api = {r[sn]: by_sn[r[sn]] for r in lr.rows if isinstance(r, Mapping) and r.get(sn) in by_sn}
+            findings += parsers.countdown_findings(lr.dom_rows, api, lists)
         result.findings += findings
 
     def _check_stale(self, raw: RawRead, result: ShopResult) -> None:
@@ -389,13 +419,13 @@ def to_json(results: Sequence[ShopResult], checked_at: datetime) -> dict[str, An
                 "aftersales": [
                     {"id": i.id, "order_sn": i.order_sn, "type": i.type, "status": i.status, "reason": i.reason,
                      "goods_name": i.goods_name, "refund_amount_fen": i.refund_amount_fen,
-                     "deadline": iso(i.deadline), "remaining_seconds": i.remaining_seconds}
+                     "deadline": iso(i.deadline), "remaining_seconds": i.remaining_seconds, "overdue": i.overdue}
                     for i in r.aftersales
                 ],
                 "evidence": [
                     {"id": t.id, "order_sn": t.order_sn, "type": t.type, "status": t.status, "reason": t.reason,
                      "goods_name": t.goods_name, "refund_amount_fen": t.refund_amount_fen,
-                     "deadline": iso(t.deadline), "remaining_seconds": t.remaining_seconds}
+                     "deadline": iso(t.deadline), "remaining_seconds": t.remaining_seconds, "overdue": t.overdue}
                     for t in r.evidence
                 ],
             }

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import json
 import sys
 from pathlib import Path
 
 from agent import locators
 from agent.browser import BrowserPool
-from agent.checker import shop_dir
+from agent.checker import READ_CAPTCHA, hurdle_path, shop_dir
 from agent.config import ConfigError, ShopConfig, load_config
-from agent.login_flow import PASSWORD_PROMPT, interactive_login
+from agent.login_flow import CAPTCHA_TIMEOUT_SECONDS, PASSWORD_PROMPT, interactive_login, pass_read_captcha
 from agent.models import CheckFailure
 from agent.session import ShopSession
 
@@ -27,17 +28,28 @@ def _prompt(text: str) -> str:
 
 
 async def _login(shop: ShopConfig, data_dir: Path, *, headed: bool, qr: bool, executable: str,
-                 timeout: float, selectors_dir: Path | None) -> None:
+                 timeout: float, selectors_dir: Path | None, captcha_timeout: float = CAPTCHA_TIMEOUT_SECONDS) -> None:
     sel = locators.load(selectors_dir)
     async with BrowserPool(executable_path=executable, headless=not headed, timeout_seconds=timeout) as pool:
         session = ShopSession(
             pool, name=shop.name, base_url=shop.base_url, username=shop.username, password=shop.password(),
             state_path=shop_dir(data_dir, shop.name) / "state.json", site=sel["site"],
         )
-        await interactive_login(
-            session, prompt=_prompt, qr_path=shop_dir(data_dir, shop.name) / "login-qr.png", headed=headed,
-            out=lambda s: print(s, flush=True), qr=qr,
-        )
+        def out(text: str) -> None:
+            print(text, flush=True)
+
+        folder = shop_dir(data_dir, shop.name)
+        await interactive_login(session, prompt=_prompt, qr_path=folder / "login-qr.png", headed=headed, out=out, qr=qr)
+        hurdle = hurdle_path(folder)
+        try:
+            waiting = json.loads(hurdle.read_text(encoding="utf-8")).get("where") == READ_CAPTCHA
+        except (OSError, ValueError, AttributeError):
+            waiting = False
+        if waiting:  # the last check met 54001: a person passes the captcha on the workbench
+            if not headed:
+                out("上次检查时后台要求安全验证；请加 --headed 在窗口中完成 / a captcha is waiting: use --headed")
+            await pass_read_captcha(session, out, captcha_timeout)
+        hurdle.unlink(missing_ok=True)  # a person logged in: checks may try again
 
 
 def main(config_path: str, shop_name: str, *, headed: bool, qr: bool) -> int:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import segno
-from playwright.async_api import BrowserContext
+from playwright.async_api import BrowserContext, Response
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from agent.browser import close_quietly
 from agent.models import CheckFailure, ShopState
@@ -146,30 +148,31 @@ async def _qr_login(
     session: ShopSession, context: BrowserContext, qr_path: Path, out: Callable[[str], None], timeout: float
 ) -> None:
     page = await session.open_qr_page(context)
+    watch = session.qr_watch(page)
     wait = Countdown(QR_WAIT_LABEL, timeout)  # the seconds left, drawn on a terminal (stderr) only
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        shown: str | None = None
+        shown, refreshed, said = 0, 0, None
         while session.on_login_page(page.url):
             if loop.time() >= deadline:
                 raise CheckFailure(ShopState.LOGIN_REQUIRED, f"登录二维码 {timeout:g} 秒内未被扫描 / QR not scanned")
             try:
-                data = await session.qr_data(page)
-                key = data or await page.locator(session.sel["qr_image"]).first.get_attribute("src", timeout=1000)
-                if key != shown:  # first time, or the page refreshed an expired QR
-                    png = await session.qr_png(page)
-                    await asyncio.to_thread(write_private, qr_path, png)
+                note, refreshed = await session.qr_step(page, refreshed)
+                if watch.generation != shown and watch.uri:  # first time, or a renewed QR
+                    await asyncio.to_thread(write_private, qr_path, await session.qr_png(page))
                     wait.clear()
-                    if data:
-                        out(qr_terminal(data))
+                    out(qr_terminal(watch.uri))
                     out(f"请用拼多多商家版App扫描二维码 / scan the QR code ({qr_path}); waiting up to {timeout:g} s")
-                    shown = key
+                    shown = watch.generation
+                if note and note != said:
+                    wait.clear()
+                    out(note)
+                    said = note
             except PlaywrightError:
                 pass  # the page is navigating after the scan
-            if shown:
-                wait.tick(deadline - loop.time())
-            await asyncio.sleep(1.0 if shown else 0.2)
+            wait.tick(deadline - loop.time())
+            await asyncio.sleep(0.2)
         wait.close()
         with suppress(PlaywrightError):
             await page.wait_for_load_state()
@@ -179,3 +182,44 @@ async def _qr_login(
         wait.close()
         with suppress(PlaywrightError):
             await close_quietly(page)
+
+
+async def pass_read_captcha(
+    session: ShopSession, out: Callable[[str], None], timeout: float = CAPTCHA_TIMEOUT_SECONDS,
+) -> None:
+    """Open the workbench as a person does and wait until the page's own list request goes through: the
+    floating captcha PDD shows after 54001 is passed by the person at the (headed) window. Saves the session,
+    which then carries the captcha token cookie."""
+    context = await session.open()
+    page = await session.pool.new_page(context, block_assets=False)
+    query_list = str(session.site["api"]["query_list"])
+
+    def answered(resp: Response) -> bool:
+        return urlsplit(resp.url).path == query_list and resp.request.method == "POST"
+
+    try:
+        await page.goto(session.url(session.paths["home"]))
+        link = session.site["home"]["sidebar_link"]
+        out(f"请在浏览器窗口中完成安全验证（{timeout:g} 秒内）/ pass the captcha in the window")
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with page.expect_navigation():
+            await page.locator(link).first.click()
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise CheckFailure(ShopState.CAPTCHA, f"安全验证 {timeout:g} 秒内未完成 / captcha not passed")
+            try:
+                resp = await page.wait_for_event("response", predicate=answered, timeout=left * 1000)
+            except PlaywrightTimeout as exc:
+                raise CheckFailure(ShopState.CAPTCHA, f"安全验证 {timeout:g} 秒内未完成 / captcha not passed") from exc
+            with suppress(PlaywrightError, ValueError):
+                data = await resp.json()
+                if isinstance(data, Mapping) and data.get("success") is True:
+                    break
+        await session.save(context)
+        out(f"安全验证已通过，会话已保存 / captcha passed; session saved to {session.state_path}")
+    finally:
+        with suppress(PlaywrightError):
+            await close_quietly(page)
+        with suppress(PlaywrightError):
+            await close_quietly(context)

@@ -12,10 +12,11 @@ class ShopState(StrEnum):
 
     OK = "ok"
     SMS_REQUIRED = "sms_required"  # a new device needs the SMS code: `pdd-agent login`
-    CAPTCHA = "captcha"  # a slider captcha: `pdd-agent login --headed`
+    CAPTCHA = "captcha"  # a login captcha, or 54001 on a read: `pdd-agent login --headed`
     LOGIN_REQUIRED = "login_required"  # QR-only account, or the password was refused / missing
+    LOGIN_BLOCKED = "login_blocked"  # PDD refuses this login (risk, blocked shop): a person must act first
     LAYOUT_CHANGED = "layout_changed"  # a selector or field did not match: `pdd-agent doctor`
-    RATE_LIMITED = "rate_limited"  # 54001 / HTTP 429 / 操作太过频繁 after backing off
+    RATE_LIMITED = "rate_limited"  # HTTP 429 / 操作太过频繁 after backing off
     BACKEND_ERROR = "backend_error"  # an unexpected answer from the backend
     TIMEOUT = "timeout"
     BROWSER_ERROR = "browser_error"  # Chromium could not be started or crashed twice
@@ -28,6 +29,14 @@ class CheckFailure(Exception):
         super().__init__(f"{state.value}: {detail}")
         self.state = state
         self.detail = detail
+
+
+class CaptchaRequired(CheckFailure):
+    """A business API answered 54001: PDD wants a human to pass a captcha before it answers again."""
+
+    def __init__(self, detail: str, token: str | None = None) -> None:
+        super().__init__(ShopState.CAPTCHA, detail)
+        self.token = token
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,7 @@ class AfterSale:
     remaining_seconds: int
     expire_action: str = ""
     actions: tuple[int, ...] = ()
+    overdue: bool = False  # remaining 0 with a description: 「已逾期」, the refund may come any moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,7 @@ class EvidenceTask:
     refund_amount_fen: int
     deadline: datetime
     remaining_seconds: int
+    overdue: bool = False
 
 
 @dataclass(frozen=True, slots=True)

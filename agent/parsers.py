@@ -11,30 +11,62 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.models import AfterSale, CheckFailure, EvidenceTask, Finding, ShopState
+from agent.models import AfterSale, CaptchaRequired, CheckFailure, EvidenceTask, Finding, ShopState
 
-TYPE_NAMES_FALLBACK = {1: "仅退款", 2: "退货退款", 3: "换货", 4: "补寄"}
 # Remaining times are whole seconds rounded down: the deadline lies in [at + r, at + r + 1), so take the middle.
 _HALF = timedelta(seconds=0.5)
+Captured = datetime | Sequence[datetime]  # one capture time for all rows, or one per row
 
 
 def _layout(detail: str) -> CheckFailure:
     return CheckFailure(ShopState.LAYOUT_CHANGED, detail)
 
 
-def result_page(payload: Any, site: Mapping[str, Any], lists: Mapping[str, Any], where: str) -> tuple[int, list[Any]]:
-    """(total, rows) of one queryList answer; raises typed failures for errors and a changed shape."""
+def check_envelope(
+    payload: Any, site: Mapping[str, Any], where: str, status: int = 200, headers: Mapping[str, str] | None = None,
+) -> None:
+    """Raise the typed failure an error answer means (captcha, session, rate limit, backend); None when OK.
+
+    54001 is a captcha (CaptchaRequired, with result.verifyAuthToken), never a rate limit; HTTP 429 is the
+    rate limit; 43001 (with `checklogin: false`) and 40001 with HTTP 429/403 are a lost session.
+    """
     api = site["api"]
+    h = {k.lower(): v for k, v in (headers or {}).items()}
+    data = payload if isinstance(payload, Mapping) else {}
+    code = data.get(api["code_field"])
+    msg = str(data.get(api["message_field"]) or "")
+    if code in api["captcha_codes"]:
+        result = data.get(api["result_field"])
+        token = result.get(api["captcha_token_field"]) if isinstance(result, Mapping) else None
+        raise CaptchaRequired(
+            f"{where}: errorCode {code} 「{msg}」: PDD asks for a captcha (site.toml [api].captcha_codes)",
+            str(token) if token else None,
+        )
+    session_header = h.get(str(api["session_header"]).lower()) == api["session_header_value"]
+    if (code == api["session_http_code"] and status in api["session_http_statuses"]) or (
+        session_header and code in api["session_error_codes"]
+    ):
+        raise CheckFailure(ShopState.LOGIN_REQUIRED, f"{where}: session expired ({code} {msg}, HTTP {status})")
+    if status in api["rate_limit_statuses"]:
+        raise CheckFailure(ShopState.RATE_LIMITED, f"{where}: HTTP {status} {msg}".strip())
     if not isinstance(payload, Mapping):
         raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: answer is not a JSON object")
-    code = payload.get("errorCode")
-    msg = str(payload.get("errorMsg") or "")
     if payload.get("success") is not True or (code is not None and code not in api["ok_codes"]):
         if code in api["rate_limit_codes"] or any(t in msg for t in api["rate_limit_texts"]):
             raise CheckFailure(ShopState.RATE_LIMITED, f"{where}: {code} {msg}")
         if code in api["session_error_codes"] or any(t in msg for t in api["session_error_texts"]):
             raise CheckFailure(ShopState.LOGIN_REQUIRED, f"{where}: session expired ({code} {msg})")
         raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: errorCode {code} {msg}".strip())
+    if status >= 400:
+        raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: HTTP {status}")
+
+
+def result_page(
+    payload: Any, site: Mapping[str, Any], lists: Mapping[str, Any], where: str, status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, list[Any]]:
+    """(total, rows) of one queryList answer; raises typed failures for errors and a changed shape."""
+    check_envelope(payload, site, where, status, headers)
     fields = lists["fields"]
     result = payload.get("result")
     if not isinstance(result, Mapping):
@@ -63,37 +95,74 @@ def _get(row: Any, key: str, where: str, kinds: type | tuple[type, ...], *, null
 
 
 def _type_name(row: Mapping[str, Any], f: Mapping[str, Any], where: str) -> str:
-    name = row.get(f["type_name"])
-    if isinstance(name, str) and name:
-        return name
     code = _get(row, f["type"], where, int)
-    return TYPE_NAMES_FALLBACK.get(code, str(code))
+    return str(f.get("type_names", {}).get(str(code), code))
+
+
+def live_shape(lists: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The deadline shape of every after-sales row: expireRemainTime + expireActionDesc ([fields])."""
+    f = lists["fields"]
+    return [{"remain": f["expire_remain"], "desc": f["expire_action"]}]
+
+
+def row_deadline(row: Mapping[str, Any], shapes: Sequence[Mapping[str, Any]], where: str) -> tuple[int | None, str]:
+    """(remaining seconds or None when the row is not on the merchant's clock, why not / its description).
+
+    The first shape whose `remain` field the row carries (not null) decides. Live shape (`desc`): a deadline
+    only when the description is non-empty. Older shape (`status` + `pending`): owed while the status says so.
+    A row with none of the shapes' fields is layout_changed naming them.
+    """
+    for shape in shapes:
+        remain = row.get(shape["remain"])
+        if remain is None:
+            continue
+        if isinstance(remain, bool) or not isinstance(remain, int):
+            raise _layout(f"{where}.{shape['remain']}: unexpected value {remain!r}")
+        if "desc" in shape:
+            desc = row.get(shape["desc"])
+            if not isinstance(desc, str):
+                raise _layout(f"{where}.{shape['desc']} missing beside {shape['remain']}")
+            return (max(0, remain), desc) if desc.strip() else (None, f"{shape['desc']} is empty")
+        status = row.get(shape["status"])
+        return (max(0, remain), str(status)) if status == shape["pending"] else (None, f"{shape['status']} {status!r}")
+    names = " / ".join(str(s["remain"]) for s in shapes)
+    raise _layout(f"{where}: no deadline field ({names}) in the row (see the deadline shapes in selectors/)")
+
+
+def _at(captured_at: Captured, n: int) -> datetime:
+    return captured_at if isinstance(captured_at, datetime) else captured_at[n]
 
 
 def parse_aftersales(
-    rows: Iterable[Any], lists: Mapping[str, Any], captured_at: datetime, where: str = "queryList"
+    rows: Iterable[Any], lists: Mapping[str, Any], captured_at: Captured, where: str = "queryList",
+    shapes: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[list[AfterSale], list[Finding]]:
-    """Rows of the 待商家处理 list → items with absolute deadlines (captured_at + expireRemainTime).
+    """Rows of a list → items with absolute deadlines (the capture time of the response that carried each row
+    plus its remaining seconds).
 
-    Rows that are closed (actions contain the timeout-refund code) or carry no deadline are left out
-    and reported as findings: they are not on the merchant's clock.
+    Rows that are closed (actions contain the timeout-refund code) or carry no deadline (an empty
+    expireActionDesc) are left out and reported as findings: they are not on the merchant's clock. Remaining 0
+    with a description is overdue (「已逾期」): kept, due now. `shapes` default to the live row shape.
     """
     f = lists["fields"]
+    shapes = live_shape(lists) if shapes is None else shapes
     out: list[AfterSale] = []
     findings: list[Finding] = []
     for n, row in enumerate(rows):
         at = f"{where}.list[{n}]"
+        captured = _at(captured_at, n)
         item_id = str(_get(row, f["id"], at, (int, str)))
         order_sn = _get(row, f["order_sn"], at, str)
         actions = tuple(_get(row, f["actions"], at, list, nullable=True) or ())
-        remain = _get(row, f["expire_remain"], at, int, nullable=True)
         if f["timeout_refund_action"] in actions:
             findings.append(Finding("closed_row", f"{order_sn}: already refunded automatically, not pending"))
             continue
+        remain, desc = row_deadline(row, shapes, at)
         if remain is None:
-            findings.append(Finding("no_deadline", f"{order_sn}: listed as pending but has no {f['expire_remain']}"))
+            findings.append(Finding("no_deadline", f"{order_sn}: listed as pending but not on the clock ({desc})"))
             continue
         created = _get(row, f["created_at"], at, int)
+        placeholder = lists.get("countdown", {}).get("time_placeholder", "")
         out.append(AfterSale(
             id=item_id,
             order_sn=order_sn,
@@ -104,43 +173,27 @@ def parse_aftersales(
             goods_spec=str(row.get(f["goods_spec"]) or ""),
             refund_amount_fen=_get(row, f["refund_amount"], at, int),
             order_amount_fen=int(row.get(f["order_amount"]) or 0),
-            created_at=datetime.fromtimestamp(created, captured_at.tzinfo),
-            deadline=captured_at + timedelta(seconds=remain) + _HALF,
+            created_at=datetime.fromtimestamp(created, captured.tzinfo),
+            deadline=captured + timedelta(seconds=remain) + (_HALF if remain else timedelta(0)),
             remaining_seconds=remain,
-            expire_action=str(row.get(f["expire_action"]) or ""),
+            expire_action=desc.replace(placeholder, "") if placeholder else desc,
             actions=tuple(int(a) for a in actions),
+            overdue=remain == 0,
         ))
     return out, findings
 
 
 def parse_evidence(
-    rows: Iterable[Any], lists: Mapping[str, Any], evidence: Mapping[str, Any], captured_at: datetime,
+    rows: Iterable[Any], lists: Mapping[str, Any], evidence: Mapping[str, Any], captured_at: Captured,
     where: str = "queryList",
 ) -> tuple[list[EvidenceTask], list[Finding]]:
-    """Rows of the 待商家举证 list → evidence tasks (field names from selectors/evidence.toml)."""
-    f, e = lists["fields"], evidence["fields"]
-    out: list[EvidenceTask] = []
-    findings: list[Finding] = []
-    for n, row in enumerate(rows):
-        at = f"{where}.list[{n}]"
-        order_sn = _get(row, f["order_sn"], at, str)
-        status = _get(row, e["proof_status"], at, str, nullable=True)
-        remain = _get(row, e["proof_remain"], at, int, nullable=True)
-        if status != e["pending_value"] or remain is None:
-            findings.append(Finding("closed_row", f"{order_sn}: evidence no longer owed ({status})"))
-            continue
-        out.append(EvidenceTask(
-            id=str(_get(row, f["id"], at, (int, str))),
-            order_sn=order_sn,
-            type=_type_name(row, f, at),
-            status=_get(row, f["status_text"], at, str),
-            reason=str(_get(row, f["reason"], at, str, nullable=True) or ""),
-            goods_name=str(_get(row, f["goods_name"], at, str, nullable=True) or ""),
-            refund_amount_fen=_get(row, f["refund_amount"], at, int),
-            deadline=captured_at + timedelta(seconds=remain) + _HALF,
-            remaining_seconds=remain,
-        ))
-    return out, findings
+    """Rows of the 待商家举证 list → evidence tasks: read like every row, the deadline by the shapes of
+    selectors/evidence.toml [deadline] (the live one first)."""
+    items, findings = parse_aftersales(rows, lists, captured_at, where, evidence["deadline"]["shapes"])
+    for k, fd in enumerate(findings):
+        if fd.kind == "no_deadline":
+            findings[k] = Finding("closed_row", fd.message.replace("listed as pending", "evidence no longer owed"))
+    return as_evidence(items), findings
 
 
 def countdown_seconds(text: str, pattern: str) -> int | None:
@@ -160,6 +213,18 @@ def parse_counters(text: str, lists: Mapping[str, Any]) -> dict[str, int]:
         m = re.search(c["pattern"].replace("{label}", re.escape(label)), text)
         if m:
             out[label] = int(m.group(1))
+    return out
+
+
+def wait_counters(result: Any, lists: Mapping[str, Any]) -> dict[str, int]:
+    """The 「售后数据」 header counters from queryWaitHandleCount's result, by label ([counters.keys])."""
+    if not isinstance(result, Mapping):
+        return {}
+    out: dict[str, int] = {}
+    for label, key in lists["counters"]["keys"].items():
+        value = result.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[label] = value
     return out
 
 
@@ -187,17 +252,21 @@ def consistency(
 
 
 def countdown_findings(
-    dom_rows: Sequence[Mapping[str, str]], api_remaining: Mapping[str, int], pattern: str, tolerance: int = 5
+    dom_rows: Sequence[Mapping[str, Any]], api_remaining: Mapping[str, int], lists: Mapping[str, Any],
+    tolerance: int = 5,
 ) -> list[Finding]:
-    """Countdown text on each DOM row vs the API's remaining seconds for the same order number."""
+    """Countdown shown on each DOM row vs the API's remaining seconds for the same order number."""
     out = []
     for row in dom_rows:
         sn, text = row.get("order_sn", ""), row.get("countdown", "")
         if sn not in api_remaining or not text:
             continue
-        shown = countdown_seconds(text, pattern)
+        shown = dom_remaining(row, lists)
         if shown is None:
-            out.append(Finding("countdown_unparsed", f"{sn}: countdown text {text!r} did not match the pattern"))
+            out.append(Finding(
+                "countdown_unparsed",
+                f"{sn}: countdown {text!r} has no time matching [countdown].time in [rows].countdown_time",
+            ))
         elif abs(api_remaining[sn] - shown) > tolerance:
             out.append(Finding("countdown_vs_api", f"{sn}: page shows {shown}s, API says {api_remaining[sn]}s"))
     return out
@@ -211,14 +280,25 @@ def _cells(row: Mapping[str, Any], lists: Mapping[str, Any], where: str) -> dict
     return {name: str(cells[i]) if i < len(cells) else "" for i, name in enumerate(order)}
 
 
+def dom_remaining(row: Mapping[str, Any], lists: Mapping[str, Any]) -> int | None:
+    """Seconds left by a DOM row's countdown: the bare time span, 0 for 「（已逾期）」, None when none shows."""
+    c = lists["countdown"]
+    remain = countdown_seconds(str(row.get("countdown_time") or ""), c["time"])
+    if remain is not None:
+        return remain
+    if c["overdue_text"] and c["overdue_text"] in str(row.get("countdown") or ""):
+        return 0
+    return None
+
+
 def parse_dom_rows(
-    rows: Sequence[Mapping[str, Any]], lists: Mapping[str, Any], captured_at: datetime, kind: str,
-    where: str = "DOM",
+    rows: Sequence[Mapping[str, Any]], lists: Mapping[str, Any], captured_at: datetime, where: str = "DOM",
 ) -> list[AfterSale]:
     """Rows read from the page itself (fallback when no queryList answer could be captured).
 
     The DOM has no after-sales id, so the order number stands in for it; the deadline comes from the
-    countdown text (`kind` "aftersale" or "evidence" picks the regex).
+    countdown's time span ([rows].countdown_time), 「（已逾期）」 is due now, a row with no countdown is not
+    on the clock.
     """
     out = []
     for n, row in enumerate(rows):
@@ -226,9 +306,9 @@ def parse_dom_rows(
         sn = str(row.get("order_sn") or "").strip()
         if not sn:
             raise _layout(f"{at}: no order number ([rows].order_sn)")
-        remain = countdown_seconds(str(row.get("countdown") or ""), lists["countdown"][kind])
+        remain = dom_remaining(row, lists)
         if remain is None:
-            continue  # no running countdown of this kind: not on the clock
+            continue  # no running countdown: not on the clock
         cells = _cells(row, lists, at)
         order = lists["rows"]["cell_order"]
         goods = cells[order[0]].splitlines()
@@ -241,12 +321,15 @@ def parse_dom_rows(
             created = captured_at
         read_at = row.get("read_at")
         seen = datetime.fromtimestamp(read_at, captured_at.tzinfo) if isinstance(read_at, float) else captured_at
+        full, bare = str(row.get("countdown") or ""), str(row.get("countdown_time") or "")
         out.append(AfterSale(
             id=sn, order_sn=sn, type=cells[order[3]].strip(), status=cells[order[4]].strip().splitlines()[0]
             if cells[order[4]].strip() else "", reason=cells[order[6]].strip(),
             goods_name=goods[0].strip() if goods else "", goods_spec=goods[1].strip() if len(goods) > 1 else "",
             refund_amount_fen=refund or 0, order_amount_fen=(parse_yuan(money[0]) or 0) if money else 0,
-            created_at=created, deadline=seen + timedelta(seconds=remain) + _HALF, remaining_seconds=remain,
+            created_at=created, deadline=seen + timedelta(seconds=remain) + (_HALF if remain else timedelta(0)),
+            remaining_seconds=remain, expire_action=full.strip("（）()").replace(bare, "") if bare else "",
+            overdue=remain == 0,
         ))
     return out
 
@@ -255,6 +338,6 @@ def as_evidence(items: Sequence[AfterSale]) -> list[EvidenceTask]:
     return [
         EvidenceTask(id=i.id, order_sn=i.order_sn, type=i.type, status=i.status, reason=i.reason,
                      goods_name=i.goods_name, refund_amount_fen=i.refund_amount_fen, deadline=i.deadline,
-                     remaining_seconds=i.remaining_seconds)
+                     remaining_seconds=i.remaining_seconds, overdue=i.overdue)
         for i in items
     ]

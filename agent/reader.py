@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import BrowserContext, Page, Response
+from playwright.async_api import BrowserContext, Locator, Page, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -25,9 +26,10 @@ from agent.models import CheckFailure, Finding, ShopState
 ROLES = ("aftersales", "evidence")
 
 # One evaluate per page: the DOM rows as plain strings, for the fallback and the countdown cross-check.
-_ROWS_JS = """([row, sn, countdown, cell, applied]) => Array.from(document.querySelectorAll(row)).map(r => ({
+_ROWS_JS = """([row, sn, countdown, time, cell, applied]) => Array.from(document.querySelectorAll(row)).map(r => ({
   order_sn: (r.querySelector(sn) || {}).textContent || '',
   countdown: (r.querySelector(countdown) || {}).textContent || '',
+  countdown_time: (r.querySelector(time) || {}).textContent || '',
   apply_time: (r.querySelector(applied) || {}).textContent || '',
   cells: Array.from(r.querySelectorAll(cell)).map(c => c.innerText)
 }))"""
@@ -36,7 +38,7 @@ _ROWS_JS = """([row, sn, countdown, cell, applied]) => Array.from(document.query
 @dataclass(slots=True)
 class ReadOptions:
     pacing_seconds: float = 1.0  # pause between backend requests (± 30 % jitter)
-    backoff_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)  # waits after 54001 / 429 before retrying
+    backoff_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)  # waits after HTTP 429 before retrying
     timeout_seconds: float = 30.0
 
 
@@ -50,6 +52,7 @@ class ListRead:
     rows: list[Any]
     dom_rows: list[dict[str, Any]] = field(default_factory=list)
     from_dom: bool = False  # no queryList answer could be captured: the rows are the page's own
+    row_times: list[float] = field(default_factory=list)  # per row: the backend time of the answer carrying it
 
 
 @dataclass(slots=True)
@@ -64,14 +67,16 @@ class RawRead:
 
 
 def _server_time(headers: Mapping[str, str], fallback: float) -> float:
+    """The backend's clock by a response's Date header (whole seconds: its middle), else `fallback`."""
     try:
-        return parsedate_to_datetime(headers["date"]).timestamp()
+        return parsedate_to_datetime(headers["date"]).timestamp() + 0.5
     except (KeyError, TypeError, ValueError):
         return fallback
 
 
 class Pacer:
-    """Spaces backend requests by `pacing_seconds` with jitter; retries rate-limited calls with backoff."""
+    """Spaces backend requests by `pacing_seconds` with jitter; retries rate-limited calls (HTTP 429) with
+    backoff. A captcha (54001) is never retried: it needs a human."""
 
     def __init__(self, options: ReadOptions) -> None:
         self.options = options
@@ -105,63 +110,63 @@ class ApiReader:
         self.timeout_ms = options.timeout_seconds * 1000
         self.server_time = 0.0
 
-    async def _post(self, path: str, body: Mapping[str, Any], where: str) -> Any:
+    async def _post(self, path: str, body: Mapping[str, Any] | None, where: str) -> Any:
+        """POST `body` (None: no body at all) and return the JSON answer; typed failures for errors."""
         await self.pacer.pause()
         headers = {
-            "Content-Type": "application/json",
             "Origin": self.base_url,
             "Referer": self.base_url + self.site["paths"]["aftersale_list"] + "?msfrom=mms_sidenav",
         }
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         try:
             resp = await self.context.request.post(
-                self.base_url + path, data=dict(body), headers=headers, timeout=self.timeout_ms
+                self.base_url + path, data=None if body is None else dict(body), headers=headers,
+                timeout=self.timeout_ms,
             )
         except PlaywrightTimeout as exc:
             raise CheckFailure(ShopState.TIMEOUT, f"{where}: no answer in {self.timeout_ms / 1000:.0f} s") from exc
         except PlaywrightError as exc:
             raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: {exc.message.splitlines()[0]}") from exc
         self.server_time = _server_time(resp.headers, self.server_time)
-        if resp.status == 429:
-            raise CheckFailure(ShopState.RATE_LIMITED, f"{where}: HTTP 429")
-        if resp.status >= 400:
-            raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: HTTP {resp.status}")
         try:
-            return await resp.json()
+            data = await resp.json()
         except (PlaywrightError, ValueError) as exc:
+            if resp.status >= 400:
+                parsers.check_envelope(None, self.site, where, resp.status, resp.headers)
             raise CheckFailure(ShopState.LAYOUT_CHANGED, f"{where}: answer is not JSON") from exc
+        parsers.check_envelope(data, self.site, where, resp.status, resp.headers)
+        return data
 
     async def logged_in(self) -> bool:
-        api = self.site["api"]
-
-        async def once() -> Any:
-            data = await self._post(api["check_login"], {}, "checkLogin")
-            if isinstance(data, Mapping) and data.get("errorCode") in api["rate_limit_codes"]:
-                raise CheckFailure(ShopState.RATE_LIMITED, f"checkLogin: {data.get('errorCode')}")
-            return data
-
-        data = await self.pacer.retry(once)
+        try:
+            data = await self.pacer.retry(lambda: self._post(self.site["api"]["check_login"], {}, "checkLogin"))
+        except CheckFailure as exc:
+            if exc.state is ShopState.LOGIN_REQUIRED:
+                return False
+            raise
         result = data.get("result") if isinstance(data, Mapping) else None
         if isinstance(result, Mapping) and isinstance(result.get("login"), bool):
             return bool(result["login"])
-        if isinstance(data, Mapping) and data.get("errorCode") in self.site["api"]["session_error_codes"]:
-            return False
         raise CheckFailure(ShopState.LAYOUT_CHANGED, "checkLogin: result.login missing")
 
     async def counts(self) -> dict[str, Any]:
-        async def once() -> Any:
-            data = await self._post(self.site["api"]["query_count"], {}, "queryCount")
-            if not isinstance(data, Mapping) or data.get("success") is not True:
-                parsers.result_page(data, self.site, self.lists, "queryCount")  # typed errors (54001 → retry)
-            return data
-
-        data = await self.pacer.retry(once)
+        """queryCount's result (the page sends no body)."""
+        data = await self.pacer.retry(lambda: self._post(self.site["api"]["query_count"], None, "queryCount"))
         result = data.get("result")
         return dict(result) if isinstance(result, Mapping) else {}
+
+    async def counters(self) -> dict[str, int]:
+        """The 「售后数据」 header counters by label, from queryWaitHandleCount."""
+        path = self.site["api"]["query_wait_handle_count"]
+        data = await self.pacer.retry(lambda: self._post(path, {}, "queryWaitHandleCount"))
+        return parsers.wait_counters(data.get("result"), self.lists)
 
     async def read_list(self, role: str, body: Mapping[str, Any]) -> ListRead:
         req = self.lists["request"]
         size = int(self.site["api"]["max_page_size"])
         rows: list[Any] = []
+        times: list[float] = []
         page, total = 1, 0
         while True:
             page_body = {**body, req["page_number"]: page, req["page_size"]: size}
@@ -170,8 +175,9 @@ class ApiReader:
                 lambda b=page_body, w=where: self._page(b, w)  # type: ignore[misc]
             )
             rows += got
+            times += [self.server_time] * len(got)
             if len(rows) >= total or not got:
-                return ListRead(role=role, body=dict(body), total=total, rows=rows)
+                return ListRead(role=role, body=dict(body), total=total, rows=rows, row_times=times)
             page += 1
 
     async def _page(self, body: Mapping[str, Any], where: str) -> tuple[int, list[Any]]:
@@ -182,8 +188,9 @@ class ApiReader:
         if not await self.logged_in():
             raise CheckFailure(ShopState.LOGIN_REQUIRED, "checkLogin: login false")
         counts = await self.counts()
+        counters = await self.counters()
         lists = {role: await self.read_list(role, bodies[role]) for role in ROLES}
-        return RawRead(mode="api", server_time=self.server_time, lists=lists, counts=counts)
+        return RawRead(mode="api", server_time=self.server_time, lists=lists, counts=counts, counters=counters)
 
 
 class PageReader:
@@ -197,12 +204,16 @@ class PageReader:
         self.pacer = Pacer(options)
         self.server_time = 0.0
         self.skew = 0.0  # backend clock minus ours, from the workbench navigation's Date header
+        self.findings: list[Finding] = []
 
     def _is_query_list(self, resp: Response) -> bool:
         return urlsplit(resp.url).path == self.site["api"]["query_list"] and resp.request.method == "POST"
 
     async def _capture(self, action: Callable[[], Awaitable[Any]], where: str) -> tuple[dict[str, Any], Any]:
-        """Run a UI action and return (request body, parsed JSON) of the queryList call it triggers."""
+        """Run a UI action and return (request body, parsed JSON) of the queryList call it triggers.
+
+        `self.server_time` becomes that answer's Date: the time reference of the rows it carries.
+        """
 
         async def once() -> tuple[dict[str, Any], Any]:
             await self.pacer.pause()
@@ -212,13 +223,15 @@ class PageReader:
                 ) as info:
                     await action()
                 resp = await info.value
-                data = await resp.json()
+                headers = await resp.all_headers()
+                try:
+                    data = await resp.json()
+                except (PlaywrightError, ValueError):
+                    data = None
             except PlaywrightTimeout as exc:
                 raise CheckFailure(ShopState.TIMEOUT, f"{where}: the page sent no queryList request") from exc
-            self.server_time = _server_time(await resp.all_headers(), self.server_time)
-            if resp.status == 429:
-                raise CheckFailure(ShopState.RATE_LIMITED, f"{where}: HTTP 429")
-            parsers.result_page(data, self.site, self.lists, where)  # typed errors (54001 → retry)
+            self.server_time = _server_time(headers, self.server_time)
+            parsers.result_page(data, self.site, self.lists, where, resp.status, headers)  # typed errors
             body = resp.request.post_data_json
             return (dict(body) if isinstance(body, Mapping) else {}), data
 
@@ -245,7 +258,7 @@ class PageReader:
             resp = await nav.value
             if resp is not None:
                 local = time.time()
-                self.skew = _server_time(await resp.all_headers(), local) + 0.5 - local
+                self.skew = _server_time(await resp.all_headers(), local) - local
                 self.server_time = self.server_time or local + self.skew
             if urlsplit(self.page.url).path != paths["aftersale_setup"]:
                 break
@@ -268,15 +281,61 @@ class PageReader:
                 )
             except PlaywrightTimeout:
                 return []  # the rows did not render: the JSON stays the source, the cross-check is skipped
-        args = [r["row"], r["order_sn"], r["countdown"], r["cell"], r["apply_time"]]
+        args = [r["row"], r["order_sn"], r["countdown"], r["countdown_time"], r["cell"], r["apply_time"]]
         found: list[dict[str, Any]] = await self.page.evaluate(_ROWS_JS, args)
         read_at = time.time() + self.skew  # the countdowns shown now, in the backend's time
         for row in found:
             row["read_at"] = read_at
         return found
 
+    async def pager_status(self) -> tuple[int, int] | None:
+        """(page size, current page) from the pagination's data-status, or None when not shown."""
+        pg = self.lists["pagination"]
+        root = self.page.locator(pg["root"])
+        if await root.count() == 0:
+            return None
+        value = await root.first.get_attribute(pg["status_attribute"]) or ""
+        m = re.search(pg["status_pattern"], value)
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
+    async def _size_option(self, size: int) -> Locator | None:
+        """Open the custom page-size Select and return its option for `size`, or None (a finding says why)."""
+        pg = self.lists["pagination"]
+        sizer = self.page.locator(pg["page_size"])
+        if await sizer.count() == 0:
+            self.findings.append(Finding(
+                "page_size_fixed",
+                f"no page-size changer ([pagination].page_size): paging {await self._size()} per page",
+            ))
+            return None
+        await sizer.first.click()
+        option = self.page.locator(pg["page_size_option"], has_text=pg["page_size_option_text"].format(size=size))
+        try:
+            await option.first.wait_for(state="visible", timeout=3000)
+        except PlaywrightTimeout:
+            await self.page.keyboard.press("Escape")
+            self.findings.append(Finding(
+                "page_size_fixed",
+                f"the page-size dropdown shows no option 「{pg['page_size_option_text'].format(size=size)}」"
+                " ([pagination].page_size_option / page_size_option_text): paging at the default size",
+            ))
+            return None
+        return option.first
+
+    async def _size(self) -> int | str:
+        status = await self.pager_status()
+        return status[0] if status else "?"
+
+    async def _confirm_size(self, size: int) -> None:
+        status = await self.pager_status()
+        if status is None or status[0] != size:
+            self.findings.append(Finding(
+                "page_size_unconfirmed",
+                f"asked for {size} per page; the pagination's data-status says {status} ([pagination].status_pattern)",
+            ))
+
     async def read_role(self, role: str) -> ListRead:
-        q, pg = self.lists["quick_filters"], self.lists["pagination"]
+        q, pg, req = self.lists["quick_filters"], self.lists["pagination"], self.lists["request"]
         label = q[role]
         card = self.page.locator(q["card"], has_text=label)
         if await card.count() == 0:
@@ -289,20 +348,28 @@ class PageReader:
             if exc.state is not ShopState.TIMEOUT:
                 raise
             return await self.read_role_from_dom(role)
-        learned = {k: v for k, v in body.items() if k not in (self.lists["request"]["page_number"],)}
+        learned = {k: v for k, v in body.items() if k != req["page_number"]}
+        learned.pop("searchText", None)
         size = max(pg["page_sizes"])
         total, rows = parsers.result_page(data, self.site, self.lists, f"queryList[{role}]")
-        sizer = self.page.locator(pg["page_size"])
-        asked = int(body.get(self.lists["request"]["page_size"], 0))
-        if total > len(rows) and asked < size and await sizer.count() > 0:
-            _, data = await self._capture(lambda: sizer.first.select_option(str(size)), f"queryList[{role} size]")
-            total, rows = parsers.result_page(data, self.site, self.lists, f"queryList[{role}]")
+        asked = int(body.get(req["page_size"], 0))
+        if total > len(rows) and asked < size:
+            option = await self._size_option(size)
+            if option is not None:
+                _, data = await self._capture(lambda: option.click(), f"queryList[{role} size]")
+                total, rows = parsers.result_page(data, self.site, self.lists, f"queryList[{role}]")
+                await self.dom_rows(list(rows))  # rendered: data-status shows the new size
+                await self._confirm_size(size)
         rows = list(rows)
+        times = [self.server_time] * len(rows)
         dom = await self.dom_rows(rows)
         page_no = 1
         nxt = self.page.locator(pg["next"])
         while len(rows) < total:
             if await nxt.count() == 0 or pg["disabled_class"] in (await nxt.first.get_attribute("class") or ""):
+                self.findings.append(Finding(
+                    "pagination_stopped", f"{label}: no next page after {len(rows)} of {total} ([pagination].next)"
+                ))
                 break
             page_no += 1
             _, data = await self._capture(lambda: nxt.first.click(), f"queryList[{role} p{page_no}]")
@@ -310,9 +377,10 @@ class PageReader:
             if not more:
                 break
             rows += more
+            times += [self.server_time] * len(more)
             dom += await self.dom_rows(more)
-        learned[self.lists["request"]["page_size"]] = size
-        return ListRead(role=role, body=learned, total=total, rows=rows, dom_rows=dom)
+        learned[req["page_size"]] = size
+        return ListRead(role=role, body=learned, total=total, rows=rows, dom_rows=dom, row_times=times)
 
     async def read_role_from_dom(self, role: str) -> ListRead:
         """Fallback: the card was clicked but no queryList answer was seen; read the rows the page shows."""
@@ -322,47 +390,50 @@ class PageReader:
             await self.page.wait_for_selector(r["row"], timeout=timeout)
         except PlaywrightTimeout:
             return ListRead(role=role, body={}, total=0, rows=[], from_dom=True)  # an empty list shows no rows
-        sizer = self.page.locator(pg["page_size"])
-        if await sizer.count() > 0:
-            before = await self.page.locator(r["row"]).count()
-            await sizer.first.select_option(str(max(pg["page_sizes"])))
-            await self._settle(before)
+        size = max(pg["page_sizes"])
+        option = await self._size_option(size)
+        if option is not None:
+            before = await self.pager_status()
+            await option.click()
+            await self._status_change(before)
+            await self._confirm_size(size)
         page_rows = await self.dom_rows([])
         dom = list(page_rows)
         nxt = self.page.locator(pg["next"])
         for _ in range(1000):
             if await nxt.count() == 0 or pg["disabled_class"] in (await nxt.first.get_attribute("class") or ""):
                 break
-            shown = page_rows[0]["order_sn"] if page_rows else ""
+            before = await self.pager_status()
             await self.pacer.pause()
             await nxt.first.click()
-            await self.page.wait_for_function(
-                "([sel, sn]) => { const e = document.querySelector(sel); return e && e.textContent !== sn; }",
-                arg=[f"{r['row']} {r['order_sn']}", shown], timeout=timeout,
-            )
+            if not await self._status_change(before):
+                break  # the page did not move: that was the last one
             page_rows = await self.dom_rows([])
             dom += page_rows
         return ListRead(role=role, body={}, total=len(dom), rows=[], dom_rows=dom, from_dom=True)
 
-    async def _settle(self, before: int) -> None:
-        """After changing the page size, wait until the row count changes (or a short while)."""
+    async def _status_change(self, before: tuple[int, int] | None) -> bool:
+        """Wait until the pagination's data-status differs from `before` and the rows rendered; False if not."""
+        pg = self.lists["pagination"]
+        want = "" if before is None else f"-{before[0]}-{before[1]}"
         try:
             await self.page.wait_for_function(
-                "([sel, n]) => document.querySelectorAll(sel).length !== n",
-                arg=[self.lists["rows"]["row"], before], timeout=3000,
+                """([root, attr, old]) => { const e = document.querySelector(root);
+                    return !!e && !(e.getAttribute(attr) || '').endsWith(old); }""",
+                arg=[pg["root"], pg["status_attribute"], want], timeout=3000,
             )
         except PlaywrightTimeout:
-            pass  # fewer rows than one page: nothing changes
+            return False
+        return True
 
     async def read(self) -> RawRead:
         await self.open_workbench()
         text = await self.page.inner_text("body")
         counters = parsers.parse_counters(text, self.lists)
-        findings = []
         if not counters:
-            findings.append(Finding("counters_missing", "header counters not found ([counters].labels)"))
+            self.findings.append(Finding("counters_missing", "header counters not found ([counters].labels)"))
         lists = {role: await self.read_role(role) for role in ROLES}
         return RawRead(
-            mode="page", server_time=self.server_time, lists=lists, counters=counters, findings=findings,
+            mode="page", server_time=self.server_time, lists=lists, counters=counters, findings=self.findings,
             learned={role: lr.body for role, lr in lists.items()},
         )

@@ -27,7 +27,8 @@ _SECTION = {"health": 0, "aftersale": 1, "evidence": 1, "auto_refunded": 2, "han
 _LABEL = {"critical": "紧急", "warning": "注意", "info": "提醒"}
 _HEALTH = {  # event → (title label, what happened)
     "sms_required": ("需要登录（短信验证码）", "需要登录：新设备需要短信验证码"),
-    "captcha": ("需要登录（滑块验证）", "需要登录：出现滑块验证码"),
+    "captcha": ("需要人工验证（滑块）", "需要人工验证：登录或查询时出现安全验证（滑块）"),
+    "login_blocked": ("登录被平台拦截", "登录被平台拦截：需要人工处理后才能继续监控"),
     "login_required": ("需要登录（扫码）", "需要登录：账号需要扫码登录，或密码被拒绝"),
     "layout_changed": ("页面结构变化", "页面结构变化，无法读取售后列表"),
     FAILING: ("检查连续失败", "检查连续失败，期间无法预警"),
@@ -36,7 +37,8 @@ _HEALTH = {  # event → (title label, what happened)
 }
 _HINT = {  # event → (text, command, text); {shop} is shell-quoted
     "sms_required": ("请运行 ", "pdd-agent login --shop {shop}", " 并输入短信验证码"),
-    "captcha": ("请运行 ", "pdd-agent login --shop {shop} --headed", " 手动完成滑块"),
+    "captcha": ("请运行 ", "pdd-agent login --shop {shop} --headed", " 在打开的浏览器窗口中手动完成验证"),
+    "login_blocked": ("按下方详情处理后运行 ", "pdd-agent login --shop {shop}", " 重新登录"),
     "login_required": ("请运行 ", "pdd-agent login --shop {shop} --qr", " 扫码登录"),
     "layout_changed": ("请运行 ", "pdd-agent doctor --shop {shop}", " 查看哪些选择器失效"),
 }

@@ -14,7 +14,7 @@ ItemKind = Literal["aftersale", "evidence"]
 AlertKind = Literal["aftersale", "evidence", "handled", "auto_refunded", "health"]
 Severity = Literal["info", "warning", "critical"]
 
-LOGIN_STATES = frozenset({ShopState.SMS_REQUIRED, ShopState.CAPTCHA, ShopState.LOGIN_REQUIRED})
+LOGIN_STATES = frozenset({ShopState.SMS_REQUIRED, ShopState.CAPTCHA, ShopState.LOGIN_REQUIRED, ShopState.LOGIN_BLOCKED})
 FAILING = "failing"  # the one cooldown bucket of transient failures (rate_limited, timeout, …): "the scraper is blind"
 RECOVERED = "recovered"
 # a deadline must move later by more than this (and out of the alerted stage) to count as a restarted clock

@@ -13,6 +13,7 @@ Every URL, selector, text and field name comes from `selectors/site.toml` (the `
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import secrets
@@ -24,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
+import segno
 from loguru import logger
-from playwright.async_api import BrowserContext, Locator, Page
+from playwright.async_api import BrowserContext, Locator, Page, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -46,8 +48,9 @@ class Outcome(StrEnum):
 
     SUCCESS = "success"  # the page left /login
     SMS = "sms"  # the SMS code input appeared
-    CAPTCHA = "captcha"  # a slider captcha (selector or text)
-    QR_ONLY = "qr_only"  # the error text says: log in by scanning
+    CAPTCHA = "captcha"  # a slider or picture captcha (selector or text)
+    QR_ONLY = "qr_only"  # the auth code or error text says: log in by scanning
+    BLOCKED = "blocked"  # a risk or blocked-login code / text: a person must act first
     ERROR = "error"  # any other error text, e.g. a wrong password
     TIMEOUT = "timeout"  # none of the above within the login timeout
 
@@ -117,6 +120,8 @@ class ShopSession:
         self.sel: Mapping[str, Any] = site["login"]
         self.login_timeout = login_timeout
         self.qr_page: Page | None = None  # the page behind the last login_qr_png, kept open to be scanned
+        self._auth: dict[Page, tuple[Any, str] | None] = {}  # page -> (errorCode, errorMsg) of its last login answer
+        self._qr: dict[Page, QrWatch] = {}
 
     # ---- URLs ---------------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -261,6 +266,8 @@ class ShopSession:
                     ShopState.LOGIN_REQUIRED,
                     f"该账号只能扫码登录 / this account logs in by QR code only (「{result.text}」): run `{cmd}`",
                 )
+            case Outcome.BLOCKED:
+                return CheckFailure(ShopState.LOGIN_BLOCKED, f"登录被平台拦截 / login refused by PDD: {result.text}")
             case Outcome.ERROR:
                 return CheckFailure(ShopState.LOGIN_REQUIRED, f"登录失败 / the password was refused: 「{result.text}」")
             case Outcome.TIMEOUT:
@@ -294,8 +301,39 @@ class ShopSession:
         except PlaywrightError:  # navigating away
             return ""
 
+    def watch_auth(self, page: Page) -> None:
+        """Remember the errorCode and errorMsg of the page's login answers (site.login.auth)."""
+        if page in self._auth:
+            return
+        self._auth[page] = None
+        path = str(self.sel["auth"])
+
+        async def on_response(resp: Response) -> None:
+            if urlsplit(resp.url).path != path:
+                return
+            with suppress(PlaywrightError, ValueError):
+                data = await resp.json()
+                code = data.get(self.api["code_field"]) if isinstance(data, Mapping) else None
+                if code is not None:
+                    self._auth[page] = (code, str(data.get(self.api["message_field"]) or ""))
+
+        page.on("response", on_response)
+
+    def _blocked(self, code: Any, text: str) -> LoginResult | None:
+        """A risk / blocked / QR-only login by its errorCode or page text (site.login.blocked*, qr_only_*)."""
+        sel = self.sel
+        if code in sel["qr_only_codes"] or any(t in text for t in sel["qr_only_texts"]):
+            return LoginResult(Outcome.QR_ONLY, text or str(code))
+        todo = sel["blocked"].get(str(code))
+        if todo is None:
+            todo = next((v for k, v in sel["blocked_texts"].items() if k in text), None)
+        if todo is None:
+            return None
+        return LoginResult(Outcome.BLOCKED, f"{code} {text}: {todo}" if code else f"{text}: {todo}")
+
     async def submit_password(self, page: Page, password: str) -> LoginResult:
         """Open the login page, 账号登录, fill username and password, submit; wait for what happens."""
+        self.watch_auth(page)
         await self.goto_login(page)
         if not self.on_login_page(page.url):  # the site sent us on: the cookies were good after all
             return LoginResult(Outcome.SUCCESS, f"the login page redirected to {page.url}")
@@ -349,6 +387,11 @@ class ShopSession:
         if not self.on_login_page(page.url):
             return LoginResult(Outcome.SUCCESS, page.url)
         sel = self.sel
+        answered = self._auth.get(page)
+        if answered is not None:
+            blocked = self._blocked(answered[0], answered[1])
+            if blocked is not None:
+                return blocked
         try:
             if sms and await page.locator(sel["sms_input"]).first.is_visible():
                 return LoginResult(Outcome.SMS, "site.login.sms_input visible")
@@ -360,8 +403,9 @@ class ShopSession:
                     return LoginResult(Outcome.CAPTCHA, error)
                 if sms and any(t in error for t in sel["sms_texts"]):
                     return LoginResult(Outcome.SMS, error)
-                if any(t in error for t in sel["qr_only_texts"]):
-                    return LoginResult(Outcome.QR_ONLY, error)
+                blocked = self._blocked(None, error)
+                if blocked is not None:
+                    return blocked
                 return LoginResult(Outcome.ERROR, error)
             # URL and text from one document: read separately, a navigation in between would show the
             # next page's text (e.g. a shop named 「短信验证店」 on /home) as if the login page had said it.
@@ -376,53 +420,50 @@ class ShopSession:
             new = [t for t in sel[key] if t in str(text) and t not in baseline]
             if new:
                 return LoginResult(outcome, f"page text 「{new[0]}」", from_page_text=True)
+        risk = [t for t in sel["blocked_texts"] if t in str(text) and t not in baseline]
+        if risk:  # a risk screen outside the error element
+            return self._blocked(None, f"page text 「{risk[0]}」")
         return None
 
     # ---- QR login -------------------------------------------------------------------------------
     async def open_qr_page(self, context: BrowserContext) -> Page:
-        """A page on the login QR (images allowed), once the QR image has loaded."""
-        page = await self.pool.new_page(context, block_assets=False)
+        """A page on the login QR, once the page has fetched the QR's text (site.login.qr_create).
+
+        The live QR is a <canvas>: its text comes from the qrcode answer (`result.uri`), not the DOM.
+        """
+        page = await self.pool.new_page(context)
         try:
+            watch = self._qr[page] = QrWatch(page, self.sel, self.api)
             await self.goto_login(page)
-            image = page.locator(self.sel["qr_image"]).first
-            if not await image.is_visible():
+            if not await page.locator(self.sel["qr_image"]).first.is_visible():
                 await (await self.visible(page, "qr_tab")).click()
             await self.visible(page, "qr_image")
-            handle = await image.element_handle()
-            try:
-                await page.wait_for_function(
-                    "el => el.tagName !== 'IMG' || (el.complete && el.naturalWidth > 0)",
-                    arg=handle, timeout=self.login_timeout * 1000,
-                )
-            except PlaywrightTimeout as exc:
+            if not await watch.wait_uri(self.login_timeout):
                 raise CheckFailure(
                     ShopState.LAYOUT_CHANGED,
-                    f"login QR image (site.login.qr_image) did not load in {self.login_timeout:g} s",
-                ) from exc
-            finally:
-                await handle.dispose()
+                    f"login QR: no answer with result.{self.sel['qr_uri_field']} from {self.sel['qr_create']}"
+                    f" within {self.login_timeout:g} s (site.login.qr_create / qr_uri_field)",
+                )
         except BaseException:
             with suppress(PlaywrightError):
                 await close_quietly(page)
             raise
         return page
 
+    def qr_watch(self, page: Page) -> QrWatch:
+        return self._qr[page]
+
     async def qr_png(self, page: Page) -> bytes:
-        """A PNG screenshot of the QR element on `page`."""
-        return await page.locator(self.sel["qr_image"]).first.screenshot(type="png")
+        """The QR as a PNG drawn by us from its text (what a phone scans), for WeCom and the terminal."""
+        uri = self._qr[page].uri
+        if not uri:
+            raise CheckFailure(ShopState.LAYOUT_CHANGED, "login QR: its text is unknown (site.login.qr_create)")
+        return qr_png_bytes(uri)
 
     async def qr_data(self, page: Page) -> str | None:
-        """The text the QR encodes when the page exposes it (site.login.qr_data_attribute), else None."""
-        attribute = str(self.sel.get("qr_data_attribute") or "")
-        if not attribute:
-            return None
-        try:
-            value = await page.locator(self.sel["qr_image"]).first.get_attribute(attribute, timeout=1000)
-        except PlaywrightError:
-            return None
-        if not value:
-            return None
-        return str(self.sel.get("qr_data_template") or "{value}").format(value=value)
+        """The text the page's current QR encodes (`result.uri` of site.login.qr_create), else None."""
+        watch = self._qr.get(page)
+        return watch.uri if watch else None
 
     async def login_qr_png(self, context: BrowserContext) -> bytes:
         """The shop's current login QR as PNG bytes (for the alerting layer to push to WeCom).
@@ -436,25 +477,113 @@ class ShopSession:
         self.qr_page = await self.open_qr_page(context)
         return await self.qr_png(self.qr_page)
 
+    async def qr_step(self, page: Page, refreshed: int) -> tuple[str | None, int]:
+        """One look at a QR page: (what to tell the person, refreshes so far); raises when the QR login
+        cannot succeed any more (busy, blocked, expired too often). An expired or cancelled QR is renewed
+        by clicking 「点击刷新」, at most site.login.qr_max_refreshes times."""
+        watch, st = self._qr[page], self.sel["qr_status"]
+        if watch.error is not None:
+            code, msg = watch.error
+            blocked = self._blocked(code, msg)
+            if blocked is not None and blocked.outcome is Outcome.BLOCKED:
+                raise self.failure(blocked)
+            raise CheckFailure(ShopState.LOGIN_REQUIRED, f"扫码登录失败 / QR login refused: {code} {msg}")
+        if watch.status == st["busy"]:
+            raise CheckFailure(ShopState.LOGIN_REQUIRED, "系统繁忙，请通过账密登录 / QR login busy: use the password")
+        if watch.status in (st["expired"], st["cancelled"]):
+            what = "二维码已失效" if watch.status == st["expired"] else "已取消"
+            if refreshed >= int(self.sel["qr_max_refreshes"]):
+                raise CheckFailure(ShopState.LOGIN_REQUIRED, f"登录二维码{what}，已刷新 {refreshed} 次 / QR expired")
+            generation = watch.generation
+            await page.locator(self.sel["qr_refresh"]).first.click(timeout=self.login_timeout * 1000)
+            await watch.wait_uri(self.login_timeout, after=generation)
+            return f"{what}，已刷新二维码 / the QR was renewed", refreshed + 1
+        if watch.status == st["scanned"]:
+            return "已扫码，请在手机上确认 / scanned: confirm on the phone", refreshed
+        return None, refreshed
+
     async def wait_for_qr_login(self, page: Page | None = None, timeout: float = QR_TIMEOUT_SECONDS) -> None:
         """Wait until `page` (default: the one behind `login_qr_png`) left /login, then save the session.
 
-        Not scanned in time is LOGIN_REQUIRED. The page behind `login_qr_png` is closed afterwards.
+        Follows the QR's status (expired → renewed, busy / blocked → typed failure). Not scanned in time is
+        LOGIN_REQUIRED. The page behind `login_qr_png` is closed afterwards.
         """
         own = page is None
         target = self.qr_page if page is None else page
         if target is None:
             raise ValueError("no QR login page: call login_qr_png() first or pass the page")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        refreshed, said = 0, None
         try:
-            try:
-                await target.wait_for_url(lambda u: not self.on_login_page(u), timeout=timeout * 1000)
-            except PlaywrightTimeout as exc:
-                raise CheckFailure(
-                    ShopState.LOGIN_REQUIRED, f"登录二维码 {timeout:g} 秒内未被扫描 / QR not scanned"
-                ) from exc
+            while self.on_login_page(target.url):
+                if loop.time() >= deadline:
+                    raise CheckFailure(
+                        ShopState.LOGIN_REQUIRED, f"登录二维码 {timeout:g} 秒内未被扫描 / QR not scanned"
+                    )
+                try:
+                    note, refreshed = await self.qr_step(target, refreshed)
+                except PlaywrightError:
+                    note = None  # navigating after the scan
+                if note and note != said:
+                    logger.info("shop {}: {}", self.name, note)
+                    said = note
+                await asyncio.sleep(_POLL_SECONDS)
+            with suppress(PlaywrightError):
+                await target.wait_for_load_state()
             await self.confirm_login(target.context)
         finally:
             if own:
                 with suppress(PlaywrightError):
                     await close_quietly(target)
                 self.qr_page = None
+
+
+def qr_png_bytes(data: str) -> bytes:
+    """A PNG of the QR code of `data` (segno), scaled for a phone to read from a chat window."""
+    buf = io.BytesIO()
+    segno.make(data, error="m").save(buf, kind="png", scale=6, border=2)
+    return buf.getvalue()
+
+
+class QrWatch:
+    """What a login page's QR requests said: the QR text (`result.uri` of qr_create), each new QR counted
+    in `generation`, and the latest status of qr_query (or its errorCode and errorMsg)."""
+
+    def __init__(self, page: Page, sel: Mapping[str, Any], api: Mapping[str, Any]) -> None:
+        self.sel, self.api = sel, api
+        self.uri: str | None = None
+        self.generation = 0
+        self.status: int | None = None
+        self.error: tuple[Any, str] | None = None
+        page.on("response", self._on_response)
+
+    async def _on_response(self, resp: Response) -> None:
+        path = urlsplit(resp.url).path
+        if path not in (self.sel["qr_create"], self.sel["qr_query"]):
+            return
+        try:
+            data = await resp.json()
+        except (PlaywrightError, ValueError):
+            return
+        if not isinstance(data, Mapping):
+            return
+        result = data.get(self.api["result_field"])
+        if data.get("success") is not True:
+            self.error = (data.get(self.api["code_field"]), str(data.get(self.api["message_field"]) or ""))
+        elif path == self.sel["qr_create"] and isinstance(result, Mapping) and result.get(self.sel["qr_uri_field"]):
+            self.uri = str(result[self.sel["qr_uri_field"]])
+            self.status, self.error = None, None
+            self.generation += 1
+        elif isinstance(result, Mapping) and isinstance(result.get(self.sel["qr_status_field"]), int):
+            self.status = int(result[self.sel["qr_status_field"]])
+
+    async def wait_uri(self, timeout: float, after: int = 0) -> bool:
+        """True once a QR newer than generation `after` was fetched (within `timeout` seconds)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self.generation <= after:
+            if loop.time() >= end:
+                return False
+            await asyncio.sleep(0.05)
+        return True

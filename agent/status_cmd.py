@@ -23,8 +23,9 @@ from agent.store import Store
 STATE_LABELS = {
     ShopState.OK.value: "正常",
     ShopState.SMS_REQUIRED.value: "需要短信验证",
-    ShopState.CAPTCHA.value: "需要滑块验证",
+    ShopState.CAPTCHA.value: "需要人工验证",
     ShopState.LOGIN_REQUIRED.value: "需要扫码登录",
+    ShopState.LOGIN_BLOCKED.value: "登录被平台拦截",
     ShopState.LAYOUT_CHANGED.value: "页面结构变化",
     ShopState.RATE_LIMITED.value: "被限流",
     ShopState.BACKEND_ERROR.value: "后台错误",

@@ -5,10 +5,12 @@ Thread-safe (one lock); knows nothing of HTTP. The server module maps requests o
 
 from __future__ import annotations
 
+import base64
 import random
 import secrets
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,19 +20,38 @@ from agent.sandbox import items as it
 from agent.sandbox.clock import SandboxClock
 
 OK = 1000000
-ERR_SESSION = 43001
-ERR_RATE = 54001
+ERR_SESSION = 43001  # with the response header `checklogin: false` (mms-live-2026.md §F, high)
+ERR_CAPTCHA_API = 54001  # captcha required, `result.verifyAuthToken` (§F, high)
+ERR_RATE = 42900  # assumed errorCode of an HTTP 429 answer; the status is what counts (§F)
+ERR_PARAM = 40002  # assumed code for 「参数校验失败」 (a bad quickSearchType is rejected, §I, medium)
 MSG_SESSION = "会话已过期"
+MSG_CAPTCHA_API = "为了您的账号安全，请完成安全验证"  # assumed text
 MSG_RATE = "操作太过频繁，请稍后再试"
-# Login error codes are the sandbox's own (the live /janus/api/auth needs encryption we do not model);
-# 70031 = captcha required follows xingyu42's classify-rate-limit.js (per repo).
+MSG_PARAM = "参数校验失败"
+CAPTCHA_TOKEN_TTL_REAL_SECONDS = 600  # cookie mms-mobile-captcha-cookie-token lives 10 min (§F)
+# Login error codes. The risk and blocked codes and texts are PDD's (mms-live-2026.md §H, high); the
+# codes of a wrong password, the SMS step and the picture captcha are unknown: the sandbox's own.
+# 70031 = slider captcha required follows xingyu42's classify-rate-limit.js (per repo).
 ERR_PASSWORD = 2000
-ERR_QR_ONLY = 2001
 ERR_SMS_NEEDED = 2002
 ERR_SMS_WRONG = 2003
+ERR_PICTURE_CAPTCHA = 2004
 ERR_CAPTCHA = 70031
+BLOCKED_LOGIN = {
+    2000008: "账号存在异常，暂时无法登录",  # code high, text unknown (assumed)
+    2000009: "店铺无法登录",
+    2000016: "系统检测到您的账号异常，存在盗号风险",
+    2000017: "密码强度过低，存在盗号风险",  # text high, code unknown (assumed)
+    40029: "该店铺已退店，无法登录",
+    500000: "系统检测到您所处的网络环境异常，建议您使用账号和密码登录",
+    8000079: "账号因安全保护已被禁止在网页版登录，请使用拼多多商家版App扫码登录",
+}
+QR_ONLY_CODE = 8000079  # a QR-only account's password login answers this (its live equivalent, §H)
+SMS_TYPE_LOGIN = 117  # POST /janus/api/mobile/sendVerificationCode {type: 117} (§H, high)
 TRAP_MODES = ("never", "sometimes", "always")
 QR_TTL_REAL_SECONDS = 300
+# scan/login/query result.status (§H, high)
+QR_WAITING, QR_SCANNED, QR_DONE, QR_BUSY, QR_EXPIRED, QR_CANCELLED = 1, 2, 3, 5, -1, -2
 
 
 @dataclass(slots=True)
@@ -42,6 +63,7 @@ class Account:
     mall_id: int
     trusted_devices: set[str] = field(default_factory=set)
     force_sms: bool = False
+    blocked: int = 0  # an armed BLOCKED_LOGIN code every login of this account answers with
 
 
 @dataclass(slots=True)
@@ -64,10 +86,11 @@ class Session:
 
 @dataclass(slots=True)
 class QrToken:
-    token: str
+    token: str  # the uuid in result.uri's `data`
     created_real: float
-    status: str = "waiting"  # waiting | confirmed | consumed
+    status: int = QR_WAITING
     username: str | None = None
+    consumed: bool = False
 
 
 @dataclass(slots=True)
@@ -77,9 +100,16 @@ class Settings:
     session_ttl: float = 3 * it.DAY
     rate_limit_per_minute: int = 600
     max_page_size: int = 100
-    all_code: int = it.DEFAULT_ALL_CODE
     filter_codes: dict[str, int] = field(default_factory=lambda: dict(it.DEFAULT_FILTER_CODES))
     rename_fields: dict[str, str] = field(default_factory=dict)  # a new build renaming row fields
+    # the page-size Select is rendered (False: a shop whose page size cannot be changed, 10 per page)
+    page_size_changer: bool = True
+    # gray key front_end_quick_filter_sort: after load, the page switches to 待商家处理 by itself
+    # when complainWarning == 0 and waitSellerHandle > 0 (§A); whether it is on for a shop is unknown
+    quick_filter_sort: bool = False
+    refund_lag: float = 0.0  # seconds past a deadline before the refund job closes the item (assumed)
+    qr_ttl: float = QR_TTL_REAL_SECONDS  # real seconds a login QR stays valid (assumed)
+    qr_busy: bool = False  # scan/login/query answers status 5 「系统繁忙，请通过账密登录」
 
 
 @dataclass(slots=True)
@@ -106,9 +136,12 @@ class Backend:
         self.sms_codes: dict[str, str] = {}
         self.captcha_armed: set[str | None] = set()  # usernames, or None for everyone
         self.captcha_tickets: dict[str, bool] = {}  # ticket -> passed
+        self.picture_armed: set[str | None] = set()  # 「请先输入图形验证码」 before the password is checked
+        self.password_nonces: set[str] = set()
         self.qr_tokens: dict[str, QrToken] = {}
         self.rate_armed = 0
-        self.rate_status = 200
+        self.api_captcha_armed: set[str | None] = set()  # usernames, or None for everyone: 54001
+        self.verify_tokens: dict[str, float] = {}  # verifyAuthToken -> real time it passed (0 = not yet)
         self.rate_windows: dict[str, deque[float]] = {}
         self.stats: Counter[str] = Counter()
         self.query_bodies: deque[dict[str, Any]] = deque(maxlen=200)
@@ -124,6 +157,9 @@ class Backend:
             self.qr_tokens.clear()
             self.sms_codes.clear()
             self.captcha_armed.clear()
+            self.picture_armed.clear()
+            self.api_captcha_armed.clear()
+            self.verify_tokens.clear()
             self.rate_armed = 0
             self.stats.clear()
             self.scenario_name = str(scenario.get("name", ""))
@@ -170,8 +206,6 @@ class Backend:
                     s.session_ttl = float(value)
                 elif key == "rate_limit_per_minute":
                     s.rate_limit_per_minute = int(value)
-                elif key == "all_code":
-                    s.all_code = int(value)
                 elif key == "rename_fields":
                     s.rename_fields = {str(k): str(v) for k, v in value.items()}
                 elif key == "filter_codes":
@@ -179,8 +213,14 @@ class Backend:
                     if unknown:
                         raise ValueError(f"unknown quick filters {sorted(unknown)}")
                     s.filter_codes.update({str(k): int(v) for k, v in value.items()})
-                    if len(set(s.filter_codes.values()) | {s.all_code}) != len(s.filter_codes) + 1:
+                    if len(set(s.filter_codes.values())) != len(s.filter_codes):
                         raise ValueError("quick filter codes must be distinct")
+                elif key in ("page_size_changer", "quick_filter_sort"):
+                    setattr(s, key, bool(value))
+                elif key in ("refund_lag", "qr_ttl"):
+                    setattr(s, key, float(value))
+                elif key == "qr_busy":
+                    s.qr_busy = bool(value)
                 else:
                     raise ValueError(f"unknown setting {key!r}")
 
@@ -190,7 +230,7 @@ class Backend:
             now = self.clock.now()
             items = list(self.shops[mall_id].items.values())
             for item in items:
-                it.apply_time(item, now)
+                it.apply_time(item, now, self.settings.refund_lag)
             return items
 
     def find_item(self, item_id: int) -> tuple[Shop, it.Item]:
@@ -234,14 +274,40 @@ class Backend:
             return n
 
     # ---- password / SMS / captcha login -----------------------------------------------------
-    def password_login(self, username: str, password: str, device: str, sms_code: str = "") -> LoginResult:
+    def password_key(self) -> tuple[str, str]:
+        """queryPasswordEncrypt: (passwordEncrypt, publicKey). The live page RSA-encrypts the password with
+        the key; the sandbox's stand-in is `base64("<passwordEncrypt>:<password>")` (login.js)."""
+        with self.lock:
+            nonce = secrets.token_hex(8)
+            self.password_nonces.add(nonce)
+            return nonce, "SANDBOX-" + secrets.token_hex(16)
+
+    def decrypt_password(self, encrypted: str, nonce: str) -> str | None:
+        with self.lock:
+            if nonce not in self.password_nonces:
+                return None
+            self.password_nonces.discard(nonce)
+        try:
+            prefix, _, password = base64.b64decode(encrypted).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return password if prefix == nonce else None
+
+    def password_login(
+        self, username: str, password: str, device: str, sms_code: str = "", picture_code: str = ""
+    ) -> LoginResult:
         with self.lock:
             self.stats["login_attempts"] += 1
             acc = self.accounts.get(username)
             if acc is None or acc.password != password:
                 return LoginResult(False, ERR_PASSWORD, "账号或密码错误，请重新输入")
+            if acc.blocked:
+                return LoginResult(False, acc.blocked, BLOCKED_LOGIN[acc.blocked])
             if acc.login == "qr_only":
-                return LoginResult(False, ERR_QR_ONLY, "该账号存在安全风险，请使用拼多多商家版App扫码登录")
+                return LoginResult(False, QR_ONLY_CODE, BLOCKED_LOGIN[QR_ONLY_CODE])
+            if username in self.picture_armed or None in self.picture_armed:
+                if not picture_code:
+                    return LoginResult(False, ERR_PICTURE_CAPTCHA, "请先输入图形验证码")
             if None in self.captcha_armed or username in self.captcha_armed:
                 ticket = secrets.token_hex(8)
                 self.captcha_tickets[ticket] = False
@@ -249,9 +315,9 @@ class Backend:
             needs_sms = acc.force_sms or (acc.login == "sms" and device not in acc.trusted_devices)
             if needs_sms:
                 if not sms_code:
-                    return LoginResult(False, ERR_SMS_NEEDED, "为了您的账号安全，请输入短信验证码", need_sms=True)
+                    return LoginResult(False, ERR_SMS_NEEDED, "为了您的账号安全，请验证手机号后继续登录", need_sms=True)
                 if self.sms_codes.get(username) != sms_code:
-                    return LoginResult(False, ERR_SMS_WRONG, "短信验证码错误", need_sms=True)
+                    return LoginResult(False, ERR_SMS_WRONG, "验证码错误，请重新输入", need_sms=True)
                 del self.sms_codes[username]
                 acc.force_sms = False
                 if device:
@@ -275,67 +341,119 @@ class Backend:
         with self.lock:
             self.captcha_armed.add(username)
 
-    def clear_captcha(self) -> None:
-        """A human solved the slider: pending tickets pass and the captcha is disarmed."""
+    def arm_picture_captcha(self, username: str | None = None) -> None:
         with self.lock:
-            self.captcha_armed.clear()
-            for ticket in self.captcha_tickets:
-                self.captcha_tickets[ticket] = True
+            self.picture_armed.add(username)
+
+    def arm_login_block(self, username: str, code: int) -> None:
+        """Every login of `username` answers `code` (one of BLOCKED_LOGIN; 0 clears)."""
+        with self.lock:
+            if code and code not in BLOCKED_LOGIN:
+                raise ValueError(f"unknown blocked-login code {code}; known: {sorted(BLOCKED_LOGIN)}")
+            self.accounts[username].blocked = code
 
     # ---- QR login ---------------------------------------------------------------------------
     def new_qr(self) -> QrToken:
         with self.lock:
-            tok = QrToken(token=secrets.token_urlsafe(12), created_real=time.monotonic())
+            tok = QrToken(token=str(uuid.uuid4()), created_real=time.monotonic())
             self.qr_tokens[tok.token] = tok
             return tok
 
-    def qr_status(self, token: str) -> tuple[str, Session | None]:
+    def qr_status(self, token: str) -> tuple[int, Session | None, int]:
+        """(status, session on success, blocked errorCode or 0) for scan/login/query."""
         with self.lock:
             tok = self.qr_tokens.get(token)
-            if tok is None or (tok.status == "waiting" and time.monotonic() - tok.created_real > QR_TTL_REAL_SECONDS):
-                return "expired", None
-            if tok.status == "confirmed" and tok.username:
-                tok.status = "consumed"
-                return "confirmed", self._new_session(self.accounts[tok.username])
-            return tok.status, None
+            if tok is None:
+                return QR_EXPIRED, None, 0
+            if tok.status in (QR_WAITING, QR_SCANNED) and time.monotonic() - tok.created_real > self.settings.qr_ttl:
+                tok.status = QR_EXPIRED
+            if self.settings.qr_busy and tok.status == QR_WAITING:
+                return QR_BUSY, None, 0
+            if tok.status == QR_DONE and tok.username and not tok.consumed:
+                acc = self.accounts[tok.username]
+                if acc.blocked and acc.blocked != QR_ONLY_CODE:
+                    tok.status = QR_CANCELLED
+                    return QR_CANCELLED, None, acc.blocked
+                tok.consumed = True
+                return QR_DONE, self._new_session(acc), 0
+            return tok.status, None, 0
 
-    def scan_qr(self, username: str, token: str | None = None) -> str:
+    def scan_qr(self, username: str, token: str | None = None, confirm: bool = True) -> str:
+        """The merchant scans the QR with the app (status 2), and confirms on the phone (status 3)."""
         with self.lock:
             if username not in self.accounts:
                 raise KeyError(username)
-            waiting = [t for t in self.qr_tokens.values() if t.status == "waiting"]
             if token is None:
+                waiting = [t for t in self.qr_tokens.values() if t.status in (QR_WAITING, QR_SCANNED)]
                 if not waiting:
                     raise LookupError("no QR code is waiting to be scanned")
                 tok = max(waiting, key=lambda t: t.created_real)
             else:
                 tok = self.qr_tokens[token]
-            tok.status = "confirmed"
+            tok.status = QR_DONE if confirm else QR_SCANNED
             tok.username = username
             return tok.token
 
-    # ---- rate limit -------------------------------------------------------------------------
-    def arm_rate_limit(self, count: int, http_status: int = 200) -> None:
+    def cancel_qr(self, token: str | None = None) -> str:
+        """The merchant pressed cancel on the phone (status −2)."""
+        with self.lock:
+            live = [t for t in self.qr_tokens.values() if t.status in (QR_WAITING, QR_SCANNED)]
+            tok = self.qr_tokens[token] if token else max(live, key=lambda t: t.created_real)
+            tok.status = QR_CANCELLED
+            return tok.token
+
+    # ---- rate limit and the business-API captcha (54001) ------------------------------------
+    def arm_rate_limit(self, count: int) -> None:
         with self.lock:
             self.rate_armed = count
-            self.rate_status = http_status
 
-    def rate_limited(self, key: str) -> int | None:
-        """None when the call may go on, else the HTTP status to answer 54001 with."""
+    def rate_limited(self, key: str) -> bool:
+        """True when the call must be answered with HTTP 429 (armed, or over the per-minute budget)."""
         with self.lock:
             if self.rate_armed > 0:
                 self.rate_armed -= 1
                 self.stats["rate_limited"] += 1
-                return self.rate_status
+                return True
             window = self.rate_windows.setdefault(key, deque())
             t = time.monotonic()
             while window and t - window[0] > 60:
                 window.popleft()
             if len(window) >= self.settings.rate_limit_per_minute:
                 self.stats["rate_limited"] += 1
-                return 200
+                return True
             window.append(t)
-            return None
+            return False
+
+    def arm_api_captcha(self, username: str | None = None) -> None:
+        with self.lock:
+            self.api_captcha_armed.add(username)
+
+    def api_captcha(self, sess: Session, tokens: list[str]) -> str | None:
+        """None when the business call may go on, else a new verifyAuthToken to answer 54001 with.
+
+        A request carrying a token a human passed within 10 min (header `verifyauthtoken` or the cookie
+        `mms-mobile-captcha-cookie-token`) goes on.
+        """
+        with self.lock:
+            if None not in self.api_captcha_armed and sess.username not in self.api_captcha_armed:
+                return None
+            now = time.monotonic()
+            for tok in tokens:
+                passed = self.verify_tokens.get(tok, 0.0)
+                if passed and now - passed < CAPTCHA_TOKEN_TTL_REAL_SECONDS:
+                    return None
+            token = secrets.token_hex(16)
+            self.verify_tokens[token] = 0.0
+            self.stats["api_captcha"] += 1
+            return token
+
+    def pass_api_captcha(self, token: str) -> bool:
+        """A human passed the floating captcha shown for `token` (the page then retries with it)."""
+        with self.lock:
+            if token not in self.verify_tokens:
+                return False
+            self.verify_tokens[token] = time.monotonic()
+            return True
 
     def blind_redirect(self) -> bool:
         with self.lock:
@@ -344,7 +462,7 @@ class Backend:
 
     # ---- queries ----------------------------------------------------------------------------
     def query_list(self, mall_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
-        """The `result` of queryList; raises ValueError for a bad request."""
+        """The `result` of queryList; raises ValueError for a bad request (「参数校验失败」)."""
         with self.lock:
             self.query_bodies.append(dict(body))
             page_size = int(body.get("pageSize") or 10)
@@ -354,15 +472,16 @@ class Backend:
             now = self.clock.now()
             rows = self.shop_items(mall_id)
             code = body.get("quickSearchType")
-            if code is not None and int(code) != self.settings.all_code:
+            if code is not None:  # no quickSearchType lists everything (xiaoemoxiw's retry, §I)
                 label = next((lb for lb, c in self.settings.filter_codes.items() if c == int(code)), None)
-                pred = it.FILTERS[label] if label else (lambda i, n: False)
-                rows = [i for i in rows if pred(i, now)]
+                if label is None:
+                    raise ValueError(f"unknown quickSearchType {code}")
+                rows = [i for i in rows if it.BY_LABEL[label].select(i, now)]
             search = str(body.get("searchText") or "").strip()
             if search:
                 rows = [i for i in rows if search in (i.order_sn, str(i.id))]
             if body.get("orderByExpireTimeAsc"):
-                rows.sort(key=lambda i: (i.deadline or i.proof_deadline or float("inf"), i.id))
+                rows.sort(key=lambda i: (i.clock() or float("inf"), i.id))
             else:
                 rows.sort(key=lambda i: (-i.created_at, i.id))
             start = (page_number - 1) * page_size
@@ -377,17 +496,7 @@ class Backend:
         with self.lock:
             return it.counts(self.shop_items(mall_id), self.clock.now())
 
-    def header_counters(self, mall_id: int) -> dict[str, int]:
-        """The four 「售后数据」 header counters (labels confirmed, mms-backend.md §1.5)."""
+    def wait_handle_count(self, mall_id: int) -> dict[str, int]:
+        """queryWaitHandleCount: the four 「售后数据」 header counters by their result keys."""
         with self.lock:
-            now = self.clock.now()
-            items = self.shop_items(mall_id)
-            return {
-                "24小时内将逾期订单数": sum(1 for i in items if it.FILTERS["待处理即将逾期"](i, now)),
-                "24小时内待商家举证": sum(1 for i in items if it.FILTERS["待举证即将逾期"](i, now)),
-                "24小时内平台同意退款": sum(
-                    1 for i in items
-                    if it.ACTION_TIMEOUT_REFUND in i.actions and i.close_time and now - i.close_time < it.DAY
-                ),
-                "24小时内将逾期工单数": 0,
-            }
+            return it.wait_handle_counts(self.shop_items(mall_id), self.clock.now())

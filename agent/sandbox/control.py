@@ -86,8 +86,20 @@ class SandboxControl:
     def clear_captcha(self) -> None:
         self._call("POST", "captcha/clear", {})
 
-    def arm_rate_limit(self, count: int = 1, http_status: int = 200) -> None:
-        self._call("POST", "arm", {"what": "rate_limit", "count": count, "http_status": http_status})
+    def arm_picture_captcha(self, username: str | None = None) -> None:
+        self._call("POST", "arm", {"what": "picture_captcha", "username": username})
+
+    def arm_api_captcha(self, username: str | None = None) -> None:
+        """Business APIs answer 54001 with result.verifyAuthToken until a human passes the captcha."""
+        self._call("POST", "arm", {"what": "api_captcha", "username": username})
+
+    def arm_rate_limit(self, count: int = 1) -> None:
+        """The next `count` business calls answer HTTP 429."""
+        self._call("POST", "arm", {"what": "rate_limit", "count": count})
+
+    def arm_login_block(self, username: str, code: int) -> None:
+        """Every login of `username` answers a risk / blocked errorCode (2000008 … 8000079; 0 clears)."""
+        self._call("POST", "arm", {"what": "login_block", "username": username, "code": code})
 
     def sms_code(self, username: str) -> str | None:
         code = self._call("GET", "sms", username=username)["code"]
@@ -96,11 +108,16 @@ class SandboxControl:
     def qr_tokens(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "qr")["tokens"])
 
-    def scan_qr(self, username: str, token: str | None = None) -> str:
-        body: dict[str, Any] = {"username": username}
+    def scan_qr(self, username: str, token: str | None = None, confirm: bool = True) -> str:
+        """Scan the waiting QR with the app (status 2) and, unless `confirm` is False, confirm it (3)."""
+        body: dict[str, Any] = {"username": username, "confirm": confirm}
         if token:
             body["token"] = token
         return str(self._call("POST", "qr/scan", body)["token"])
+
+    def cancel_qr(self, token: str | None = None) -> str:
+        body: dict[str, Any] = {"token": token} if token else {}
+        return str(self._call("POST", "qr/cancel", body)["token"])
 
     # statistics
     def stats(self) -> dict[str, Any]:

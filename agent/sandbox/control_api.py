@@ -47,6 +47,7 @@ def _state(h: Handler, body: dict[str, Any]) -> Any:
                 "items": len(items),
                 "pending": sum(1 for i in items if i.pending),
                 "evidence": sum(1 for i in items if i.proof_pending),
+                "platform": sum(1 for i in items if i.state == "platform"),
             })
         return {
             "scenario": b.scenario_name,
@@ -92,7 +93,8 @@ def _items_get(h: Handler, body: dict[str, Any]) -> Any:
         out = []
         for item in b.shop_items(mall_id):
             row = it.to_row(item, now)
-            row.update(state=item.state, deadline=item.deadline, proofDeadline=item.proof_deadline)
+            row.update(state=item.state, deadline=item.deadline, proofDeadline=item.proof_deadline,
+                       proofStatus=item.proof_status)
             out.append(row)
         return {"now": now, "items": out}
 
@@ -148,8 +150,14 @@ def _arm(h: Handler, body: dict[str, Any]) -> Any:
         b.arm_sms(str(body["username"]))
     elif what == "captcha":
         b.arm_captcha(body.get("username"))
+    elif what == "picture_captcha":
+        b.arm_picture_captcha(body.get("username"))
+    elif what == "api_captcha":
+        b.arm_api_captcha(body.get("username"))
     elif what == "rate_limit":
-        b.arm_rate_limit(int(body.get("count", 1)), int(body.get("http_status", 200)))
+        b.arm_rate_limit(int(body.get("count", 1)))
+    elif what == "login_block":
+        b.arm_login_block(str(body["username"]), int(body["code"]))
     else:
         raise ValueError(f"cannot arm {what!r}")
     return {"armed": what}
@@ -171,7 +179,12 @@ def _qr_list(h: Handler, body: dict[str, Any]) -> Any:
 
 
 def _qr_scan(h: Handler, body: dict[str, Any]) -> Any:
-    return {"token": h.backend.scan_qr(str(body["username"]), body.get("token"))}
+    token = h.backend.scan_qr(str(body["username"]), body.get("token"), bool(body.get("confirm", True)))
+    return {"token": token}
+
+
+def _qr_cancel(h: Handler, body: dict[str, Any]) -> Any:
+    return {"token": h.backend.cancel_qr(body.get("token"))}
 
 
 def _stats(h: Handler, body: dict[str, Any]) -> Any:
@@ -202,6 +215,7 @@ CONTROL: dict[tuple[str, str], Callable[[Handler, dict[str, Any]], Any]] = {
     ("GET", "sms"): _sms,
     ("GET", "qr"): _qr_list,
     ("POST", "qr/scan"): _qr_scan,
+    ("POST", "qr/cancel"): _qr_cancel,
     ("GET", "stats"): _stats,
     ("POST", "stats/reset"): _stats_reset,
 }

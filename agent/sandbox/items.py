@@ -14,30 +14,29 @@ ALL_STATES = PENDING_STATES | {"platform", "wait_buyer", "handled", "refunded", 
 
 TYPE_NAMES = {1: "仅退款", 2: "退货退款", 3: "换货", 4: "补寄"}
 
-# The MMS numeric afterSalesStatus is not the Open Platform enum and no full table is
-# known (mms-backend.md §2.3). Assumption: codes below follow xiaoemoxiw's reading
-# (seller-pending 1, platform 8) and pawinrain's fixture (11 = 待商家确认收货).
-_WAIT_SELLER_TITLES = {
-    1: "买家申请退款，待商家处理",
-    2: "退货退款，待商家处理",
-    3: "买家申请换货，待商家处理",
-    4: "买家申请补寄，待商家处理",
+# MMS afterSalesStatus codes and titles, from the live status filter (mms-live-2026.md §D, high):
+# 1 买家申请退款 / 11 用户已发货 / 14 换货·补寄 are 「待商家处理」; 2 and 3 平台处理中; 4 退款中; 5 退款成功;
+# 6 买家撤销; 9 商家驳回 (待买家处理); 10 同意退货退款，待买家发货.
+_WAIT_SELLER = {1: 1, 2: 1, 3: 14, 4: 14}
+_TITLES = {
+    1: "买家申请退款，待商家处理", 11: "用户已发货，待商家处理", 14: "换货/补寄 待商家处理",
+    2: "平台处理中", 4: "退款中", 5: "退款成功", 6: "买家撤销", 9: "商家驳回退款，待买家处理",
+    10: "商家同意退货退款，待买家发货", 15: "商家已同意换货，待商家发货",
 }
-_HANDLED = {1: (4, "商家同意退款，退款中"), 2: (7, "已同意退货退款，待买家发货")}
-_STATIC_STATUS = {
-    "wait_seller_receive": (11, "退货退款，待商家确认收货"),
-    "platform": (8, "平台处理中"),
-    "wait_buyer": (6, "驳回退款，待买家处理"),
-    "refunded": (10, "退款成功"),
-    "cancelled": (20, "买家撤销，售后关闭"),
-}
+_HANDLED = {1: 4, 2: 10, 3: 15, 4: 15}
+_STATIC_STATUS = {"wait_seller_receive": 11, "platform": 2, "wait_buyer": 9, "refunded": 5, "cancelled": 6}
+LAST_OPERATOR_MERCHANT, LAST_OPERATOR_PLATFORM = 2, 3  # lastOperator on 退款中 (§D, high)
 
-ACTION_TIMEOUT_REFUND = 1028  # 超时自动退 (mms-backend.md §1.6A, per repo)
-DESC_AUTO_REFUND = "系统将自动退款"
-DESC_NO_RETURN_TRACK = "物流无退回轨迹，系统将自动退款"
-DESC_TIMED_OUT = "超时未处理，系统已自动退款"
-DESC_PROOF_TIMED_OUT = "逾期未举证，平台判定退款"
-# Evidence (举证) fields are unconfirmed on the live site (sandbox-contract.md §4): assumed names.
+ACTION_TIMEOUT_REFUND = 1028  # 超时自动退 (mms-backend.md §1.6A, per repo; not in the 2026-03 bundle)
+# expireActionDesc: the front end renders `expireActionDesc.replace("${time}", "")` after the time span
+# (mms-live-2026.md §C, high). Assumption (the exact strings are unknown): the backend's value starts with the
+# `${time}` placeholder, followed by the wording the project saw on live rows.
+TIME_PLACEHOLDER = "${time}"
+DESC_AUTO_REFUND = TIME_PLACEHOLDER + "未处理，系统将自动退款"
+DESC_NO_RETURN_TRACK = TIME_PLACEHOLDER + "物流无退回轨迹，系统将自动退款"
+# Evidence rows carry their deadline like every row (§E, medium); their wording is unknown: assumed.
+DESC_PROOF = TIME_PLACEHOLDER + "内未举证，平台将根据现有凭证判定"
+# Evidence state is internal to the sandbox: the live list renders no proof field (§E, high).
 PROOF_PENDING = "待商家举证"
 PROOF_SUBMITTED = "已举证"
 
@@ -69,7 +68,6 @@ class Item:
     proof_status: str | None = None
     actions: list[int] = field(default_factory=list)
     close_time: float | None = None
-    closed_desc: str | None = None
     version: int = 1
 
     @property
@@ -81,11 +79,22 @@ class Item:
         return self.state == "platform" and self.proof_status == PROOF_PENDING
 
     def status(self) -> tuple[int, str]:
+        """(afterSalesStatus, afterSalesTitle) by the live codes."""
         if self.state == "wait_seller":
-            return 1, _WAIT_SELLER_TITLES.get(self.type, "待商家处理")
-        if self.state == "handled":
-            return _HANDLED.get(self.type, (15, "商家已同意，待买家处理"))
-        return _STATIC_STATUS[self.state]
+            code = _WAIT_SELLER.get(self.type, 1)
+        elif self.state == "handled":
+            code = _HANDLED.get(self.type, 15)
+        else:
+            code = _STATIC_STATUS[self.state]
+        return code, _TITLES[code]
+
+    def clock(self) -> float | None:
+        """The deadline the merchant is on: the handling deadline, or the evidence deadline."""
+        if self.pending:
+            return self.deadline
+        if self.proof_pending:
+            return self.proof_deadline
+        return None
 
     def no_return_track(self) -> bool:
         return self.state == "wait_seller_receive" and not self.tracking
@@ -137,23 +146,26 @@ def item_from_scenario(raw: Mapping[str, Any], now: float) -> Item:
     return item
 
 
-def apply_time(item: Item, now: float) -> bool:
-    """Close the item as an automatic refund when its deadline has passed. True when it changed."""
-    if item.pending and item.deadline is not None and now >= item.deadline:
-        _auto_refund(item, item.deadline, DESC_TIMED_OUT)
+def apply_time(item: Item, now: float, lag: float = 0.0) -> bool:
+    """Close the item as an automatic refund once its deadline is `lag` seconds past. True when it changed.
+
+    Assumption: the platform's refund job runs a little after the deadline (`lag`, a sandbox setting); in
+    between the row is overdue and the page shows 「（已逾期）」 (mms-live-2026.md §C).
+    """
+    if item.pending and item.deadline is not None and now >= item.deadline + lag:
+        _auto_refund(item, item.deadline)
         return True
-    if item.proof_pending and item.proof_deadline is not None and now >= item.proof_deadline:
-        _auto_refund(item, item.proof_deadline, DESC_PROOF_TIMED_OUT)
+    if item.proof_pending and item.proof_deadline is not None and now >= item.proof_deadline + lag:
+        _auto_refund(item, item.proof_deadline)
         return True
     return False
 
 
-def _auto_refund(item: Item, at: float, desc: str) -> None:
+def _auto_refund(item: Item, at: float) -> None:
     item.state = "refunded"
     item.proof_status = None  # no evidence is owed any more: the platform has decided
     item.actions = [*item.actions, ACTION_TIMEOUT_REFUND]
     item.close_time = at
-    item.closed_desc = desc
     item.version += 1
 
 
@@ -175,79 +187,110 @@ def remaining(deadline: float | None, now: float) -> int | None:
     return max(0, int(deadline - now))
 
 
-# Quick filters: label -> predicate. The labels are confirmed (mms-backend.md §1.5); what
-# exactly each card selects on the live site is not, so these predicates are the sandbox's reading.
-FILTERS: dict[str, Callable[[Item, float], bool]] = {
-    "投诉预警": lambda i, now: i.pending and i.complaint_risk,
-    "待处理即将逾期": lambda i, now: i.pending and (remaining(i.deadline, now) or 0) < DAY,
-    "待商家处理": lambda i, now: i.pending,
-    "待举证即将逾期": lambda i, now: i.proof_pending and (remaining(i.proof_deadline, now) or 0) < DAY,
-    "待商家举证": lambda i, now: i.proof_pending,
-    "买家催处理": lambda i, now: i.pending and i.buyer_urged,
-    "待买家处理": lambda i, now: i.state == "wait_buyer",
-    "退货待处理": lambda i, now: i.pending and i.type == 2,
-}
-FILTER_LABELS = tuple(FILTERS)
+def _due_24h(i: Item, now: float) -> bool:
+    return (remaining(i.clock(), now) or 0) < DAY
 
-# quickSearchType codes: only 18 (the page-load default) is seen in live traffic, and its meaning
-# is unknown. Assumption: 18 lists everything; the per-card codes below are invented and can be
-# changed per scenario or through the control API, so the agent has to learn them from the page.
-DEFAULT_ALL_CODE = 18
-DEFAULT_FILTER_CODES = {
-    "投诉预警": 11, "待处理即将逾期": 6, "待商家处理": 7, "待举证即将逾期": 16,
-    "待商家举证": 15, "买家催处理": 12, "待买家处理": 9, "退货待处理": 10,
-}
 
-# queryCount result keys: xiaoemoxiw's names where known; the proof/complaint/urge keys are assumed.
-COUNT_KEYS = {
-    "待商家处理": "waitSellerHandle", "待处理即将逾期": "expireIn24HoursWaitHandle",
-    "待买家处理": "waitBuyerHandle", "退货待处理": "returnedWaitHandle",
-    "待商家举证": "waitSellerProof", "待举证即将逾期": "expireIn24HoursWaitProof",
-    "投诉预警": "complaintWarning", "买家催处理": "buyerUrgeHandle",
-}
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One quick-filter card of the workbench (mms-live-2026.md §A, high)."""
+
+    label: str
+    code: int  # quickSearchType
+    count_key: str  # its queryCount result key
+    expire_sort: bool  # the card click adds orderByExpireTimeAsc: true
+    select: Callable[[Item, float], bool]  # the sandbox's reading of what the card lists
+
+
+# The 9 cards in page order. Codes, count keys and sort flags are PDD's (high); the predicates are the
+# sandbox's reading: 待处理即将逾期 follows the old list code (statuses 1/11/14/21/32, due within 86399 s).
+CARDS = (
+    Card("投诉预警", 18, "complainWarning", False, lambda i, now: i.pending and i.complaint_risk),
+    Card("待处理即将逾期", 4, "expireIn24HoursWaitHandle", True, lambda i, now: i.pending and _due_24h(i, now)),
+    Card("待商家处理", 7, "waitSellerHandle", True, lambda i, now: i.pending),
+    Card("待举证即将逾期", 15, "expireIn24HoursWaitSellerProof", True,
+         lambda i, now: i.proof_pending and _due_24h(i, now)),
+    Card("待商家举证", 19, "waitSellerProof", True, lambda i, now: i.proof_pending),
+    Card("买家催处理", 20, "remindRefund", False, lambda i, now: i.pending and i.buyer_urged),
+    Card("平台处理中", 6, "platformHandling", False, lambda i, now: i.state == "platform"),
+    Card("待买家处理", 8, "waitBuyerHandle", False, lambda i, now: i.state == "wait_buyer"),
+    Card("退货待处理", 2, "returnedWaitHandle", True, lambda i, now: i.pending and i.type == 2),
+)
+BY_LABEL = {c.label: c for c in CARDS}
+FILTER_LABELS = tuple(BY_LABEL)
+DEFAULT_FILTER_CODES = {c.label: c.code for c in CARDS}
+PAGE_LOAD_CODE = 18  # page load sends `+URL searchType || 18` (§A, high)
 
 
 def counts(items: list[Item], now: float) -> dict[str, int]:
-    out = {COUNT_KEYS[label]: sum(1 for i in items if pred(i, now)) for label, pred in FILTERS.items()}
-    out["platformHandling"] = sum(1 for i in items if i.state == "platform")
+    """queryCount's result: every card's count key, plus 24小时内平台同意退款 (§B)."""
+    out = {c.count_key: sum(1 for i in items if c.select(i, now)) for c in CARDS}
+    out["refundedByPlatformLast24Hours"] = refunded_last_day(items, now)
     return out
 
 
+def refunded_last_day(items: list[Item], now: float) -> int:
+    return sum(1 for i in items if ACTION_TIMEOUT_REFUND in i.actions and i.close_time and now - i.close_time < DAY)
+
+
+def wait_handle_counts(items: list[Item], now: float) -> dict[str, int]:
+    """queryWaitHandleCount's result, the 「售后数据」 header counters (§B, high). Assumption: expiringNum
+    counts the same items as the 待处理即将逾期 card (the live endpoints differ and may disagree); no work
+    orders are simulated."""
+    return {
+        "expiringNum": sum(1 for i in items if BY_LABEL["待处理即将逾期"].select(i, now)),
+        "expireIn24HoursWaitSellerProof": sum(1 for i in items if BY_LABEL["待举证即将逾期"].select(i, now)),
+        "refundedByPlatformLast24Hours": refunded_last_day(items, now),
+        "expireIn24HoursTicketNum": 0,
+    }
+
+
 def to_row(item: Item, now: float) -> dict[str, Any]:
-    """The item as a `queryList` row, field names as on the live site (mms-backend.md §1.6A)."""
+    """The item as a `queryList` row: the fields the live renderer reads (mms-live-2026.md §C)."""
     code, title = item.status()
+    clock = item.clock()
+    remain = remaining(clock, now)
     if item.pending:
-        action_desc: str | None = DESC_NO_RETURN_TRACK if item.no_return_track() else DESC_AUTO_REFUND
+        action_desc = DESC_NO_RETURN_TRACK if item.no_return_track() else DESC_AUTO_REFUND
+    elif item.proof_pending:
+        action_desc = DESC_PROOF
     else:
-        action_desc = item.closed_desc
+        action_desc = ""
+    # Assumption: urgentType 1 = due within 24 h, 2 = within 6 h, 3 = overdue (the front end only tells
+    # that 1-3 turn the countdown red).
+    urgent = 0
+    if remain is not None:
+        urgent = 3 if remain == 0 else 2 if remain < 6 * 3600 else 1 if remain < DAY else 0
     row: dict[str, Any] = {
         "id": item.id,
+        "uid": 7_000_000_000 + item.id * 7919 % 1_000_000_000,  # the buyer's id (assumed form)
         "orderSn": item.order_sn,
+        "version": item.version,
         "afterSalesType": item.type,
-        "afterSalesTypeName": TYPE_NAMES.get(item.type, "售后"),
         "afterSalesStatus": code,
         "afterSalesTitle": title,
         "afterSalesReasonDesc": item.reason,
         "createdAt": int(item.created_at),
-        "closeTime": None if item.close_time is None else int(item.close_time * 1000),
-        "expireRemainTime": remaining(item.deadline, now) if item.pending else None,
+        "expireRemainTime": remain or 0,
         "expireActionDesc": action_desc,
-        "refundAmount": item.refund_amount,
-        "orderAmount": item.order_amount,
-        "goodsName": item.goods_name,
-        "goodsSpec": item.goods_spec,
-        "goodsNumber": item.goods_number,
-        "thumbUrl": f"/static/thumb.svg?id={item.id}",
-        "reverseTrackingNumber": item.tracking,
-        "sellerAfterSalesShippingStatus": 1 if item.shipped else 0,
-        "sellerAfterSalesShippingStatusDesc": "已发货" if item.shipped else "未发货",
-        "mallRemark": item.mall_remark,
+        "urgentType": urgent,
         "actions": list(item.actions),
-        "version": item.version,
-        "platformJoined": item.state == "platform",
-        "proofStatus": item.proof_status,
-        "proofExpireRemainTime": remaining(item.proof_deadline, now) if item.proof_pending else None,
+        "thumbUrl": f"/static/thumb.svg?id={item.id}",
+        "goodsName": item.goods_name,
+        "goodsNumber": item.goods_number,
+        "goodsSpec": item.goods_spec,
+        "tagTipList": [],
+        "receiveAmount": item.order_amount,
+        "refundAmount": item.refund_amount,
+        "serveTagDesc": "",
+        "sellerAfterSalesShippingStatusDesc": "已发货" if item.shipped else "未发货",
+        "rejectChatTipDesc": "",
+        "rejectChatTipExpireRemainTime": 0,
+        "reverseTrackingNumber": item.tracking,
+        "mallRemark": item.mall_remark,
     }
+    if code == 4:
+        row["lastOperator"] = LAST_OPERATOR_MERCHANT
     return row
 
 

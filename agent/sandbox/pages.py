@@ -7,23 +7,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from html import escape
+from typing import TYPE_CHECKING
 
 from agent.sandbox import items as it
+
+if TYPE_CHECKING:
+    from agent.sandbox.backend import Settings
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BEAST_VERSION = "5-111-0"  # beast-core component classes carry a version, not a hash
 
 # CSS-module names used by the workbench; each gets `__<hash>` per build, as in a real bundle.
+# Row, header and amount modules are PDD's (mms-live-2026.md §C, high); the board, filter and toast
+# modules are the sandbox's names.
 MODULE_CLASSES = (
     "after-sales-table_table", "after-sales-table_order_item", "after-sales-table_item_cell",
     "after-sales-table_checkbox_wrap", "after-sales-table_body",
-    "table-item-header_header", "table-item-header_label", "table-item-header_sn",
-    "table-item-header_apply_time", "table-item-header_time",
-    "order-info_main", "order-info_sub", "order-info_thumb", "order-info_wrap",
-    "amount_dotted", "amount_refund",
+    "table-item-header_item_header", "table-item-header_label", "table-item-header_sn",
+    "table-item-header_apply_timestamp", "table-item-header_apply_time",
+    "table-item-header_expiration", "table-item-header_time", "table-item-header_expired",
+    "table-item-order-info_main", "table-item-order-info_sub", "table-item-order-info_wrap",
+    "table-item-amount_received", "table-item-amount_refund", "table-item-amount_dotted",
     "aftersale-data_board", "aftersale-data_item", "aftersale-data_label", "aftersale-data_value",
-    "quick-filter_wrap", "pagination_wrap", "pagination_total", "toast_wrap", "empty_tip",
+    "quick-filter_wrap", "toast_wrap", "empty_tip", "floating-captcha_wrap",
+)
+# The 「售后数据」 header counters: label -> queryWaitHandleCount result key (§B, high)
+HEADER_COUNTERS = (
+    ("24小时内将逾期订单数", "expiringNum"), ("24小时内待商家举证", "expireIn24HoursWaitSellerProof"),
+    ("24小时内平台同意退款", "refundedByPlatformLast24Hours"), ("24小时内将逾期工单数", "expireIn24HoursTicketNum"),
 )
 
 
@@ -86,41 +99,59 @@ def chrome(shop_name: str, username: str, main: str) -> str:
 
 
 def login_page() -> str:
+    """The login page as the live bundle builds it (mms-live-2026.md §H): tabs, the canvas QR, the
+    password form with its error element, the SMS step, the picture and slider captchas, risk screens."""
     css = """
 .login-center{width:420px;margin:80px auto;background:#fff;padding:28px 36px;border-radius:8px;box-shadow:0 2px 12px #0001}
-.login-tab{display:flex;gap:24px;margin-bottom:20px;font-size:16px}
-.login-tab div{cursor:pointer;padding-bottom:6px}
-.login-tab div.active{color:#e02e24;border-bottom:2px solid #e02e24}
-.password-section input,.sms-section input{display:block;width:100%;box-sizing:border-box;margin:10px 0;padding:10px;border:1px solid #d5d5d5;border-radius:4px}
+.login-tab .operationTabs{display:flex;gap:24px;margin-bottom:20px;font-size:16px}
+.login-tab .item{cursor:pointer;padding-bottom:6px}
+.login-tab .item.checked{color:#e02e24;border-bottom:2px solid #e02e24}
+.info-content input,.sms-verify input,.picture-captcha input{display:block;width:100%;box-sizing:border-box;margin:10px 0;padding:10px;border:1px solid #d5d5d5;border-radius:4px}
 .password-section button{width:100%;margin-top:8px}
-.login-error{color:#e02e24;min-height:20px;margin-top:8px}
-.qr-section img{width:200px;height:200px;display:block;margin:10px auto}
-.qr-tip{text-align:center;color:#9c9c9c}
+.info-error-text,.msg-input-error{color:#e02e24;min-height:20px;display:block;margin-top:8px}
+.qr-code{position:relative;width:200px;height:200px;margin:10px auto}
+.qr-code canvas{width:200px;height:200px;display:block}
+.qr-mask{position:absolute;inset:0;background:#fffe;display:flex;flex-direction:column;align-items:center;justify-content:center}
+.qr-tip,.qr-status{text-align:center;color:#9c9c9c}
+.account-risk{color:#e02e24;padding:12px 0}
 [data-testid=beast-core-modal]{position:fixed;inset:0;background:#0006;display:flex;align-items:center;justify-content:center}
 .modal-body{background:#fff;padding:20px;border-radius:8px;text-align:center}
 .hidden{display:none !important}
 """
     body = """
 <div class="login-center">
-  <div class="login-tab">
-    <div class="Common_item__3diIn active" data-tab="qrcode">扫码登录</div>
-    <div class="Common_item__3diIn" data-tab="account">账号登录</div>
+  <div class="login-tab"><div class="tab-operate"><div class="operationTabs">
+    <div class="item checked" data-tab="qrcode">扫码登录</div>
+    <div class="item" data-tab="account">账号登录</div>
+  </div></div></div>
+  <div class="scan-login-container" data-section="qrcode">
+    <div class="qr-code"><canvas width="200" height="200" aria-label="登录二维码"></canvas>
+      <div class="qr-mask hidden"><p class="qr-mask-text">二维码已失效</p>
+        <button type="button" class="qr-refresh">点击刷新</button></div></div>
+    <p class="qr-status"></p>
+    <p class="qr-tip">打开拼多多商家版App扫码登录</p>
   </div>
-  <section class="qr-section" data-section="qrcode">
-    <img class="qr-code" alt="登录二维码">
-    <p class="qr-tip">请使用拼多多商家版App扫码登录</p>
-  </section>
-  <section class="password-section hidden" data-section="account">
-    <input id="usernameId" placeholder="请输入账号名/手机号" autocomplete="username">
-    <input id="passwordId" type="password" placeholder="请输入密码" autocomplete="current-password">
-    <div class="sms-section hidden">
-      <input placeholder="请输入短信验证码" maxlength="6">
-      <button type="button" class="secondary sms-send">获取验证码</button>
-      <button type="button" class="sms-confirm">确定</button>
+  <div class="password-section hidden" data-section="account">
+    <div class="info-content">
+      <input id="usernameId" placeholder="请输入账号名/手机号" autocomplete="username">
+      <input id="passwordId" type="password" placeholder="请输入密码" autocomplete="current-password">
     </div>
+    <div class="info-danger-warn"><div class="info-danger-container"><span class="info-error-text"></span></div></div>
     <button type="button" data-testid="beast-core-button" class="login-submit">登录</button>
-    <div class="login-error" role="alert"></div>
-  </section>
+    <div class="account-risk hidden"></div>
+  </div>
+  <div class="sms-verify hidden">
+    <div class="sms-title">为了您的账号安全，请验证手机号后继续登录</div>
+    <input placeholder="请输入短信验证码" maxlength="6">
+    <button type="button" class="secondary sms-send">获取验证码</button>
+    <div class="verify-error-container"><span class="msg-input-error"></span></div>
+    <button type="button" class="sms-confirm">确定</button>
+  </div>
+</div>
+<div data-testid="beast-core-modal" class="picture-captcha hidden">
+  <div class="modal-body"><div class="captcha-title">请先输入图形验证码</div>
+    <img class="picture-captcha-img" alt="图形验证码" width="120" height="40">
+    <input placeholder="请输入图形验证码" maxlength="6"></div>
 </div>
 <div data-testid="beast-core-modal" class="captcha-modal hidden">
   <div class="modal-body"><div class="captcha-title">安全验证</div>
@@ -133,10 +164,11 @@ def login_page() -> str:
 
 
 def counters_html(counters: dict[str, int], cls: dict[str, str]) -> str:
+    """Label, value, 「单」 per counter (§B); `counters` is queryWaitHandleCount's result."""
     parts = [
         f"<div class=\"{cls['aftersale-data_item']}\"><span class=\"{cls['aftersale-data_label']}\">"
-        f"{escape(label)}</span> <span class=\"{cls['aftersale-data_value']}\">{n}</span>单</div>"
-        for label, n in counters.items()
+        f"{escape(label)}</span> <span class=\"{cls['aftersale-data_value']}\">{counters.get(key, 0)}</span>单</div>"
+        for label, key in HEADER_COUNTERS
     ]
     return f"<div class=\"{cls['aftersale-data_board']}\" data-section=\"aftersale-data\">售后数据{''.join(parts)}</div>"
 
@@ -162,16 +194,23 @@ def setup_page(shop_name: str, username: str) -> str:
     return page("售后设置", chrome(shop_name, username, main))
 
 
-def workbench_page(
-    shop_name: str, username: str, build: str, filter_codes: dict[str, int], all_code: int, counters: dict[str, int]
-) -> str:
-    cls = class_map(build)
+def workbench_page(shop_name: str, username: str, settings: Settings) -> str:
+    cls = class_map(settings.build)
     config = {
         "classes": cls,
         "beast": BEAST_VERSION,
-        "filters": [{"label": lb, "code": filter_codes[lb], "countKey": it.COUNT_KEYS[lb]} for lb in it.FILTER_LABELS],
-        "allCode": all_code,
-        "counters": counters,
+        # runtime JSS classes of the pagination change with every page load (mms-live-2026.md §G)
+        "jss": secrets.token_hex(3),
+        "filters": [
+            {"label": c.label, "code": settings.filter_codes[c.label], "countKey": c.count_key,
+             "expireSort": c.expire_sort}
+            for c in it.CARDS
+        ],
+        "pageLoadCode": settings.filter_codes["投诉预警"],
+        "headerCounters": HEADER_COUNTERS,
+        "pageSizeChanger": settings.page_size_changer,
+        "quickFilterSort": settings.quick_filter_sort,
+        "waitSellerCode": settings.filter_codes["待商家处理"],
     }
     css = f"""
 .{cls['quick-filter_wrap']}{{display:flex;flex-wrap:wrap;gap:10px;margin:12px 0}}
@@ -180,15 +219,16 @@ def workbench_page(
 .{cls['MmsUiQuickFilter___count']}{{display:block;font-size:20px;font-weight:bold}}
 .{cls['aftersale-data_item']}{{display:inline-block;margin:8px 24px 0 0}}
 .{cls['after-sales-table_order_item']}{{background:#fff;margin-bottom:10px;border:1px solid #eee}}
-.{cls['table-item-header_header']}{{background:#f7f8fa;padding:8px 12px;display:flex;gap:18px;font-size:13px}}
-.{cls['table-item-header_time']}{{color:#e02e24}}
+.{cls['table-item-header_item_header']}{{background:#f7f8fa;padding:8px 12px;display:flex;gap:18px;font-size:13px}}
+.{cls['table-item-header_expired']}{{color:#e02e24}}
 .{cls['after-sales-table_body']}{{display:grid;grid-template-columns:3fr 1fr 1fr 1fr 1.4fr 1fr 2fr 1fr;gap:8px;padding:10px 12px}}
-.{cls['order-info_sub']}{{color:#9c9c9c;font-size:12px}}
-.{cls['pagination_wrap']}{{display:flex;gap:6px;list-style:none;align-items:center;padding:0}}
-.{cls['pagination_wrap']} li{{border:1px solid #ddd;padding:3px 9px;cursor:pointer;background:#fff}}
-.{cls['pagination_wrap']} li[aria-current=page]{{border-color:#e02e24;color:#e02e24}}
-.PGT_disabled_{BEAST_VERSION}{{opacity:.4;pointer-events:none}}
+.{cls['table-item-order-info_sub']}{{color:#9c9c9c;font-size:12px}}
+[data-testid=beast-core-pagination]{{display:flex;gap:6px;list-style:none;align-items:center;padding:0}}
+[data-testid=beast-core-pagination] li{{border:1px solid #ddd;padding:3px 9px;cursor:pointer;background:#fff;position:relative}}
+[data-testid=beast-core-select-dropdown]{{position:absolute;bottom:100%;left:0;background:#fff;border:1px solid #ddd;list-style:none;padding:0;margin:0}}
 .{cls['toast_wrap']}{{position:fixed;top:20px;left:50%;background:#333;color:#fff;padding:8px 16px;border-radius:4px}}
+.{cls['floating-captcha_wrap']}{{position:fixed;inset:0;background:#0006;display:flex;align-items:center;justify-content:center}}
+.{cls['floating-captcha_wrap']} > div{{background:#fff;padding:20px;border-radius:8px;text-align:center}}
 """
     main = (
         "<div class=\"panel\"><h3>售后工作台</h3><div id=\"aftersale-app\" data-loading=\"true\">加载中…</div></div>"

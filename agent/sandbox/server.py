@@ -5,7 +5,6 @@ Stdlib `ThreadingHTTPServer` (HTTP/1.1 keep-alive, TCP_NODELAY); control routes 
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 from collections.abc import Callable
@@ -23,6 +22,9 @@ from agent.sandbox.backend import Backend, Session
 from agent.sandbox.serving import BackgroundServer, QuietHandler, QuietServer
 
 COOKIE_MAX_AGE = 30 * 86400
+CAPTCHA_COOKIE = "mms-mobile-captcha-cookie-token"  # set by the page after a passed captcha (§F)
+# Assumed form of result.uri (the prefix is unknown; `type=1&data=<uuid>` is PDD's, mms-live-2026.md §H)
+QR_URI = "https://mms.pinduoduo.com/scanlogin?type=1&data={uuid}"
 
 _STATIC_TYPES = {".js": "application/javascript; charset=utf-8", ".svg": "image/svg+xml", ".css": "text/css"}
 _THUMB_SVG = (
@@ -115,9 +117,9 @@ class Handler(QuietHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def send_json(self, data: Any, status: int = HTTPStatus.OK) -> None:
+    def send_json(self, data: Any, status: int = HTTPStatus.OK, extra: dict[str, str] | None = None) -> None:
         body = json.dumps(data, ensure_ascii=False).encode("utf-8")
-        self._send(status, body, "application/json;charset=UTF-8")
+        self._send(status, body, "application/json;charset=UTF-8", extra)
 
     def send_html(self, html: str, status: int = HTTPStatus.OK) -> None:
         self._send(status, html.encode("utf-8"), "text/html; charset=utf-8")
@@ -146,14 +148,18 @@ class Handler(QuietHandler):
         return sess
 
     def business_session(self) -> Session | None:
-        """The session for a business API, answering 43001 or 54001 itself when it cannot go on."""
+        """The session for a business API, answering 43001, HTTP 429 or 54001 itself when it cannot go on."""
         sess = self.backend.session_for(self.cookies(), business=True)
         if sess is None:
-            self.send_json(failure(bk.ERR_SESSION, bk.MSG_SESSION))
+            self.send_json(failure(bk.ERR_SESSION, bk.MSG_SESSION), extra={"checklogin": "false"})
             return None
-        limited = self.backend.rate_limited(sess.pass_id)
-        if limited is not None:
-            self.send_json(failure(bk.ERR_RATE, bk.MSG_RATE), status=limited)
+        if self.backend.rate_limited(sess.pass_id):
+            self.send_json(failure(bk.ERR_RATE, bk.MSG_RATE), status=HTTPStatus.TOO_MANY_REQUESTS)
+            return None
+        tokens = [t for t in (self.headers.get("verifyauthtoken"), self.cookies().get(CAPTCHA_COOKIE)) if t]
+        token = self.backend.api_captcha(sess, tokens)
+        if token is not None:
+            self.send_json(failure(bk.ERR_CAPTCHA_API, bk.MSG_CAPTCHA_API, {"verifyAuthToken": token}))
             return None
         return sess
 
@@ -175,7 +181,7 @@ def login_page(h: Handler) -> None:
 def home(h: Handler) -> None:
     sess = h.page_session()
     if sess:
-        counters = h.backend.header_counters(sess.mall_id)
+        counters = h.backend.wait_handle_count(sess.mall_id)
         h.send_html(pages.home_page(h.shop_name(sess), sess.username, counters, h.backend.settings.build))
 
 
@@ -188,9 +194,7 @@ def aftersale_list(h: Handler) -> None:
     if h.query.get("msfrom") != "mms_sidenav" and not same_site and h.backend.blind_redirect():
         h.redirect("/aftersales/setup")
         return
-    s = h.backend.settings
-    counters = h.backend.header_counters(sess.mall_id)
-    h.send_html(pages.workbench_page(h.shop_name(sess), sess.username, s.build, s.filter_codes, s.all_code, counters))
+    h.send_html(pages.workbench_page(h.shop_name(sess), sess.username, h.backend.settings))
 
 
 def setup(h: Handler) -> None:
@@ -212,9 +216,9 @@ def detail(h: Handler) -> None:
         return
     now = h.backend.clock.now()
     with h.backend.lock:
-        it.apply_time(item, now)
+        it.apply_time(item, now, h.backend.settings.refund_lag)
         row = it.to_row(item, now)
-    remain = row["expireRemainTime"] if row["expireRemainTime"] is not None else row["proofExpireRemainTime"]
+    remain = row["expireRemainTime"] if row["expireActionDesc"] else None
     h.send_html(pages.detail_page(shop.name, sess.username, row, remain))
 
 
@@ -232,11 +236,21 @@ def static(h: Handler) -> None:
 
 
 # ---- login APIs -----------------------------------------------------------------------------
+def password_encrypt(h: Handler) -> None:
+    nonce, key = h.backend.password_key()
+    h.send_json(envelope({"passwordEncrypt": nonce, "publicKey": key}))
+
+
 def auth(h: Handler) -> None:
     body = h.json_body()
     device = h.ensure_device()
+    password = h.backend.decrypt_password(str(body.get("password", "")), str(body.get("passwordEncrypt", "")))
+    if password is None:
+        h.send_json(failure(bk.ERR_PARAM, bk.MSG_PARAM))
+        return
     res = h.backend.password_login(
-        str(body.get("username", "")), str(body.get("password", "")), device, str(body.get("verificationCode", ""))
+        str(body.get("username", "")), password, device,
+        sms_code=str(body.get("mobileVerifyCode") or ""), picture_code=str(body.get("verificationCode") or ""),
     )
     if res.ok and res.session:
         h.set_session_cookies(res.session)
@@ -244,39 +258,54 @@ def auth(h: Handler) -> None:
         return
     extra: dict[str, Any] = {}
     if res.need_sms:
-        extra["needSms"] = True
+        extra["needSms"] = True  # assumed marker of the SMS step
     if res.captcha_ticket:
         extra["captchaTicket"] = res.captcha_ticket
     h.send_json(failure(res.code, res.message, extra or None))
 
 
 def send_sms(h: Handler) -> None:
-    code = h.backend.send_sms(str(h.json_body().get("username", "")))
+    body = h.json_body()
+    if body.get("type") != bk.SMS_TYPE_LOGIN:
+        h.send_json(failure(bk.ERR_PARAM, bk.MSG_PARAM))
+        return
+    code = h.backend.send_sms(str(body.get("username", "")))
     h.send_json(envelope({"sent": True}) if code else failure(bk.ERR_PASSWORD, "账号不存在"))
 
 
+def picture_captcha(h: Handler) -> None:
+    h._send(HTTPStatus.OK, resources.files("agent.sandbox").joinpath("static", "captcha.svg").read_bytes(),
+            "image/svg+xml")
+
+
 def captcha_status(h: Handler) -> None:
+    """Sandbox only: has a human passed this slider ticket or 54001 verifyAuthToken? (the pages poll it)"""
+    ticket = h.query.get("ticket", "")
     with h.backend.lock:
-        passed = h.backend.captcha_tickets.get(h.query.get("ticket", ""), False)
+        if ticket == "picture":  # the picture captcha a human types (sandbox: solved by the control API)
+            passed = not h.backend.picture_armed
+        else:
+            passed = h.backend.captcha_tickets.get(ticket, False) or bool(h.backend.verify_tokens.get(ticket))
     h.send_json(envelope({"passed": passed}))
 
 
 def qr_create(h: Handler) -> None:
-    h.send_json(envelope({"token": h.backend.new_qr().token}))
+    tok = h.backend.new_qr()
+    fingerprint = secrets.token_hex(8)
+    h.send_json(envelope({"uri": QR_URI.format(uuid=tok.token)}), extra={"ETag": fingerprint})
 
 
-def qr_image(h: Handler) -> None:
-    token = h.query.get("token", "")
-    if token not in h.backend.qr_tokens:
-        h.send_text(HTTPStatus.NOT_FOUND, "unknown token")
+def qr_matrix(h: Handler) -> None:
+    """Sandbox only: the QR modules of `data` for the page's canvas (the live page draws with qrcode.react)."""
+    qr = segno.make(h.query.get("data", ""), error="m")
+    h.send_json({"rows": ["".join("1" if m else "0" for m in row) for row in qr.matrix]})
+
+
+def qr_query(h: Handler) -> None:
+    status, sess, blocked = h.backend.qr_status(str(h.json_body().get("data", "")))
+    if blocked:
+        h.send_json(failure(blocked, bk.BLOCKED_LOGIN[blocked]))
         return
-    buf = io.BytesIO()
-    segno.make(f"pdd-sandbox-login:{token}", error="m").save(buf, kind="png", scale=6, border=2)
-    h._send(HTTPStatus.OK, buf.getvalue(), "image/png")
-
-
-def qr_status(h: Handler) -> None:
-    status, sess = h.backend.qr_status(h.query.get("token", ""))
     if sess:
         h.set_session_cookies(sess)
     h.send_json(envelope({"status": status}))
@@ -307,15 +336,21 @@ def query_list(h: Handler) -> None:
     try:
         result = h.backend.query_list(sess.mall_id, h.json_body())
     except (ValueError, TypeError):
-        h.send_json(failure(40002, "参数错误"))  # assumed code for a bad request body
+        h.send_json(failure(bk.ERR_PARAM, bk.MSG_PARAM))
         return
     h.send_json(envelope(result))
 
 
 def query_count(h: Handler) -> None:
-    sess = h.business_session()
+    sess = h.business_session()  # the page sends no body (mms-live-2026.md §B)
     if sess:
         h.send_json(envelope(h.backend.query_count(sess.mall_id)))
+
+
+def query_wait_handle_count(h: Handler) -> None:
+    sess = h.business_session()
+    if sess:
+        h.send_json(envelope(h.backend.wait_handle_count(sess.mall_id)))
 
 
 ROUTES: dict[tuple[str, str], Callable[[Handler], None]] = {
@@ -325,17 +360,20 @@ ROUTES: dict[tuple[str, str], Callable[[Handler], None]] = {
     ("GET", "/aftersales/aftersale_list"): aftersale_list,
     ("GET", "/aftersales/setup"): setup,
     ("GET", "/aftersales-ssr/detail"): detail,
+    ("GET", "/janus/api/queryPasswordEncrypt"): password_encrypt,
     ("POST", "/janus/api/auth"): auth,
-    ("POST", "/janus/api/user/getLoginVerificationCode"): send_sms,
+    ("POST", "/janus/api/mobile/sendVerificationCode"): send_sms,
+    ("GET", "/janus/api/getCaptchaCode"): picture_captcha,
     ("GET", "/janus/api/captcha/status"): captcha_status,
-    ("POST", "/janus/api/qrcode/create"): qr_create,
-    ("GET", "/janus/api/qrcode/image"): qr_image,
-    ("GET", "/janus/api/qrcode/status"): qr_status,
+    ("POST", "/janus/api/scan/login/qrcode"): qr_create,
+    ("POST", "/janus/api/scan/login/query"): qr_query,
+    ("GET", "/static/qrmatrix"): qr_matrix,
     ("GET", "/janus/api/checkLogin"): check_login,
     ("POST", "/janus/api/checkLogin"): check_login,
     ("POST", "/janus/api/new/userinfo"): userinfo,
     ("POST", "/mercury/mms/afterSales/queryList"): query_list,
     ("POST", "/mercury/mms/afterSales/queryCount"): query_count,
+    ("POST", "/mercury/merchant/afterSales/queryWaitHandleCount"): query_wait_handle_count,
 }
 for _name in ("login.js", "workbench.js", "captcha.svg", "thumb.svg"):
     ROUTES[("GET", f"/static/{_name}")] = static

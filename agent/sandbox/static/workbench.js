@@ -1,9 +1,18 @@
-// Sandbox after-sales workbench (售后工作台): a small single-page app over queryCount/queryList.
+// Sandbox after-sales workbench (售后工作台): a small single-page app built like PDD's 2026-03 bundle
+// (mms-live-2026.md §A-C, F, G): 9 cards, ?searchType=N, queryCount without a body, the header counters from
+// queryWaitHandleCount, the countdown markup, beast-core pagination with a custom page-size Select, and the
+// floating captcha on 54001.
 (function () {
   "use strict";
-  var B = window.__MMS_BUILD__, C = function (n) { return B.classes[n]; }, V = B.beast;
+  var B = window.__MMS_BUILD__, C = function (n) { return B.classes[n]; }, V = B.beast, J = B.jss;
   var app = document.getElementById("aftersale-app");
-  var st = { code: B.allCode, page: 1, size: 10, total: 0, rows: [], fetchedAt: 0, counts: {} };
+  var fromUrl = parseInt(new URLSearchParams(location.search).get("searchType"), 10);
+  var st = {
+    body: { pageNumber: 1, pageSize: 10, quickSearchType: fromUrl || B.pageLoadCode, orderByCreatedAtDesc: true,
+      mallRemarkStatus: null, mallRemarkTag: null },
+    total: 0, rows: [], fetchedAt: 0, counts: {}, header: {}, sizeOpen: false
+  };
+  var TYPE_NAMES = { 1: "仅退款", 2: "退货退款", 3: "换货", 4: "补寄" };
 
   function el(tag, cls, text, attrs) {
     var e = document.createElement(tag);
@@ -17,16 +26,49 @@
     document.body.appendChild(t);
     setTimeout(function () { t.remove(); }, 3000);
   }
-  function api(path, body) {
+  // PDD's fetch plugins: 54001 raises the floating captcha and retries once a human passed it (§F).
+  function floatingCaptcha(token) {
+    return new Promise(function (resolve) {
+      var wrap = el("div", C("floating-captcha_wrap"), null, { "data-testid": "beast-core-modal" });
+      var box = el("div");
+      box.appendChild(el("div", null, "安全验证"));
+      box.appendChild(el("img", null, null, { src: "/static/captcha.svg", width: 280, height: 150, alt: "拼图" }));
+      box.appendChild(el("p", null, "请向右滑块完成拼图"));
+      wrap.appendChild(box);
+      document.body.appendChild(wrap);
+      var timer = setInterval(function () {
+        fetch("/janus/api/captcha/status?ticket=" + encodeURIComponent(token), { credentials: "same-origin" })
+          .then(function (r) { return r.json(); })
+          .then(function (d) {
+            if (d.result && d.result.passed) {
+              clearInterval(timer);
+              wrap.remove();
+              window.__VerifyAuthToken__ = token;
+              document.cookie = "mms-mobile-captcha-cookie-token=" + token + "; path=/; max-age=600";
+              resolve(token);
+            }
+          });
+      }, 1000);
+    });
+  }
+  function api(path, body, token) {
+    var headers = {};
+    if (body !== undefined) { headers["Content-Type"] = "application/json"; }
+    if (token) { headers.verifyauthtoken = token; }
     return fetch(path, {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+      method: "POST", credentials: "same-origin", headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body)
     }).then(function (r) {
-      return r.json().catch(function () { return { success: false, errorCode: r.status, errorMsg: "系统繁忙，请稍后再试" }; });
-    }).then(function (d) {
+      return r.json().catch(function () { return { success: false, errorCode: r.status, errorMsg: "系统繁忙，请稍后再试" }; })
+        .then(function (d) { return { d: d, r: r }; });
+    }).then(function (x) {
+      var d = x.d, r = x.r;
       if (d.success) { return d.result; }
-      if (d.errorCode === 43001) {
+      if ((d.errorCode === 43001 && r.headers.get("checklogin") === "false") ||
+          (d.errorCode === 40001 && (r.status === 429 || r.status === 403))) {
         location.href = "/login?redirectUrl=" + encodeURIComponent(location.href);
+      } else if (d.errorCode === 54001 && d.result && d.result.verifyAuthToken) {
+        return floatingCaptcha(d.result.verifyAuthToken).then(function (t) { return api(path, body, t); });
       } else { toast(d.errorMsg || "系统繁忙，请稍后再试"); }
       throw new Error(d.errorMsg || "request failed");
     });
@@ -39,71 +81,84 @@
   function beijing(sec) { return new Date((sec + 8 * 3600) * 1000).toISOString().slice(0, 19).replace("T", " "); }
   function yuan(fen) { return "¥" + (fen / 100).toFixed(2); }
   function elapsed() { return Math.floor((performance.now() - st.fetchedAt) / 1000); }
+  // <div class=expiration>（<Ellipsis><span class=time>…</span>{expireActionDesc without ${time}}</Ellipsis>）</div>
   function countdown(row) {
-    if (row.expireRemainTime !== null && row.expireRemainTime !== undefined) {
-      var noTrack = (row.expireActionDesc || "").indexOf("物流无退回轨迹") >= 0;
-      return "（" + dhms(row.expireRemainTime - elapsed()) + (noTrack ? "物流无退回轨迹" : "未处理") + "，系统将自动退款）";
-    }
-    if (row.proofExpireRemainTime !== null && row.proofExpireRemainTime !== undefined) {
-      return "（" + dhms(row.proofExpireRemainTime - elapsed()) + "内未举证，平台将判定商家责任）";
-    }
-    return null;
+    var desc = row.expireActionDesc || "";
+    if (desc === "") { return null; }
+    var left = row.expireRemainTime > 0 ? row.expireRemainTime - elapsed() : 0;
+    // Assumption: urgentType 1-3 adds the `expired` module class (red); the markup of 「（已逾期）」 is unknown.
+    var red = [1, 2, 3].indexOf(row.urgentType) >= 0 || left <= 0;
+    var box = el("div", C("table-item-header_expiration") + (red ? " " + C("table-item-header_expired") : ""));
+    if (left <= 0) { box.textContent = "（已逾期）"; return box; }
+    box.appendChild(document.createTextNode("（"));
+    var ell = el("span", "ELP_ellipsis_" + V);
+    ell.appendChild(el("span", C("table-item-header_time"), dhms(left)));
+    ell.appendChild(document.createTextNode(desc.replace("${time}", "")));
+    box.appendChild(ell);
+    box.appendChild(document.createTextNode("）"));
+    return box;
   }
 
   function renderBoard(root) {
     var board = el("div", C("aftersale-data_board"), null, { "data-section": "aftersale-data" });
     board.appendChild(el("strong", null, "售后数据 "));
-    var c = st.counts;
-    var values = [["24小时内将逾期订单数", c.expireIn24HoursWaitHandle], ["24小时内待商家举证", c.expireIn24HoursWaitProof],
-      ["24小时内平台同意退款", B.counters["24小时内平台同意退款"]], ["24小时内将逾期工单数", B.counters["24小时内将逾期工单数"]]];
-    values.forEach(function (v) {
+    B.headerCounters.forEach(function (v) {
       var item = el("div", C("aftersale-data_item"));
       item.appendChild(el("span", C("aftersale-data_label"), v[0]));
       item.appendChild(document.createTextNode(" "));
-      item.appendChild(el("span", C("aftersale-data_value"), v[1] || 0));
+      item.appendChild(el("span", C("aftersale-data_value"), st.header[v[1]] || 0));
       item.appendChild(document.createTextNode("单"));
       board.appendChild(item);
     });
     root.appendChild(board);
   }
+  function pick(f) {
+    // A card click: {pageNumber:1, searchText:undefined, quickSearchType:N} plus the card's sort flag (§A)
+    var b = {};
+    Object.keys(st.body).forEach(function (k) { if (k !== "orderByExpireTimeAsc") { b[k] = st.body[k]; } });
+    b.pageNumber = 1; b.searchText = undefined; b.quickSearchType = f.code;
+    if (f.expireSort) { b.orderByExpireTimeAsc = true; }
+    st.body = b;
+    load();
+  }
   function renderCards(root) {
     var wrap = el("div", C("quick-filter_wrap"));
     B.filters.forEach(function (f) {
-      var checked = st.code === f.code ? " CAD_beastCardChecked_" + V : "";
+      var checked = st.body.quickSearchType === f.code ? " CAD_beastCardChecked_" + V : "";
       var card = el("div", "CAD_card_" + V + checked, null, { "data-testid": "beast-core-card" });
       card.appendChild(el("span", C("MmsUiQuickFilter___label"), f.label));
       card.appendChild(el("span", C("MmsUiQuickFilter___count"), st.counts[f.countKey] || 0));
-      card.addEventListener("click", function () { st.code = f.code; st.page = 1; load(); });
+      card.addEventListener("click", function () { pick(f); });
       wrap.appendChild(card);
     });
     root.appendChild(wrap);
   }
   function renderRow(row) {
-    var item = el("div", C("after-sales-table_order_item"), null, { "data-id": row.id });
-    var head = el("div", C("table-item-header_header"));
+    var item = el("div", C("after-sales-table_order_item"));
+    var head = el("div", C("table-item-header_item_header"));
     head.appendChild(el("label", C("after-sales-table_checkbox_wrap"), null, { "data-checked": "false" }));
     head.appendChild(el("span", C("table-item-header_label"), "订单编号："));
     head.appendChild(el("span", C("table-item-header_sn"), row.orderSn));
-    var apply = el("div", C("table-item-header_apply_time"), "申请时间: ");
-    apply.appendChild(el("span", null, beijing(row.createdAt)));
+    // Assumption: the apply time is a span of module class apply_time inside apply_timestamp
+    var apply = el("div", C("table-item-header_apply_timestamp"), "申请时间：");
+    apply.appendChild(el("span", C("table-item-header_apply_time"), beijing(row.createdAt)));
     head.appendChild(apply);
     var cd = countdown(row);
-    if (cd) { head.appendChild(el("span", C("table-item-header_time"), cd)); }
+    if (cd) { head.appendChild(cd); }
     item.appendChild(head);
     var body = el("div", C("after-sales-table_body"));
     var cells = [];
     for (var i = 0; i < 8; i++) { cells.push(el("div", C("after-sales-table_item_cell"))); body.appendChild(cells[i]); }
-    var info = el("div", C("order-info_wrap"));
-    info.appendChild(el("div", C("order-info_main"), row.goodsName));
-    info.appendChild(el("div", C("order-info_sub"), row.goodsSpec + " ×" + row.goodsNumber));
+    var info = el("div", C("table-item-order-info_wrap"));
+    info.appendChild(el("div", C("table-item-order-info_main"), row.goodsName));
+    info.appendChild(el("div", C("table-item-order-info_sub"), row.goodsSpec + " ×" + row.goodsNumber));
     cells[0].appendChild(info);
-    cells[1].appendChild(el("div", C("amount_dotted"), "实收：" + yuan(row.orderAmount)));
-    cells[1].appendChild(el("div", C("amount_refund"), "退款：" + yuan(row.refundAmount)));
+    cells[1].appendChild(el("div", C("table-item-amount_received"), "实收：" + yuan(row.receiveAmount)));
+    cells[1].appendChild(el("div", C("table-item-amount_refund"), "退款：" + yuan(row.refundAmount)));
     cells[2].textContent = row.sellerAfterSalesShippingStatusDesc;
-    cells[3].textContent = row.afterSalesTypeName;
+    cells[3].textContent = TYPE_NAMES[row.afterSalesType] || "售后";
     cells[4].textContent = row.afterSalesTitle;
-    if (row.proofStatus) { cells[4].appendChild(el("div", null, row.proofStatus)); }
-    cells[5].textContent = row.mallRemark || "-";
+    cells[5].textContent = row.rejectChatTipDesc || "-";
     cells[6].textContent = row.afterSalesReasonDesc;
     var link = el("a", null, "查看详情", {
       href: "/aftersales-ssr/detail?id=" + encodeURIComponent(row.id) + "&orderSn=" + encodeURIComponent(row.orderSn),
@@ -113,33 +168,47 @@
     item.appendChild(body);
     return item;
   }
+  function goPage(p) { st.body.pageNumber = p; load(); }
   function renderPager(root) {
-    var pages = Math.max(1, Math.ceil(st.total / st.size));
-    var ul = el("ul", C("pagination_wrap"), null, { "data-testid": "beast-core-pagination" });
-    ul.appendChild(el("li", C("pagination_total"), "共 " + st.total + " 条"));
+    var size = st.body.pageSize, cur = st.body.pageNumber, pages = Math.max(1, Math.ceil(st.total / size));
+    var ul = el("ul", "PGT_outerWrapper_" + J, null,
+      { "data-testid": "beast-core-pagination", "data-status": "beast-core-pagination-" + size + "-" + cur });
+    ul.appendChild(el("li", "PGT_totalText_" + J, "共有 " + st.total + " 条"));
     function li(testid, cls, text, target, disabled) {
-      var n = el("li", cls + (disabled ? " PGT_disabled_" + V : ""), text, { "data-testid": testid });
-      if (!disabled) { n.addEventListener("click", function () { st.page = target; load(); }); }
+      var n = el("li", cls + (disabled ? " PGT_disabled_" + J : ""), text, { "data-testid": testid });
+      if (!disabled) { n.addEventListener("click", function () { goPage(target); }); }
       ul.appendChild(n);
       return n;
     }
-    li("beast-core-pagination-prev", "PGT_prev_" + V, "上一页", st.page - 1, st.page <= 1);
-    var first = Math.max(1, Math.min(st.page - 3, pages - 6)), last = Math.min(pages, first + 6);
+    li("beast-core-pagination-prev", "PGT_prev_" + J, "上一页", cur - 1, cur <= 1);
+    var first = Math.max(1, Math.min(cur - 3, pages - 6)), last = Math.min(pages, first + 6);
     for (var p = first; p <= last; p++) {
-      var n = li("beast-core-pagination-item", "PGT_pagerItem_" + V + (p === st.page ? " PGT_pagerItemActive_" + V : ""), p, p, false);
-      if (p === st.page) { n.setAttribute("aria-current", "page"); }
+      li("beast-core-pagination-item", "PGT_pagerItem_" + J + (p === cur ? " PGT_pagerItemActive_" + J : ""), p, p, false);
     }
-    li("beast-core-pagination-next", "PGT_next_" + V, "下一页", st.page + 1, st.page >= pages);
-    var sizeLi = el("li", "PGT_sizeChanger_" + V);
-    var sel = el("select", null, null, { "data-testid": "beast-core-pagination-size" });
-    [10, 20, 50, 100].forEach(function (s) {
-      var o = el("option", null, s + " 条/页", { value: s });
-      if (s === st.size) { o.selected = true; }
-      sel.appendChild(o);
-    });
-    sel.addEventListener("change", function () { st.size = parseInt(sel.value, 10); st.page = 1; load(); });
-    sizeLi.appendChild(sel);
-    ul.appendChild(sizeLi);
+    li("beast-core-pagination-next", "PGT_next_" + J, "下一页", cur + 1, cur >= pages);
+    if (B.pageSizeChanger) {
+      // beast-core Select: a custom dropdown, not <select> (§G, high); its inner markup is assumed
+      var sizeLi = el("li", "PGT_sizeChanger_" + J);
+      var sel = el("div", "ST_outerWrapper_" + J, null, { "data-testid": "beast-core-select" });
+      var headEl = el("div", "ST_head_" + J, null, { "data-testid": "beast-core-select-header" });
+      headEl.appendChild(el("input", "IPT_input_" + J, null, { readonly: "readonly", value: size + " 条/页" }));
+      sel.appendChild(headEl);
+      sel.addEventListener("click", function (ev) { ev.stopPropagation(); st.sizeOpen = !st.sizeOpen; render(); });
+      sizeLi.appendChild(sel);
+      if (st.sizeOpen) {
+        var dd = el("ul", "ST_dropdown_" + J, null, { "data-testid": "beast-core-select-dropdown" });
+        [10, 20, 50, 100].forEach(function (s) {
+          var o = el("li", "ST_option_" + J + (s === size ? " ST_optionActive_" + J : ""), s + " 条/页",
+            { "data-testid": "beast-core-select-option" });
+          o.addEventListener("click", function (ev) {
+            ev.stopPropagation(); st.sizeOpen = false; st.body.pageSize = s; st.body.pageNumber = 1; load();
+          });
+          dd.appendChild(o);
+        });
+        sizeLi.appendChild(dd);
+      }
+      ul.appendChild(sizeLi);
+    }
     root.appendChild(ul);
   }
   function render() {
@@ -158,15 +227,15 @@
   function tick() {
     var nodes = app.querySelectorAll("[class*='after-sales-table_order_item']");
     nodes.forEach(function (node, i) {
-      var row = st.rows[i], span = node.querySelector("[class*='table-item-header_time']"), cd = row && countdown(row);
-      if (span && cd) { span.textContent = cd; }
+      var row = st.rows[i], old = node.querySelector("[class*='table-item-header_expiration']");
+      var cd = row && countdown(row);
+      if (old && cd) { old.replaceWith(cd); }
     });
   }
   function load() {
     app.dataset.loading = "true";
-    var body = { pageSize: st.size, pageNumber: st.page, quickSearchType: st.code, orderByCreatedAtDesc: true,
-      mallRemarkStatus: null, mallRemarkTag: null };
-    return api("/mercury/mms/afterSales/queryCount", {}).then(function (counts) {
+    var body = st.body;
+    return api("/mercury/mms/afterSales/queryCount").then(function (counts) {
       st.counts = counts;
       return api("/mercury/mms/afterSales/queryList", body);
     }).then(function (res) {
@@ -174,6 +243,15 @@
       render();
     }).catch(function () { app.dataset.loading = "false"; });
   }
+  document.addEventListener("click", function () { if (st.sizeOpen) { st.sizeOpen = false; render(); } });
   setInterval(tick, 1000);
-  load();
+  api("/mercury/merchant/afterSales/queryWaitHandleCount", {}).then(function (h) { st.header = h; render(); })
+    .catch(function () {});
+  load().then(function () {
+    // gray key front_end_quick_filter_sort (§A): with no complaint warnings but items waiting, go to 待商家处理
+    if (B.quickFilterSort && !fromUrl && !st.counts.complainWarning && st.counts.waitSellerHandle > 0) {
+      var f = B.filters.filter(function (x) { return x.code === B.waitSellerCode; })[0];
+      if (f) { pick(f); }
+    }
+  });
 })();
