@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,9 +44,19 @@ class Sandbox:
         """An httpx client logged in through the password API (no browser)."""
         c = self.client()
         c.get("/login/")
-        r = c.post("/janus/api/auth", json={"username": username, "password": password}).json()
+        r = auth(c, username, password)
         assert r["success"], r
         return c
+
+
+def auth(c: httpx.Client, username: str, password: str, **extra: Any) -> dict[str, Any]:
+    """POST /janus/api/auth as the login page does: queryPasswordEncrypt first, then the encoded password
+    (the sandbox's stand-in for PDD's RSA: base64 of "<passwordEncrypt>:<password>")."""
+    key = c.get("/janus/api/queryPasswordEncrypt").json()["result"]
+    nonce = key["passwordEncrypt"]
+    encoded = base64.b64encode(f"{nonce}:{password}".encode()).decode()
+    body = {"username": username, "password": encoded, "passwordEncrypt": nonce, **extra}
+    return dict(c.post("/janus/api/auth", json=body).json())
 
 
 @pytest.fixture

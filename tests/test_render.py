@@ -202,7 +202,7 @@ def test_most_urgent_first() -> None:
     (lambda: health(ShopState.SMS_REQUIRED),
      ["需要登录：新设备需要短信验证码", "`pdd-agent login --shop 示例旗舰店`"], ["查看详情"]),
     (lambda: health(ShopState.CAPTCHA),
-     ["需要登录：出现滑块验证码", "`pdd-agent login --shop 示例旗舰店 --headed`"], []),
+     ["需要人工验证：登录或查询时出现安全验证", "`pdd-agent login --shop 示例旗舰店 --headed`"], []),
     (lambda: health(ShopState.LOGIN_REQUIRED, qr=True), ["请扫描随后发送的二维码", "--qr`"], []),
     (lambda: health(ShopState.LOGIN_REQUIRED), ["需要登录", "--qr`"], ["二维码，"]),
     (lambda: health(ShopState.LAYOUT_CHANGED),

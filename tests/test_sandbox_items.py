@@ -12,6 +12,7 @@ from agent.sandbox import items as it
 NOW = 1_700_000_000.0
 HOUR = 3600
 DAY = it.DAY
+FILTERS = {c.label: c.select for c in it.CARDS}
 
 
 def raw_item(**over: Any) -> dict[str, Any]:
@@ -120,14 +121,20 @@ def test_pending_item_past_deadline_is_refunded(state: str) -> None:
     assert it.ACTION_TIMEOUT_REFUND in item.actions
     assert item.actions == [1028]
     assert item.close_time == NOW + HOUR  # the deadline, not the moment it was noticed
-    assert item.closed_desc == it.DESC_TIMED_OUT
     assert item.version == 2
     row = it.to_row(item, NOW + 2 * HOUR)
-    assert row["expireActionDesc"] == it.DESC_TIMED_OUT == "超时未处理，系统已自动退款"
+    assert row["expireActionDesc"] == ""  # off the clock: the page shows no countdown
     assert row["actions"] == [1028]
-    assert row["closeTime"] == int((NOW + HOUR) * 1000)
-    assert (row["afterSalesStatus"], row["afterSalesTitle"]) == (10, "退款成功")
-    assert row["expireRemainTime"] is None
+    assert (row["afterSalesStatus"], row["afterSalesTitle"]) == (5, "退款成功")
+    assert row["expireRemainTime"] == 0
+
+
+def test_refund_lag_leaves_an_overdue_row_on_the_list() -> None:
+    item = make(deadline_in=HOUR)
+    assert it.apply_time(item, NOW + HOUR + 30, lag=60) is False
+    row = it.to_row(item, NOW + HOUR + 30)
+    assert (row["expireRemainTime"], row["expireActionDesc"], row["urgentType"]) == (0, it.DESC_AUTO_REFUND, 3)
+    assert it.apply_time(item, NOW + HOUR + 60, lag=60) is True
 
 
 def test_evidence_item_past_proof_deadline_is_refunded() -> None:
@@ -136,12 +143,9 @@ def test_evidence_item_past_proof_deadline_is_refunded() -> None:
     assert item.state == "refunded"
     assert item.actions == [it.ACTION_TIMEOUT_REFUND]
     assert item.close_time == NOW + 3000
-    assert item.closed_desc == it.DESC_PROOF_TIMED_OUT == "逾期未举证，平台判定退款"
     assert not item.proof_pending
     row = it.to_row(item, NOW + DAY)
-    assert row["expireActionDesc"] == it.DESC_PROOF_TIMED_OUT
-    assert row["platformJoined"] is False
-    assert row["proofExpireRemainTime"] is None
+    assert (row["expireActionDesc"], row["expireRemainTime"], row["afterSalesStatus"]) == ("", 0, 5)
 
 
 @pytest.mark.parametrize(
@@ -162,14 +166,12 @@ def test_before_the_deadline_nothing_changes(factory: Any, before: float) -> Non
 
 
 @pytest.mark.parametrize(
-    ("factory", "desc"),
-    [(lambda: make(deadline_in=HOUR), it.DESC_TIMED_OUT), (lambda: evidence(proof_in=HOUR), it.DESC_PROOF_TIMED_OUT)],
-    ids=["pending", "evidence"],
+    "factory", [lambda: make(deadline_in=HOUR), lambda: evidence(proof_in=HOUR)], ids=["pending", "evidence"],
 )
-def test_exactly_at_the_deadline_is_refunded(factory: Any, desc: str) -> None:
+def test_exactly_at_the_deadline_is_refunded(factory: Any) -> None:
     item: it.Item = factory()
     assert it.apply_time(item, NOW + HOUR) is True
-    assert (item.state, item.actions, item.close_time, item.closed_desc) == ("refunded", [1028], NOW + HOUR, desc)
+    assert (item.state, item.actions, item.close_time) == ("refunded", [1028], NOW + HOUR)
 
 
 def test_apply_time_is_idempotent() -> None:
@@ -210,23 +212,22 @@ def test_handle_pending_item(state: str) -> None:
     assert item.close_time == NOW + 60
     assert item.version == 2
     assert not item.pending
-    assert not it.FILTERS["待商家处理"](item, NOW + 60)
+    assert not FILTERS["待商家处理"](item, NOW + 60)
     assert it.apply_time(item, NOW + DAY) is False  # handled in time: no automatic refund
-    assert it.to_row(item, NOW + 60)["expireRemainTime"] is None
+    assert it.to_row(item, NOW + 60)["expireActionDesc"] == ""
 
 
 def test_handle_proof_pending_submits_evidence() -> None:
     item = evidence(proof_in=HOUR)
-    assert it.FILTERS["待商家举证"](item, NOW)
+    assert FILTERS["待商家举证"](item, NOW)
     it.handle(item, NOW + 60)
     assert item.proof_status == it.PROOF_SUBMITTED == "已举证"
     assert item.state == "platform"
     assert item.version == 2
-    assert not it.FILTERS["待商家举证"](item, NOW + 60)
-    assert not it.FILTERS["待举证即将逾期"](item, NOW + 60)
+    assert not FILTERS["待商家举证"](item, NOW + 60)
+    assert not FILTERS["待举证即将逾期"](item, NOW + 60)
     row = it.to_row(item, NOW + 60)
-    assert row["proofStatus"] == "已举证"
-    assert row["proofExpireRemainTime"] is None
+    assert "proofStatus" not in row and row["expireActionDesc"] == ""
     assert it.apply_time(item, NOW + DAY) is False
 
 
@@ -279,9 +280,12 @@ def test_handle_twice_raises() -> None:
             {"afterSalesType": 2, "complaint_risk": True, "buyer_urged": True, "deadline_in": HOUR},
             {"投诉预警", "待处理即将逾期", "待商家处理", "买家催处理", "退货待处理"},
         ),
-        ({"state": "platform", "deadline_in": None, "proof_deadline_in": DAY - 1}, {"待举证即将逾期", "待商家举证"}),
-        ({"state": "platform", "deadline_in": None, "proof_deadline_in": DAY}, {"待商家举证"}),
-        ({"state": "platform", "deadline_in": None}, set()),
+        (
+            {"state": "platform", "deadline_in": None, "proof_deadline_in": DAY - 1},
+            {"待举证即将逾期", "待商家举证", "平台处理中"},
+        ),
+        ({"state": "platform", "deadline_in": None, "proof_deadline_in": DAY}, {"待商家举证", "平台处理中"}),
+        ({"state": "platform", "deadline_in": None}, {"平台处理中"}),
         ({"state": "wait_buyer"}, {"待买家处理"}),
         (
             {
@@ -321,53 +325,39 @@ def test_handle_twice_raises() -> None:
 )
 def test_filter_membership(over: dict[str, Any], labels: set[str]) -> None:
     item = make(**over)
-    assert {label for label, pred in it.FILTERS.items() if pred(item, NOW)} == labels
+    assert {label for label, pred in FILTERS.items() if pred(item, NOW)} == labels
 
 
 def test_filter_boundary_moves_with_time() -> None:
     item = make(deadline_in=DAY + 10)
-    assert not it.FILTERS["待处理即将逾期"](item, NOW)
-    assert not it.FILTERS["待处理即将逾期"](item, NOW + 10)
-    assert it.FILTERS["待处理即将逾期"](item, NOW + 11)
+    assert not FILTERS["待处理即将逾期"](item, NOW)
+    assert not FILTERS["待处理即将逾期"](item, NOW + 10)
+    assert FILTERS["待处理即将逾期"](item, NOW + 11)
 
 
-def test_eight_filters_each_with_a_count_key() -> None:
-    assert len(it.FILTER_LABELS) == 8
-    assert set(it.COUNT_KEYS) == set(it.FILTER_LABELS)
-    assert len(set(it.COUNT_KEYS.values())) == 8
-    assert set(it.DEFAULT_FILTER_CODES) == set(it.FILTER_LABELS)
-    assert it.DEFAULT_ALL_CODE not in it.DEFAULT_FILTER_CODES.values()
+def test_the_nine_live_cards() -> None:
+    """Codes, count keys and sort flags as PDD's bundle has them (mms-live-2026.md §A)."""
+    table = [(c.label, c.code, c.count_key, c.expire_sort) for c in it.CARDS]
+    assert table == [
+        ("投诉预警", 18, "complainWarning", False),
+        ("待处理即将逾期", 4, "expireIn24HoursWaitHandle", True),
+        ("待商家处理", 7, "waitSellerHandle", True),
+        ("待举证即将逾期", 15, "expireIn24HoursWaitSellerProof", True),
+        ("待商家举证", 19, "waitSellerProof", True),
+        ("买家催处理", 20, "remindRefund", False),
+        ("平台处理中", 6, "platformHandling", False),
+        ("待买家处理", 8, "waitBuyerHandle", False),
+        ("退货待处理", 2, "returnedWaitHandle", True),
+    ]
+    assert it.PAGE_LOAD_CODE == 18
 
 
 # ---- to_row ---------------------------------------------------------------------------------------
 
-ROW_FIELDS = {
-    "id",
-    "orderSn",
-    "afterSalesType",
-    "afterSalesTypeName",
-    "afterSalesStatus",
-    "afterSalesTitle",
-    "afterSalesReasonDesc",
-    "createdAt",
-    "closeTime",
-    "expireRemainTime",
-    "expireActionDesc",
-    "refundAmount",
-    "orderAmount",
-    "goodsName",
-    "goodsSpec",
-    "goodsNumber",
-    "thumbUrl",
-    "reverseTrackingNumber",
-    "sellerAfterSalesShippingStatus",
-    "sellerAfterSalesShippingStatusDesc",
-    "mallRemark",
-    "actions",
-    "version",
-    "platformJoined",
-    "proofStatus",
-    "proofExpireRemainTime",
+ROW_FIELDS = {  # the fields PDD's row renderer reads (mms-live-2026.md §C)
+    "id", "uid", "orderSn", "version", "createdAt", "expireRemainTime", "expireActionDesc", "urgentType",
+    "actions", "thumbUrl", "goodsName", "goodsNumber", "goodsSpec", "tagTipList", "receiveAmount",
+    "refundAmount", "afterSalesType", "afterSalesStatus", "serveTagDesc",
 }
 
 
@@ -375,24 +365,27 @@ def test_row_has_the_live_field_names_and_values() -> None:
     item = make(created_ago=7200, deadline_in=90000, mallRemark="已联系")
     row = it.to_row(item, NOW + 1000)
     assert ROW_FIELDS <= set(row)
+    assert not {"proofStatus", "proofExpireRemainTime", "platformJoined", "afterSalesTypeName"} & set(row)
     assert row["id"] == 1001
     assert row["orderSn"] == "261121-000000000001"
-    assert (row["afterSalesType"], row["afterSalesTypeName"]) == (1, "仅退款")
+    assert row["afterSalesType"] == 1
     assert (row["afterSalesStatus"], row["afterSalesTitle"]) == (1, "买家申请退款，待商家处理")
     assert row["afterSalesReasonDesc"] == "拍错了/多拍了"
     assert row["createdAt"] == int(NOW - 7200)
-    assert row["closeTime"] is None
     assert row["expireRemainTime"] == 89000
-    assert row["expireActionDesc"] == it.DESC_AUTO_REFUND == "系统将自动退款"
-    assert (row["refundAmount"], row["orderAmount"]) == (3990, 3990)
+    assert row["expireActionDesc"] == it.DESC_AUTO_REFUND == "${time}未处理，系统将自动退款"
+    assert row["urgentType"] == 0
+    assert (row["refundAmount"], row["receiveAmount"]) == (3990, 3990)
     assert (row["goodsName"], row["goodsSpec"], row["goodsNumber"]) == ("袜子10双装", "黑色;均码", 2)
-    assert (row["sellerAfterSalesShippingStatus"], row["sellerAfterSalesShippingStatusDesc"]) == (1, "已发货")
+    assert row["sellerAfterSalesShippingStatusDesc"] == "已发货"
     assert row["mallRemark"] == "已联系"
     assert row["actions"] == []
     assert row["version"] == 1
-    assert row["platformJoined"] is False
-    assert row["proofStatus"] is None
-    assert row["proofExpireRemainTime"] is None
+
+
+@pytest.mark.parametrize(("left", "urgent"), [(2 * DAY, 0), (DAY - 1, 1), (6 * HOUR - 1, 2)])
+def test_urgent_type(left: int, urgent: int) -> None:
+    assert it.to_row(make(deadline_in=left), NOW)["urgentType"] == urgent
 
 
 def test_row_actions_is_a_copy() -> None:
@@ -404,32 +397,33 @@ def test_row_actions_is_a_copy() -> None:
 
 
 @pytest.mark.parametrize(
-    ("over", "remain"),
+    ("over", "remain", "on_clock"),
     [
-        ({"deadline_in": 5 * HOUR}, 5 * HOUR - 100),
-        ({"state": "wait_seller_receive", "afterSalesType": 2, "deadline_in": 5 * HOUR}, 5 * HOUR - 100),
-        ({"deadline_in": 50}, 0),
-        ({"state": "wait_buyer", "deadline_in": 5 * HOUR}, None),
-        ({"state": "handled", "deadline_in": 5 * HOUR}, None),
-        ({"state": "refunded", "deadline_in": None}, None),
-        ({"state": "platform", "deadline_in": None, "proof_deadline_in": 5 * HOUR}, None),
+        ({"deadline_in": 5 * HOUR}, 5 * HOUR - 100, True),
+        ({"state": "wait_seller_receive", "afterSalesType": 2, "deadline_in": 5 * HOUR}, 5 * HOUR - 100, True),
+        ({"deadline_in": 50}, 0, True),
+        ({"state": "wait_buyer", "deadline_in": 5 * HOUR}, 0, False),
+        ({"state": "handled", "deadline_in": 5 * HOUR}, 0, False),
+        ({"state": "refunded", "deadline_in": None}, 0, False),
+        ({"state": "platform", "deadline_in": None, "proof_deadline_in": 5 * HOUR}, 5 * HOUR - 100, True),
     ],
     ids=["wait_seller", "wait_seller_receive", "overdue-clamped", "wait_buyer", "handled", "refunded", "evidence"],
 )
-def test_expire_remain_time_only_for_pending(over: dict[str, Any], remain: int | None) -> None:
-    assert it.to_row(make(**over), NOW + 100)["expireRemainTime"] == remain
+def test_every_row_carries_its_clock_in_expire_remain_time(over: dict[str, Any], remain: int, on_clock: bool) -> None:
+    row = it.to_row(make(**over), NOW + 100)
+    assert row["expireRemainTime"] == remain and bool(row["expireActionDesc"]) is on_clock
 
 
 @pytest.mark.parametrize(
     ("tracking", "desc"),
-    [("", "物流无退回轨迹，系统将自动退款"), ("SF1234567890", "系统将自动退款")],
+    [("", "${time}物流无退回轨迹，系统将自动退款"), ("SF1234567890", "${time}未处理，系统将自动退款")],
     ids=["no-tracking", "tracking"],
 )
 def test_wait_receive_action_desc_depends_on_tracking(tracking: str, desc: str) -> None:
     item = make(state="wait_seller_receive", afterSalesType=2, deadline_in=5 * HOUR, reverseTrackingNumber=tracking)
     row = it.to_row(item, NOW)
     assert row["expireActionDesc"] == desc
-    assert (row["afterSalesStatus"], row["afterSalesTitle"]) == (11, "退货退款，待商家确认收货")
+    assert (row["afterSalesStatus"], row["afterSalesTitle"]) == (11, "用户已发货，待商家处理")
     assert row["reverseTrackingNumber"] == tracking
 
 
@@ -440,39 +434,33 @@ def test_wait_seller_with_empty_tracking_is_not_no_return_track() -> None:
 
 def test_proof_pending_row() -> None:
     row = it.to_row(evidence(proof_in=50 * 60), NOW + 600)
-    assert row["platformJoined"] is True
-    assert row["proofStatus"] == "待商家举证"
-    assert row["proofExpireRemainTime"] == 2400
-    assert row["expireRemainTime"] is None
-    assert (row["afterSalesStatus"], row["afterSalesTitle"]) == (8, "平台处理中")
+    assert row["expireRemainTime"] == 2400 and row["expireActionDesc"] == it.DESC_PROOF
+    assert (row["afterSalesStatus"], row["afterSalesTitle"]) == (2, "平台处理中")
 
 
 @pytest.mark.parametrize(
     ("state", "type_", "status"),
     [
         ("wait_seller", 1, (1, "买家申请退款，待商家处理")),
-        ("wait_seller", 2, (1, "退货退款，待商家处理")),
-        ("wait_seller", 9, (1, "待商家处理")),
-        ("handled", 1, (4, "商家同意退款，退款中")),
-        ("handled", 2, (7, "已同意退货退款，待买家发货")),
-        ("handled", 3, (15, "商家已同意，待买家处理")),
-        ("wait_buyer", 1, (6, "驳回退款，待买家处理")),
-        ("cancelled", 1, (20, "买家撤销，售后关闭")),
+        ("wait_seller", 2, (1, "买家申请退款，待商家处理")),
+        ("wait_seller", 3, (14, "换货/补寄 待商家处理")),
+        ("wait_seller_receive", 2, (11, "用户已发货，待商家处理")),
+        ("platform", 1, (2, "平台处理中")),
+        ("handled", 1, (4, "退款中")),
+        ("handled", 2, (10, "商家同意退货退款，待买家发货")),
+        ("handled", 3, (15, "商家已同意换货，待商家发货")),
+        ("wait_buyer", 1, (9, "商家驳回退款，待买家处理")),
+        ("refunded", 1, (5, "退款成功")),
+        ("cancelled", 1, (6, "买家撤销")),
     ],
-    ids=[
-        "refund",
-        "return",
-        "unknown-type",
-        "handled-refund",
-        "handled-return",
-        "handled-other",
-        "wait_buyer",
-        "cancel",
-    ],
+    ids=["refund", "return", "exchange", "returned", "platform", "handled-refund", "handled-return",
+         "handled-other", "wait_buyer", "refunded", "cancel"],
 )
-def test_row_status_code_and_title(state: str, type_: int, status: tuple[int, str]) -> None:
-    row = it.to_row(make(state=state, afterSalesType=type_), NOW)
+def test_row_status_code_and_title_follow_the_live_codes(state: str, type_: int, status: tuple[int, str]) -> None:
+    deadline = None if state in ("refunded", "cancelled", "platform") else HOUR
+    row = it.to_row(make(state=state, afterSalesType=type_, deadline_in=deadline), NOW)
     assert (row["afterSalesStatus"], row["afterSalesTitle"]) == status
+    assert ("lastOperator" in row) is (status[0] == 4)
 
 
 # ---- counts ---------------------------------------------------------------------------------------
@@ -492,26 +480,31 @@ def test_counts_agree_with_filters() -> None:
         make(id=10, state="handled", deadline_in=None),
     ]
     counts = it.counts(items, NOW)
-    assert set(counts) == set(it.COUNT_KEYS.values()) | {"platformHandling"}
-    for label, pred in it.FILTERS.items():
-        assert counts[it.COUNT_KEYS[label]] == sum(1 for i in items if pred(i, NOW)), label
+    assert set(counts) == {c.count_key for c in it.CARDS} | {"refundedByPlatformLast24Hours"}
+    for card in it.CARDS:
+        assert counts[card.count_key] == sum(1 for i in items if card.select(i, NOW)), card.label
     assert counts == {
-        "complaintWarning": 1,
+        "complainWarning": 1,
         "expireIn24HoursWaitHandle": 3,
         "waitSellerHandle": 4,
-        "expireIn24HoursWaitProof": 1,
+        "expireIn24HoursWaitSellerProof": 1,
         "waitSellerProof": 2,
-        "buyerUrgeHandle": 1,
+        "remindRefund": 1,
+        "platformHandling": 3,
         "waitBuyerHandle": 1,
         "returnedWaitHandle": 2,
-        "platformHandling": 3,
+        "refundedByPlatformLast24Hours": 0,
+    }
+    assert it.wait_handle_counts(items, NOW) == {
+        "expiringNum": 3, "expireIn24HoursWaitSellerProof": 1, "refundedByPlatformLast24Hours": 0,
+        "expireIn24HoursTicketNum": 0,
     }
 
 
 def test_counts_of_nothing_are_zero() -> None:
     counts = it.counts([], NOW)
     assert set(counts.values()) == {0}
-    assert len(counts) == 9
+    assert len(counts) == 10
 
 
 # ---- dhms -----------------------------------------------------------------------------------------

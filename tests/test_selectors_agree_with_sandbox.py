@@ -46,19 +46,16 @@ def item(**over: Any) -> it.Item:
     return it.item_from_scenario(raw_item(**over), NOW)
 
 
-def js_countdown(row: dict[str, Any], elapsed: int = 0) -> str | None:
-    """Python port of `countdown(row)` in workbench.js."""
-    if row.get("expireRemainTime") is not None:
-        no_track = "物流无退回轨迹" in (row.get("expireActionDesc") or "")
-        return (
-            "（"
-            + it.dhms(row["expireRemainTime"] - elapsed)
-            + ("物流无退回轨迹" if no_track else "未处理")
-            + "，系统将自动退款）"
-        )
-    if row.get("proofExpireRemainTime") is not None:
-        return "（" + it.dhms(row["proofExpireRemainTime"] - elapsed) + "内未举证，平台将判定商家责任）"
-    return None
+def js_countdown(row: dict[str, Any], elapsed: int = 0) -> tuple[str, str] | None:
+    """Python port of `countdown(row)` in workbench.js: (the expiration div's text, the time span's text)."""
+    desc = row.get("expireActionDesc") or ""
+    if desc == "":
+        return None
+    left = row["expireRemainTime"] - elapsed if row["expireRemainTime"] > 0 else 0
+    if left <= 0:
+        return "（已逾期）", ""
+    bare = it.dhms(left)
+    return "（" + bare + desc.replace("${time}", "") + "）", bare
 
 
 def seconds_of(pattern: str, text: str) -> int | None:
@@ -78,6 +75,14 @@ def class_substrings(selector: str) -> list[str]:
 
 def test_quick_filter_labels_match_the_sandbox_in_order(sel: dict[str, dict[str, Any]]) -> None:
     assert tuple(sel["aftersale_list"]["quick_filters"]["labels"]) == it.FILTER_LABELS
+    assert len(it.FILTER_LABELS) == 9
+
+
+def test_codes_and_sort_flags_match_the_sandbox(sel: dict[str, dict[str, Any]]) -> None:
+    qf = sel["aftersale_list"]["quick_filters"]
+    assert qf["codes"] == it.DEFAULT_FILTER_CODES
+    assert set(qf["expire_sorted"]) == {c.label for c in it.CARDS if c.expire_sort}
+    assert sel["aftersale_list"]["request"]["default"]["quickSearchType"] == it.PAGE_LOAD_CODE
 
 
 def test_named_quick_filters_are_sandbox_labels(sel: dict[str, dict[str, Any]]) -> None:
@@ -92,8 +97,8 @@ COUNT_KEYS_IN_SELECTORS: dict[str, str] = locators.load()["aftersale_list"]["cou
 
 @pytest.mark.parametrize("label", sorted(COUNT_KEYS_IN_SELECTORS))
 def test_count_key_entry_matches_the_sandbox(label: str) -> None:
-    assert label in it.COUNT_KEYS, f"{label} is not a sandbox quick filter"
-    assert COUNT_KEYS_IN_SELECTORS[label] == it.COUNT_KEYS[label]
+    assert label in it.BY_LABEL, f"{label} is not a sandbox quick filter"
+    assert COUNT_KEYS_IN_SELECTORS[label] == it.BY_LABEL[label].count_key
 
 
 def test_named_quick_filters_have_count_keys(sel: dict[str, dict[str, Any]]) -> None:
@@ -127,7 +132,8 @@ def test_counter_pattern_captures_the_number(sel: dict[str, dict[str, Any]], tex
 def test_counter_pattern_reads_the_sandbox_board(sel: dict[str, dict[str, Any]]) -> None:
     counters = sel["aftersale_list"]["counters"]
     values = {label: i + 2 for i, label in enumerate(counters["labels"])}
-    html = pages.counters_html(values, pages.class_map(BUILDS[0]))
+    assert dict(pages.HEADER_COUNTERS) == counters["keys"]
+    html = pages.counters_html({counters["keys"][k]: v for k, v in values.items()}, pages.class_map(BUILDS[0]))
     text = re.sub(r"<[^>]+>", "", html)
     assert "24小时内将逾期订单数 2单" in text
     for label, n in values.items():
@@ -138,79 +144,70 @@ def test_counter_pattern_reads_the_sandbox_board(sel: dict[str, dict[str, Any]])
 
 
 def test_counter_labels_are_the_ones_the_workbench_renders(sel: dict[str, dict[str, Any]]) -> None:
+    assert [label for label, _ in pages.HEADER_COUNTERS] == sel["aftersale_list"]["counters"]["labels"]
     js = WORKBENCH_JS.read_text(encoding="utf-8")
-    for label in sel["aftersale_list"]["counters"]["labels"]:
-        assert f'"{label}"' in js, label
+    assert "B.headerCounters.forEach" in js and "queryWaitHandleCount" in js
 
 
 # ---- countdown texts --------------------------------------------------------------------------------
 
 
 def test_the_port_matches_the_workbench_source() -> None:
-    """If workbench.js changes its countdown wording, js_countdown() above must follow."""
+    """If workbench.js changes its countdown markup, js_countdown() above must follow."""
     js = WORKBENCH_JS.read_text(encoding="utf-8")
     for fragment in (
-        '"（" + dhms(row.expireRemainTime - elapsed()) + (noTrack ? "物流无退回轨迹" : "未处理")'
-        ' + "，系统将自动退款）"',
-        '"（" + dhms(row.proofExpireRemainTime - elapsed()) + "内未举证，平台将判定商家责任）"',
+        'if (desc === "") { return null; }',
+        'box.textContent = "（已逾期）"',
+        'ell.appendChild(el("span", C("table-item-header_time"), dhms(left)));',
+        'ell.appendChild(document.createTextNode(desc.replace("${time}", "")));',
         'return d + "天" + h + "时" + m + "分" + (s % 60) + "秒";',
     ):
         assert fragment in js, fragment
 
 
 COUNTDOWN_CASES = [
-    (item(deadline_in=603182), "（6天23时33分2秒未处理，系统将自动退款）", "aftersale", 603182),
+    (item(deadline_in=603182), "（6天23时33分2秒未处理，系统将自动退款）", 603182),
     (
         item(state="wait_seller_receive", afterSalesType=2, deadline_in=7410),
         "（0天2时3分30秒物流无退回轨迹，系统将自动退款）",
-        "aftersale",
         7410,
     ),
     (
         item(state="wait_seller_receive", afterSalesType=2, deadline_in=7410, reverseTrackingNumber="SF1"),
         "（0天2时3分30秒未处理，系统将自动退款）",
-        "aftersale",
         7410,
     ),
-    (item(deadline_in=0), "（0天0时0分0秒未处理，系统将自动退款）", "aftersale", 0),
-    (item(deadline_in=86399), "（0天23时59分59秒未处理，系统将自动退款）", "aftersale", 86399),
+    (item(deadline_in=0), "（已逾期）", 0),
+    (item(deadline_in=86399), "（0天23时59分59秒未处理，系统将自动退款）", 86399),
     (
         item(state="platform", deadline_in=None, proof_deadline_in=3000),
-        "（0天0时50分0秒内未举证，平台将判定商家责任）",
-        "evidence",
+        "（0天0时50分0秒内未举证，平台将根据现有凭证判定）",
         3000,
     ),
-    (
-        item(state="platform", deadline_in=None, proof_deadline_in=13 * 3600 + 61),
-        "（0天13时1分1秒内未举证，平台将判定商家责任）",
-        "evidence",
-        13 * 3600 + 61,
-    ),
 ]
-COUNTDOWN_IDS = ["6d-unhandled", "no-return-track", "tracked-return", "zero", "86399s", "evidence-50m", "evidence-13h"]
+COUNTDOWN_IDS = ["6d-unhandled", "no-return-track", "tracked-return", "overdue", "86399s", "evidence-50m"]
 
 
-@pytest.mark.parametrize(("src", "text", "kind", "seconds"), COUNTDOWN_CASES, ids=COUNTDOWN_IDS)
-def test_sandbox_renders_the_expected_countdown(src: it.Item, text: str, kind: str, seconds: int) -> None:
-    assert js_countdown(it.to_row(src, NOW)) == text
+@pytest.mark.parametrize(("src", "text", "seconds"), COUNTDOWN_CASES, ids=COUNTDOWN_IDS)
+def test_sandbox_renders_the_expected_countdown(src: it.Item, text: str, seconds: int) -> None:
+    shown = js_countdown(it.to_row(src, NOW))
+    assert shown is not None and shown[0] == text
 
 
-@pytest.mark.parametrize(("src", "text", "kind", "seconds"), COUNTDOWN_CASES, ids=COUNTDOWN_IDS)
-def test_countdown_regex_extracts_the_seconds(
-    sel: dict[str, dict[str, Any]], src: it.Item, text: str, kind: str, seconds: int
-) -> None:
-    countdown = sel["aftersale_list"]["countdown"]
-    other = "evidence" if kind == "aftersale" else "aftersale"
-    assert seconds_of(countdown[kind], text) == seconds
-    assert re.search(countdown[other], text) is None, f"[countdown].{other} matched {text}"
+@pytest.mark.parametrize(("src", "text", "seconds"), COUNTDOWN_CASES, ids=COUNTDOWN_IDS)
+def test_dom_countdown_reads_the_seconds(sel: dict[str, dict[str, Any]], src: it.Item, text: str, seconds: int) -> None:
+    from agent.parsers import dom_remaining
+
+    full, bare = js_countdown(it.to_row(src, NOW)) or ("", "")
+    assert dom_remaining({"countdown": full, "countdown_time": bare}, sel["aftersale_list"]) == seconds
 
 
 def test_countdown_regex_follows_the_ticking_page(sel: dict[str, dict[str, Any]]) -> None:
-    """workbench.js subtracts the seconds elapsed since the fetch: the regex reads the ticked text."""
+    """workbench.js subtracts the seconds elapsed since the fetch: the regex reads the ticked time span."""
     row = it.to_row(item(deadline_in=3600), NOW)
-    text = js_countdown(row, elapsed=61)
-    assert text == "（0天0时58分59秒未处理，系统将自动退款）"
-    assert seconds_of(sel["aftersale_list"]["countdown"]["aftersale"], text) == 3600 - 61
+    full, bare = js_countdown(row, elapsed=61) or ("", "")
+    assert full == "（0天0时58分59秒未处理，系统将自动退款）" and bare == "0天0时58分59秒"
+    assert seconds_of(sel["aftersale_list"]["countdown"]["time"], bare) == 3600 - 61
 
 
 @pytest.mark.parametrize(
@@ -240,7 +237,8 @@ def row_selectors(sel: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
 
 def test_row_selectors_are_class_prefix_selectors(sel: dict[str, dict[str, Any]]) -> None:
     keys = {key for key, _ in row_selectors(sel)}
-    expected = {"row", "order_sn", "apply_time", "countdown", "cell", "goods_name", "goods_spec", "amount_paid"}
+    expected = {"row", "order_sn", "apply_time", "countdown", "countdown_time", "cell", "goods_name", "goods_spec",
+                "amount_paid"}
     assert expected | {"amount_refund", "quick_filters.count"} <= keys
 
 
@@ -264,6 +262,10 @@ def test_order_sn_prefix_does_not_match_the_label(sel: dict[str, dict[str, Any]]
     assert sn not in cls["table-item-header_label"]
     (countdown,) = class_substrings(sel["aftersale_list"]["rows"]["countdown"])
     assert countdown not in cls["table-item-header_apply_time"]
+    (bare,) = class_substrings(sel["aftersale_list"]["rows"]["countdown_time"])
+    assert bare not in cls["table-item-header_expiration"]
+    (applied,) = class_substrings(sel["aftersale_list"]["rows"]["apply_time"])
+    assert applied not in cls["table-item-header_apply_timestamp"]
 
 
 def test_checked_class_is_a_prefix_of_the_sandbox_class(sel: dict[str, dict[str, Any]]) -> None:
@@ -323,18 +325,19 @@ def test_remaining_field_carries_the_seconds(sel: dict[str, dict[str, Any]]) -> 
 # ---- evidence ---------------------------------------------------------------------------------------
 
 
-def test_evidence_field_names_are_keys_of_a_proof_pending_row(sel: dict[str, dict[str, Any]]) -> None:
-    ev: dict[str, str] = sel["evidence"]["fields"]
+def test_the_live_evidence_shape_reads_a_proof_pending_row(sel: dict[str, dict[str, Any]]) -> None:
+    live = sel["evidence"]["deadline"]["shapes"][0]
     row = it.to_row(item(state="platform", deadline_in=None, proof_deadline_in=3000), NOW)
-    assert row[ev["platform_joined"]] is True
-    assert row[ev["proof_status"]] == ev["pending_value"] == it.PROOF_PENDING
-    assert row[ev["proof_remain"]] == 3000
-    assert row[sel["aftersale_list"]["fields"]["status_text"]] == ev["status_text"]
+    assert row[live["remain"]] == 3000 and row[live["desc"]]
+    assert (live["remain"], live["desc"]) == (sel["aftersale_list"]["fields"]["expire_remain"],
+                                              sel["aftersale_list"]["fields"]["expire_action"])
+    for shape in sel["evidence"]["deadline"]["shapes"][1:]:
+        assert shape["remain"] not in row  # older guesses stay parseable, the sandbox no longer sends them
 
 
-def test_evidence_timed_out_desc_is_the_sandbox_text(sel: dict[str, dict[str, Any]]) -> None:
-    ev: dict[str, str] = sel["evidence"]["fields"]
+def test_a_timed_out_evidence_row_is_off_the_clock(sel: dict[str, dict[str, Any]]) -> None:
     src = item(state="platform", deadline_in=None, proof_deadline_in=3000)
     it.apply_time(src, NOW + 3000)
-    assert ev["timed_out_desc"] == it.DESC_PROOF_TIMED_OUT
-    assert it.to_row(src, NOW + 3000)[sel["aftersale_list"]["fields"]["expire_action"]] == ev["timed_out_desc"]
+    row = it.to_row(src, NOW + 3000)
+    assert row[sel["aftersale_list"]["fields"]["expire_action"]] == ""
+    assert sel["aftersale_list"]["fields"]["timeout_refund_action"] in row["actions"]

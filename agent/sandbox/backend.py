@@ -341,6 +341,19 @@ class Backend:
         with self.lock:
             self.captcha_armed.add(username)
 
+    def clear_captcha(self) -> None:
+        """A human solved the captcha in front of them: pending login tickets and 54001 tokens pass,
+        and every captcha is disarmed (a request without a passed token goes on too)."""
+        with self.lock:
+            self.captcha_armed.clear()
+            self.picture_armed.clear()
+            self.api_captcha_armed.clear()
+            for ticket in self.captcha_tickets:
+                self.captcha_tickets[ticket] = True
+            now = time.monotonic()
+            for token, passed in self.verify_tokens.items():
+                self.verify_tokens[token] = passed or now
+
     def arm_picture_captcha(self, username: str | None = None) -> None:
         with self.lock:
             self.picture_armed.add(username)

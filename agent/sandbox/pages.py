@@ -241,7 +241,7 @@ def workbench_page(shop_name: str, username: str, settings: Settings) -> str:
 def detail_page(shop_name: str, username: str, row: dict[str, object], remain: int | None) -> str:
     remain_text = it.dhms(remain) if remain is not None else "—"
     fields = [
-        ("售后编号", row["id"]), ("订单编号", row["orderSn"]), ("售后类型", row["afterSalesTypeName"]),
+        ("售后编号", row["id"]), ("订单编号", row["orderSn"]), ("售后类型", it.TYPE_NAMES.get(int(row["afterSalesType"]), "售后")),  # type: ignore[call-overload]
         ("售后状态", row["afterSalesTitle"]), ("售后原因", row["afterSalesReasonDesc"]),
         ("商品", f"{row['goodsName']} {row['goodsSpec']}"),
         ("退款金额", f"¥{int(row['refundAmount']) / 100:.2f}"),  # type: ignore[call-overload]
