@@ -21,7 +21,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from agent import parsers
-from agent.models import CheckFailure, Finding, ShopState
+from agent.models import CaptchaRequired, CheckFailure, Finding, ShopState
 
 ROLES = ("aftersales", "evidence")
 
@@ -205,6 +205,21 @@ class PageReader:
         self.server_time = 0.0
         self.skew = 0.0  # backend clock minus ours, from the workbench navigation's Date header
         self.findings: list[Finding] = []
+        self.captcha: CaptchaRequired | None = None  # a 54001 the page itself met (its floating captcha)
+        api = self.site["api"]
+        self._business = {api["query_list"], api["query_count"], api["query_wait_handle_count"]}
+        page.on("response", self._watch)
+
+    async def _watch(self, resp: Response) -> None:
+        """Remember a 54001 on any business call the page makes (the page then shows PDD's captcha)."""
+        if self.captcha is not None or urlsplit(resp.url).path not in self._business:
+            return
+        try:
+            parsers.check_envelope(await resp.json(), self.site, urlsplit(resp.url).path)
+        except CaptchaRequired as exc:
+            self.captcha = exc
+        except (CheckFailure, PlaywrightError, ValueError):
+            pass
 
     def _is_query_list(self, resp: Response) -> bool:
         return urlsplit(resp.url).path == self.site["api"]["query_list"] and resp.request.method == "POST"
@@ -239,10 +254,20 @@ class PageReader:
         return result
 
     async def _need(self, selector: str, what: str) -> None:
-        try:
-            await self.page.wait_for_selector(selector, timeout=self.options.timeout_seconds * 1000)
-        except PlaywrightTimeout as exc:
-            raise CheckFailure(ShopState.LAYOUT_CHANGED, f"{what}: selector {selector!r} matched nothing") from exc
+        """Wait for `selector`; a captcha the page met meanwhile is the failure, not the missing element."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.options.timeout_seconds
+        while True:
+            try:
+                await self.page.wait_for_selector(selector, timeout=250)
+                return
+            except PlaywrightTimeout as exc:
+                if self.captcha is not None:
+                    raise self.captcha from exc
+                if loop.time() >= end:
+                    raise CheckFailure(
+                        ShopState.LAYOUT_CHANGED, f"{what}: selector {selector!r} matched nothing"
+                    ) from exc
 
     async def open_workbench(self) -> None:
         """/home, then the sidebar link; recovers once from the /aftersales/setup interstitial."""

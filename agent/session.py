@@ -366,7 +366,7 @@ class ShopSession:
         while True:
             result = await self._probe(page, baseline, sms)
             if result is not None and (
-                result.outcome in (Outcome.ERROR, Outcome.QR_ONLY) or result.from_page_text
+                result.outcome in (Outcome.ERROR, Outcome.QR_ONLY, Outcome.BLOCKED) or result.from_page_text
             ):
                 await asyncio.sleep(_SETTLE_SECONDS)
                 result = await self._probe(page, baseline, sms) or result
@@ -395,7 +395,7 @@ class ShopSession:
         try:
             if sms and await page.locator(sel["sms_input"]).first.is_visible():
                 return LoginResult(Outcome.SMS, "site.login.sms_input visible")
-            if await page.locator(sel["captcha"]).first.is_visible():
+            if await page.locator(sel["captcha"] + " >> visible=true").count():
                 return LoginResult(Outcome.CAPTCHA, "site.login.captcha visible")
             error = " ".join(t.strip() for t in await page.locator(sel["error_text"]).all_inner_texts()).strip()
             if error:

@@ -141,6 +141,7 @@ class Backend:
         self.qr_tokens: dict[str, QrToken] = {}
         self.rate_armed = 0
         self.api_captcha_armed: set[str | None] = set()  # usernames, or None for everyone: 54001
+        self.api_captcha_unsigned: set[str | None] = set()  # the same, for requests without Anti-Content
         self.verify_tokens: dict[str, float] = {}  # verifyAuthToken -> real time it passed (0 = not yet)
         self.rate_windows: dict[str, deque[float]] = {}
         self.stats: Counter[str] = Counter()
@@ -159,6 +160,7 @@ class Backend:
             self.captcha_armed.clear()
             self.picture_armed.clear()
             self.api_captcha_armed.clear()
+            self.api_captcha_unsigned.clear()
             self.verify_tokens.clear()
             self.rate_armed = 0
             self.stats.clear()
@@ -348,6 +350,7 @@ class Backend:
             self.captcha_armed.clear()
             self.picture_armed.clear()
             self.api_captcha_armed.clear()
+            self.api_captcha_unsigned.clear()
             for ticket in self.captcha_tickets:
                 self.captcha_tickets[ticket] = True
             now = time.monotonic()
@@ -437,18 +440,22 @@ class Backend:
             window.append(t)
             return False
 
-    def arm_api_captcha(self, username: str | None = None) -> None:
+    def arm_api_captcha(self, username: str | None = None, unsigned_only: bool = False) -> None:
+        """Business calls answer 54001; with `unsigned_only`, only those without an `Anti-Content` header
+        (cookie-only replays: a stricter risk check, mms-live-2026.md §F)."""
         with self.lock:
-            self.api_captcha_armed.add(username)
+            (self.api_captcha_unsigned if unsigned_only else self.api_captcha_armed).add(username)
 
-    def api_captcha(self, sess: Session, tokens: list[str]) -> str | None:
+    def api_captcha(self, sess: Session, tokens: list[str], signed: bool = False) -> str | None:
         """None when the business call may go on, else a new verifyAuthToken to answer 54001 with.
 
         A request carrying a token a human passed within 10 min (header `verifyauthtoken` or the cookie
         `mms-mobile-captcha-cookie-token`) goes on.
         """
         with self.lock:
-            if None not in self.api_captcha_armed and sess.username not in self.api_captcha_armed:
+            armed = None in self.api_captcha_armed or sess.username in self.api_captcha_armed
+            unsigned = not signed and (None in self.api_captcha_unsigned or sess.username in self.api_captcha_unsigned)
+            if not armed and not unsigned:
                 return None
             now = time.monotonic()
             for tok in tokens:

@@ -89,9 +89,10 @@ class SandboxControl:
     def arm_picture_captcha(self, username: str | None = None) -> None:
         self._call("POST", "arm", {"what": "picture_captcha", "username": username})
 
-    def arm_api_captcha(self, username: str | None = None) -> None:
-        """Business APIs answer 54001 with result.verifyAuthToken until a human passes the captcha."""
-        self._call("POST", "arm", {"what": "api_captcha", "username": username})
+    def arm_api_captcha(self, username: str | None = None, unsigned_only: bool = False) -> None:
+        """Business APIs answer 54001 with result.verifyAuthToken until a human passes the captcha
+        (`unsigned_only`: only requests without the page's Anti-Content header)."""
+        self._call("POST", "arm", {"what": "api_captcha", "username": username, "unsigned_only": unsigned_only})
 
     def arm_rate_limit(self, count: int = 1) -> None:
         """The next `count` business calls answer HTTP 429."""

@@ -153,7 +153,7 @@ def _arm(h: Handler, body: dict[str, Any]) -> Any:
     elif what == "picture_captcha":
         b.arm_picture_captcha(body.get("username"))
     elif what == "api_captcha":
-        b.arm_api_captcha(body.get("username"))
+        b.arm_api_captcha(body.get("username"), bool(body.get("unsigned_only", False)))
     elif what == "rate_limit":
         b.arm_rate_limit(int(body.get("count", 1)))
     elif what == "login_block":

@@ -157,7 +157,7 @@ class Handler(QuietHandler):
             self.send_json(failure(bk.ERR_RATE, bk.MSG_RATE), status=HTTPStatus.TOO_MANY_REQUESTS)
             return None
         tokens = [t for t in (self.headers.get("verifyauthtoken"), self.cookies().get(CAPTCHA_COOKIE)) if t]
-        token = self.backend.api_captcha(sess, tokens)
+        token = self.backend.api_captcha(sess, tokens, signed=bool(self.headers.get("Anti-Content")))
         if token is not None:
             self.send_json(failure(bk.ERR_CAPTCHA_API, bk.MSG_CAPTCHA_API, {"verifyAuthToken": token}))
             return None

@@ -65,7 +65,7 @@ def test_qr_login_saves_the_png_and_waits_for_the_scan(sandbox: Sandbox, tmp_pat
 
     def scan() -> None:
         for _ in range(300):
-            if png.exists() and any(t["status"] == "waiting" for t in sandbox.control.qr_tokens()):
+            if png.exists() and any(t["status"] == 1 for t in sandbox.control.qr_tokens()):
                 sandbox.control.scan_qr("扫码登录店")
                 return
             time.sleep(0.1)

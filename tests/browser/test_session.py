@@ -22,9 +22,10 @@ import pytest
 
 from agent import locators
 from agent.browser import BrowserPool
+from agent.demo_view import qr_matrix
 from agent.login_flow import PASSWORD_PROMPT, SMS_PROMPT, interactive_login
 from agent.models import CheckFailure, ShopState
-from agent.session import ShopSession, write_private
+from agent.session import ShopSession, qr_png_bytes, write_private
 from tests.conftest import Sandbox, run_async
 
 pytestmark = pytest.mark.browser
@@ -190,7 +191,7 @@ def test_captcha_stops_with_captcha(logins: Sandbox, tmp_path: Path) -> None:
 def test_qr_only_shop_is_login_required(logins: Sandbox, tmp_path: Path) -> None:
     exc = hurdle(logins, tmp_path, "扫码登录店")
     assert exc.state is ShopState.LOGIN_REQUIRED
-    assert "该账号存在安全风险，请使用拼多多商家版App扫码登录" in exc.detail  # the page's own text
+    assert "账号因安全保护已被禁止在网页版登录" in exc.detail  # the page's own text (8000079)
     assert "QR" in exc.detail
 
 
@@ -374,8 +375,11 @@ def test_login_qr_png_then_a_scan_logs_the_shop_in(logins: Sandbox, tmp_path: Pa
             s = shop(pool, logins, tmp_path, "扫码登录店")
             ctx = await s.open()
             png = await s.login_qr_png(ctx)
+            assert s.qr_page is not None
+            uri = await s.qr_data(s.qr_page)
             token = await asyncio.to_thread(logins.control.scan_qr, "扫码登录店")
-            assert token in await s.qr_page.locator(SITE["login"]["qr_image"]).get_attribute("src")  # type: ignore[union-attr]
+            assert uri and uri.endswith("data=" + token)  # the QR we push encodes the page's own uri
+            assert qr_matrix(png) == qr_matrix(qr_png_bytes(uri))
             await s.wait_for_qr_login(timeout=20)
             await ctx.close()
             ctx = await s.open()
@@ -488,3 +492,69 @@ def test_interactive_captcha_needs_headed_and_waits_for_the_human_when_headed(
 
     assert login_interactively(logins, tmp_path, "密码登录店", None, prompt, out, headed=True)
     assert counts(logins)["logins"] == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "todo"),
+    [(2000016, "修改密码"), (2000009, "店铺无法登录"), (40029, "已退店"), (2000008, "联系平台客服")],
+)
+def test_risk_and_blocked_codes_are_login_blocked_saying_what_to_do(
+    logins: Sandbox, tmp_path: Path, code: int, todo: str
+) -> None:
+    logins.control.arm_login_block("密码登录店", code)
+    exc = hurdle(logins, tmp_path, "密码登录店")
+    assert exc.state is ShopState.LOGIN_BLOCKED and str(code) in exc.detail and todo in exc.detail
+    assert counts(logins)["login_attempts"] == 1  # never retried
+
+
+def test_weak_password_risk_screen_is_login_blocked_by_its_text(logins: Sandbox, tmp_path: Path) -> None:
+    logins.control.arm_login_block("密码登录店", 2000017)  # its code is unknown: the text decides
+    exc = hurdle(logins, tmp_path, "密码登录店")
+    assert exc.state is ShopState.LOGIN_BLOCKED and "密码强度过低" in exc.detail
+
+
+def test_picture_captcha_is_a_captcha(logins: Sandbox, tmp_path: Path) -> None:
+    logins.control.arm_picture_captcha("密码登录店")
+    exc = hurdle(logins, tmp_path, "密码登录店")
+    assert exc.state is ShopState.CAPTCHA
+
+
+def test_canvas_qr_scanned_then_confirmed_end_to_end(logins: Sandbox, tmp_path: Path) -> None:
+    """The QR comes from the qrcode answer, not the canvas; 「已扫码」 is said; the session is saved."""
+    lines: list[str] = []
+
+    def out(line: str) -> None:
+        lines.append(line)
+        if "scan the QR code" in line and len(lines) < 5:
+            logins.control.scan_qr("扫码登录店", confirm=False)  # scanned, not yet confirmed on the phone
+        if "已扫码" in line:
+            logins.control.scan_qr("扫码登录店")
+
+    assert login_interactively(logins, tmp_path, "扫码登录店", None, lambda t: "", out, qr=True)
+    text = "\n".join(lines)
+    assert "已扫码，请在手机上确认" in text and "█" in text
+    state = tmp_path / "data" / "shops" / "扫码登录店" / "state.json"
+    assert state.stat().st_mode & 0o777 == 0o600
+
+
+def test_an_expired_qr_is_renewed_and_drawn_again(logins: Sandbox, tmp_path: Path) -> None:
+    logins.control.settings(qr_ttl=1)
+    lines: list[str] = []
+
+    def out(line: str) -> None:
+        lines.append(line)
+        if "已刷新二维码" in line:
+            logins.control.settings(qr_ttl=300)
+        elif "scan the QR code" in line and sum("scan the QR code" in x for x in lines) >= 2:
+            logins.control.scan_qr("扫码登录店")
+
+    assert login_interactively(logins, tmp_path, "扫码登录店", None, lambda t: "", out, qr=True)
+    assert any("二维码已失效" in x for x in lines)
+    assert sum("scan the QR code" in x for x in lines) >= 2  # the renewed QR was shown again
+
+
+def test_qr_busy_says_to_use_the_password(logins: Sandbox, tmp_path: Path) -> None:
+    logins.control.settings(qr_busy=True)
+    with pytest.raises(CheckFailure) as info:
+        login_interactively(logins, tmp_path, "扫码登录店", None, lambda t: "", lambda line: None, qr=True)
+    assert info.value.state is ShopState.LOGIN_REQUIRED and "请通过账密登录" in info.value.detail

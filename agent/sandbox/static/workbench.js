@@ -27,8 +27,10 @@
     setTimeout(function () { t.remove(); }, 3000);
   }
   // PDD's fetch plugins: 54001 raises the floating captcha and retries once a human passed it (§F).
+  var captchaShown = null;  // one floating captcha at a time; concurrent 54001s wait for it
   function floatingCaptcha(token) {
-    return new Promise(function (resolve) {
+    if (captchaShown) { return captchaShown; }
+    captchaShown = new Promise(function (resolve) {
       var wrap = el("div", C("floating-captcha_wrap"), null, { "data-testid": "beast-core-modal" });
       var box = el("div");
       box.appendChild(el("div", null, "安全验证"));
@@ -45,15 +47,19 @@
               wrap.remove();
               window.__VerifyAuthToken__ = token;
               document.cookie = "mms-mobile-captcha-cookie-token=" + token + "; path=/; max-age=600";
+              captchaShown = null;
               resolve(token);
             }
           });
       }, 1000);
     });
+    return captchaShown;
   }
   function api(path, body, token) {
-    var headers = {};
+    // mmsFetch adds Anti-Content (the risk SDK's messagePack) to every request (§F); the sandbox's is a stand-in
+    var headers = { "Anti-Content": "0as" + Math.random().toString(36).slice(2) };
     if (body !== undefined) { headers["Content-Type"] = "application/json"; }
+    token = token || window.__VerifyAuthToken__;  // added to every request after a passed captcha (§F)
     if (token) { headers.verifyauthtoken = token; }
     return fetch(path, {
       method: "POST", credentials: "same-origin", headers: headers,
