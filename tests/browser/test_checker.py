@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,76 @@ def test_deadlines_are_correct_to_the_second_against_the_sandbox_clock(sandbox: 
             assert abs(i.deadline.timestamp() - after[i.id]["deadline"]) <= 1, i.order_sn
         for t in r.evidence:
             assert abs(t.deadline.timestamp() - proof[t.id]["proofDeadline"]) <= 1, t.order_sn
+
+
+@pytest.mark.parametrize("changer", [True, False], ids=["page-size-100", "page-size-fixed-at-10"])
+def test_check_json_deadlines_within_2s_over_many_pages_with_the_clock_running(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changer: bool
+) -> None:
+    """260 items read page by page while the backend's clock runs 20x: each row's deadline is taken from
+    the Date of the answer that carried it (one reference for all pages was up to 29 s wrong)."""
+    sandbox.control.load("big_shop")
+    sandbox.control.settings(page_size_changer=changer)
+    sandbox.control.set_clock(offset=5000, rate=20)
+    monkeypatch.setenv("PDD_TEST_PASSWORD", "sandbox-pass")
+    shop = sandbox.control.state()["shops"][0]
+    config = make_config(tmp_path, sandbox.url, [(shop["name"], shop["name"])])
+    env = {**os.environ, "PDD_TEST_PASSWORD": "sandbox-pass"}
+    cmd = [sys.executable, "-m", "agent", "check", "--config", str(config.path), "--json"]
+    for mode in ("page", "api"):
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        [got] = json.loads(done.stdout)["shops"]
+        assert got["mode"] == mode
+        kinds = [f["kind"] for f in got["findings"]]
+        assert kinds == ([] if changer or mode == "api" else ["page_size_fixed", "page_size_fixed"]), kinds
+        truth = {str(i["id"]): i for i in sandbox.control.items(shop["mall_id"])}
+        after = {k for k, i in truth.items() if i["state"] in ("wait_seller", "wait_seller_receive")}
+        proof = {k for k, i in truth.items() if i["proofStatus"] == "待商家举证"}
+        assert len(after) > 250 and {i["id"] for i in got["aftersales"]} == after
+        assert {t["id"] for t in got["evidence"]} == proof
+        for i in got["aftersales"]:
+            off = datetime.fromisoformat(i["deadline"]).timestamp() - truth[i["id"]]["deadline"]
+            assert abs(off) <= 2, (mode, i["order_sn"], off)
+        for t in got["evidence"]:
+            off = datetime.fromisoformat(t["deadline"]).timestamp() - truth[t["id"]]["proofDeadline"]
+            assert abs(off) <= 2, (mode, t["order_sn"], off)
+    sizes = {b.get("pageSize") for b in sandbox.control.stats()["query_bodies"]}
+    assert (100 in sizes) and ((20 in sizes) is False)
+
+
+@pytest.mark.parametrize("mode", ["page", "api"])
+def test_an_overdue_row_is_due_now_not_later(sandbox: Sandbox, tmp_path: Path, mode: str) -> None:
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    assert check(config, "page")[0].ok
+    sandbox.control.settings(refund_lag=3600)
+    sandbox.control.set_clock(freeze=True)
+    after, _ = pending(sandbox, 100001)
+    soonest = min(after.values(), key=lambda i: i["deadline"])
+    sandbox.control.advance(soonest["deadline"] - sandbox.control.clock()["now"] + 30)
+    [r] = check(config, mode)
+    assert r.ok, r.error
+    [late] = [i for i in r.aftersales if i.id == str(soonest["id"])]
+    assert late.overdue and late.remaining_seconds == 0
+    assert abs(late.deadline.timestamp() - sandbox.control.clock()["now"]) <= 1  # due now
+    assert r.aftersales[0].id == late.id
+
+
+def test_dom_fallback_reads_yi_yu_qi_as_due_now(sandbox: Sandbox, tmp_path: Path) -> None:
+    override = tmp_path / "selectors"
+    override.mkdir()
+    (override / "site.toml").write_text('[api]\nquery_list = "/mercury/mms/afterSales/queryListV2"\n')
+    config = make_config(tmp_path, sandbox.url, DEMO, selectors_dir=override)
+    sandbox.control.settings(refund_lag=3600)
+    sandbox.control.set_clock(freeze=True)
+    after, _ = pending(sandbox, 100001)
+    soonest = min(after.values(), key=lambda i: i["deadline"])
+    sandbox.control.advance(soonest["deadline"] - sandbox.control.clock()["now"] + 30)
+    [r] = check(config, "page")
+    assert r.ok and "dom_fallback" in [f.kind for f in r.findings], r.error
+    late = {i.order_sn: i for i in r.aftersales}[soonest["orderSn"]]
+    assert late.overdue and late.remaining_seconds == 0
+    assert {i.order_sn for i in r.aftersales} == {i["orderSn"] for i in after.values()}
 
 
 def test_changed_build_hash_and_setup_trap(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -302,7 +373,18 @@ def test_doctor_reports_selector_by_selector(sandbox: Sandbox, tmp_path: Path) -
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "✗" not in done.stdout and "aftersale_list.rows.countdown" in done.stdout
-    sandbox.control.settings(rename_fields={"orderSn": "orderNo"})
+    for key in ("site.login.qr_create", "site.api.query_wait_handle_count", "aftersale_list.pagination.status_pattern",
+                "evidence.deadline.shapes", "aftersale_list.count_keys.「平台处理中」"):
+        assert key in done.stdout, key
+    # the 9 cards' codes are learned from the page and checked against selectors/
+    codes = [line for line in done.stdout.splitlines() if "quick_filters.codes" in line]
+    assert len(codes) == 9 and all(line.startswith("✓") for line in codes)
+    sandbox.control.settings(filter_codes={"买家催处理": 21})
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    [bad] = [line for line in done.stdout.splitlines() if line.startswith("✗")]
+    assert "quick_filters.codes.「买家催处理」" in bad and "quickSearchType=21, selectors say 20" in bad
+    sandbox.control.settings(filter_codes={"买家催处理": 20}, rename_fields={"orderSn": "orderNo"})
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 1
     assert any(line.startswith("✗") and "orderSn" in line for line in done.stdout.splitlines()), done.stdout

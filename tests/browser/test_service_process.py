@@ -219,7 +219,7 @@ def test_scheduled_checks_survive_session_expiry_and_a_captcha_on_one_shop(
     # a captcha on B's login: B fails and its admins hear it, A keeps being read, /healthz turns 503
     sandbox.control.arm_captcha(B_USER)
     sandbox.control.expire_sessions(username=B_USER)
-    wait_until(lambda: any("需要登录（滑块验证）" in t for t in shop_messages(wecom, B)), "the captcha alert", agent)
+    wait_until(lambda: any("需要人工验证（滑块）" in t for t in shop_messages(wecom, B)), "the captcha alert", agent)
     a_before = agent.checks(A)
     wait_until(lambda: agent.healthz() == 503, "/healthz unhealthy", agent, timeout=30)
     body = agent.get("/healthz").json()  # type: ignore[union-attr]
