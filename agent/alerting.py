@@ -72,6 +72,15 @@ def record_result(
     return alerts
 
 
+def queue_new_qr(config: Config, store: Store, shop: ShopConfig, png: bytes, now: datetime, detail: str) -> int:
+    """The shop's login QR was renewed on the page (the one pushed before expired): push the new image."""
+    alert = Alert(key=f"{shop.name}:health:login_required:qr{int(now.timestamp())}", shop=shop.name, kind="health",
+                  severity="critical", created_at=now, event="login_required", state="login_required",
+                  detail=detail, attach_qr=True)
+    rows = [(alert.key, ch, shop.name, payload(alert, png)) for ch in channels(config, shop, alert)]
+    return store.enqueue(rows, now.timestamp())
+
+
 def _open_items(states: list[ItemState], now: datetime) -> tuple[list[AfterSale], list[EvidenceTask]]:
     """The items still waiting, from the stored states (as the last check saw them)."""
     after, proof = [], []

@@ -148,7 +148,9 @@ class Director:
         c.handle(URGED)
         c.handle(PROOF_SOON)
         await self.checked(SHOP, self.now())
-        self.say("③ 店长用拼多多商家版App扫描了群里的登录二维码")
+        self.say("③ 店长用拼多多商家版App扫描了群里的登录二维码，并在手机上确认登录")
+        c.scan_qr(QR_SHOP, confirm=False)  # 「扫码成功 / 请在手机上确认登录」
+        await asyncio.sleep(0.5)
         c.scan_qr(QR_SHOP)
         await self._wait_logged_in(QR_SHOP)
         t = await self.jump(1.5, "重点关注的订单「尺码不合适」进入 24 小时提醒")

@@ -21,7 +21,7 @@ from loguru import logger
 from playwright.async_api import BrowserContext
 
 from agent import __version__
-from agent.alerting import queue_digest
+from agent.alerting import queue_digest, queue_new_qr
 from agent.browser import BrowserPool, close_quietly
 from agent.config import Config, ShopConfig, seconds
 from agent.cycle import Cycle
@@ -270,7 +270,12 @@ class Service:
 
     async def _wait_qr(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> None:
         try:
-            await session.wait_for_qr_login(timeout=self.qr_timeout)
+            async def push(png: bytes) -> None:  # the pushed QR expired and the page renewed it
+                detail = "登录二维码已过期，已更换为新的二维码"
+                queue_new_qr(self.config, self.store, shop, png, datetime.now(self.tz), detail)
+                self.kick_dispatch()
+
+            await session.wait_for_qr_login(timeout=self.qr_timeout, on_new_qr=push)
             logger.info("shop {} logged in by a scan of the pushed QR code", shop.name)
             self.kick(f"check:{shop.name}")
         except Exception as exc:

@@ -17,7 +17,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from enum import StrEnum
@@ -502,11 +502,14 @@ class ShopSession:
             return "已扫码，请在手机上确认 / scanned: confirm on the phone", refreshed
         return None, refreshed
 
-    async def wait_for_qr_login(self, page: Page | None = None, timeout: float = QR_TIMEOUT_SECONDS) -> None:
+    async def wait_for_qr_login(
+        self, page: Page | None = None, timeout: float = QR_TIMEOUT_SECONDS,
+        on_new_qr: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> None:
         """Wait until `page` (default: the one behind `login_qr_png`) left /login, then save the session.
 
-        Follows the QR's status (expired → renewed, busy / blocked → typed failure). Not scanned in time is
-        LOGIN_REQUIRED. The page behind `login_qr_png` is closed afterwards.
+        Follows the QR's status (expired → renewed and handed to `on_new_qr` as a PNG, busy / blocked → typed
+        failure). Not scanned in time is LOGIN_REQUIRED. The page behind `login_qr_png` is closed afterwards.
         """
         own = page is None
         target = self.qr_page if page is None else page
@@ -522,7 +525,10 @@ class ShopSession:
                         ShopState.LOGIN_REQUIRED, f"登录二维码 {timeout:g} 秒内未被扫描 / QR not scanned"
                     )
                 try:
+                    before = refreshed
                     note, refreshed = await self.qr_step(target, refreshed)
+                    if refreshed != before and on_new_qr is not None:
+                        await on_new_qr(await self.qr_png(target))
                 except PlaywrightError:
                     note = None  # navigating after the scan
                 if note and note != said:

@@ -87,7 +87,8 @@ class Agent:
         self.config, self.port = config, port
         self.log_path = tmp_path / f"{name}.log"
         self._log = self.log_path.open("w")
-        env = {**os.environ, "PDD_TEST_PASSWORD": "demo-pass", "PYTHONUNBUFFERED": "1"}
+        password = os.environ.get("PDD_TEST_PASSWORD", "demo-pass")
+        env = {**os.environ, "PDD_TEST_PASSWORD": password, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)], cwd=ROOT,
                                      stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=session)
 
@@ -381,3 +382,64 @@ def test_a_check_past_the_grace_is_cancelled_cleanly_and_read_again_later(
     agents.append(again)
     wait_until(lambda: again.checks(A) >= 1 and again.checks(B) >= 1, "both shops read after the restart", again)
     assert again.stop() == 0
+
+
+def test_the_canvas_qr_is_pushed_renewed_when_it_expires_and_a_scan_logs_the_shop_in(
+    sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A QR-only shop: the QR the team receives is drawn from the page's qrcode answer; when it expires the page
+    renews it and the new image is pushed; the phone scans, confirms, and the shop is read again."""
+    from agent.demo_view import qr_matrix
+    from agent.session import qr_png_bytes
+
+    sandbox.control.load("logins")
+    sandbox.control.settings(qr_ttl=6)
+    monkeypatch.setenv("PDD_TEST_PASSWORD", "sandbox-pass")
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[agent]
+data_dir = "{tmp_path / 'data'}"
+pacing_seconds = 0
+login_retry_hours = 0
+health_port = {port}
+[browser]
+timeout_seconds = 8
+[[shops]]
+name = "扫码登录店"
+base_url = "{sandbox.url}"
+username = "扫码登录店"
+password_env = "PDD_TEST_PASSWORD"
+[schedule]
+check_interval = "60s"
+jitter = "0"
+dispatch_interval = "1s"
+keepalive_interval = "0"
+digest_cron = ""
+[alerts]
+notify = ["ops"]
+[notifiers.ops]
+type = "wecom"
+webhook_url = "{wecom.webhook_url('k1')}"
+""", encoding="utf-8")
+    agent = Agent(config, port, tmp_path)
+    agents.append(agent)
+
+    def images() -> list[bytes]:
+        return [m.image for m in wecom.messages("k1") if m.msgtype == "image" and m.image]
+
+    first = wait_until(lambda: images(), "the login QR image", agent)[0]
+    live = [t["token"] for t in sandbox.control.qr_tokens() if t["status"] == 1]
+    assert qr_matrix(first) in [qr_matrix(qr_png_bytes(f"https://mms.pinduoduo.com/scanlogin?type=1&data={t}"))
+                                for t in live]
+    assert any("需要登录（扫码）" in t and "禁止在网页版登录" in t for t in shop_messages(wecom, "扫码登录店"))
+    renewed = wait_until(lambda: images()[1:], "the renewed QR image", agent, timeout=40)[0]
+    assert qr_matrix(renewed) != qr_matrix(first)
+    sandbox.control.settings(qr_ttl=300)
+    sandbox.control.scan_qr("扫码登录店", confirm=False)
+    wait_until(lambda: "已扫码" in agent.log(), "「已扫码，请在手机上确认」 in the log", agent)
+    sandbox.control.scan_qr("扫码登录店")
+    wait_until(lambda: any("已恢复" in t for t in shop_messages(wecom, "扫码登录店")), "the recovery alert", agent)
+    state = tmp_path / "data" / "shops" / "扫码登录店" / "state.json"
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert agent.stop() == 0
