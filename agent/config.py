@@ -84,7 +84,7 @@ class AgentConfig:
     selectors_dir: Path | None = None  # admin overrides of selectors/*.toml
     # pause between backend requests; the caller applies ±30 % jitter
     pacing_seconds: float = _key(1.0, _rule(lambda v: v >= 0, "must be 0 or more, got {v} (不能为负数)"))
-    # waits before retrying a rate-limited request (54001 / HTTP 429), one per retry
+    # waits before retrying a rate-limited request (HTTP 429), one per retry; a 54001 captcha is never retried
     rate_limit_backoff: tuple[float, ...] = _key(
         (5.0, 15.0, 45.0), _rule(lambda v: all(x >= 0 for x in v), "waits must be 0 or more (不能为负数)")
     )

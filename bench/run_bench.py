@@ -27,7 +27,7 @@ from agent.checker import Checker, shop_dir
 from agent.config import Config, load_config
 from agent.models import ShopResult
 from agent.reader import ReadOptions
-from agent.sandbox.control import SandboxControl
+from agent.sandbox.control import SandboxControl, http_login
 from agent.sandbox.generate import generate_scenario
 from bench.procstat import PeakMemory, cpu_seconds
 
@@ -62,7 +62,7 @@ def prime_sessions(url: str, config: Config, plan: dict[str, Any] | None) -> Non
     for shop in config.shops:
         with httpx.Client(base_url=url) as c:
             c.get("/login/")
-            assert c.post("/janus/api/auth", json={"username": shop.username, "password": PASSWORD}).json()["success"]
+            assert http_login(c, shop.username, PASSWORD)["success"]
             cookies = [
                 {"name": k, "value": v, "domain": host, "path": "/", "expires": -1, "httpOnly": k == "PASS_ID",
                  "secure": False, "sameSite": "Lax"}
@@ -92,7 +92,8 @@ def floor_requests(url: str, state: Path, plan: dict[str, Any]) -> Callable[[], 
     async def run() -> int:
         async with httpx.AsyncClient(base_url=url, cookies=cookies) as c:
             assert (await c.post(api["check_login"], json={})).json()["result"]["login"]
-            await c.post(api["query_count"], json={})
+            await c.post(api["query_count"])
+            await c.post(api["query_wait_handle_count"], json={})
             rows = 0
             for body in plan.values():
                 page = 1

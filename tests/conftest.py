@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ import pytest
 
 from agent.chromium import launch_options
 from agent.sandbox.backend import Backend
-from agent.sandbox.control import SandboxControl
+from agent.sandbox.control import SandboxControl, http_login
 from agent.sandbox.server import SandboxServer
 
 T = TypeVar("T")
@@ -49,14 +48,7 @@ class Sandbox:
         return c
 
 
-def auth(c: httpx.Client, username: str, password: str, **extra: Any) -> dict[str, Any]:
-    """POST /janus/api/auth as the login page does: queryPasswordEncrypt first, then the encoded password
-    (the sandbox's stand-in for PDD's RSA: base64 of "<passwordEncrypt>:<password>")."""
-    key = c.get("/janus/api/queryPasswordEncrypt").json()["result"]
-    nonce = key["passwordEncrypt"]
-    encoded = base64.b64encode(f"{nonce}:{password}".encode()).decode()
-    body = {"username": username, "password": encoded, "passwordEncrypt": nonce, **extra}
-    return dict(c.post("/janus/api/auth", json=body).json())
+auth = http_login  # the login page's own request, for tests over plain HTTP
 
 
 @pytest.fixture

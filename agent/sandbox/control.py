@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -9,6 +10,15 @@ import httpx
 
 class SandboxError(RuntimeError):
     """The control API refused a call; the message is the sandbox's own."""
+
+
+def http_login(client: httpx.Client, username: str, password: str, **extra: Any) -> dict[str, Any]:
+    """POST /janus/api/auth as the sandbox's login page does: queryPasswordEncrypt first, then the password
+    encoded with it (the sandbox's stand-in for PDD's RSA: base64 of "<passwordEncrypt>:<password>")."""
+    nonce = client.get("/janus/api/queryPasswordEncrypt").json()["result"]["passwordEncrypt"]
+    encoded = base64.b64encode(f"{nonce}:{password}".encode()).decode()
+    body = {"username": username, "password": encoded, "passwordEncrypt": nonce, **extra}
+    return dict(client.post("/janus/api/auth", json=body).json())
 
 
 class SandboxControl:
