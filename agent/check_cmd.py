@@ -51,17 +51,17 @@ def render_table(results: Sequence[ShopResult], config_path: str, tz: ZoneInfo) 
             f"✓ {r.name}  待商家处理 {len(r.aftersales)} 单，待商家举证 {len(r.evidence)} 单"
             f"（{r.mode}，{r.checked_at.astimezone(tz):%Y-%m-%d %H:%M:%S}）"
         )
-        rows: list[tuple[datetime, int, str]] = [
+        rows: list[tuple[datetime, str, str]] = [
             (
-                i.deadline, i.remaining_seconds,
+                i.deadline, "已逾期" if i.overdue else "剩余 " + remaining_text(i.remaining_seconds),
                 f"{kind}  {i.order_sn}  {clean(i.type)}  {_yuan(i.refund_amount_fen):>9}  "
                 f"{clean(i.reason, 24)}  {clean(i.goods_name, 20)}",
             )
             for kind, items in (("售后", r.aftersales), ("举证", r.evidence))
             for i in items
         ]
-        for deadline, remaining, text in sorted(rows, key=lambda x: x[0]):
-            lines.append(f"    {deadline.astimezone(tz):%m-%d %H:%M:%S}  剩余 {remaining_text(remaining):<12} {text}")
+        for deadline, left, text in sorted(rows, key=lambda x: x[0]):
+            lines.append(f"    {deadline.astimezone(tz):%m-%d %H:%M:%S}  {left:<15} {text}")
         for f in r.findings:
             lines.append(f"    ! {f.kind}: {clean(f.message, 160)}")
     return "\n".join(lines)

@@ -374,7 +374,6 @@ class PageReader:
                 raise
             return await self.read_role_from_dom(role)
         learned = {k: v for k, v in body.items() if k != req["page_number"]}
-        learned.pop("searchText", None)
         size = max(pg["page_sizes"])
         total, rows = parsers.result_page(data, self.site, self.lists, f"queryList[{role}]")
         asked = int(body.get(req["page_size"], 0))
