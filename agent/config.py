@@ -185,7 +185,13 @@ class AlertsConfig:
     confirm_handled: bool = True  # 「已处理」 when an alerted item leaves the list before its deadline
     health_cooldown: str = _key("6h", _DURATION)  # the same health alert at most this often
     failure_threshold: int = _key(3, _rule(lambda v: v >= 1, "must be 1 or more, got {v} (必须至少为 1)"))
-    retry_backoff: str = _key("30s", _DURATION_OR_OFF)  # first wait after a failed send; doubles up to 30 min
+    # a failing channel is probed again after retry_backoff, doubling up to retry_max (jitter ±20 %); the
+    # channel's own hint wins (WeCom 45009: its 60-s window)
+    retry_backoff: str = _key("2s", _DURATION_OR_OFF)
+    retry_max: str = _key("30s", _DURATION)
+    # a channel failing this long: urgent alerts also go out through the shop's other and the admin channels,
+    # and the admins hear of it; "0": never
+    failover_after: str = _key("2m", _DURATION_OR_OFF)
 
 
 def seconds(text: str) -> float:
@@ -204,6 +210,7 @@ class ScheduleConfig:
     keepalive_interval: str = _key("25m", _DURATION_OR_OFF)  # a light session visit between checks; "0": off
     dispatch_interval: str = _key("10s", _DURATION)  # the outbox is sent on its own, never waiting for checks
     shutdown_grace: str = _key("60s", _DURATION)  # on SIGTERM the check in flight gets this long to finish
+    once_grace: str = _key("60s", _DURATION_OR_OFF)  # `run --once` keeps delivering this long while a channel fails
 
     def interval_of(self, shop: ShopConfig) -> float:
         """The shop's check interval in seconds (0 when it runs on a cron)."""

@@ -1,4 +1,5 @@
-"""Sending the outbox: claim due rows, one message per shop and channel, rate limits, retries, broken channels."""
+"""Sending the outbox: due rows most urgent first, one message per shop and channel, rate limits, retry state per
+channel (a failing channel is probed with a short capped backoff, then flushed), failover of urgent alerts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,7 +22,9 @@ from agent.store import OutboxRow, Store
 from notifiers import REGISTRY
 from notifiers.base import Message, Notifier, PermanentError, RetryableError
 
-BACKOFF_MAX = 1800.0
+FAILOVER_NOTE = "（{channel}发送失败，改由此渠道发送）"
+SENT, DEFERRED, FAILED = "sent", "deferred", "failed"  # what one delivery did
+CHANNEL_LABELS = {"wecom": "企业微信", "email": "邮件"}
 
 
 def build_notifier(cfg: NotifierConfig) -> Notifier:
@@ -61,6 +64,8 @@ class Report:
     retried: int = 0
     dead: int = 0
     deferred: int = 0
+    waiting: int = 0  # rows of failing channels not tried in this run (their channel's next try is later)
+    failed_over: int = 0  # urgent alerts copied to other channels
     errors: list[str] = field(default_factory=list)
     by_channel: dict[str, list[int]] = field(default_factory=dict)  # channel → [messages, rows, failures]
 
@@ -84,28 +89,44 @@ class Dispatcher:
         self._skew = 0.0
         self.rng = rng or random.Random()
 
-    def backoff(self, attempts: int, hint: float | None) -> float:
+    def backoff(self, failures: int, hint: float | None) -> float:
+        """The wait before a failing channel's next try: the channel's own hint when it gives one, else
+        retry_backoff doubling per failure up to retry_max, with ±20 % jitter."""
+        if hint:
+            return hint
         base = seconds(self.config.alerts.retry_backoff)
-        wait = min(base * 2 ** attempts, BACKOFF_MAX) * self.rng.uniform(0.8, 1.2)
-        return max(wait, hint or 0.0)
+        cap = seconds(self.config.alerts.retry_max)
+        return min(base * 2 ** max(0, failures - 1) * self.rng.uniform(0.8, 1.2), cap)
 
     async def run_once(self) -> Report:
         report = Report()
         now = self.wall()
         self._skew = self.clock() - now
-        groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
-        for row in self.store.due(now):
-            groups[(row.channel, row.shop)].append(row)
-        for (channel, shop), rows in groups.items():
-            await self._send_group(channel, shop, rows, now, report)
+        self._failover(now, report)
+        states = self.store.channel_states()
+        by_channel: dict[str, list[OutboxRow]] = defaultdict(list)
+        for row in self.store.due(now):  # most urgent first
+            by_channel[row.channel].append(row)
+        for channel, rows in by_channel.items():
+            st = states.get(channel)
+            if st is not None and st.failing and (st.next_try or 0) > now:
+                report.waiting += len(rows)  # one probe at a time: this channel's next try is later
+                continue
+            groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
+            for row in rows:
+                groups[(row.shop, str(row.payload.get("failover_from") or ""))].append(row)
+            for (shop, _), group in groups.items():
+                if not await self._send_group(channel, shop, group, now, report):
+                    break  # the channel failed: the rest waits for its next try
         return report
 
-    async def _send_group(self, channel: str, shop: str, rows: list[OutboxRow], now: float, report: Report) -> None:
+    async def _send_group(self, channel: str, shop: str, rows: list[OutboxRow], now: float, report: Report) -> bool:
+        """Send one shop's rows on one channel; False when the channel failed (the caller stops there)."""
         notifier = self.notifiers.get(channel)
         if notifier is None:
             self.store.mark_dead([r.id for r in rows], f"channel {channel!r} is not configured")
             report.dead += len(rows)
-            return
+            return True
         local = datetime.fromtimestamp(now + self._skew, self.tz)
         alerts = {r.dedup_key: Alert.from_dict({**r.payload, "key": r.dedup_key})
                   for r in rows if "rendered" not in r.payload}
@@ -119,28 +140,34 @@ class Dispatcher:
                 report.deferred += len(waiting)
             rows = [r for r in rows if r.dedup_key in alerts and urgent(alerts[r.dedup_key])]
             if not rows:
-                return
+                return True
         ready = [r for r in rows if "rendered" in r.payload]  # pre-rendered messages (the daily digest)
         for row in ready:
             msg = RenderedMessage(**row.payload["rendered"])
-            if not await self._deliver(notifier, channel, shop, self._message(notifier, msg, []), [row], now, report):
-                return
+            outcome = await self._deliver(notifier, channel, shop, self._message(notifier, msg, []), [row], now, report)
+            if outcome != SENT:
+                return outcome != FAILED
         rows = [r for r in rows if "rendered" not in r.payload]
         if not rows:
-            return
+            return True
         detail = (lambda a: self.detail_url(shop, a)) if self.detail_url else None
         parts = render_group(shop, [alerts[r.dedup_key] for r in rows], channel_kind=notifier.kind,
                              max_bytes=notifier.max_bytes, detail_url=detail, tz=self.tz, now=local)
+        if rows[0].payload.get("failover_from"):  # copies of urgent alerts whose channel fails: say so
+            label = str(rows[0].payload.get("failover_label") or rows[0].payload["failover_from"])
+            parts = [self._failover_note(p, label) for p in parts]
         for n, part in enumerate(parts):
             later = [by_key[k] for p in parts[n:] for k in p.keys]
-            if not await self._deliver(notifier, channel, shop, self._message(notifier, part, rows), later, now,
-                                       report, sent=len(part.keys)):
-                return
+            outcome = await self._deliver(notifier, channel, shop, self._message(notifier, part, rows), later, now,
+                                          report, sent=len(part.keys))
+            if outcome != SENT:
+                return outcome != FAILED
+        return True
 
     async def _deliver(self, notifier: Notifier, channel: str, shop: str, message: Message, rows: list[OutboxRow],
-                       now: float, report: Report, sent: int = 1) -> bool:
-        """Send one message carrying the first `sent` of `rows`; on failure `rows` (this and later) are put back.
-        True when it went out and the caller may go on."""
+                       now: float, report: Report, sent: int = 1) -> str:
+        """Send one message carrying the first `sent` of `rows`: SENT, DEFERRED (the per-minute limit; `rows`
+        wait) or FAILED (the channel failed; `rows` wait for its next try, or are dead when it refused them)."""
         cost = 2 if message.mention_mobiles else 1  # a WeCom @ is a second message
         limit = notifier.rate_per_minute
         ids = [r.id for r in rows]
@@ -148,17 +175,20 @@ class Dispatcher:
             oldest = self.store.oldest_within(notifier.rate_key, now) or now
             self.store.mark_retry(ids, oldest + 60.0, "rate limit (20/min per robot)", count=False)
             report.deferred += len(ids)
-            return False
+            return DEFERRED
         try:
             answer = await notifier.send(message)
         except RetryableError as exc:
-            attempts = max(r.attempts for r in rows)
-            self.store.mark_retry(ids, now + self.backoff(attempts, exc.retry_after), str(exc))
+            prev = self.store.channel_states().get(channel)
+            failures = (prev.failures if prev is not None and prev.failing else 0) + 1
+            wait = self.backoff(failures, exc.retry_after)
+            self.store.mark_attempt(ids, str(exc))  # for the record; the rows' next try is the channel's
+            self.store.channel_failed(channel, now, str(exc), now + wait)
             report.retried += len(ids)
             report.count(channel, failures=1)
             report.errors.append(f"{channel}: {exc}")
-            logger.warning("send to {} failed, will retry: {}", channel, exc)
-            return False
+            logger.warning("send to {} failed ({} in a row), next try in {:.1f} s: {}", channel, failures, wait, exc)
+            return FAILED
         except PermanentError as exc:
             self.store.mark_dead(ids, str(exc))
             report.dead += len(ids)
@@ -166,16 +196,26 @@ class Dispatcher:
             report.errors.append(f"{channel}: {exc}")
             logger.error("channel {} refused the message permanently: {}", channel, exc)
             self._channel_broken(channel, shop, str(exc), now)
-            return False
+            return FAILED
         for _ in range(cost):
             self.store.record_send(notifier.rate_key, now)
         self.store.mark_sent(ids[:sent], now)
         self.store.clear_broken(channel)
+        for row in rows[:sent]:
+            origin = row.payload.get("failover_from")
+            if origin:  # the team has it: the failing channel must not send it again once it recovers
+                self.store.mark_delivered_elsewhere(str(row.payload["failover_key"]), str(origin), channel, now)
+        ended = self.store.channel_ok(channel)
+        if ended is not None:
+            logger.info("channel {} delivers again after {} failure(s)", channel, ended.failures)
+            if ended.noticed_at is not None:
+                self._notice(channel, shop, "channel_recovered", "info",
+                             f"通知渠道 {channel} 已恢复，积压的提醒正在补发（失败 {ended.failures} 次）", now)
         report.sent += 1
         report.rows_sent += sent
         report.count(channel, messages=1, rows=sent)
         logger.info("sent {} alert(s) of {} to {}: {}", sent, shop, channel, answer[:80])
-        return True
+        return SENT
 
     def _message(self, notifier: Notifier, part: RenderedMessage, rows: list[OutboxRow]) -> Message:
         qr = next((base64.b64decode(r.payload["qr_png_b64"]) for r in rows
@@ -186,15 +226,65 @@ class Dispatcher:
 
     def _channel_broken(self, channel: str, shop: str, reason: str, now: float) -> None:
         """Tell the admins through another channel, once per breakage."""
-        if not self.store.set_broken(channel, now, reason):
-            return
+        if self.store.set_broken(channel, now, reason):
+            detail = f"通知渠道 {channel} 无法发送（{reason}），请检查配置"
+            self._notice(channel, shop, "channel_broken", "critical", detail, now)
+
+    def _notice(self, channel: str, shop: str, event: str, severity: str, detail: str, now: float) -> None:
+        """A notice about `channel` to the admins, through the first other channel."""
         others = [c for c in (*self.config.alerts.admin_notify, *self.notifiers) if c != channel]
         others = list(dict.fromkeys(c for c in others if c in self.notifiers))
         if not others:
-            logger.error("channel {} is broken and no other channel can tell anyone: {}", channel, reason)
+            logger.error("channel {}: {} and no other channel can tell anyone", channel, detail)
             return
         at = datetime.fromtimestamp(now + self._skew, self.tz)
-        alert = Alert(key=f"{shop}:health:channel_broken:{channel}:{int(now)}", shop=shop, kind="health",
-                      severity="critical", created_at=at, event="channel_broken", state="channel_broken",
-                      detail=f"通知渠道 {channel} 无法发送（{reason}），请检查配置")
+        alert = Alert(key=f"{shop}:health:{event}:{channel}:{int(now)}", shop=shop, kind="health",
+                      severity=severity, created_at=at, event=event, state=event, detail=detail)  # type: ignore[arg-type]
         self.store.enqueue([(alert.key, c, shop, alert.to_dict()) for c in others[:1]], now)
+
+    # ---- failover -----------------------------------------------------------------------------
+    def _failover(self, now: float, report: Report) -> None:
+        """Channels failing longer than failover_after: the admins hear of it (once), and each urgent alert
+        waiting on them is copied, once, to the shop's other channels and the admin channels."""
+        after = seconds(self.config.alerts.failover_after)
+        if not after:
+            return
+        for name, st in self.store.channel_states().items():
+            if not st.failing or now - (st.failing_since or now) < after:
+                continue
+            rows = [r for r in self.store.due(now, channel=name)
+                    if "rendered" not in r.payload and not r.payload.get("failover_from")]
+            if rows and self.store.channel_noticed(name, now):
+                self._notice(name, rows[0].shop, "channel_failing", "critical",
+                             f"通知渠道 {name} 已连续发送失败 {int(now - (st.failing_since or now))} 秒"
+                             f"（{st.last_error}），紧急提醒改由其他渠道发送", now)
+            for row in rows:
+                alert = Alert.from_dict({**row.payload, "key": row.dedup_key})
+                if not urgent(alert):
+                    continue
+                report.failed_over += self._copy(row, name, now)
+                via = self._delivered_elsewhere(row, name)
+                if via:  # e.g. a last stage routed to the admin channels too: the team has it
+                    self.store.mark_delivered_elsewhere(row.dedup_key, name, via, now)
+
+    def _delivered_elsewhere(self, row: OutboxRow, failing: str) -> str:
+        """Another channel that already sent this alert (routed there too), or ""."""
+        for channel in self.notifiers:
+            if channel != failing and (self.store.find(row.dedup_key, channel) or (0, ""))[1] == "sent":
+                return channel
+        return ""
+
+    def _copy(self, row: OutboxRow, failing: str, now: float) -> int:
+        shop = self.config.shop(row.shop)
+        own = self.config.channels_for(shop) if shop is not None else ()
+        targets = [c for c in dict.fromkeys((*own, *self.config.alerts.admin_notify))
+                   if c != failing and c in self.notifiers and self.store.find(row.dedup_key, c) is None]
+        label = CHANNEL_LABELS.get(self.notifiers[failing].kind, failing) if failing in self.notifiers else failing
+        payload = {**row.payload, "failover_from": failing, "failover_key": row.dedup_key, "failover_label": label}
+        return self.store.enqueue([(f"{row.dedup_key}#failover:{failing}", c, row.shop, payload) for c in targets], now)
+
+    @staticmethod
+    def _failover_note(part: RenderedMessage, origin: str) -> RenderedMessage:
+        note = FAILOVER_NOTE.format(channel=origin)
+        return replace(part, title=part.title + note, markdown=f"{note}\n{part.markdown}", text=f"{note}\n{part.text}",
+                       html=f"<p>{note}</p>{part.html}")

@@ -34,6 +34,8 @@ _HEALTH = {  # event → (title label, what happened)
     FAILING: ("检查连续失败", "检查连续失败，期间无法预警"),
     RECOVERED: ("已恢复", "已恢复：店铺可以正常读取"),
     "channel_broken": ("通知渠道故障", "通知渠道故障：消息发不出去，请检查配置"),
+    "channel_failing": ("通知渠道发送失败", "通知渠道连续发送失败：紧急提醒改由本渠道发送"),
+    "channel_recovered": ("通知渠道已恢复", "通知渠道已恢复：积压的提醒正在补发"),
 }
 _HINT = {  # event → (text, command, text); {shop} is shell-quoted
     "sms_required": ("请运行 ", "pdd-agent login --shop {shop}", " 并输入短信验证码"),
@@ -199,7 +201,7 @@ def _item_lines(a: Alert, n: int, ctx: _Ctx, reason_cut: int | None, goods_cut: 
 
 def _health_lines(a: Alert, n: int, ctx: _Ctx) -> list[Line]:
     what = _HEALTH.get(a.event, ("店铺状态异常", "店铺状态异常"))[1]
-    colour = "info" if a.event == RECOVERED else "warning"
+    colour = "info" if a.event in (RECOVERED, "channel_recovered") else "warning"
     lines: list[Line] = [[("t", f"{n}. "), ("c", f"【{what}】", colour)]]
     before, command, after = _HINT.get(a.event, ("", "", ""))
     shop = ctx.shop if re.fullmatch(r"[\w.:+=,@%/-]+", ctx.shop) else shlex.quote(ctx.shop)  # 示例旗舰店 stays bare

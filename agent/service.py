@@ -57,6 +57,7 @@ class Service:
         self.tz = ZoneInfo(config.agent.timezone)
         self.cycle = Cycle(config, store, pool, sel, notifiers)
         self.cycle.checker.on_qr = self._take_qr_page
+        store.probe_channels_now(self.cycle.wall())  # a restart tries failing channels at once
         self.qr_timeout = qr_timeout
         self.scheduler = make_scheduler(self.tz)
         self.started_at = time.time()

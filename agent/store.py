@@ -39,7 +39,38 @@ _MIGRATIONS = (
         consecutive_failures INTEGER NOT NULL DEFAULT 0, health TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # issue 10: retry state per channel (not per row), the admins' notice of a long failure
+    """
+    ALTER TABLE channels ADD COLUMN failing_since REAL;
+    ALTER TABLE channels ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE channels ADD COLUMN last_error TEXT;
+    ALTER TABLE channels ADD COLUMN next_try REAL;
+    ALTER TABLE channels ADD COLUMN noticed_at REAL;
+    """,
 )
+
+# Most urgent first: the last stage and critical health, then by the item's deadline (ISO text, one zone), then age
+_URGENCY = (
+    "CASE WHEN json_extract(payload, '$.is_last_stage') = 1 OR (json_extract(payload, '$.kind') = 'health' "
+    "AND json_extract(payload, '$.severity') = 'critical') THEN 0 ELSE 1 END, "
+    "COALESCE(json_extract(payload, '$.item.deadline'), '9999'), created_at, id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """A channel's delivery state: failing since when, how often, the last error, when it is tried next."""
+
+    name: str
+    failing_since: float | None
+    failures: int
+    last_error: str | None
+    next_try: float | None
+    noticed_at: float | None  # when the admins were told it is failing (None: not yet)
+
+    @property
+    def failing(self) -> bool:
+        return self.failing_since is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +188,47 @@ class Store:
             return n
 
     # ---- outbox -----------------------------------------------------------------------------
-    def due(self, now: float, limit: int = 500) -> list[OutboxRow]:
+    def due(self, now: float, limit: int = 500, channel: str | None = None) -> list[OutboxRow]:
+        """Pending rows whose time has come, most urgent first (per channel: `channel`)."""
+        where = "status = 'pending' AND next_attempt_at <= ?" + (" AND channel = ?" if channel else "")
+        args: tuple[Any, ...] = (now, channel, limit) if channel else (now, limit)
         rows = self.db.execute(
             "SELECT id, dedup_key, channel, shop, payload, attempts, created_at FROM outbox "
-            "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY created_at, id LIMIT ?",
-            (now, limit),
+            f"WHERE {where} ORDER BY {_URGENCY} LIMIT ?", args,
         )
         return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def owed(self, now: float) -> dict[str, dict[str, int]]:
+        """Pending rows per channel: {"due": n, "later": n} (later = deferred by quiet hours or the rate limit)."""
+        out: dict[str, dict[str, int]] = {}
+        for channel, due, n in self.db.execute(
+            "SELECT channel, next_attempt_at <= ?, COUNT(*) FROM outbox WHERE status = 'pending' "
+            "GROUP BY channel, next_attempt_at <= ?", (now, now),
+        ):
+            out.setdefault(channel, {"due": 0, "later": 0})["due" if due else "later"] += n
+        return out
+
+    def find(self, dedup_key: str, channel: str) -> tuple[int, str] | None:
+        """(id, status) of the row for (key, channel), if any."""
+        row = self.db.execute("SELECT id, status FROM outbox WHERE dedup_key = ? AND channel = ?",
+                              (dedup_key, channel)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def mark_attempt(self, ids: Iterable[int], error: str) -> None:
+        """A failed try, for the record: the row's next try is its channel's (`channel_failed`)."""
+        with self.tx() as db:
+            db.executemany("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                           [(error, i) for i in ids])
+
+    def mark_delivered_elsewhere(self, dedup_key: str, channel: str, via: str, now: float) -> bool:
+        """The alert went out through `via` while `channel` failed: never send it through `channel` again."""
+        with self.tx() as db:
+            cur = db.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = ? "
+                "WHERE dedup_key = ? AND channel = ? AND status = 'pending'",
+                (now, f"delivered via {via} while {channel} failed", dedup_key, channel),
+            )
+            return cur.rowcount > 0
 
     def mark_sent(self, ids: Iterable[int], now: float) -> None:
         with self.tx() as db:
@@ -225,6 +290,44 @@ class Store:
     def broken(self) -> dict[str, str]:
         rows = self.db.execute("SELECT name, reason FROM channels WHERE broken_at IS NOT NULL")
         return {name: reason or "" for name, reason in rows}
+
+    def channel_states(self) -> dict[str, ChannelState]:
+        rows = self.db.execute(
+            "SELECT name, failing_since, failures, last_error, next_try, noticed_at FROM channels")
+        return {r[0]: ChannelState(r[0], r[1], int(r[2] or 0), r[3], r[4], r[5]) for r in rows}
+
+    def channel_failed(self, channel: str, now: float, error: str, next_try: float) -> ChannelState:
+        """One more failed try of `channel` (its first failure starts the episode)."""
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO channels (name, failing_since, failures, last_error, next_try) VALUES (?, ?, 1, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET failing_since = COALESCE(failing_since, excluded.failing_since), "
+                "failures = failures + 1, last_error = excluded.last_error, next_try = excluded.next_try",
+                (channel, now, error, next_try),
+            )
+        return self.channel_states()[channel]
+
+    def channel_ok(self, channel: str) -> ChannelState | None:
+        """A send went through: the failing episode (if any) ends. Returns the episode that ended."""
+        before = self.channel_states().get(channel)
+        if before is None or not before.failing:
+            return None
+        with self.tx() as db:
+            db.execute("UPDATE channels SET failing_since = NULL, failures = 0, next_try = NULL, noticed_at = NULL "
+                       "WHERE name = ?", (channel,))
+        return before
+
+    def channel_noticed(self, channel: str, now: float) -> bool:
+        """Record that the admins were told `channel` is failing; True the first time in the episode."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE channels SET noticed_at = ? WHERE name = ? AND failing_since IS NOT NULL "
+                             "AND noticed_at IS NULL", (now, channel))
+            return cur.rowcount > 0
+
+    def probe_channels_now(self, now: float) -> None:
+        """A (re)started service tries failing channels at once instead of waiting out an old backoff."""
+        with self.tx() as db:
+            db.execute("UPDATE channels SET next_try = ? WHERE failing_since IS NOT NULL", (now,))
 
     # ---- shop health ------------------------------------------------------------------------
     def shop_health(self, shop: str) -> ShopHealth:

@@ -34,8 +34,10 @@ class Scripted(Notifier):
         self.mention_mobiles = ("13800000000",)
         self.sent: list[Message] = []
         self.errors: list[Exception] = []
+        self.tries = 0
 
     async def send(self, message: Message) -> str:
+        self.tries += 1
         if self.errors:
             raise self.errors.pop(0)
         self.sent.append(message)
@@ -113,7 +115,7 @@ def test_one_message_per_shop_and_channel_and_nothing_twice(env: Env) -> None:
     assert len(ns["ops"].sent) == 1  # same stages: nothing new
 
 
-def test_retryable_failures_back_off_and_deliver_once(env: Env) -> None:
+def test_retryable_failures_back_off_per_channel_and_deliver_once(env: Env) -> None:
     cfg, store, ns, clock = env
     ns["ops"].errors = [RetryableError("errcode -1", "系统繁忙"), RetryableError("http 500", "x"),
                         RetryableError("errcode 45009", "freq", retry_after=60)]
@@ -122,15 +124,18 @@ def test_retryable_failures_back_off_and_deliver_once(env: Env) -> None:
     waits = []
     for _ in range(3):
         run(d)
-        row = store.rows("pending")[0]
-        waits.append(store.db.execute("SELECT next_attempt_at FROM outbox WHERE id = ?", (row["id"],)).fetchone()[0]
-                     - clock.t)
+        st = store.channel_states()["ops"]
+        waits.append((st.next_try or 0) - clock.t)
+        tries = ns["ops"].tries
         run(d)  # not due yet: nothing happens
+        assert ns["ops"].tries == tries
         clock.t += waits[-1]
-    assert waits[0] < waits[1] and waits[2] >= 60  # exponential, and the channel's hint is honoured
+    assert waits[0] <= 5 and waits[0] < waits[1] <= 30 and waits[2] == 60  # short, doubling; the hint wins
+    assert store.rows("pending")[0]["attempts"] == 3  # the record, while the next try is the channel's
     run(d)
     run(d)
     assert len(ns["ops"].sent) == 1 and store.depth() == {"sent": 1}
+    assert not store.channel_states()["ops"].failing
 
 
 def test_permanent_failure_marks_dead_and_tells_the_admin_elsewhere(
