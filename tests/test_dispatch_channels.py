@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from agent.dispatch import Dispatcher
-from agent.models import AfterSale
 from agent.rules import Alert
 from agent.store import Store
 from notifiers.base import RetryableError
-from tests.test_dispatch import NOON, Env, check, env, item, run  # noqa: F401  (env is a fixture)
+from tests.test_dispatch import NOON, Clock, Env, Scripted, check, config, item, run
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return config(tmp_path), Store(tmp_path / "agent.db"), {"ops": Scripted("ops"), "mail": Scripted("mail")}, Clock(NOON)
 
 
 def health(shop: str, n: int, critical: bool = False) -> tuple[str, str, str, dict[str, object]]:
@@ -76,7 +83,7 @@ def test_a_ten_minute_outage_is_probed_every_30s_at_most_and_flushed_on_recovery
     assert max(r["attempts"] for r in rows if r["channel"] == "ops") == tries  # the probed rows keep the record
 
 
-def test_a_restart_probes_a_failing_channel_at_once(env: Env, tmp_path_factory: object) -> None:
+def test_a_restart_probes_a_failing_channel_at_once(env: Env) -> None:
     cfg, store, ns, clock = env
     check(cfg, store, [item(1, timedelta(hours=3))], NOON)
     ns["ops"].errors = [RetryableError("errcode 45009", "freq", retry_after=60)]
@@ -87,12 +94,6 @@ def test_a_restart_probes_a_failing_channel_at_once(env: Env, tmp_path_factory: 
     reopened.probe_channels_now(clock.t)
     run(Dispatcher(cfg, reopened, ns, clock=clock))
     assert len(ns["ops"].sent) == 1
-
-
-def _last_stage(cfg: object, store: Store, clock: object) -> AfterSale:
-    it = item(1, timedelta(minutes=20))
-    check(cfg, store, [it], NOON)  # type: ignore[arg-type]
-    return it
 
 
 def test_failover_of_an_urgent_alert_and_nothing_twice_after_recovery(env: Env) -> None:
