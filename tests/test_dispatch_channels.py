@@ -16,7 +16,8 @@ from tests.test_dispatch import NOON, Clock, Env, Scripted, check, config, item,
 
 @pytest.fixture
 def env(tmp_path: Path) -> Env:
-    return config(tmp_path), Store(tmp_path / "agent.db"), {"ops": Scripted("ops"), "mail": Scripted("mail")}, Clock(NOON)
+    notifiers = {"ops": Scripted("ops"), "mail": Scripted("mail")}
+    return config(tmp_path), Store(tmp_path / "agent.db"), notifiers, Clock(NOON)
 
 
 def health(shop: str, n: int, critical: bool = False) -> tuple[str, str, str, dict[str, object]]:
