@@ -67,6 +67,8 @@ class Snapshot:
     send_failures: dict[str, int] = field(default_factory=dict)  # channel → failed send attempts
     broken_channels: dict[str, str] = field(default_factory=dict)  # channel → why it is marked broken
     dispatch_interval: float = 10.0
+    # channel → {state: ok | failing | broken, failing_since, failures, last_error, next_try, waiting}
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1)
@@ -241,10 +243,39 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
     out.family("outbox_rows", "gauge", "Outbox rows by status.",
                [("", {"status": st}, snap.outbox.get(st, 0)) for st in _OUTBOX_STATUSES]
                + [("", {"status": st}, n) for st, n in sorted(snap.outbox.items()) if st not in _OUTBOX_STATUSES])
-    channels = sorted({*snap.messages_sent, *snap.alerts_sent, *snap.send_failures, *snap.broken_channels})
+    channels = sorted({*snap.messages_sent, *snap.alerts_sent, *snap.send_failures, *snap.broken_channels,
+                       *snap.channels})
     out.family("channel_broken", "gauge", "1 while the channel is marked broken (its messages wait).",
                [("", {"channel": c}, int(c in snap.broken_channels)) for c in channels])
+    view = {c: snap.channels.get(c, {}) for c in channels}
+    out.family("channel_failing", "gauge", "1 while sends to the channel fail (it is retried on its own backoff).",
+               [("", {"channel": c}, int(v.get("state") == "failing")) for c, v in view.items()])
+    out.family("channel_failing_seconds", "gauge", "How long the channel has been failing (0 when it is not).",
+               [("", {"channel": c}, round(snap.updated_at - v["failing_since"], 1) if v.get("failing_since") else 0)
+                for c, v in view.items()])
+    out.family("channel_rows_waiting", "gauge", "Outbox rows of the channel not yet sent.",
+               [("", {"channel": c}, v.get("waiting", 0)) for c, v in view.items()])
+    out.family("channel_next_try_seconds", "gauge", "Seconds until a failing channel is tried again (0: now).",
+               [("", {"channel": c}, max(0.0, round((v.get("next_try") or 0) - snap.updated_at, 1)))
+                for c, v in view.items()])
     return out.text()
+
+
+def channel_view(names: Iterable[str], states: Mapping[str, Any], owed: Mapping[str, Mapping[str, int]],
+                 broken: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each channel's delivery state for status and /metrics, from the store's channel states and queue."""
+    out: dict[str, dict[str, Any]] = {}
+    known = dict.fromkeys((*names, *broken, *owed, *(k for k, v in states.items() if v.failing)))
+    for name in known:
+        st, n = states.get(name), owed.get(name, {})
+        failing = st is not None and st.failing
+        out[name] = {
+            "state": "broken" if name in broken else "failing" if failing else "ok",
+            "failing_since": st.failing_since if failing else None, "failures": st.failures if failing else 0,
+            "last_error": (broken.get(name) or (st.last_error if failing else None)) if st or name in broken else None,
+            "next_try": st.next_try if failing else None, "waiting": sum(n.values()),
+        }
+    return out
 
 
 # ---- the HTTP endpoint ------------------------------------------------------------------------------

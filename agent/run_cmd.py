@@ -6,7 +6,9 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,13 @@ from loguru import logger
 
 from agent import locators, logsetup
 from agent.browser import BrowserPool
-from agent.config import Config, ConfigError, load_config
-from agent.dispatch import build_notifier
+from agent.config import Config, ConfigError, load_config, seconds
+from agent.dispatch import Report, build_notifier
 from agent.health import HealthServer
 from agent.models import CheckFailure
 from agent.progress import Progress
 from agent.service import Service
-from agent.store import Store
+from agent.store import ChannelState, Store
 from notifiers.base import Notifier
 from notifiers.wecom import parse_webhook
 
@@ -144,17 +146,53 @@ async def _main(config: Config, sel: Mapping[str, Any], once: bool) -> int:
 
 
 async def _once(service: Service) -> int:
+    """Check every shop, then deliver; while a channel fails transiently keep delivering for up to
+    [schedule] once_grace. Exit 0 only when every shop was read and nothing owed is still queued."""
     results = await service.check_all()
-    report = await service.dispatch()
+    end = time.monotonic() + seconds(service.config.schedule.once_grace)
+    total = Report()
+    while True:
+        report = await service.dispatch()
+        for name in ("sent", "rows_sent", "retried", "dead", "deferred", "failed_over"):
+            setattr(total, name, getattr(total, name) + getattr(report, name))
+        now = service.cycle.wall()
+        owed = service.store.owed(now)
+        owing = sum(c["due"] + c["later"] for c in owed.values())
+        left = end - time.monotonic()
+        if not owing or left <= 0:
+            break
+        states = service.store.channel_states()
+        wake = [t for t in (*(st.next_try for st in states.values() if st.failing), service.store.next_deferred(now))
+                if t is not None]
+        await asyncio.sleep(min(max(0.2, min(wake, default=now + 1.0) - now), left))
     await service.heartbeat()
-    left = service.store.depth().get("pending", 0)
     for r in results:
         line = "✓ 已读取" if r.ok else f"✗ 未读取 {r.state.value}: {r.error or ''}"
         print(f"{r.name}: {line}")
-    print(f"已发送 {report.sent} 条消息（{report.rows_sent} 条提醒），待重试 {report.retried}，失败 {report.dead}，"
-          f"免打扰/限速暂缓 {report.deferred}，队列中 {left}")
-    ok = all(r.ok for r in results) and not report.retried and not report.dead and not report.errors
-    return 0 if ok else 1
+    print(f"已发送 {total.sent} 条消息（{total.rows_sent} 条提醒），失败重试 {total.retried}，无法发送 {total.dead}，"
+          f"转发 {total.failed_over}，免打扰/限速暂缓 {total.deferred}")
+    for line in owed_lines(owed, service.store.channel_states(), service.tz):
+        print(line)
+    return 0 if all(r.ok for r in results) and not owing and not total.dead else 1
+
+
+def owed_lines(owed: Mapping[str, Mapping[str, int]], states: Mapping[str, ChannelState], tz: Any) -> list[str]:
+    """What is still queued per channel, and why (failing, the per-minute limit, quiet hours)."""
+    out = []
+    for channel, n in sorted(owed.items()):
+        st = states.get(channel)
+        if n["due"] and st is not None and st.failing:
+            at = datetime.fromtimestamp(st.next_try or 0, tz).strftime("%H:%M:%S")
+            out.append(f"✗ {channel}：{n['due']} 条未发出（发送失败 {st.failures} 次：{st.last_error}；下次重试 {at}）")
+        elif n["due"]:
+            out.append(f"✗ {channel}：{n['due']} 条待发送")
+        if n["later"]:
+            out.append(f"✗ {channel}：{n['later']} 条等待限速（每分钟条数上限）后发送")
+        if n["quiet"]:
+            out.append(f"· {channel}：{n['quiet']} 条在免打扰时段结束后发送")
+    if not any(n["due"] or n["later"] for n in owed.values()):
+        out.append("队列已清空 / nothing owed is queued")
+    return out
 
 
 async def _serve(config: Config, service: Service) -> int:

@@ -26,7 +26,7 @@ from agent.browser import BrowserPool, close_quietly
 from agent.config import Config, ShopConfig, seconds
 from agent.cycle import Cycle
 from agent.dispatch import Report
-from agent.health import ShopStatus, Snapshot, shop_statuses, write_heartbeat
+from agent.health import ShopStatus, Snapshot, channel_view, shop_statuses, write_heartbeat
 from agent.models import CheckFailure, ShopResult, ShopState
 from agent.scheduling import check_trigger, cron_trigger, stale_after
 from agent.session import QR_TIMEOUT_SECONDS, ShopSession
@@ -326,6 +326,8 @@ class Service:
             outbox=self.store.depth(), messages_sent={k: v[0] for k, v in counts.items()},
             alerts_sent={k: v[1] for k, v in counts.items()}, send_failures={k: v[2] for k, v in counts.items()},
             broken_channels=self.store.broken(), dispatch_interval=seconds(self.config.schedule.dispatch_interval),
+            channels=channel_view(self.config.notifiers, self.store.channel_states(), self.store.owed(now),
+                                  self.store.broken()),
         )
 
     async def heartbeat(self) -> None:

@@ -8,7 +8,7 @@ import sqlite3
 import sys
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from agent.check_cmd import HINTS, clean
 from agent.checker import remaining_text, shop_dir
 from agent.config import Config, ConfigError, load_config
-from agent.health import ShopStatus, Snapshot, healthz, read_heartbeat, shop_statuses
+from agent.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses
 from agent.models import ShopState
 from agent.store import Store
 
@@ -116,7 +116,8 @@ def session_text(config: Config, name: str, hurdle: dict[str, Any] | None) -> st
 
 
 # ---- gathering -----------------------------------------------------------------------------------
-_Gathered = tuple[list[ShopStatus], dict[str, int], dict[str, str]]  # shops, outbox depth, broken channels
+# shops, outbox depth, broken channels, each channel's delivery state
+_Gathered = tuple[list[ShopStatus], dict[str, int], dict[str, str], dict[str, dict[str, Any]]]
 
 
 def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
@@ -124,19 +125,22 @@ def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
     db_path = config.agent.data_dir / "agent.db"
     blank = [ShopStatus(name=s.name, enabled=s.enabled, interval_seconds=config.schedule.interval_of(s))
              for s in config.shops]
+    no_channels = channel_view(config.notifiers, {}, {}, {})
     if not db_path.exists():
         notes.append(f"尚未运行过检查 (no check has run yet: {db_path} does not exist)")
-        return blank, {}, {}
+        return blank, {}, {}, no_channels
     try:
         store = Store(db_path)
     except (sqlite3.Error, OSError) as exc:
         notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
-        return blank, {}, {}
+        return blank, {}, {}, no_channels
     try:
-        return shop_statuses(config, store, now), store.depth(), store.broken()
+        broken = store.broken()
+        channels = channel_view(config.notifiers, store.channel_states(), store.owed(now), broken)
+        return shop_statuses(config, store, now), store.depth(), broken, channels
     except sqlite3.Error as exc:
         notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
-        return blank, {}, {}
+        return blank, {}, {}, no_channels
     finally:
         store.close()
 
@@ -195,9 +199,10 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
     notes: list[str] = []
     heartbeat = read_heartbeat(config.agent.data_dir)
     running = service_running(heartbeat, now)
-    shops, outbox, broken = _from_store(config, now, notes)
+    shops, outbox, broken, channels = _from_store(config, now, notes)
     if running and heartbeat is not None:
         shops, outbox, broken = _merge(shops, heartbeat.shops), heartbeat.outbox, heartbeat.broken_channels
+        channels = heartbeat.channels
         healthy, reasons = healthz(heartbeat, now, tz)
     else:
         healthy, reasons = False, ["service not running (服务未运行)"]
@@ -206,7 +211,7 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
         snapshot = asdict(heartbeat) if heartbeat is not None else {}
         if not running:  # the stale heartbeat's identity, the store's view of the shops
             snapshot.update(scheduler_running=False, shops=[asdict(s) for s in shops], outbox=outbox,
-                            broken_channels=broken)
+                            broken_channels=broken, channels=channels)
         doc = {"running": running, "healthy": running and healthy, "reasons": reasons, "snapshot": snapshot}
         out.write(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
         return 0 if running and healthy else 1
@@ -217,13 +222,27 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
     lines += _service_lines(heartbeat, running, healthy, reasons, now, tz)
     lines.append(f"待发消息：待发送 {outbox.get('pending', 0)}，已发送 {outbox.get('sent', 0)}，"
                  f"失败 {outbox.get('dead', 0)}")
-    if broken:
-        lines.append("通知渠道故障："
-                     + "；".join(f"{clean(c, 40)}（{clean(r, 80)}）" for c, r in sorted(broken.items())))
-    else:
-        lines.append("通知渠道：正常")
+    lines += channel_lines(channels, tz)
     out.write("\n".join(lines) + "\n")
     return 0 if running and healthy else 1
+
+
+def channel_lines(channels: Mapping[str, Mapping[str, Any]], tz: tzinfo) -> list[str]:
+    """One line per channel: ok / failing since / failures / last error / next try / rows waiting."""
+    bad = [n for n, v in channels.items() if v.get("state") != "ok"]
+    out = [f"通知渠道故障：{'、'.join(clean(n, 40) for n in sorted(bad))}" if bad else "通知渠道：正常"]
+    for name, v in sorted(channels.items()):
+        waiting = f"待发 {v.get('waiting', 0)} 条"
+        if v.get("state") == "broken":
+            out.append(f"  {clean(name, 40)}：故障（{clean(str(v.get('last_error') or ''), 80)}），{waiting}")
+        elif v.get("state") == "failing":
+            since = _at(float(v.get("failing_since") or 0), tz, "%m-%d %H:%M:%S")
+            nxt = _at(float(v.get("next_try") or 0), tz, "%H:%M:%S")
+            out.append(f"  {clean(name, 40)}：发送失败（自 {since} 起 {v.get('failures', 0)} 次，最近错误 "
+                       f"{clean(str(v.get('last_error') or ''), 80)}，下次重试 {nxt}），{waiting}")
+        else:
+            out.append(f"  {clean(name, 40)}：正常，{waiting}")
+    return out
 
 
 def _service_lines(heartbeat: Snapshot | None, running: bool, healthy: bool, reasons: Sequence[str],

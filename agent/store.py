@@ -199,14 +199,22 @@ class Store:
         return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
 
     def owed(self, now: float) -> dict[str, dict[str, int]]:
-        """Pending rows per channel: {"due": n, "later": n} (later = deferred by quiet hours or the rate limit)."""
+        """Pending rows per channel: {"due": n, "later": n, "quiet": n} — due now (or waiting for their failing
+        channel's next try), deferred (the per-minute limit), held by quiet hours."""
         out: dict[str, dict[str, int]] = {}
-        for channel, due, n in self.db.execute(
-            "SELECT channel, next_attempt_at <= ?, COUNT(*) FROM outbox WHERE status = 'pending' "
-            "GROUP BY channel, next_attempt_at <= ?", (now, now),
+        for channel, kind, n in self.db.execute(
+            "SELECT channel, CASE WHEN next_attempt_at <= ? THEN 'due' WHEN last_error = 'quiet hours' THEN 'quiet' "
+            "ELSE 'later' END AS kind, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY channel, kind",
+            (now,),
         ):
-            out.setdefault(channel, {"due": 0, "later": 0})["due" if due else "later"] += n
+            out.setdefault(channel, {"due": 0, "later": 0, "quiet": 0})[kind] += n
         return out
+
+    def next_deferred(self, now: float) -> float | None:
+        """When the next row deferred by the per-minute limit comes due (quiet hours not counted)."""
+        row = self.db.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' AND "
+                              "next_attempt_at > ? AND COALESCE(last_error, '') != 'quiet hours'", (now,)).fetchone()
+        return None if row[0] is None else float(row[0])
 
     def find(self, dedup_key: str, channel: str) -> tuple[int, str] | None:
         """(id, status) of the row for (key, channel), if any."""
