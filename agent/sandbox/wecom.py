@@ -77,6 +77,7 @@ class FakeWeCom(BackgroundServer):
         self.lock = threading.Lock()
         self._keys = set(keys)
         self._scripts: dict[str, deque[str]] = defaultdict(deque)
+        self._outages: dict[str, tuple[str, float | None]] = {}
         self._sent: dict[str, deque[float]] = defaultdict(deque)
         self._messages: list[Received] = []
         self._rejections: list[tuple[str, int | str]] = []
@@ -127,8 +128,22 @@ class FakeWeCom(BackgroundServer):
                     del d[k]
 
     # ---- the webhook -----------------------------------------------------------------------
+    def outage(self, key: str, kind: str = "http:503", until: float | None = None) -> None:
+        """Every request on `key` fails with `kind` until `until` (real time; None: until `restore`)."""
+        if not _FAIL_KINDS.match(kind):
+            raise ValueError(f"unknown failure kind {kind!r}")
+        with self.lock:
+            self._outages[key] = (kind, until)
+
+    def restore(self, key: str) -> None:
+        with self.lock:
+            self._outages.pop(key, None)
+
     def next_script(self, key: str) -> str | None:
         with self.lock:
+            down = self._outages.get(key)
+            if down is not None and (down[1] is None or time.time() < down[1]):
+                return down[0]
             q = self._scripts.get(key)
             return q.popleft() if q else None
 
