@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import BrowserContext, Locator, Page, Response
+from playwright.async_api import BrowserContext, Locator, Page, Request, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -208,7 +208,9 @@ class PageReader:
         self.captcha: CaptchaRequired | None = None  # a 54001 the page itself met (its floating captcha)
         api = self.site["api"]
         self._business = {api["query_list"], api["query_count"], api["query_wait_handle_count"]}
+        self._issued: list[Request] = []  # the page's list requests, to tell the one an action sent
         page.on("response", self._watch)
+        page.on("request", self._on_request)
 
     async def _watch(self, resp: Response) -> None:
         """Remember a 54001 on any business call the page makes (the page then shows PDD's captcha)."""
@@ -224,6 +226,10 @@ class PageReader:
     def _is_query_list(self, resp: Response) -> bool:
         return urlsplit(resp.url).path == self.site["api"]["query_list"] and resp.request.method == "POST"
 
+    def _on_request(self, request: Request) -> None:
+        if urlsplit(request.url).path == self.site["api"]["query_list"]:
+            self._issued.append(request)
+
     async def _capture(self, action: Callable[[], Awaitable[Any]], where: str) -> tuple[dict[str, Any], Any]:
         """Run a UI action and return (request body, parsed JSON) of the queryList call it triggers.
 
@@ -232,10 +238,13 @@ class PageReader:
 
         async def once() -> tuple[dict[str, Any], Any]:
             await self.pacer.pause()
+            earlier = set(map(id, self._issued))  # a list request still in flight (e.g. the page's load) is not ours
+
+            def ours(resp: Response) -> bool:
+                return self._is_query_list(resp) and id(resp.request) not in earlier
+
             try:
-                async with self.page.expect_response(
-                    self._is_query_list, timeout=self.options.timeout_seconds * 1000
-                ) as info:
+                async with self.page.expect_response(ours, timeout=self.options.timeout_seconds * 1000) as info:
                     await action()
                 resp = await info.value
                 headers = await resp.all_headers()

@@ -251,8 +251,10 @@
   }
   document.addEventListener("click", function () { if (st.sizeOpen) { st.sizeOpen = false; render(); } });
   setInterval(tick, 1000);
-  api("/mercury/merchant/afterSales/queryWaitHandleCount", {}).then(function (h) { st.header = h; render(); })
-    .catch(function () {});
+  // the board re-renders once the first list is there (until then the page shows 加载中…)
+  api("/mercury/merchant/afterSales/queryWaitHandleCount", {}).then(function (h) {
+    st.header = h; if (st.fetchedAt) { render(); }
+  }).catch(function () {});
   load().then(function () {
     // gray key front_end_quick_filter_sort (§A): with no complaint warnings but items waiting, go to 待商家处理
     if (B.quickFilterSort && !fromUrl && !st.counts.complainWarning && st.counts.waitSellerHandle > 0) {
