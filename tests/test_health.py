@@ -265,3 +265,30 @@ def test_metrics_endpoint_and_404(served: tuple[Holder, httpx.Client, HealthServ
     assert client.get("/").status_code == 404
     assert client.get("/healthz/extra").status_code == 404
     assert json.loads(client.get("/healthz").text)["status"] == "ok"  # the connection survives a 404
+
+
+def test_channel_state_in_metrics_and_status(tmp_path: Path) -> None:
+    from agent.health import channel_view
+    from agent.status_cmd import channel_lines
+
+    store = Store(tmp_path / "agent.db")
+    store.enqueue([("k1", "ops", "店", {"kind": "health"}), ("k2", "ops", "店", {"kind": "health"})], T0)
+    store.channel_failed("ops", T0 - 90, "errcode -1: system busy", T0 + 20)
+    store.channel_failed("ops", T0 - 60, "HTTP 502", T0 + 25)
+    view = channel_view(["ops", "mail"], store.channel_states(), store.owed(T0), store.broken())
+    assert view["ops"] == {"state": "failing", "failing_since": T0 - 90, "failures": 2, "last_error": "HTTP 502",
+                           "next_try": T0 + 25, "waiting": 2}
+    assert view["mail"]["state"] == "ok" and view["mail"]["waiting"] == 0
+    text = render_metrics(snap(channels=view), T0)
+    assert 'pdd_agent_channel_failing{channel="ops"} 1' in text.splitlines()
+    assert 'pdd_agent_channel_failing{channel="mail"} 0' in text.splitlines()
+    assert 'pdd_agent_channel_failing_seconds{channel="ops"} 90' in text.splitlines()
+    assert 'pdd_agent_channel_rows_waiting{channel="ops"} 2' in text.splitlines()
+    assert 'pdd_agent_channel_next_try_seconds{channel="ops"} 25' in text.splitlines()
+    lines = channel_lines(view, SH)
+    assert lines[0] == "通知渠道故障：ops"
+    assert "  ops：发送失败（自 11-21 13:58:30 起 2 次，最近错误 HTTP 502，下次重试 14:00:25），待发 2 条" in lines
+    assert "  mail：正常，待发 0 条" in lines
+    store.channel_ok("ops")
+    assert channel_lines(channel_view(["ops"], store.channel_states(), {}, {}), SH)[0] == "通知渠道：正常"
+    assert Snapshot.from_json(snap(channels=view).to_json()).channels == view  # the heartbeat carries it
