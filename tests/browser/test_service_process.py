@@ -299,7 +299,7 @@ def test_once_and_start_up_validation(sandbox: Sandbox, wecom: FakeWeCom, tmp_pa
 
     ok = run("--once")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert f"{A}: ✓ 已读取" in ok.stdout and "失败 0" in ok.stdout
+    assert f"{A}: ✓ 已读取" in ok.stdout and "无法发送 0" in ok.stdout
     assert {sn for sn in sns(shop_messages(wecom, A))} == expected_stage_alerts(sandbox, {})
 
     sandbox.control.arm_captcha(B_USER)
