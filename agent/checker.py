@@ -42,6 +42,15 @@ def hurdle_path(shop_folder: Path) -> Path:
     return shop_folder / "hurdle.json"
 
 
+def read_hurdle(shop_folder: Path) -> dict[str, Any] | None:
+    """The shop's recorded hurdle, whatever its age; None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(hurdle_path(shop_folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
@@ -96,12 +105,9 @@ class Checker:
 
     def pending_hurdle(self, shop: ShopConfig) -> dict[str, Any] | None:
         """The login stop still waiting for a human, unless it is old enough to try the password again."""
-        try:
-            data = json.loads(self._hurdle_path(shop).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        data = read_hurdle(self._dir(shop))
         retry_after = self.config.agent.login_retry_hours * 3600
-        if not isinstance(data, dict) or time.time() - float(data.get("at", 0)) > retry_after:
+        if data is None or time.time() - float(data.get("at", 0)) > retry_after:
             return None
         return data
 

@@ -64,7 +64,6 @@ class Report:
     retried: int = 0
     dead: int = 0
     deferred: int = 0
-    waiting: int = 0  # rows of failing channels not tried in this run (their channel's next try is later)
     failed_over: int = 0  # urgent alerts copied to other channels
     errors: list[str] = field(default_factory=list)
     by_channel: dict[str, list[int]] = field(default_factory=dict)  # channel → [messages, rows, failures]
@@ -110,8 +109,7 @@ class Dispatcher:
         for channel, rows in by_channel.items():
             st = states.get(channel)
             if st is not None and st.failing and (st.next_try or 0) > now:
-                report.waiting += len(rows)  # one probe at a time: this channel's next try is later
-                continue
+                continue  # one probe at a time: this channel's next try is later
             groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
             for row in rows:
                 groups[(row.shop, str(row.payload.get("failover_from") or ""))].append(row)
@@ -179,7 +177,7 @@ class Dispatcher:
         try:
             answer = await notifier.send(message)
         except RetryableError as exc:
-            prev = self.store.channel_states().get(channel)
+            prev = self.store.channel_state(channel)
             failures = (prev.failures if prev is not None and prev.failing else 0) + 1
             wait = self.backoff(failures, exc.retry_after)
             self.store.mark_attempt(ids, str(exc))  # for the record; the rows' next try is the channel's

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import json
 import sys
 from pathlib import Path
 
 from agent import locators
 from agent.browser import BrowserPool
-from agent.checker import READ_CAPTCHA, hurdle_path, shop_dir
+from agent.checker import READ_CAPTCHA, hurdle_path, read_hurdle, shop_dir
 from agent.config import ConfigError, ShopConfig, load_config
 from agent.login_flow import CAPTCHA_TIMEOUT_SECONDS, PASSWORD_PROMPT, interactive_login, pass_read_captcha
 from agent.models import CheckFailure
@@ -40,16 +39,12 @@ async def _login(shop: ShopConfig, data_dir: Path, *, headed: bool, qr: bool, ex
 
         folder = shop_dir(data_dir, shop.name)
         await interactive_login(session, prompt=_prompt, qr_path=folder / "login-qr.png", headed=headed, out=out, qr=qr)
-        hurdle = hurdle_path(folder)
-        try:
-            waiting = json.loads(hurdle.read_text(encoding="utf-8")).get("where") == READ_CAPTCHA
-        except (OSError, ValueError, AttributeError):
-            waiting = False
+        waiting = (read_hurdle(folder) or {}).get("where") == READ_CAPTCHA
         if waiting:  # the last check met 54001: a person passes the captcha on the workbench
             if not headed:
                 out("上次检查时后台要求安全验证；请加 --headed 在窗口中完成 / a captcha is waiting: use --headed")
             await pass_read_captcha(session, out, captcha_timeout)
-        hurdle.unlink(missing_ok=True)  # a person logged in: checks may try again
+        hurdle_path(folder).unlink(missing_ok=True)  # a person logged in: checks may try again
 
 
 def main(config_path: str, shop_name: str, *, headed: bool, qr: bool) -> int:

@@ -73,6 +73,10 @@ class ChannelState:
         return self.failing_since is not None
 
 
+def _channel(r: Any) -> ChannelState:
+    return ChannelState(r[0], r[1], int(r[2] or 0), r[3], r[4], r[5])
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     id: int
@@ -299,12 +303,16 @@ class Store:
         rows = self.db.execute("SELECT name, reason FROM channels WHERE broken_at IS NOT NULL")
         return {name: reason or "" for name, reason in rows}
 
-    def channel_states(self) -> dict[str, ChannelState]:
-        rows = self.db.execute(
-            "SELECT name, failing_since, failures, last_error, next_try, noticed_at FROM channels")
-        return {r[0]: ChannelState(r[0], r[1], int(r[2] or 0), r[3], r[4], r[5]) for r in rows}
+    _CHANNEL = "SELECT name, failing_since, failures, last_error, next_try, noticed_at FROM channels"
 
-    def channel_failed(self, channel: str, now: float, error: str, next_try: float) -> ChannelState:
+    def channel_states(self) -> dict[str, ChannelState]:
+        return {r[0]: _channel(r) for r in self.db.execute(self._CHANNEL)}
+
+    def channel_state(self, channel: str) -> ChannelState | None:
+        r = self.db.execute(self._CHANNEL + " WHERE name = ?", (channel,)).fetchone()
+        return None if r is None else _channel(r)
+
+    def channel_failed(self, channel: str, now: float, error: str, next_try: float) -> None:
         """One more failed try of `channel` (its first failure starts the episode)."""
         with self.tx() as db:
             db.execute(
@@ -313,11 +321,10 @@ class Store:
                 "failures = failures + 1, last_error = excluded.last_error, next_try = excluded.next_try",
                 (channel, now, error, next_try),
             )
-        return self.channel_states()[channel]
 
     def channel_ok(self, channel: str) -> ChannelState | None:
         """A send went through: the failing episode (if any) ends. Returns the episode that ended."""
-        before = self.channel_states().get(channel)
+        before = self.channel_state(channel)
         if before is None or not before.failing:
             return None
         with self.tx() as db:
