@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 
-from agent.config import load_config, seconds
-from agent.dispatch import Dispatcher, build_notifier
-from agent.rules import Alert, ItemInfo
+from agent.config.schema import load_config, seconds
+from agent.core.rules import Alert, ItemInfo
+from agent.outbox.dispatch import Dispatcher, build_notifier
+from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
-from agent.store import Store
 
 TZ = ZoneInfo("Asia/Shanghai")
 SHOPS = 10

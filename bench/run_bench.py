@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 
-from agent import locators
-from agent.browser import BrowserPool
-from agent.checker import Checker, shop_dir
-from agent.config import Config, load_config
-from agent.models import ShopResult
-from agent.reader import ReadOptions
+from agent.browser.check import Checker, shop_dir
+from agent.browser.pool import BrowserPool
+from agent.browser.reader import ReadOptions
+from agent.config import locators
+from agent.config.schema import Config, load_config
+from agent.core.models import ShopResult
 from agent.sandbox.control import SandboxControl, http_login
 from agent.sandbox.generate import generate_scenario
 from bench.procstat import PeakMemory, cpu_seconds

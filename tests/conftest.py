@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from agent.chromium import launch_options
+from agent.browser.chromium import launch_options
 from agent.sandbox.backend import Backend
 from agent.sandbox.control import SandboxControl, http_login
 from agent.sandbox.server import SandboxServer

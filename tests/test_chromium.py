@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import chromium
+from agent.browser import chromium
 
 
 def _fake_exe(path: Path) -> Path:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import cli
-from agent.config import (
+from agent.cli import main as cli
+from agent.config.schema import (
     AgentConfig,
     AlertsConfig,
     BrowserConfig,
@@ -25,7 +25,7 @@ from agent.config import (
     load_config,
     masked,
 )
-from agent.toml_lines import line_map as _line_map
+from agent.config.toml_lines import line_map as _line_map
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"

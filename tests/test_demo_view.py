@@ -14,7 +14,7 @@ from email.message import EmailMessage
 import pytest
 import segno
 
-from agent.demo_view import (
+from agent.cli.demo_view import (
     LocalInbox,
     _decode_png,
     email_text,

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.alerting import record_result
-from agent.config import Config, load_config
-from agent.dispatch import Dispatcher, in_quiet_hours
-from agent.models import AfterSale, ShopResult, ShopState
-from agent.store import Store
+from agent.config.schema import Config, load_config
+from agent.core.models import AfterSale, ShopResult, ShopState
+from agent.outbox.dispatch import Dispatcher, in_quiet_hours
+from agent.outbox.enqueue import record_result
+from agent.outbox.store import Store
 from notifiers.base import Message, Notifier, PermanentError, RetryableError
 from tests.conftest import run_async
 
@@ -249,7 +249,7 @@ def test_quiet_hours_window(spec: str, hour: int, minute: int, ends: tuple[int, 
 
 def test_daily_digest_is_queued_once_a_day_and_sent_like_an_alert(env: Env) -> None:
     cfg, store, ns, clock = env
-    from agent.alerting import queue_digest
+    from agent.outbox.enqueue import queue_digest
 
     check(cfg, store, [item(1, timedelta(hours=20)), item(2, timedelta(days=3))], NOON)
     d = Dispatcher(cfg, store, ns, clock=clock)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.dispatch import Dispatcher
-from agent.rules import Alert
-from agent.store import Store
+from agent.core.rules import Alert
+from agent.outbox.dispatch import Dispatcher
+from agent.outbox.store import Store
 from notifiers.base import RetryableError
 from tests.test_dispatch import NOON, Clock, Env, Scripted, check, config, item, run
 

@@ -13,8 +13,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.config import AgentConfig, Config, ScheduleConfig, ShopConfig
-from agent.health import (
+from agent.config.schema import AgentConfig, Config, ScheduleConfig, ShopConfig
+from agent.core.rules import ItemState
+from agent.outbox.store import Store
+from agent.service.health import (
     METRICS_CONTENT_TYPE,
     HealthServer,
     ShopStatus,
@@ -25,8 +27,6 @@ from agent.health import (
     shop_statuses,
     write_heartbeat,
 )
-from agent.rules import ItemState
-from agent.store import Store
 
 T0 = 1_795_240_800.0  # 2026-11-21 14:00:00 in Asia/Shanghai
 SH = ZoneInfo("Asia/Shanghai")
@@ -268,8 +268,8 @@ def test_metrics_endpoint_and_404(served: tuple[Holder, httpx.Client, HealthServ
 
 
 def test_channel_state_in_metrics_and_status(tmp_path: Path) -> None:
-    from agent.health import channel_view
-    from agent.status_cmd import channel_lines
+    from agent.cli.status_cmd import channel_lines
+    from agent.service.health import channel_view
 
     store = Store(tmp_path / "agent.db")
     store.enqueue([("k1", "ops", "店", {"kind": "health"}), ("k2", "ops", "店", {"kind": "health"})], T0)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent import locators
+from agent.config import locators
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from agent import logsetup
-from agent.logsetup import add_secrets, clear_secrets, redact, setup
+from agent.cli import logsetup
+from agent.cli.logsetup import add_secrets, clear_secrets, redact, setup
 
 LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) +(.*)$")
 WEBHOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7aaa-4bbb-8ccc-1234567890ab"

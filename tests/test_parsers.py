@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from agent import locators, parsers
-from agent.models import CaptchaRequired, CheckFailure, ShopState
+from agent.config import locators
+from agent.core import parsers
+from agent.core.models import CaptchaRequired, CheckFailure, ShopState
 
 FIX = Path(__file__).parent / "fixtures" / "querylist"
 SEL = locators.load()

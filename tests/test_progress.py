@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from agent.progress import Countdown, Progress, display_width
+from agent.cli.progress import Countdown, Progress, display_width
 
 
 class Tty(io.StringIO):
@@ -112,7 +112,7 @@ def test_display_width_counts_cjk_double() -> None:
 def test_a_log_line_steps_around_a_progress_line() -> None:
     from loguru import logger
 
-    from agent import logsetup
+    from agent.cli import logsetup
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

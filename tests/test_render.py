@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.models import AfterSale, EvidenceTask, ShopState
-from agent.render import (
+from agent.core.models import AfterSale, EvidenceTask, ShopState
+from agent.core.render import (
     RenderedMessage,
     deadline_zh,
     group_title,
@@ -22,7 +22,7 @@ from agent.render import (
     text_escape,
     yuan,
 )
-from agent.rules import Alert, ItemInfo, ItemState, RulesConfig, health_alerts
+from agent.core.rules import Alert, ItemInfo, ItemState, RulesConfig, health_alerts
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=TZ)

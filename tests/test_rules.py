@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.models import AfterSale, EvidenceTask, ShopState
-from agent.rules import (
+from agent.core.models import AfterSale, EvidenceTask, ShopState
+from agent.core.rules import (
     Alert,
     ItemState,
     RulesConfig,

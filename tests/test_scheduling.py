@@ -12,9 +12,9 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agent.config import Config, ConfigError, load_config
-from agent.scheduling import check_trigger, cron_trigger, cron_weekdays, stale_after
-from agent.service import make_scheduler
+from agent.config.schema import Config, ConfigError, load_config
+from agent.service.scheduler import make_scheduler
+from agent.service.triggers import check_trigger, cron_trigger, cron_weekdays, stale_after
 from tests.conftest import run_async
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -112,8 +112,8 @@ def test_skipped_checks_are_summarised_not_logged_per_shop(tmp_path: Path) -> No
     from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
     from loguru import logger
 
-    from agent.service import Service
-    from agent.store import Store
+    from agent.outbox.store import Store
+    from agent.service.scheduler import Service
 
     cfg = config(tmp_path)
     store = Store(tmp_path / "agent.db")
@@ -131,7 +131,7 @@ def test_skipped_checks_are_summarised_not_logged_per_shop(tmp_path: Path) -> No
 
 
 def test_a_schedule_the_browser_slots_cannot_keep_is_warned_about(tmp_path: Path) -> None:
-    from agent.run_cmd import capacity_warnings
+    from agent.cli.run_cmd import capacity_warnings
 
     shops = "".join(f'[[shops]]\nname = "店{n}"\nusername = "店{n}"\n' for n in range(60))
     (tmp_path / "config.toml").write_text(shops + '[schedule]\ncheck_interval = "60s"\n', encoding="utf-8")
@@ -142,8 +142,8 @@ def test_a_schedule_the_browser_slots_cannot_keep_is_warned_about(tmp_path: Path
 
 
 def test_the_digest_job_queues_one_digest_per_shop_and_channel(tmp_path: Path) -> None:
-    from agent.service import Service
-    from agent.store import Store
+    from agent.outbox.store import Store
+    from agent.service.scheduler import Service
 
     text = """
 [[shops]]

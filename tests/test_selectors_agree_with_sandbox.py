@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent import locators
+from agent.config import locators
 from agent.sandbox import items as it
 from agent.sandbox import pages
 from agent.sandbox.backend import Backend
@@ -196,7 +196,7 @@ def test_sandbox_renders_the_expected_countdown(src: it.Item, text: str, seconds
 
 @pytest.mark.parametrize(("src", "text", "seconds"), COUNTDOWN_CASES, ids=COUNTDOWN_IDS)
 def test_dom_countdown_reads_the_seconds(sel: dict[str, dict[str, Any]], src: it.Item, text: str, seconds: int) -> None:
-    from agent.parsers import dom_remaining
+    from agent.core.parsers import dom_remaining
 
     full, bare = js_countdown(it.to_row(src, NOW)) or ("", "")
     assert dom_remaining({"countdown": full, "countdown_time": bare}, sel["aftersale_list"]) == seconds

@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent import status_cmd
-from agent.config import load_config
-from agent.health import ShopStatus, Snapshot, shop_statuses, write_heartbeat
-from agent.rules import ItemState
-from agent.status_cmd import cells, main, pid_alive
-from agent.store import Store
+from agent.cli import status_cmd
+from agent.cli.status_cmd import cells, main, pid_alive
+from agent.config.schema import load_config
+from agent.core.rules import ItemState
+from agent.outbox.store import Store
+from agent.service.health import ShopStatus, Snapshot, shop_statuses, write_heartbeat
 
 T0 = 1_795_240_800.0  # 2026-11-21 14:00:00 in Asia/Shanghai
 SH = ZoneInfo("Asia/Shanghai")

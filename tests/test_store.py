@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.store import Store
+from agent.outbox.store import Store
 
 T0 = 1_795_240_800.0
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent import locators
 from agent.sandbox.backend import Backend
 from agent.sandbox.control_api import builtin_scenario, builtin_scenarios
 from agent.sandbox.server import SandboxServer
@@ -33,7 +33,7 @@ def load_scenario_arg(value: str) -> dict[str, Any]:
         ) from None
 
 
-def banner(server: SandboxServer) -> str:
+def banner(server: SandboxServer, extra: Sequence[str] = ()) -> str:
     b = server.backend
     lines = [
         f"模拟商家后台已启动 / sandbox running at {server.url}",
@@ -45,7 +45,7 @@ def banner(server: SandboxServer) -> str:
     if len(b.shops) > 10:
         lines.append(f"  … 以及另外 {len(b.shops) - 10} 家店铺 / and {len(b.shops) - 10} more")
     lines += [
-        f"选择器 / selectors:      {locators.default_dir()} ({len(locators.load())} files)",
+        *extra,
         f"登录页 / login page:     {server.url}/login",
         f"控制接口 / control API:  {server.url}/__sandbox/state",
         "按 Ctrl-C 停止 / press Ctrl-C to stop",
@@ -68,8 +68,9 @@ def _serve_until_stopped(server: SandboxServer, duration: float = 0) -> None:
 
 def run_sandbox(
     *, host: str, port: int, scenario: str, build: str | None = None, blind_navigation: str | None = None,
-    clock_rate: float | None = None, verbose: bool = False,
+    clock_rate: float | None = None, verbose: bool = False, extra: Sequence[str] = (),
 ) -> int:
+    """Serve until Ctrl-C / SIGTERM; `extra` lines (what the caller wants said) join the banner."""
     backend = Backend()
     data = load_scenario_arg(scenario)
     try:
@@ -86,6 +87,6 @@ def run_sandbox(
         print(f"场景无效 / invalid scenario {scenario}: {exc}")
         return 2
     server = SandboxServer(backend, host=host, port=port, verbose=verbose)
-    print(banner(server), flush=True)
+    print(banner(server, extra), flush=True)
     _serve_until_stopped(server)
     return 0

@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import segno
 
+from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
 from agent.sandbox import backend as bk
 from agent.sandbox import items as it
 from agent.sandbox import pages
 from agent.sandbox.backend import Backend, Session
-from agent.sandbox.serving import BackgroundServer, QuietHandler, QuietServer
 
 COOKIE_MAX_AGE = 30 * 86400
 CAPTCHA_COOKIE = "mms-mobile-captcha-cookie-token"  # set by the page after a passed captcha (§F)

@@ -23,7 +23,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from agent.sandbox.serving import BackgroundServer, QuietHandler, QuietServer
+from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
 
 SEND_PATH = "/cgi-bin/webhook/send"
 MARKDOWN_MAX = 4096

@@ -15,13 +15,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from agent import locators
-from agent.browser import BrowserPool
-from agent.config import Config, load_config
-from agent.cycle import Cycle
-from agent.dispatch import Report, build_notifier
+from agent.browser.pool import BrowserPool
+from agent.config import locators
+from agent.config.schema import Config, load_config
+from agent.outbox.dispatch import Report, build_notifier
+from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
-from agent.store import Store
+from agent.service.cycle import Cycle
 from tests.conftest import Sandbox, run_async
 
 pytestmark = [
@@ -253,12 +253,12 @@ def test_killed_between_check_and_dispatch_delivers_every_alert_once(
 
 CHILD = """
 import asyncio, os, signal, sys
-from agent import locators
-from agent.browser import BrowserPool
-from agent.config import load_config
-from agent.cycle import Cycle
-from agent.dispatch import build_notifier
-from agent.store import Store
+from agent.config import locators
+from agent.browser.pool import BrowserPool
+from agent.config.schema import load_config
+from agent.service.cycle import Cycle
+from agent.outbox.dispatch import build_notifier
+from agent.outbox.store import Store
 
 config = load_config(sys.argv[1])
 store = Store(config.agent.data_dir / "agent.db")

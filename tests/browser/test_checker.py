@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from agent import locators
-from agent.browser import BrowserPool
-from agent.checker import Checker, shop_dir
-from agent.config import Config, load_config
-from agent.models import ShopResult, ShopState
+from agent.browser.check import Checker, shop_dir
+from agent.browser.pool import BrowserPool
+from agent.config import locators
+from agent.config.schema import Config, load_config
+from agent.core.models import ShopResult, ShopState
 from tests.conftest import Sandbox, auth, run_async
 
 pytestmark = pytest.mark.browser
@@ -280,8 +280,8 @@ def test_54001_in_page_mode_is_a_captcha_for_a_human_never_retried(sandbox: Sand
     counts = sandbox.control.stats()["counts"]
     assert not any(k.startswith("POST /mercury") for k in counts), counts  # no request at the backend
     # a person passes it (`pdd-agent login --headed`; here the login flow, headless, the sandbox solving it)
-    from agent.login_flow import pass_read_captcha
-    from agent.session import ShopSession
+    from agent.browser.session import ShopSession
+    from agent.cli.login_flow import pass_read_captcha
 
     async def human() -> None:
         async with BrowserPool(executable_path=config.browser.executable_path, timeout_seconds=8) as pool:

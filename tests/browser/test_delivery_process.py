@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.demo_view import LocalInbox
+from agent.cli.demo_view import LocalInbox
+from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
-from agent.store import Store
 from tests.browser.test_alerts_e2e import expected_stage_alerts, sns
 from tests.browser.test_service_process import (
     ROOT,

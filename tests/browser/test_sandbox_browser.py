@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from agent import locators
+from agent.config import locators
 from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.browser

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
-from agent.store import Store
 from tests.browser.test_alerts_e2e import expected_stage_alerts, sns
 from tests.conftest import Sandbox
 
@@ -389,8 +389,8 @@ def test_the_canvas_qr_is_pushed_renewed_when_it_expires_and_a_scan_logs_the_sho
 ) -> None:
     """A QR-only shop: the QR the team receives is drawn from the page's qrcode answer; when it expires the page
     renews it and the new image is pushed; the phone scans, confirms, and the shop is read again."""
-    from agent.demo_view import qr_matrix
-    from agent.session import qr_png_bytes
+    from agent.browser.session import qr_png_bytes
+    from agent.cli.demo_view import qr_matrix
 
     sandbox.control.load("logins")
     sandbox.control.settings(qr_ttl=6)

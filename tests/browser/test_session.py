@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from agent import locators
-from agent.browser import BrowserPool
-from agent.demo_view import qr_matrix
-from agent.login_flow import PASSWORD_PROMPT, SMS_PROMPT, interactive_login
-from agent.models import CheckFailure, ShopState
-from agent.session import ShopSession, qr_png_bytes, write_private
+from agent.browser.pool import BrowserPool
+from agent.browser.session import ShopSession, qr_png_bytes, write_private
+from agent.cli.demo_view import qr_matrix
+from agent.cli.login_flow import PASSWORD_PROMPT, SMS_PROMPT, interactive_login
+from agent.config import locators
+from agent.core.models import CheckFailure, ShopState
 from tests.conftest import Sandbox, run_async
 
 pytestmark = pytest.mark.browser

@@ -11,11 +11,11 @@ from datetime import datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from agent import locators
-from agent.browser import BrowserPool
-from agent.checker import Checker, remaining_text, to_json
-from agent.config import Config, ConfigError, load_config
-from agent.models import ShopResult, ShopState
+from agent.browser.check import Checker, remaining_text, to_json
+from agent.browser.pool import BrowserPool
+from agent.config import locators
+from agent.config.schema import Config, ConfigError, load_config
+from agent.core.models import ShopResult, ShopState
 
 HINTS = {
     ShopState.SMS_REQUIRED: "需要短信验证码：请运行 pdd-agent login --shop {shop} --config {config}",

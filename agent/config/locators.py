@@ -19,7 +19,7 @@ def default_dir() -> Path:
     packaged = Path(str(resources.files("agent"))) / "default_selectors"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "selectors"
+    return Path(__file__).resolve().parents[2] / "selectors"
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.models import AfterSale, CaptchaRequired, CheckFailure, EvidenceTask, Finding, ShopState
+from agent.core.models import AfterSale, CaptchaRequired, CheckFailure, EvidenceTask, Finding, ShopState
 
 # Remaining times are whole seconds rounded down: the deadline lies in [at + r, at + r + 1), so take the middle.
 _HALF = timedelta(seconds=0.5)

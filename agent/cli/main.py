@@ -34,11 +34,14 @@ def _add_sandbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from agent.config import locators
     from agent.sandbox.run import run_sandbox
 
+    selectors = f"选择器 / selectors:      {locators.default_dir()} ({len(locators.load())} files)"
     return run_sandbox(
         host=args.host, port=args.port, scenario=args.scenario, build=args.build,
         blind_navigation=args.blind_navigation, clock_rate=args.clock_rate, verbose=args.verbose,
+        extra=[selectors],
     )
 
 
@@ -49,7 +52,7 @@ def _cmd_sandbox_gen(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from agent.demo import run_demo
+    from agent.cli.demo import run_demo
 
     return run_demo(port=args.port, fast=args.fast, color=False if args.no_color else None)
 
@@ -67,7 +70,7 @@ def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _cmd_config_check(args: argparse.Namespace) -> int:
     import json
 
-    from agent.config import ConfigError, load_config, masked
+    from agent.config.schema import ConfigError, load_config, masked
 
     try:
         config = load_config(args.config)
@@ -127,7 +130,7 @@ def _run(module: str, *args: object, **kwargs: object) -> int:
     """Import a command module only when it runs (Playwright is not needed for `config check`)."""
     import importlib
 
-    from agent.logsetup import setup
+    from agent.cli.logsetup import setup
 
     setup("WARNING")
     return int(importlib.import_module(module).main(*args, **kwargs))

@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 
-from agent.config import Config, NotifierConfig, seconds
-from agent.render import RenderedMessage, render_group
-from agent.rules import Alert
-from agent.store import OutboxRow, Store
+from agent.config.schema import Config, NotifierConfig, seconds
+from agent.core.render import RenderedMessage, render_group
+from agent.core.rules import Alert
+from agent.outbox.store import OutboxRow, Store
 from notifiers import REGISTRY
 from notifiers.base import Message, Notifier, PermanentError, RetryableError
 

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.config import Config, ShopConfig
-from agent.models import AfterSale, EvidenceTask, ShopResult
-from agent.render import render_digest
-from agent.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory
-from agent.store import Store
+from agent.config.schema import Config, ShopConfig
+from agent.core.models import AfterSale, EvidenceTask, ShopResult
+from agent.core.render import render_digest
+from agent.core.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory
+from agent.outbox.store import Store
 
 KEEP_CLOSED = timedelta(days=3)  # closed items are remembered this long (late 1028 confirmations)
 

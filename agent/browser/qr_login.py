@@ -16,8 +16,8 @@ from loguru import logger
 from playwright.async_api import BrowserContext, Page, Response
 from playwright.async_api import Error as PlaywrightError
 
-from agent.browser import close_quietly
-from agent.models import CheckFailure, ShopState
+from agent.browser.pool import close_quietly
+from agent.core.models import CheckFailure, ShopState
 
 QR_TIMEOUT_SECONDS = 300.0
 _POLL_SECONDS = 0.2

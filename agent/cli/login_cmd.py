@@ -7,13 +7,13 @@ import getpass
 import sys
 from pathlib import Path
 
-from agent import locators
-from agent.browser import BrowserPool
-from agent.checker import READ_CAPTCHA, hurdle_path, read_hurdle, shop_dir
-from agent.config import ConfigError, ShopConfig, load_config
-from agent.login_flow import CAPTCHA_TIMEOUT_SECONDS, PASSWORD_PROMPT, interactive_login, pass_read_captcha
-from agent.models import CheckFailure
-from agent.session import ShopSession
+from agent.browser.check import READ_CAPTCHA, hurdle_path, read_hurdle, shop_dir
+from agent.browser.pool import BrowserPool
+from agent.browser.session import ShopSession
+from agent.cli.login_flow import CAPTCHA_TIMEOUT_SECONDS, PASSWORD_PROMPT, interactive_login, pass_read_captcha
+from agent.config import locators
+from agent.config.schema import ConfigError, ShopConfig, load_config
+from agent.core.models import CheckFailure
 
 
 def _prompt(text: str) -> str:

@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 from playwright.async_api import BrowserContext, Page
 
-from agent import parsers
-from agent.browser import BrowserPool, close_quietly
-from agent.config import Config, ShopConfig
-from agent.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
-from agent.reader import ROLES, ApiReader, ListRead, PageReader, RawRead, ReadOptions
-from agent.session import ShopSession
+from agent.browser.pool import BrowserPool, close_quietly
+from agent.browser.reader import ROLES, ApiReader, ListRead, PageReader, RawRead, ReadOptions
+from agent.browser.session import ShopSession
+from agent.config.schema import Config, ShopConfig
+from agent.core import parsers
+from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
 
 # API-mode failures that page mode may get past within the same check. A captcha (54001) is one: the
 # page's own request code (Anti-Content and all) may pass where cookie-only requests do not.

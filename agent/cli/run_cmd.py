@@ -14,15 +14,16 @@ from typing import Any
 
 from loguru import logger
 
-from agent import locators, logsetup
-from agent.browser import BrowserPool
-from agent.config import Config, ConfigError, load_config, seconds
-from agent.dispatch import Report, build_notifier
-from agent.health import HealthServer
-from agent.models import CheckFailure
-from agent.progress import Progress
-from agent.service import Service
-from agent.store import ChannelState, Store
+from agent.browser.pool import BrowserPool
+from agent.cli import logsetup
+from agent.cli.progress import Progress
+from agent.config import locators
+from agent.config.schema import Config, ConfigError, load_config, seconds
+from agent.core.models import CheckFailure
+from agent.outbox.dispatch import Report, build_notifier
+from agent.outbox.store import ChannelState, Store
+from agent.service.health import HealthServer
+from agent.service.scheduler import Service
 from notifiers.base import Notifier
 from notifiers.wecom import parse_webhook
 

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent.rules import parse_duration
-from agent.toml_lines import _BARE_KEY, KeyPath, line_map
+from agent.config.toml_lines import _BARE_KEY, KeyPath, line_map
+from agent.core.rules import parse_duration
 
 # The schema IS the frozen dataclasses below. Each field is a TOML key; its annotation is the expected type
 # (str, int, float, bool, Path, `X | None` where "" means None, a config dataclass = a [table],
@@ -113,7 +113,7 @@ class BrowserConfig:
 
 
 def _cron_ok(v: str) -> bool:
-    from agent.scheduling import cron_trigger  # imports this module: only when a cron is set
+    from agent.service.triggers import cron_trigger  # imports this module: only when a cron is set
 
     try:
         cron_trigger(v, "UTC")

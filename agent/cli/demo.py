@@ -17,19 +17,20 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent import locators, logsetup
-from agent.browser import BrowserPool
-from agent.config import load_config
-from agent.demo_view import LocalInbox, email_text, wecom_text
-from agent.dispatch import build_notifier
-from agent.models import ShopResult
+from agent.browser.pool import BrowserPool
+from agent.cli import logsetup
+from agent.cli.demo_view import LocalInbox, email_text, wecom_text
+from agent.config import locators
+from agent.config.schema import load_config
+from agent.core.models import ShopResult
+from agent.outbox.dispatch import build_notifier
+from agent.outbox.store import Store
 from agent.sandbox.backend import Backend
 from agent.sandbox.control import SandboxControl
 from agent.sandbox.run import builtin_scenario
 from agent.sandbox.server import SandboxServer
 from agent.sandbox.wecom import FakeWeCom
-from agent.service import Service
-from agent.store import Store
+from agent.service.scheduler import Service
 
 SHOP, QR_SHOP = "示例旗舰店", "示例专营店"
 ESCALATING, URGED, RETURN, HOSTILE = 22750431611748, 22750431607660, 22750431605991, 22750431608471

@@ -13,12 +13,12 @@ from dataclasses import asdict
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
 
-from agent.check_cmd import HINTS, clean
-from agent.checker import remaining_text, shop_dir
-from agent.config import Config, ConfigError, load_config
-from agent.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses
-from agent.models import ShopState
-from agent.store import Store
+from agent.browser.check import remaining_text, shop_dir
+from agent.cli.check_cmd import HINTS, clean
+from agent.config.schema import Config, ConfigError, load_config
+from agent.core.models import ShopState
+from agent.outbox.store import Store
+from agent.service.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses
 
 STATE_LABELS = {
     ShopState.OK.value: "正常",

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from agent.rules import ItemState
-from agent.sandbox.serving import BackgroundServer, QuietHandler, QuietServer
+from agent.core.rules import ItemState
+from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
 
 if TYPE_CHECKING:
-    from agent.config import Config
-    from agent.store import Store
+    from agent.config.schema import Config
+    from agent.outbox.store import Store
 
 HEARTBEAT_FILE = "heartbeat.json"
 _OUTBOX_STATUSES = ("pending", "sent", "dead")

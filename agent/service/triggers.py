@@ -8,7 +8,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from agent.config import Config, ShopConfig, seconds
+from agent.config.schema import Config, ShopConfig, seconds
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 

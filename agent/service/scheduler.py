@@ -21,16 +21,16 @@ from loguru import logger
 from playwright.async_api import BrowserContext
 
 from agent import __version__
-from agent.alerting import queue_digest, queue_new_qr
-from agent.browser import BrowserPool, close_quietly
-from agent.config import Config, ShopConfig, seconds
-from agent.cycle import Cycle
-from agent.dispatch import Report
-from agent.health import ShopStatus, Snapshot, channel_view, shop_statuses, write_heartbeat
-from agent.models import CheckFailure, ShopResult, ShopState
-from agent.scheduling import check_trigger, cron_trigger, stale_after
-from agent.session import QR_TIMEOUT_SECONDS, ShopSession
-from agent.store import Store
+from agent.browser.pool import BrowserPool, close_quietly
+from agent.browser.session import QR_TIMEOUT_SECONDS, ShopSession
+from agent.config.schema import Config, ShopConfig, seconds
+from agent.core.models import CheckFailure, ShopResult, ShopState
+from agent.outbox.dispatch import Report
+from agent.outbox.enqueue import queue_digest, queue_new_qr
+from agent.outbox.store import Store
+from agent.service.cycle import Cycle
+from agent.service.health import ShopStatus, Snapshot, channel_view, shop_statuses, write_heartbeat
+from agent.service.triggers import check_trigger, cron_trigger, stale_after
 from notifiers.base import Notifier
 
 HEARTBEAT_SECONDS = 5.0

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from agent.models import AfterSale, EvidenceTask, ShopState
+from agent.core.models import AfterSale, EvidenceTask, ShopState
 
 ItemKind = Literal["aftersale", "evidence"]
 AlertKind = Literal["aftersale", "evidence", "handled", "auto_refunded", "health"]

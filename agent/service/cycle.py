@@ -8,15 +8,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.alerting import record_result
-from agent.browser import BrowserPool
-from agent.checker import Checker
-from agent.config import Config, ShopConfig
-from agent.dispatch import Dispatcher, Report
-from agent.models import ShopResult
-from agent.reader import ReadOptions
-from agent.rules import Alert
-from agent.store import Store
+from agent.browser.check import Checker
+from agent.browser.pool import BrowserPool
+from agent.browser.reader import ReadOptions
+from agent.config.schema import Config, ShopConfig
+from agent.core.models import ShopResult
+from agent.core.rules import Alert
+from agent.outbox.dispatch import Dispatcher, Report
+from agent.outbox.enqueue import record_result
+from agent.outbox.store import Store
 from notifiers.base import Notifier
 
 

@@ -19,10 +19,10 @@ from playwright.async_api import BrowserContext, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from agent.browser import close_quietly
-from agent.models import CheckFailure, ShopState
-from agent.progress import Countdown
-from agent.session import QR_TIMEOUT_SECONDS, Outcome, ShopSession, write_private
+from agent.browser.pool import close_quietly
+from agent.browser.session import QR_TIMEOUT_SECONDS, Outcome, ShopSession, write_private
+from agent.cli.progress import Countdown
+from agent.core.models import CheckFailure, ShopState
 
 PASSWORD_PROMPT = "密码 / password: "
 SMS_PROMPT = "短信验证码 / SMS code: "

@@ -14,13 +14,14 @@ from zoneinfo import ZoneInfo
 
 from playwright.async_api import BrowserContext, Page
 
-from agent import locators, parsers
-from agent.browser import BrowserPool, close_quietly
-from agent.checker import shop_dir
-from agent.config import ConfigError, ShopConfig, load_config
-from agent.models import CheckFailure
-from agent.reader import ROLES, ApiReader, PageReader, ReadOptions
-from agent.session import ShopSession
+from agent.browser.check import shop_dir
+from agent.browser.pool import BrowserPool, close_quietly
+from agent.browser.reader import ROLES, ApiReader, PageReader, ReadOptions
+from agent.browser.session import ShopSession
+from agent.config import locators
+from agent.config.schema import ConfigError, ShopConfig, load_config
+from agent.core import parsers
+from agent.core.models import CheckFailure
 
 
 @dataclass(frozen=True, slots=True)

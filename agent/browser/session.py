@@ -29,14 +29,14 @@ from playwright.async_api import BrowserContext, Locator, Page, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from agent.browser import close_quietly
-from agent.qr_login import QR_TIMEOUT_SECONDS, QrLogin, QrWatch, qr_png_bytes
+from agent.browser.pool import close_quietly
+from agent.browser.qr_login import QR_TIMEOUT_SECONDS, QrLogin, QrWatch, qr_png_bytes
 
 __all__ = ["QR_TIMEOUT_SECONDS", "LoginResult", "Outcome", "QrWatch", "ShopSession", "qr_png_bytes", "write_private"]
-from agent.models import CheckFailure, ShopState
+from agent.core.models import CheckFailure, ShopState
 
 if TYPE_CHECKING:
-    from agent.browser import BrowserPool
+    from agent.browser.pool import BrowserPool
 
 LOGIN_TIMEOUT_SECONDS = 15.0
 _POLL_SECONDS = 0.2

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import quote
 
-from agent.models import AfterSale, EvidenceTask
-from agent.rules import FAILING, RECOVERED, Alert, ItemState
+from agent.core.models import AfterSale, EvidenceTask
+from agent.core.rules import FAILING, RECOVERED, Alert, ItemState
 
 MARKDOWN_KINDS = frozenset({"wecom", "markdown"})  # channel kinds whose size limit applies to `markdown`
 SEP = "\n\n"

@@ -20,8 +20,8 @@ from playwright.async_api import BrowserContext, Locator, Page, Request, Respons
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from agent import parsers
-from agent.models import CaptchaRequired, CheckFailure, Finding, ShopState
+from agent.core import parsers
+from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopState
 
 ROLES = ("aftersales", "evidence")
 

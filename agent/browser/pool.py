@@ -24,8 +24,8 @@ from loguru import logger
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from agent.chromium import launch_options
-from agent.models import CheckFailure, ShopState
+from agent.browser.chromium import launch_options
+from agent.core.models import CheckFailure, ShopState
 
 LOCALE = "zh-CN"
 TIMEZONE = "Asia/Shanghai"

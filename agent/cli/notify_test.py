@@ -7,8 +7,8 @@ import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from agent.config import ConfigError, load_config
-from agent.dispatch import build_notifier
+from agent.config.schema import ConfigError, load_config
+from agent.outbox.dispatch import build_notifier
 from notifiers.base import Message, NotifyError
 
 

@@ -17,7 +17,7 @@ from urllib.parse import quote, quote_plus
 
 from loguru import logger
 
-from agent.progress import around_output
+from agent.cli.progress import around_output
 
 LOG_FILE = "pdd-agent.log"
 ROTATION = "10 MB"

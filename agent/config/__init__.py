@@ -1,0 +1,1 @@
+"""Configuration: the TOML schema and loader, selectors/ locators, durations and crontab parsing."""
