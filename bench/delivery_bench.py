@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 
-from agent.config.schema import load_config, seconds
+from agent.config.durations import seconds
+from agent.config.schema import load_config
 from agent.core.rules import Alert, ItemInfo
 from agent.outbox.dispatch import Dispatcher, build_notifier
 from agent.outbox.store import Store

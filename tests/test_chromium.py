@@ -1,4 +1,4 @@
-"""Unit tests for agent.chromium: which executable is chosen, and the launch flags."""
+"""Unit tests for agent.browser.chromium: which executable is chosen, and the launch flags."""
 
 from __future__ import annotations
 

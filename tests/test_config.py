@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main as cli
+from agent.config.durations import parse_duration
 from agent.config.schema import (
     AgentConfig,
     AlertsConfig,
@@ -26,6 +27,7 @@ from agent.config.schema import (
     masked,
 )
 from agent.config.toml_lines import line_map as _line_map
+from agent.outbox.enqueue import rules_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.toml"
@@ -390,3 +392,35 @@ def test_cli_config_check_bad(
 def test_cli_config_without_action_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["config"]) == 2
     assert "check" in capsys.readouterr().out
+
+
+# ---- durations ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("24h", 86400), ("30m", 1800), ("90s", 90), ("1h30m", 5400), (" 2d ", 172800), ("1h0m5s", 3605), ("0s", 0),
+], ids=["hours", "minutes", "seconds", "compound", "days-padded", "h-m-s", "zero"])
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "24", "1x", "-1h", "1.5h", "30m1h", "1 h"],
+                         ids=["empty", "unit-only", "bare-number", "bad-unit", "negative", "decimal", "wrong-order",
+                              "inner-space"])
+def test_parse_duration_rejects_with_a_clear_message(text: str) -> None:
+    with pytest.raises(ValueError, match=r'invalid duration .*expected e\.g\. "24h"'):
+        parse_duration(text)
+
+
+def test_alert_stages_are_read_from_the_config_strings(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, """
+        [alerts]
+        aftersale_before = ["30m", "24h"]
+        evidence_before = ["1h"]
+        health_cooldown = "1h"
+        [[shops]]
+        name = "店"
+        username = "店"
+        base_url = "http://127.0.0.1:9/"
+        """))
+    cfg = rules_config(config)
+    assert cfg.aftersale_before == (86400, 1800) and cfg.evidence_before == (3600,) and cfg.health_cooldown == 3600

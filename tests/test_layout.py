@@ -1,4 +1,4 @@
-"""The repository layout rules: selectors/ stays data, and the default selectors are found."""
+"""The repository layout rules: the import rules between the rooms, selectors/ stays data, defaults are found."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from agent.config import locators
+from tests.layout_rules import MAY_IMPORT, modules, room, violations
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,3 +48,64 @@ def test_bad_override_names_file_and_line(tmp_path: Path) -> None:
         assert "site.toml" in str(exc) and "line 2" in str(exc)
     else:
         raise AssertionError("bad TOML accepted")
+
+
+def test_the_product_keeps_its_import_rules() -> None:
+    """core and config import nothing of the product, Playwright stays in browser/, only cli/ imports cli/ and
+    the sandbox, the sandbox imports only the shared HTTP server, notifiers import no agent, no import cycle."""
+    assert violations(ROOT) == []
+
+
+def test_every_module_lives_in_a_known_room() -> None:
+    rooms = {room(m) for m in modules(ROOT)}
+    assert rooms <= set(MAY_IMPORT), rooms - set(MAY_IMPORT)
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in {"agent/__init__.py": "", "notifiers/__init__.py": "", **files}.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_rules_catch_core_importing_the_product(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"agent/core/__init__.py": "", "agent/outbox/__init__.py": "",
+                            "agent/core/rules.py": "from agent.outbox.store import Store\n",
+                            "agent/outbox/store.py": "Store = 1\n"})
+    [problem] = violations(root)
+    assert "agent/core/rules.py:1" in problem and "agent.core may import only" in problem
+
+
+def test_rules_catch_playwright_outside_browser_even_inside_a_function(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"agent/service/__init__.py": "",
+                            "agent/service/jobs.py": "def f():\n    from playwright.async_api import Page\n"})
+    [problem] = violations(root)
+    assert "agent/service/jobs.py:2" in problem and "Playwright" in problem
+
+
+def test_rules_catch_the_product_importing_cli_or_sandbox(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"agent/service/__init__.py": "", "agent/sandbox/__init__.py": "",
+                            "agent/outbox/__init__.py": "", "agent/cli/__init__.py": "",
+                            "agent/service/health.py": "import agent.sandbox.serving\n",
+                            "agent/sandbox/serving.py": "", "agent/cli/progress.py": "",
+                            "agent/outbox/dispatch.py": "from agent.cli import progress\n"})
+    problems = violations(root)
+    assert len(problems) == 2
+    assert any("agent.service imports" not in p and "agent.sandbox.serving" in p for p in problems)
+    assert any("agent.cli.progress" in p for p in problems)
+
+
+def test_rules_catch_the_sandbox_and_notifiers_importing_the_product(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"agent/sandbox/__init__.py": "", "agent/config/__init__.py": "",
+                            "agent/sandbox/run.py": "from agent.config import locators\n",
+                            "agent/config/locators.py": "",
+                            "notifiers/wecom.py": "from agent.config import locators\n"})
+    problems = violations(root)
+    assert len(problems) == 2 and all("may import only" in p for p in problems)
+
+
+def test_rules_catch_an_import_cycle_inside_one_room(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"agent/config/__init__.py": "", "agent/config/a.py": "from . import b\n",
+                            "agent/config/b.py": "from agent.config.a import x\n"})
+    assert violations(root) == ["import cycle: agent.config.a -> agent.config.b -> agent.config.a"]

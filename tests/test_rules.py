@@ -18,7 +18,6 @@ from agent.core.rules import (
     evaluate,
     health_alerts,
     health_memory,
-    parse_duration,
     severity_of,
 )
 
@@ -61,28 +60,11 @@ class Checks:
         return alerts
 
 
-# ---- durations and config -----------------------------------------------------------------------
+# ---- stage config -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("24h", 86400), ("30m", 1800), ("90s", 90), ("1h30m", 5400), (" 2d ", 172800), ("1h0m5s", 3605), ("0s", 0),
-], ids=["hours", "minutes", "seconds", "compound", "days-padded", "h-m-s", "zero"])
-def test_parse_duration(text: str, seconds: int) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "h", "24", "1x", "-1h", "1.5h", "30m1h", "1 h"],
-                         ids=["empty", "unit-only", "bare-number", "bad-unit", "negative", "decimal", "wrong-order",
-                              "inner-space"])
-def test_parse_duration_rejects_with_a_clear_message(text: str) -> None:
-    with pytest.raises(ValueError, match=r'invalid duration .*expected e\.g\. "24h"'):
-        parse_duration(text)
-
-
-def test_config_normalises_stages_and_reads_strings() -> None:
+def test_config_normalises_stages() -> None:
     cfg = RulesConfig(aftersale_before=(1800, 86400, 7200, 7200), evidence_before=(60,))
     assert cfg.aftersale_before == (86400, 7200, 1800) and cfg.evidence_before == (60,)
-    assert RulesConfig.from_strings(["30m", "24h"], ["1h"], health_cooldown="1h").aftersale_before == (86400, 1800)
-    assert RulesConfig.from_strings(["30m"], ["1h"], health_cooldown="1h").health_cooldown == 3600
     with pytest.raises(ValueError, match="more than 0"):
         RulesConfig(aftersale_before=(0, 60))
 

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from loguru import logger
 from playwright.async_api import BrowserContext, Page
 
 from agent.browser.pool import BrowserPool, close_quietly
+from agent.browser.qr_login import HeldQrLogin
 from agent.browser.reader import ROLES, ApiReader, ListRead, PageReader, RawRead, ReadOptions
 from agent.browser.session import ShopSession
 from agent.config.schema import Config, ShopConfig
@@ -64,8 +65,11 @@ class Checker:
     """Checks configured shops with one shared browser; never more than max_concurrent_shops at once."""
 
     def __init__(
-        self, config: Config, pool: BrowserPool, sel: Mapping[str, Any], options: ReadOptions | None = None
+        self, config: Config, pool: BrowserPool, sel: Mapping[str, Any], options: ReadOptions | None = None,
+        *, hold_qr_logins: bool = False,
     ) -> None:
+        """`hold_qr_logins`: a shop that needs a QR scan keeps its login page open in `ShopResult.open_login`
+        (the service waits there for the scan of the QR it pushed); otherwise every context is closed."""
         self.config = config
         self.pool = pool
         self.sel = sel
@@ -75,11 +79,18 @@ class Checker:
         )
         self.tz = ZoneInfo(config.agent.timezone)
         self._limit = asyncio.Semaphore(config.browser.max_concurrent_shops)
-        # the service sets this: given a shop's open QR login page (session.qr_page), True when it takes over
-        # the context (waits for the scan, then closes it); otherwise the check closes it
-        self.on_qr: Callable[[ShopConfig, ShopSession, BrowserContext], bool] | None = None
+        self.hold_qr_logins = hold_qr_logins
         self.active: set[str] = set()  # shops holding a browser slot right now
-        self.closing = False  # set when the service stops: checks still waiting for a slot never start
+        self.closing = False  # stop_accepting(): checks still waiting for a slot never start
+
+    def stop_accepting(self) -> None:
+        """The service stops: checks still waiting for a browser slot end without starting."""
+        self.closing = True
+
+    @property
+    def in_flight(self) -> frozenset[str]:
+        """The shops whose check holds a browser slot right now."""
+        return frozenset(self.active)
 
     # ---- per-shop files ---------------------------------------------------------------------
     def _dir(self, shop: ShopConfig) -> Path:
@@ -237,7 +248,8 @@ class Checker:
             await self._capture(shop, page, context, exc)
             if exc.state is ShopState.LOGIN_REQUIRED:
                 result.qr_png = await self._qr(session, context)
-                handed_over = bool(result.qr_png and self.on_qr and self.on_qr(shop, session, context))
+                if result.qr_png and self.hold_qr_logins and not self.closing:
+                    result.open_login, handed_over = HeldQrLogin(session, context), True
         finally:
             if not handed_over:
                 await close_quietly(context)

@@ -23,6 +23,19 @@ QR_TIMEOUT_SECONDS = 300.0
 _POLL_SECONDS = 0.2
 
 
+class HeldQrLogin:
+    """The QR login page of a failed check, kept open (with its context) until scanned or given up."""
+
+    def __init__(self, session: QrLogin, context: BrowserContext) -> None:
+        self.session, self.context = session, context
+
+    async def wait(self, timeout: float, on_new_qr: Callable[[bytes], Awaitable[None]]) -> None:
+        await self.session.wait_for_qr_login(timeout=timeout, on_new_qr=on_new_qr)
+
+    async def close(self) -> None:
+        await close_quietly(self.context)
+
+
 class QrLogin:
     """The QR half of a shop's login (mixed into ShopSession)."""
 

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import io
 import sys
 from pathlib import Path
 
+import segno
+
 from agent.browser.check import READ_CAPTCHA, hurdle_path, read_hurdle, shop_dir
+from agent.browser.login_flow import CAPTCHA_TIMEOUT_SECONDS, PASSWORD_PROMPT, interactive_login, pass_read_captcha
 from agent.browser.pool import BrowserPool
 from agent.browser.session import ShopSession
-from agent.cli.login_flow import CAPTCHA_TIMEOUT_SECONDS, PASSWORD_PROMPT, interactive_login, pass_read_captcha
+from agent.cli.progress import Countdown
 from agent.config import locators
 from agent.config.schema import ConfigError, ShopConfig, load_config
 from agent.core.models import CheckFailure
+
+
+def qr_terminal(data: str) -> str:
+    """The QR code of `data` drawn with block characters."""
+    buf = io.StringIO()
+    segno.make(data, error="m").terminal(out=buf, compact=True)
+    return buf.getvalue()
 
 
 def _prompt(text: str) -> str:
@@ -38,7 +49,8 @@ async def _login(shop: ShopConfig, data_dir: Path, *, headed: bool, qr: bool, ex
             print(text, flush=True)
 
         folder = shop_dir(data_dir, shop.name)
-        await interactive_login(session, prompt=_prompt, qr_path=folder / "login-qr.png", headed=headed, out=out, qr=qr)
+        await interactive_login(session, prompt=_prompt, qr_path=folder / "login-qr.png", headed=headed, out=out, qr=qr,
+                                draw_qr=qr_terminal, countdown=Countdown)
         waiting = (read_hurdle(folder) or {}).get("where") == READ_CAPTCHA
         if waiting:  # the last check met 54001: a person passes the captcha on the workbench
             if not headed:

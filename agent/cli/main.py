@@ -90,19 +90,19 @@ def _add_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument("--shop", help="only this shop")
     c.add_argument("--mode", choices=["auto", "api", "page"], default="auto",
                    help="auto: API mode once bodies are learned, page mode otherwise and as fallback")
-    c.set_defaults(func=lambda a: _run("agent.check_cmd", a.config, as_json=a.json, shop=a.shop, mode=a.mode))
+    c.set_defaults(func=lambda a: _run("agent.cli.check_cmd", a.config, as_json=a.json, shop=a.shop, mode=a.mode))
 
     d = sub.add_parser("doctor", help="walk the backend's pages and report which selectors match")
     d.add_argument("--config", default="config.toml")
     d.add_argument("--shop", required=True)
-    d.set_defaults(func=lambda a: _run("agent.doctor", a.config, a.shop))
+    d.set_defaults(func=lambda a: _run("agent.cli.doctor", a.config, a.shop))
 
     lg = sub.add_parser("login", help="log a shop in by hand (password, SMS code, QR) and save its session")
     lg.add_argument("--config", default="config.toml")
     lg.add_argument("--shop", required=True)
     lg.add_argument("--headed", action="store_true", help="open a visible window (for a slider captcha)")
     lg.add_argument("--qr", action="store_true", help="log in by scanning the QR code")
-    lg.set_defaults(func=lambda a: _run("agent.login_cmd", a.config, a.shop, headed=a.headed, qr=a.qr))
+    lg.set_defaults(func=lambda a: _run("agent.cli.login_cmd", a.config, a.shop, headed=a.headed, qr=a.qr))
 
 
 def _add_service(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,19 +111,19 @@ def _add_service(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     r.add_argument("--once", action="store_true",
                    help="one full cycle (check every shop, send alerts), then exit: 0 when everything went out")
     r.add_argument("--log-json", action="store_true", help="log JSON lines (for journald / log collectors)")
-    r.set_defaults(func=lambda a: _run("agent.run_cmd", a.config, once=a.once, log_json=a.log_json))
+    r.set_defaults(func=lambda a: _run("agent.cli.run_cmd", a.config, once=a.once, log_json=a.log_json))
 
     st = sub.add_parser("status", help="what the running service knows: shops, sessions, deadlines, outbox (状态)")
     st.add_argument("--config", default="config.toml")
     st.add_argument("--json", action="store_true", help="machine-readable output")
-    st.set_defaults(func=lambda a: _run("agent.status_cmd", a.config, as_json=a.json))
+    st.set_defaults(func=lambda a: _run("agent.cli.status_cmd", a.config, as_json=a.json))
 
 
 def _add_alerts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     n = sub.add_parser("notify-test", help="send a test message through one channel and print its answer")
     n.add_argument("--config", default="config.toml")
     n.add_argument("--channel", required=True, help="a [notifiers.NAME] name")
-    n.set_defaults(func=lambda a: _run("agent.notify_test", a.config, a.channel))
+    n.set_defaults(func=lambda a: _run("agent.cli.notify_test", a.config, a.channel))
 
 
 def _run(module: str, *args: object, **kwargs: object) -> int:

@@ -18,7 +18,8 @@ from agent.browser.pool import BrowserPool
 from agent.cli import logsetup
 from agent.cli.progress import Progress
 from agent.config import locators
-from agent.config.schema import Config, ConfigError, load_config, seconds
+from agent.config.durations import seconds
+from agent.config.schema import Config, ConfigError, load_config
 from agent.core.models import CheckFailure
 from agent.outbox.dispatch import Report, build_notifier
 from agent.outbox.store import ChannelState, Store

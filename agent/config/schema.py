@@ -17,8 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.config.crontab import cron_trigger
+from agent.config.durations import parse_duration, seconds
 from agent.config.toml_lines import _BARE_KEY, KeyPath, line_map
-from agent.core.rules import parse_duration
 
 # The schema IS the frozen dataclasses below. Each field is a TOML key; its annotation is the expected type
 # (str, int, float, bool, Path, `X | None` where "" means None, a config dataclass = a [table],
@@ -106,15 +107,13 @@ class AgentConfig:
 class BrowserConfig:
     """[browser]: the Chromium the agent drives."""
 
-    executable_path: str = ""  # empty: find one (agent.chromium)
+    executable_path: str = ""  # empty: find one (agent.browser.chromium)
     headless: bool = True
     max_concurrent_shops: int = _key(2, _rule(lambda v: 1 <= v <= 16, "must be 1 to 16, got {v} (取值超出范围)"))
     timeout_seconds: float = _key(30.0, _rule(lambda v: v > 0, "must be more than 0, got {v} (必须大于 0)"))
 
 
 def _cron_ok(v: str) -> bool:
-    from agent.service.triggers import cron_trigger  # imports this module: only when a cron is set
-
     try:
         cron_trigger(v, "UTC")
     except ValueError:
@@ -193,10 +192,6 @@ class AlertsConfig:
     # and the admins hear of it; "0": never
     failover_after: str = _key("2m", _DURATION_OR_OFF)
 
-
-def seconds(text: str) -> float:
-    """A validated duration key in seconds; "", "0" and "0s" are 0 (off)."""
-    return float(parse_duration(text)) if text and text != "0" else 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
 
 class ShopState(StrEnum):
@@ -84,6 +86,13 @@ class Finding:
     message: str
 
 
+class OpenLogin(Protocol):
+    """A shop's QR login page a check left open, so the QR pushed to the team can still be scanned."""
+
+    async def wait(self, timeout: float, on_new_qr: Callable[[bytes], Awaitable[None]]) -> None: ...
+    async def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class ShopResult:
     """Everything one check of one shop produced."""
@@ -98,6 +107,7 @@ class ShopResult:
     findings: list[Finding] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     qr_png: bytes | None = None  # the login QR when the shop needs a human (login_required)
+    open_login: OpenLogin | None = None  # its page, still open, when the checker was asked to hold QR logins
     duration: float = 0.0  # seconds the check worked (waiting for a browser slot not included)
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -19,18 +18,6 @@ FAILING = "failing"  # the one cooldown bucket of transient failures (rate_limit
 RECOVERED = "recovered"
 # a deadline must move later by more than this (and out of the alerted stage) to count as a restarted clock
 DEADLINE_SHIFT = timedelta(minutes=10)
-
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-def parse_duration(text: str) -> int:
-    """"24h", "30m", "90s", "1h30m" (also "2d") → seconds; ValueError otherwise."""
-    m = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
-    if m is None or not any(m.groups()):
-        raise ValueError(f'invalid duration {text!r}: expected e.g. "24h", "30m", "90s" or "1h30m"')
-    d, h, mi, s = (int(g or 0) for g in m.groups())
-    return ((d * 24 + h) * 60 + mi) * 60 + s
-
 
 def _stages(values: Iterable[int], name: str) -> tuple[int, ...]:
     out = tuple(sorted({int(v) for v in values}, reverse=True))
@@ -54,16 +41,6 @@ class RulesConfig:
         object.__setattr__(self, "evidence_before", _stages(self.evidence_before, "evidence_before"))
         if self.health_cooldown < 0 or self.failure_threshold < 1:
             raise ValueError("health_cooldown must be >= 0 and failure_threshold >= 1")
-
-    @classmethod
-    def from_strings(
-        cls, aftersale_before: Sequence[str], evidence_before: Sequence[str], *,
-        confirm_handled: bool = True, health_cooldown: str = "6h", failure_threshold: int = 3,
-    ) -> RulesConfig:
-        """From the config's duration strings ([alerts] section)."""
-        return cls(aftersale_before=tuple(map(parse_duration, aftersale_before)),
-                   evidence_before=tuple(map(parse_duration, evidence_before)), confirm_handled=confirm_handled,
-                   health_cooldown=parse_duration(health_cooldown), failure_threshold=failure_threshold)
 
     def thresholds(self, kind: str) -> tuple[int, ...]:
         return self.aftersale_before if kind == "aftersale" else self.evidence_before

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 
-from agent.config.schema import Config, NotifierConfig, seconds
+from agent.config.durations import seconds
+from agent.config.schema import Config, NotifierConfig
 from agent.core.render import RenderedMessage, render_group
 from agent.core.rules import Alert
 from agent.outbox.store import OutboxRow, Store

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.config.durations import parse_duration
 from agent.config.schema import Config, ShopConfig
 from agent.core.models import AfterSale, EvidenceTask, ShopResult
 from agent.core.render import render_digest
@@ -19,9 +20,10 @@ KEEP_CLOSED = timedelta(days=3)  # closed items are remembered this long (late 1
 
 def rules_config(config: Config) -> RulesConfig:
     a = config.alerts
-    return RulesConfig.from_strings(
-        a.aftersale_before, a.evidence_before, confirm_handled=a.confirm_handled,
-        health_cooldown=a.health_cooldown, failure_threshold=a.failure_threshold,
+    return RulesConfig(
+        aftersale_before=tuple(map(parse_duration, a.aftersale_before)),
+        evidence_before=tuple(map(parse_duration, a.evidence_before)), confirm_handled=a.confirm_handled,
+        health_cooldown=parse_duration(a.health_cooldown), failure_threshold=a.failure_threshold,
     )
 
 

@@ -11,12 +11,22 @@ import json
 from collections.abc import Callable
 from http import HTTPStatus
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent.sandbox import items as it
+from agent.sandbox.backend import Backend
 
-if TYPE_CHECKING:
-    from agent.sandbox.server import Handler
+
+class Handler(Protocol):
+    """What a control route needs of the request it answers (the server's Handler provides it)."""
+
+    route: str
+    query: dict[str, str]
+
+    @property
+    def backend(self) -> Backend: ...
+    def json_body(self) -> Any: ...
+    def send_json(self, data: Any, status: int = ...) -> None: ...
 
 
 def builtin_scenario(name: str) -> dict[str, Any]:

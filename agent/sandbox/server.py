@@ -20,6 +20,7 @@ from agent.sandbox import backend as bk
 from agent.sandbox import items as it
 from agent.sandbox import pages
 from agent.sandbox.backend import Backend, Session
+from agent.sandbox.control_api import handle_control
 
 COOKIE_MAX_AGE = 30 * 86400
 CAPTCHA_COOKIE = "mms-mobile-captcha-cookie-token"  # set by the page after a passed captcha (§F)
@@ -71,8 +72,6 @@ class Handler(QuietHandler):
             self.backend.stats[f"{method} {self.route}"] += 1
         try:
             if self.route.startswith("/__sandbox/"):
-                from agent.sandbox.control_api import handle_control
-
                 handle_control(self, method)
                 return
             handler = ROUTES.get((method, self.route.rstrip("/") or "/"))

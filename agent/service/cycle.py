@@ -25,10 +25,11 @@ class Cycle:
     on the backend's time (equal to ours on the live site; the sandbox may run ahead)."""
 
     def __init__(self, config: Config, store: Store, pool: BrowserPool, sel: Mapping[str, Any],
-                 notifiers: Mapping[str, Notifier], options: ReadOptions | None = None) -> None:
+                 notifiers: Mapping[str, Notifier], options: ReadOptions | None = None, *,
+                 hold_qr_logins: bool = False) -> None:
         self.config, self.store, self.pool, self.sel, self.notifiers = config, store, pool, sel, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
-        self.checker = Checker(config, pool, sel, options)
+        self.checker = Checker(config, pool, sel, options, hold_qr_logins=hold_qr_logins)
         self.skew = 0.0
         self.wall: Callable[[], float] = time.time  # when rows are due and sent (tests move it on)
 
@@ -53,6 +54,16 @@ class Cycle:
                 now = datetime.fromtimestamp(self.clock(), self.tz)
             record_result(self.config, self.store, shop, result, now, qr_png=result.qr_png, queued_at=self.wall())
         return results
+
+    async def keepalive(self, shop: ShopConfig) -> bool:
+        return await self.checker.keepalive(shop)
+
+    def stop_accepting(self) -> None:
+        self.checker.stop_accepting()
+
+    @property
+    def in_flight(self) -> frozenset[str]:
+        return self.checker.in_flight
 
     async def dispatch(self) -> Report:
         return await Dispatcher(self.config, self.store, self.notifiers, self.detail_url, clock=self.clock,

@@ -18,19 +18,20 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
-from playwright.async_api import BrowserContext
 
 from agent import __version__
-from agent.browser.pool import BrowserPool, close_quietly
-from agent.browser.session import QR_TIMEOUT_SECONDS, ShopSession
-from agent.config.schema import Config, ShopConfig, seconds
-from agent.core.models import CheckFailure, ShopResult, ShopState
+from agent.browser.pool import BrowserPool
+from agent.browser.qr_login import QR_TIMEOUT_SECONDS
+from agent.config.crontab import cron_trigger
+from agent.config.durations import seconds
+from agent.config.schema import Config, ShopConfig
+from agent.core.models import CheckFailure, OpenLogin, ShopResult, ShopState
 from agent.outbox.dispatch import Report
 from agent.outbox.enqueue import queue_digest, queue_new_qr
 from agent.outbox.store import Store
 from agent.service.cycle import Cycle
 from agent.service.health import ShopStatus, Snapshot, channel_view, shop_statuses, write_heartbeat
-from agent.service.triggers import check_trigger, cron_trigger, stale_after
+from agent.service.triggers import check_trigger, stale_after
 from notifiers.base import Notifier
 
 HEARTBEAT_SECONDS = 5.0
@@ -55,8 +56,7 @@ class Service:
                  notifiers: Mapping[str, Notifier], *, qr_timeout: float = QR_TIMEOUT_SECONDS) -> None:
         self.config, self.store, self.pool, self.notifiers = config, store, pool, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
-        self.cycle = Cycle(config, store, pool, sel, notifiers)
-        self.cycle.checker.on_qr = self._take_qr_page
+        self.cycle = Cycle(config, store, pool, sel, notifiers, hold_qr_logins=True)
         store.probe_channels_now(self.cycle.wall())  # a restart tries failing channels at once
         self.qr_timeout = qr_timeout
         self.scheduler = make_scheduler(self.tz)
@@ -112,12 +112,12 @@ class Service:
         send the outbox once. Cancelled checks lose nothing: a check commits only when it completes."""
         grace = seconds(self.config.schedule.shutdown_grace) if grace is None else grace
         self.stopping = True
-        self.cycle.checker.closing = True  # checks still waiting for a browser slot end without starting
+        self.cycle.stop_accepting()  # checks still waiting for a browser slot end without starting
         if self.scheduler.running:
             self.scheduler.pause()
         busy = {t for t in self.inflight if not t.done()}
         if busy:
-            active = len(self.cycle.checker.active)
+            active = len(self.cycle.in_flight)
             logger.info("stopping: waiting up to {:.0f} s for {} check(s) in flight; {} queued job(s) will not "
                         "start", grace, active, max(0, len(busy) - active))
             waiter = asyncio.ensure_future(asyncio.wait(busy, timeout=grace))
@@ -193,6 +193,7 @@ class Service:
             [result] = await self.cycle.check([shop])
         finally:
             self.busy.discard(name)
+        await self._take_open_login(shop, result)
         self._record(shop, result, result.duration)
         self.kick_dispatch()  # alerts go out now, not at the next dispatch tick
         if self.on_check:
@@ -208,6 +209,7 @@ class Service:
         finally:
             self.busy.clear()
         for shop, result in zip(shops, results, strict=True):
+            await self._take_open_login(shop, result)
             self._record(shop, result, result.duration)
         return results
 
@@ -216,7 +218,7 @@ class Service:
         if name in self.qr_waits or name in self.busy:
             return
         try:
-            alive = await self.cycle.checker.keepalive(shop)
+            alive = await self.cycle.keepalive(shop)
         except (CheckFailure, TimeoutError) as exc:  # rate limited, backend down: the next check will tell
             logger.info("keep-alive {} skipped: {}", name, exc)
             return
@@ -262,28 +264,31 @@ class Service:
             job.modify(next_run_time=datetime.now(self.tz))
 
     # ---- QR logins pushed to the team ----------------------------------------------------------
-    def _take_qr_page(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
-        """The check found a QR login page whose image goes to the admins: keep it open for the scan."""
+    async def _take_open_login(self, shop: ShopConfig, result: ShopResult) -> None:
+        """The check left the QR login page open (its image goes to the admins): wait there for the scan."""
+        login, result.open_login = result.open_login, None
+        if login is None:
+            return
         if self.stopping or shop.name in self.qr_waits:
-            return False
-        self.qr_waits[shop.name] = asyncio.create_task(self._wait_qr(shop, session, context))
-        return True
+            await login.close()
+            return
+        self.qr_waits[shop.name] = asyncio.create_task(self._wait_qr(shop, login))
 
-    async def _wait_qr(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> None:
+    async def _wait_qr(self, shop: ShopConfig, login: OpenLogin) -> None:
         try:
             async def push(png: bytes) -> None:  # the pushed QR expired and the page renewed it
                 detail = "登录二维码已过期，已更换为新的二维码"
                 queue_new_qr(self.config, self.store, shop, png, datetime.now(self.tz), detail)
                 self.kick_dispatch()
 
-            await session.wait_for_qr_login(timeout=self.qr_timeout, on_new_qr=push)
+            await login.wait(self.qr_timeout, push)
             logger.info("shop {} logged in by a scan of the pushed QR code", shop.name)
             self.kick(f"check:{shop.name}")
         except Exception as exc:
             logger.info("QR login of {} did not complete: {}", shop.name, str(exc).splitlines()[0] if str(exc) else exc)
         finally:
             self.qr_waits.pop(shop.name, None)
-            await close_quietly(context)
+            await login.close()
 
     # ---- health ---------------------------------------------------------------------------------
     def _record(self, shop: ShopConfig, result: ShopResult, duration: float) -> None:

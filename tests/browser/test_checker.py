@@ -280,8 +280,8 @@ def test_54001_in_page_mode_is_a_captcha_for_a_human_never_retried(sandbox: Sand
     counts = sandbox.control.stats()["counts"]
     assert not any(k.startswith("POST /mercury") for k in counts), counts  # no request at the backend
     # a person passes it (`pdd-agent login --headed`; here the login flow, headless, the sandbox solving it)
+    from agent.browser.login_flow import pass_read_captcha
     from agent.browser.session import ShopSession
-    from agent.cli.login_flow import pass_read_captcha
 
     async def human() -> None:
         async with BrowserPool(executable_path=config.browser.executable_path, timeout_seconds=8) as pool:

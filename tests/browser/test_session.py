@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from agent.browser.login_flow import PASSWORD_PROMPT, SMS_PROMPT, interactive_login
 from agent.browser.pool import BrowserPool
 from agent.browser.session import ShopSession, qr_png_bytes, write_private
 from agent.cli.demo_view import qr_matrix
-from agent.cli.login_flow import PASSWORD_PROMPT, SMS_PROMPT, interactive_login
+from agent.cli.login_cmd import qr_terminal
 from agent.config import locators
 from agent.core.models import CheckFailure, ShopState
 from tests.conftest import Sandbox, run_async
@@ -403,7 +404,7 @@ def login_interactively(
             s = shop(pool, box, tmp, username, password)
             await interactive_login(
                 s, prompt=prompt, qr_path=tmp / "qr.png", headed=headed, out=out, qr=qr,
-                captcha_timeout=10, qr_timeout=20,
+                captcha_timeout=10, qr_timeout=20, draw_qr=qr_terminal,
             )
             ctx = await s.open()
             ok = await s.verify(ctx)

@@ -1,27 +1,25 @@
 """The human path behind `pdd-agent login`: password, SMS code at the prompt, QR in the terminal, captcha by hand.
 
 The caller (the CLI) builds the `BrowserPool` (headed when `--headed`), the `ShopSession`, and passes
-`prompt` (getpass for the password, input for the SMS code) and `out` (print). Prompts run in a worker
-thread so the browser keeps going while a human types.
+`prompt` (getpass for the password, input for the SMS code), `out` (print) and, for a terminal, `draw_qr`
+and `countdown`. Prompts run in a worker thread so the browser keeps going while a human types.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
-import segno
 from playwright.async_api import BrowserContext, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from agent.browser.pool import close_quietly
 from agent.browser.session import QR_TIMEOUT_SECONDS, Outcome, ShopSession, write_private
-from agent.cli.progress import Countdown
 from agent.core.models import CheckFailure, ShopState
 
 PASSWORD_PROMPT = "密码 / password: "
@@ -30,6 +28,30 @@ CAPTCHA_TIMEOUT_SECONDS = 300.0
 SMS_ATTEMPTS = 3
 _MAX_STEPS = 12
 QR_WAIT_LABEL = "等待扫码 / waiting for the scan"
+
+
+class Waiting(Protocol):
+    """A line that shows the seconds left while the flow waits (the terminal's countdown)."""
+
+    def tick(self, remaining: float) -> None: ...
+    def clear(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class _Silent:
+    """No countdown (no terminal)."""
+
+    def __init__(self, label: str, seconds: float) -> None:
+        del label, seconds
+
+    def tick(self, remaining: float) -> None:
+        del remaining
+
+    def clear(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 async def interactive_login(
@@ -42,13 +64,15 @@ async def interactive_login(
     qr: bool = False,
     captcha_timeout: float = CAPTCHA_TIMEOUT_SECONDS,
     qr_timeout: float = QR_TIMEOUT_SECONDS,
+    draw_qr: Callable[[str], str] | None = None,
+    countdown: Callable[[str, float], Waiting] = _Silent,
 ) -> None:
     """Log `session`'s shop in with a human at hand and save the session, or raise CheckFailure.
 
     Password (the session's, else asked; empty = QR), then whatever the page asks: the SMS code
     (sent by clicking 获取验证码, typed at the prompt), a captcha (solved in the window when `headed`),
     or the QR code (QR-only accounts, `qr=True`, or no password): saved to `qr_path` as PNG, drawn in
-    the terminal when its data is readable, and waited for until scanned.
+    the terminal (`draw_qr`) when its data is readable, and waited for until scanned (`countdown`).
     """
     context = await session.open()
     try:
@@ -63,7 +87,7 @@ async def interactive_login(
                     return
             else:
                 out("未输入密码，改用扫码登录 / no password: logging in with the QR code")
-        await _qr_login(session, context, qr_path, out, qr_timeout)
+        await _qr_login(session, context, qr_path, out, qr_timeout, draw_qr, countdown)
     finally:
         with suppress(PlaywrightError):
             await close_quietly(context)
@@ -137,19 +161,13 @@ async def _password_login(
             await close_quietly(page)
 
 
-def qr_terminal(data: str) -> str:
-    """The QR code of `data` drawn with block characters."""
-    buf = io.StringIO()
-    segno.make(data, error="m").terminal(out=buf, compact=True)
-    return buf.getvalue()
-
-
 async def _qr_login(
-    session: ShopSession, context: BrowserContext, qr_path: Path, out: Callable[[str], None], timeout: float
+    session: ShopSession, context: BrowserContext, qr_path: Path, out: Callable[[str], None], timeout: float,
+    draw_qr: Callable[[str], str] | None, countdown: Callable[[str, float], Waiting],
 ) -> None:
     page = await session.open_qr_page(context)
     watch = session.qr_watch(page)
-    wait = Countdown(QR_WAIT_LABEL, timeout)  # the seconds left, drawn on a terminal (stderr) only
+    wait = countdown(QR_WAIT_LABEL, timeout)
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -162,7 +180,8 @@ async def _qr_login(
                 if watch.generation != shown and watch.uri:  # first time, or a renewed QR
                     await asyncio.to_thread(write_private, qr_path, await session.qr_png(page))
                     wait.clear()
-                    out(qr_terminal(watch.uri))
+                    if draw_qr is not None:
+                        out(draw_qr(watch.uri))
                     out(f"请用拼多多商家版App扫描二维码 / scan the QR code ({qr_path}); waiting up to {timeout:g} s")
                     shown = watch.generation
                 if note and note != said:

@@ -1,0 +1,218 @@
+"""The doctor's walk through the backend as a person would go, selector by selector: what matched, with captures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from playwright.async_api import BrowserContext, Page
+
+from agent.browser.check import shop_dir
+from agent.browser.pool import BrowserPool, close_quietly
+from agent.browser.reader import ROLES, ApiReader, PageReader, ReadOptions
+from agent.browser.session import ShopSession
+from agent.config.schema import ShopConfig
+from agent.core import parsers
+from agent.core.models import CheckFailure
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    step: str
+    key: str  # where in selectors/ the hook lives
+    hook: str
+    found: int
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.found > 0
+
+
+class Doctor:
+    def __init__(self, page: Page, sel: Mapping[str, Any], out_dir: Path) -> None:
+        self.page, self.sel, self.out_dir = page, sel, out_dir
+        self.probes: list[Probe] = []
+
+    async def probe(self, step: str, key: str, selector: str, note: str = "") -> int:
+        try:
+            n = await self.page.locator(selector).count()
+        except Exception as exc:  # an invalid selector is a finding, not a crash
+            n, note = 0, f"invalid selector: {str(exc).splitlines()[0]}"
+        self.probes.append(Probe(step, key, selector, n, note))
+        return n
+
+    def text(self, step: str, key: str, text: str, haystack: str) -> None:
+        self.probes.append(Probe(step, key, text, 1 if text in haystack else 0))
+
+    async def snapshot(self, name: str) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self.page.screenshot(path=str(self.out_dir / f"{name}.png"), full_page=True)
+        (self.out_dir / f"{name}.html").write_text(await self.page.content(), encoding="utf-8")
+
+    async def login_page(self, session: ShopSession) -> None:
+        """The login page: tabs, form, error element, and the canvas QR with its qrcode answer."""
+        lg = self.sel["site"]["login"]
+        try:  # the QR tab through the session: the qrcode endpoint must answer with result.uri
+            self.page = await session.open_qr_page(self.page.context)
+            uri = await session.qr_data(self.page)
+            self.probes.append(Probe("login", "site.login.qr_create / qr_uri_field", lg["qr_create"], 1, f"uri={uri}"))
+        except CheckFailure as exc:
+            self.probes.append(Probe("login", "site.login.qr_create / qr_uri_field", lg["qr_create"], 0, exc.detail))
+            await session.goto_login(self.page)
+        for key in ("page_marker", "qr_tab", "account_tab", "qr_image"):
+            await self.probe("login", f"site.login.{key}", lg[key])
+        if not await self.probe("login", "site.login.qr_image (canvas)", f"{lg['qr_image']} canvas"):
+            self.probes[-1] = replace(self.probes[-1], note="the live QR is a <canvas>, drawn from qr_create")
+        if await self.page.locator(lg["account_tab"]).count():
+            await self.page.locator(lg["account_tab"]).first.click()
+        for key in ("username", "password", "submit", "error_text"):
+            await self.probe("login", f"site.login.{key}", lg[key])
+        await self.snapshot("1-login")
+
+    async def workbench(self, reader: PageReader) -> None:
+        site, lists = self.sel["site"], self.sel["aftersale_list"]
+        await self.page.goto(reader.base_url + site["paths"]["home"])
+        await self.probe("home", "site.home.sidebar_link", site["home"]["sidebar_link"])
+        await self.snapshot("2-home")
+        await reader.open_workbench()
+        trapped = urlsplit(self.page.url).path == site["paths"]["aftersale_setup"]
+        self.probes.append(Probe("workbench", "site.paths.aftersale_list", self.page.url, 0 if trapped else 1))
+        body = await self.page.inner_text("body")
+        for label in lists["counters"]["labels"]:
+            self.text("workbench", "aftersale_list.counters.labels", label, body)
+        await self.probe("workbench", "aftersale_list.quick_filters.card", lists["quick_filters"]["card"])
+        await self.probe("workbench", "aftersale_list.quick_filters.count", lists["quick_filters"]["count"])
+        for label in lists["quick_filters"]["labels"]:
+            self.text("workbench", "aftersale_list.quick_filters.labels", label, body)
+        for key in ("row", "order_sn", "apply_time", "countdown", "countdown_time", "cell", "goods_name",
+                    "amount_paid", "amount_refund"):
+            await self.probe("workbench", f"aftersale_list.rows.{key}", lists["rows"][key])
+        pg = lists["pagination"]
+        for key in ("root", "next", "prev", "page_size"):
+            await self.probe("workbench", f"aftersale_list.pagination.{key}", pg[key])
+        status = await reader.pager_status()
+        self.probes.append(Probe("workbench", "aftersale_list.pagination.status_pattern", pg["status_pattern"],
+                                 1 if status else 0, f"(page size, page) = {status}"))
+        await self.snapshot("3-workbench")
+
+    async def cards(self, reader: PageReader) -> dict[str, dict[str, Any]]:
+        """Click every card: the quickSearchType each sends vs [quick_filters.codes]; read the two roles."""
+        lists = self.sel["aftersale_list"]
+        q, req = lists["quick_filters"], lists["request"]
+        for label in q["labels"]:
+            card = self.page.locator(q["card"], has_text=label)
+            if not await card.count():
+                self.probes.append(Probe("card", "aftersale_list.quick_filters.labels", label, 0))
+                continue
+            try:
+                body, _ = await reader._capture(lambda c=card: c.first.click(), f"queryList[{label}]")  # type: ignore[misc]
+            except CheckFailure as exc:
+                self.probes.append(Probe("card", "aftersale_list.quick_filters.card", label, 0, exc.detail))
+                continue
+            code, known = body.get(req["quick_search_type"]), q["codes"].get(label)
+            note = f"quickSearchType={code}" + ("" if code == known else f", selectors say {known}: edit it")
+            self.probes.append(Probe("card", f"aftersale_list.quick_filters.codes.「{label}」", label,
+                                     1 if code == known else 0, note))
+        learned: dict[str, dict[str, Any]] = {}
+        for role in ROLES:
+            label = q[role]
+            try:
+                read = await reader.read_role(role)
+            except CheckFailure as exc:
+                self.probes.append(Probe("card", f"aftersale_list.quick_filters.{role}", label, 0, str(exc)))
+                continue
+            learned[role] = read.body
+            self.probes.append(Probe("card", f"aftersale_list.quick_filters.{role}", label, 1,
+                                     f"total={read.total}, rows={len(read.rows)}"))
+            await self.snapshot(f"4-card-{role}")
+            self._fields(role, read.rows, read.dom_rows)
+        for f in reader.findings:
+            if f.kind.startswith("page_size") or f.kind == "pagination_stopped":
+                self.probes.append(Probe("card", "aftersale_list.pagination.page_size", f.kind, 0, f.message))
+        return learned
+
+    def _fields(self, role: str, rows: list[Any], dom_rows: list[dict[str, Any]]) -> None:
+        lists = self.sel["aftersale_list"]
+        if rows:
+            first = rows[0]
+            names = {k: v for k, v in lists["fields"].items() if isinstance(v, str) and k not in ("total", "list")}
+            for key, field in names.items():
+                self.probes.append(Probe("api", f"aftersale_list.fields.{key}", field, 1 if field in first else 0))
+            if role == "evidence":
+                shapes = self.sel["evidence"]["deadline"]["shapes"]
+                hit = next((s["remain"] for s in shapes if first.get(s["remain"]) is not None), None)
+                self.probes.append(Probe("api", "evidence.deadline.shapes", " / ".join(s["remain"] for s in shapes),
+                                         1 if hit else 0, f"deadline in {hit}" if hit else "no deadline field"))
+        shown = [d for d in dom_rows if d.get("countdown")]
+        matched = sum(1 for d in shown if parsers.dom_remaining(d, lists) is not None)
+        self.probes.append(Probe("card", "aftersale_list.countdown.time", lists["countdown"]["time"],
+                                 matched if shown else 1, f"{matched}/{len(shown)} rows"))
+
+    async def api(self, context: BrowserContext, base_url: str, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+        """API mode, endpoint by endpoint: checkLogin, queryCount's card keys, the header counters, queryList."""
+        site, lists = self.sel["site"], self.sel["aftersale_list"]
+        reader = ApiReader(context, base_url, self.sel, ReadOptions(pacing_seconds=0))
+        steps: list[tuple[str, str, Any]] = [
+            ("site.api.check_login", site["api"]["check_login"], reader.logged_in),
+            ("site.api.query_count", site["api"]["query_count"], reader.counts),
+            ("site.api.query_wait_handle_count", site["api"]["query_wait_handle_count"], reader.counters),
+        ]
+        for key, path, call in steps:
+            try:
+                got = await call()
+            except CheckFailure as exc:
+                self.probes.append(Probe("api", key, path, 0, exc.detail))
+                continue
+            self.probes.append(Probe("api", key, path, 1))
+            if key == "site.api.query_count":
+                for label, name in lists["count_keys"].items():
+                    self.probes.append(Probe("api", f"aftersale_list.count_keys.「{label}」", name,
+                                             1 if name in got else 0))
+            if key == "site.api.query_wait_handle_count":
+                for label, name in lists["counters"]["keys"].items():
+                    self.probes.append(Probe("api", f"aftersale_list.counters.keys.「{label}」", name,
+                                             1 if label in got else 0))
+        for role, body in bodies.items():
+            try:
+                read = await reader.read_list(role, body)
+                self.probes.append(Probe("api", "site.api.query_list", role, 1, f"total={read.total}"))
+            except CheckFailure as exc:
+                self.probes.append(Probe("api", "site.api.query_list", role, 0, exc.detail))
+
+
+async def run(shop: ShopConfig, sel: Mapping[str, Any], data_dir: Path, tz: ZoneInfo, executable: str,
+              headless: bool, timeout: float) -> tuple[list[Probe], Path]:
+    out_dir = shop_dir(data_dir, shop.name) / "doctor" / datetime.now(tz).strftime("%Y%m%d-%H%M%S")
+    async with BrowserPool(executable_path=executable, headless=headless, timeout_seconds=timeout) as pool:
+        session = ShopSession(pool, name=shop.name, base_url=shop.base_url, username=shop.username,
+                              password=shop.password(), state_path=shop_dir(data_dir, shop.name) / "state.json",
+                              site=sel["site"])
+        login_ctx = await pool.new_context()
+        doc = Doctor(await pool.new_page(login_ctx), sel, out_dir)
+        try:
+            await doc.login_page(session)
+        except CheckFailure as exc:
+            doc.probes.append(Probe("login", exc.state.value, exc.detail, 0))
+        await close_quietly(login_ctx)
+        context = await session.open()
+        try:
+            await session.ensure_logged_in(context)
+            doc.page = await pool.new_page(context)
+            reader = PageReader(doc.page, shop.base_url, sel, ReadOptions(pacing_seconds=0, timeout_seconds=timeout))
+            await doc.workbench(reader)
+            learned = await doc.cards(reader)
+            await doc.api(context, shop.base_url, learned)
+            await session.save(context)
+        except CheckFailure as exc:
+            doc.probes.append(Probe("session", exc.state.value, exc.detail, 0))
+        finally:
+            await close_quietly(context)
+    return doc.probes, out_dir
+
+

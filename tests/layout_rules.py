@@ -1,0 +1,154 @@
+"""The product's import rules, read from the source with `ast` (nothing is imported): who may import whom."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Each room of the house and the rooms it may import from (besides itself). The order is the flow:
+# config and core at the bottom, browser (reading) and outbox (sending) above them, the service above
+# both, the command line on top. The sandbox stands beside the product and shares only the HTTP server.
+LEAVES = ("agent.clock", "agent.files", "agent.httpserve")
+MAY_IMPORT: Mapping[str, frozenset[str]] = {
+    "agent.config": frozenset(),
+    "agent.core": frozenset(),
+    "agent.clock": frozenset(),
+    "agent.files": frozenset(),
+    "agent.httpserve": frozenset(),
+    "notifiers": frozenset(),
+    "agent.sandbox": frozenset({"agent.httpserve"}),
+    "agent.browser": frozenset({"agent", "agent.config", "agent.core", "agent.clock", "agent.files"}),
+    "agent.outbox": frozenset({"agent.config", "agent.core", "agent.clock", "agent.files", "notifiers"}),
+    "agent.service": frozenset({"agent", "agent.config", "agent.core", "agent.clock", "agent.files",
+                                "agent.httpserve", "agent.browser", "agent.outbox", "notifiers"}),
+    "agent.cli": frozenset({"agent", "agent.config", "agent.core", "agent.clock", "agent.files", "agent.httpserve",
+                            "agent.browser", "agent.outbox", "agent.service", "agent.sandbox", "notifiers"}),
+    "agent": frozenset({"agent.cli"}),  # agent/__init__.py and agent/__main__.py (`python -m agent`)
+}
+PLAYWRIGHT_ROOM = "agent.browser"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """`source` imports `target` at `line` (a module name; imports inside functions count too)."""
+
+    source: str
+    target: str
+    line: int
+    file: str
+
+
+def module_name(root: Path, file: Path) -> str:
+    parts = list(file.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules(root: Path, packages: tuple[str, ...] = ("agent", "notifiers")) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for pkg in packages:
+        for file in sorted((root / pkg).rglob("*.py")):
+            out[module_name(root, file)] = file
+    return out
+
+
+def _resolve(name: str, known: Mapping[str, Path]) -> str:
+    """The longest known module that `name` (a module or `module.attribute`) lies in."""
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def imports(root: Path, known: Mapping[str, Path]) -> Iterator[Edge]:
+    """Every import of every known module, as edges to known modules or to outside names (e.g. playwright)."""
+    for mod, file in known.items():
+        tree = ast.parse(file.read_text(encoding="utf-8"), str(file))
+        is_pkg = file.name == "__init__.py"
+        for node in ast.walk(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = mod.split(".")
+                    keep = len(parts) - node.level + (1 if is_pkg else 0)
+                    base = ".".join([*parts[:keep], *([node.module] if node.module else [])])
+                targets = [f"{base}.{a.name}" for a in node.names]
+            for target in targets:
+                inside = _resolve(target, known)
+                rel = str(file.relative_to(root))
+                yield Edge(mod, inside or target, node.lineno, rel)
+
+
+def room(mod: str) -> str:
+    """The room (stage package or leaf module) a module belongs to."""
+    parts = mod.split(".")
+    if parts[0] == "notifiers":
+        return "notifiers"
+    if len(parts) == 1 or mod == "agent.__main__":
+        return "agent"
+    return ".".join(parts[:2])
+
+
+def violations(root: Path) -> list[str]:
+    """Every broken rule, one line each naming the file, line and the rule."""
+    known = modules(root)
+    problems: list[str] = []
+    graph: dict[str, set[str]] = {m: set() for m in known}
+    for e in imports(root, known):
+        where = f"{e.file}:{e.line}: {e.source} imports {e.target}"
+        top = e.target.split(".")[0]
+        if top == "playwright" and room(e.source) != PLAYWRIGHT_ROOM:
+            problems.append(f"{where}: only agent/browser/ may import Playwright")
+        if e.target not in known:
+            continue
+        graph[e.source].add(e.target)
+        src, dst = room(e.source), room(e.target)
+        if src == dst:
+            continue
+        allowed = MAY_IMPORT.get(src)
+        if allowed is None:
+            problems.append(f"{where}: {src} is not a known room (add it to MAY_IMPORT in tests/layout_rules.py)")
+        elif dst not in allowed:
+            problems.append(f"{where}: {src} may import only {sorted(allowed) or 'nothing of the product'}")
+    problems += [f"import cycle: {' -> '.join(c)}" for c in cycles(graph)]
+    return problems
+
+
+def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected group of modules (Tarjan), each closed on its first module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1 or v in graph.get(v, ()):
+                found.append(sorted(group) + [sorted(group)[0]])
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
