@@ -25,7 +25,8 @@ from loguru import logger
 
 from agent.config.durations import seconds
 from agent.config.schema import load_config
-from agent.core.rules import Alert, ItemInfo
+from agent.core.models import Item
+from agent.core.rules import Alert
 from agent.outbox.dispatch import Dispatcher, build_notifier
 from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
@@ -54,7 +55,7 @@ def alerts(n: int, now: datetime) -> list[tuple[str, str, str, dict[str, object]
     out = []
     for i in range(n):
         shop = f"店{i % SHOPS}"
-        item = ItemInfo(kind="aftersale", id=str(10_000 + i), order_sn=f"261121-{i:015d}", type="仅退款",
+        item = Item(kind="aftersale", id=str(10_000 + i), order_sn=f"261121-{i:015d}", type="仅退款",
                         status="买家申请退款，待商家处理", reason="不想要了",
                         goods_name="加厚珊瑚绒睡衣女冬季家居服套装",
                         refund_amount_fen=5990, deadline=now + timedelta(hours=5, minutes=i % 60),

@@ -21,9 +21,10 @@ from typing import Any
 
 import httpx
 
-from agent.browser.check import Checker, shop_dir
+from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
 from agent.browser.reader import ReadOptions
+from agent.browser.shopfiles import shop_dir
 from agent.config import locators
 from agent.config.schema import Config, load_config
 from agent.core.models import ShopResult

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, cast
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.browser.check import shop_dir
+from agent.browser.shopfiles import shop_dir
 from agent.config.schema import load_config
 from agent.sandbox.control import SandboxControl
 from agent.sandbox.generate import AUTO_REFUND_WINDOW, generate_items, generate_scenario

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.config.schema import Config, load_config
-from agent.core.models import AfterSale, ShopResult, ShopState
+from agent.core.models import Item, ShopResult, ShopState
 from agent.outbox.dispatch import Dispatcher, in_quiet_hours
 from agent.outbox.enqueue import record_result
 from agent.outbox.store import Store
@@ -76,8 +76,8 @@ to = ["b@x"]
     return load_config(tmp_path / "config.toml")
 
 
-def item(n: int, remaining: timedelta, at: datetime = NOON) -> AfterSale:
-    return AfterSale(
+def item(n: int, remaining: timedelta, at: datetime = NOON) -> Item:
+    return Item(kind="aftersale",
         id=str(1000 + n), order_sn=f"261121-{n:015d}", type="仅退款", status="买家申请退款，待商家处理",
         reason="不想要了" * (n % 3 + 1), goods_name="商品" * 20, goods_spec="", refund_amount_fen=1290 + n,
         order_amount_fen=1290 + n, created_at=at - timedelta(days=1), deadline=at + remaining,
@@ -85,7 +85,7 @@ def item(n: int, remaining: timedelta, at: datetime = NOON) -> AfterSale:
     )
 
 
-def check(cfg: Config, store: Store, items: list[AfterSale], at: datetime) -> None:
+def check(cfg: Config, store: Store, items: list[Item], at: datetime) -> None:
     record_result(cfg, store, cfg.shops[0], ShopResult(name="店", checked_at=at, aftersales=items), at)
 
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.core.models import AfterSale, EvidenceTask, ShopState
+from agent.core.models import Item, ShopState
 from agent.core.render import (
     RenderedMessage,
     deadline_zh,
@@ -22,7 +22,7 @@ from agent.core.render import (
     text_escape,
     yuan,
 )
-from agent.core.rules import Alert, ItemInfo, ItemState, RulesConfig, health_alerts
+from agent.core.rules import Alert, ItemState, RulesConfig, health_alerts
 
 TZ = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=TZ)
@@ -40,7 +40,7 @@ def alert(sn: str, kind: str = "aftersale", severity: str = "info", hours: float
           reason: str = "不想要了", goods: str = "保温杯 500ml", fen: int = 1290, item_kind: str = "aftersale",
           inferred: bool = False) -> Alert:
     deadline = T0 + timedelta(hours=hours)
-    info = ItemInfo(kind=item_kind, id=f"id-{sn}", order_sn=sn, type="仅退款", status="待商家处理",  # type: ignore[arg-type]
+    info = Item(kind=item_kind, id=f"id-{sn}", order_sn=sn, type="仅退款", status="待商家处理",  # type: ignore[arg-type]
                     reason=reason, goods_name=goods, refund_amount_fen=fen, deadline=deadline,
                     remaining_seconds=int(hours * 3600))
     event = f"stage{stage}" if kind in ("aftersale", "evidence") else kind
@@ -284,14 +284,16 @@ def test_nothing_to_render() -> None:
 
 # ---- digest --------------------------------------------------------------------------------------
 
-def pending(n: int, hours: float, fen: int = 1000) -> AfterSale:
-    return AfterSale(id=f"a{n}", order_sn=f"261121-{n:09d}", type="仅退款", status="待商家处理", reason=HOSTILE,
+def pending(n: int, hours: float, fen: int = 1000) -> Item:
+    return Item(
+        kind="aftersale", id=f"a{n}", order_sn=f"261121-{n:09d}", type="仅退款", status="待商家处理", reason=HOSTILE,
                      goods_name="杯", goods_spec="", refund_amount_fen=fen, order_amount_fen=fen, created_at=T0,
                      deadline=T0 + timedelta(hours=hours), remaining_seconds=int(hours * 3600))
 
 
-def owed(n: int, hours: float, fen: int = 5000) -> EvidenceTask:
-    return EvidenceTask(id=f"e{n}", order_sn=f"261120-{n:09d}", type="退货退款", status="平台处理中", reason="",
+def owed(n: int, hours: float, fen: int = 5000) -> Item:
+    return Item(
+        kind="evidence", id=f"e{n}", order_sn=f"261120-{n:09d}", type="退货退款", status="平台处理中", reason="",
                         goods_name="杯", refund_amount_fen=fen, deadline=T0 + timedelta(hours=hours),
                         remaining_seconds=int(hours * 3600))
 

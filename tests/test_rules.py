@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.core.models import AfterSale, EvidenceTask, ShopState
+from agent.core.models import Item, ShopState
 from agent.core.rules import (
     Alert,
     ItemState,
@@ -32,14 +32,16 @@ def at(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
 
 
-def aftersale(item_id: str, deadline: datetime, fen: int = 1290) -> AfterSale:
-    return AfterSale(id=item_id, order_sn=f"261121-{item_id}", type="仅退款", status="买家申请退款，待商家处理",
+def aftersale(item_id: str, deadline: datetime, fen: int = 1290) -> Item:
+    return Item(
+        kind="aftersale", id=item_id, order_sn=f"261121-{item_id}", type="仅退款", status="买家申请退款，待商家处理",
                      reason="不想要了", goods_name="保温杯", goods_spec="500ml", refund_amount_fen=fen,
                      order_amount_fen=fen, created_at=T0 - timedelta(days=1), deadline=deadline, remaining_seconds=0)
 
 
-def evidence(item_id: str, deadline: datetime, fen: int = 5000) -> EvidenceTask:
-    return EvidenceTask(id=item_id, order_sn=f"261121-{item_id}", type="退货退款", status="平台处理中",
+def evidence(item_id: str, deadline: datetime, fen: int = 5000) -> Item:
+    return Item(
+        kind="evidence", id=item_id, order_sn=f"261121-{item_id}", type="退货退款", status="平台处理中",
                         reason="商品破损", goods_name="玻璃杯", refund_amount_fen=fen, deadline=deadline,
                         remaining_seconds=0)
 
@@ -52,7 +54,7 @@ class Checks:
         self.states: dict[tuple[str, str], ItemState] = {}
         self.keys: list[str] = []
 
-    def run(self, now: datetime, aftersales: Sequence[AfterSale] = (), tasks: Sequence[EvidenceTask] = (),
+    def run(self, now: datetime, aftersales: Sequence[Item] = (), tasks: Sequence[Item] = (),
             refunded: Sequence[str] = ()) -> list[Alert]:
         alerts, states = evaluate(SHOP, aftersales, tasks, self.states, self.cfg, now, closed_auto_refunded=refunded)
         self.states = {(s.kind, s.item_id): s for s in states}
@@ -159,7 +161,7 @@ def test_items_leaving_the_list(first: float, second: float, deadline_h: float, 
                                 outcome: str) -> None:
     run = Checks(RulesConfig(confirm_handled=confirm))
 
-    def lists(present: bool) -> tuple[list[AfterSale], list[EvidenceTask]]:
+    def lists(present: bool) -> tuple[list[Item], list[Item]]:
         if not present:
             return [], []
         if kind == "aftersale":

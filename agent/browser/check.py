@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -21,44 +18,25 @@ from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.qr_login import HeldQrLogin
 from agent.browser.reader import ROLES, ApiReader, ListRead, PageReader, RawRead, ReadOptions
 from agent.browser.session import ShopSession
+from agent.browser.shopfiles import (
+    READ_CAPTCHA,
+    clear_hurdle,
+    load_plan,
+    pending_hurdle,
+    remember_hurdle,
+    save_plan,
+    shop_dir,
+)
 from agent.config.schema import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
+from agent.files import write_private
 
 # API-mode failures that page mode may get past within the same check. A captcha (54001) is one: the
 # page's own request code (Anti-Content and all) may pass where cookie-only requests do not.
 _FALLBACK = {ShopState.LAYOUT_CHANGED, ShopState.BACKEND_ERROR, ShopState.TIMEOUT, ShopState.CAPTCHA}
 # login stops that need a human: remembered, so the password is not tried again on every check
 _HURDLES = {ShopState.SMS_REQUIRED, ShopState.CAPTCHA, ShopState.LOGIN_REQUIRED, ShopState.LOGIN_BLOCKED}
-READ_CAPTCHA = "read"  # hurdle.json `where` of a 54001 met while reading (not at login)
-_UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
-
-
-def shop_dir(data_dir: Path, name: str) -> Path:
-    return data_dir / "shops" / (_UNSAFE.sub("_", name).strip("._") or "shop")
-
-
-def hurdle_path(shop_folder: Path) -> Path:
-    """The login or read stop a shop is waiting on a human for (state, detail, at, since, where)."""
-    return shop_folder / "hurdle.json"
-
-
-def read_hurdle(shop_folder: Path) -> dict[str, Any] | None:
-    """The shop's recorded hurdle, whatever its age; None when there is none (or it is unreadable)."""
-    try:
-        data = json.loads(hurdle_path(shop_folder).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 class Checker:
@@ -98,29 +76,11 @@ class Checker:
 
     def load_plan(self, shop: ShopConfig) -> dict[str, dict[str, Any]] | None:
         """The request bodies page mode learned for this shop (None before the first page-mode read)."""
-        try:
-            data = json.loads((self._dir(shop) / "plan.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        bodies = data.get("bodies") if isinstance(data, dict) else None
-        if isinstance(bodies, dict) and all(isinstance(bodies.get(r), dict) for r in ROLES):
-            return bodies
-        return None
-
-    def save_plan(self, shop: ShopConfig, bodies: Mapping[str, Any]) -> None:
-        doc = {"learned_at": datetime.now(self.tz).isoformat(timespec="seconds"), "bodies": dict(bodies)}
-        _write_private(self._dir(shop) / "plan.json", json.dumps(doc, ensure_ascii=False, indent=1))
-
-    def _hurdle_path(self, shop: ShopConfig) -> Path:
-        return hurdle_path(self._dir(shop))
+        return load_plan(self._dir(shop), ROLES)
 
     def pending_hurdle(self, shop: ShopConfig) -> dict[str, Any] | None:
         """The login stop still waiting for a human, unless it is old enough to try the password again."""
-        data = read_hurdle(self._dir(shop))
-        retry_after = self.config.agent.login_retry_hours * 3600
-        if data is None or time.time() - float(data.get("at", 0)) > retry_after:
-            return None
-        return data
+        return pending_hurdle(self._dir(shop), self.config.agent.login_retry_hours * 3600, time.time())
 
     async def _login(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
         """`_login_once`, backing off like the reader when checkLogin answers 54001 / HTTP 429."""
@@ -135,9 +95,8 @@ class Checker:
         raise AssertionError("unreachable")
 
     def remember_hurdle(self, shop: ShopConfig, exc: CheckFailure, where: str = "login") -> None:
-        doc = {"state": exc.state.value, "detail": exc.detail, "at": time.time(), "where": where,
-               "since": datetime.now(self.tz).isoformat(timespec="seconds")}
-        _write_private(self._hurdle_path(shop), json.dumps(doc, ensure_ascii=False))
+        since = datetime.now(self.tz).isoformat(timespec="seconds")
+        remember_hurdle(self._dir(shop), exc.state.value, exc.detail, where, time.time(), since)
 
     async def _login_once(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
         """ensure_logged_in, but a remembered hurdle only lets the saved session be verified.
@@ -154,7 +113,7 @@ class Checker:
             )
         if hurdle is not None:
             if await session.verify(context):
-                self._hurdle_path(shop).unlink(missing_ok=True)  # a human logged in meanwhile
+                clear_hurdle(self._dir(shop))  # a human logged in meanwhile
                 return False
             raise CheckFailure(
                 ShopState(hurdle["state"]),
@@ -166,7 +125,7 @@ class Checker:
             if exc.state in _HURDLES:
                 self.remember_hurdle(shop, exc)
             raise
-        self._hurdle_path(shop).unlink(missing_ok=True)
+        clear_hurdle(self._dir(shop))
         return relogged
 
     async def _qr(self, session: ShopSession, context: BrowserContext) -> bytes | None:
@@ -190,11 +149,11 @@ class Checker:
                 html = await page.content()
                 for value in secrets:
                     html = html.replace(value, "***")
-                _write_private(Path(str(base) + ".html"), html)
+                write_private(Path(str(base) + ".html"), html)
                 text += f"url: {page.url}\n"
         except Exception as err:  # a capture must never hide the original failure
             text += f"capture incomplete: {err}\n"
-        _write_private(Path(str(base) + ".txt"), text)
+        write_private(Path(str(base) + ".txt"), text)
 
     # ---- one shop ---------------------------------------------------------------------------
     async def check_shop(self, shop: ShopConfig, mode: str = "auto") -> ShopResult:
@@ -240,7 +199,7 @@ class Checker:
                     raise
                 self._parse(raw, result)
                 if not any(lr.from_dom for lr in raw.lists.values()):
-                    self.save_plan(shop, raw.learned)
+                    save_plan(self._dir(shop), raw.learned, datetime.now(self.tz).isoformat(timespec="seconds"))
             result.mode = raw.mode
             await session.save(context)
         except CheckFailure as exc:
@@ -262,10 +221,7 @@ class Checker:
         return result
 
     def session(self, shop: ShopConfig) -> ShopSession:
-        return ShopSession(
-            self.pool, name=shop.name, base_url=shop.base_url, username=shop.username,
-            password=shop.password(), state_path=self._dir(shop) / "state.json", site=self.sel["site"],
-        )
+        return ShopSession.for_shop(self.pool, shop, self.config.agent.data_dir, self.sel["site"])
 
     async def keepalive(self, shop: ShopConfig) -> bool:
         """A light visit between checks (checkLogin through the saved session, cookies saved back): True when

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 from playwright.async_api import BrowserContext, Page
 
-from agent.browser.check import shop_dir
 from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.reader import ROLES, ApiReader, PageReader, ReadOptions
 from agent.browser.session import ShopSession
-from agent.config.schema import ShopConfig
+from agent.browser.shopfiles import shop_dir
+from agent.config.schema import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CheckFailure
 
@@ -186,13 +186,13 @@ class Doctor:
                 self.probes.append(Probe("api", "site.api.query_list", role, 0, exc.detail))
 
 
-async def run(shop: ShopConfig, sel: Mapping[str, Any], data_dir: Path, tz: ZoneInfo, executable: str,
-              headless: bool, timeout: float) -> tuple[list[Probe], Path]:
-    out_dir = shop_dir(data_dir, shop.name) / "doctor" / datetime.now(tz).strftime("%Y%m%d-%H%M%S")
-    async with BrowserPool(executable_path=executable, headless=headless, timeout_seconds=timeout) as pool:
-        session = ShopSession(pool, name=shop.name, base_url=shop.base_url, username=shop.username,
-                              password=shop.password(), state_path=shop_dir(data_dir, shop.name) / "state.json",
-                              site=sel["site"])
+async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any]) -> tuple[list[Probe], Path]:
+    """The whole walk for one shop; the probes and the folder of its screenshots and pages."""
+    data_dir, timeout = config.agent.data_dir, config.browser.timeout_seconds
+    stamp = datetime.now(ZoneInfo(config.agent.timezone)).strftime("%Y%m%d-%H%M%S")
+    out_dir = shop_dir(data_dir, shop.name) / "doctor" / stamp
+    async with BrowserPool.from_config(config.browser) as pool:
+        session = ShopSession.for_shop(pool, shop, data_dir, sel["site"])
         login_ctx = await pool.new_context()
         doc = Doctor(await pool.new_page(login_ctx), sel, out_dir)
         try:

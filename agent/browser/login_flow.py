@@ -19,8 +19,9 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from agent.browser.pool import close_quietly
-from agent.browser.session import QR_TIMEOUT_SECONDS, Outcome, ShopSession, write_private
+from agent.browser.session import QR_TIMEOUT_SECONDS, Outcome, ShopSession
 from agent.core.models import CheckFailure, ShopState
+from agent.files import write_private
 
 PASSWORD_PROMPT = "密码 / password: "
 SMS_PROMPT = "短信验证码 / SMS code: "

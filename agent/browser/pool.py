@@ -25,6 +25,7 @@ from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Play
 from playwright.async_api import Error as PlaywrightError
 
 from agent.browser.chromium import launch_options
+from agent.config.schema import BrowserConfig
 from agent.core.models import CheckFailure, ShopState
 
 LOCALE = "zh-CN"
@@ -98,6 +99,12 @@ class BrowserPool:
         self._lock = asyncio.Lock()
         self._page_setup: dict[Page, asyncio.Task[CDPSession | None]] = {}
         self._blocking: set[BrowserContext] = set()
+
+    @classmethod
+    def from_config(cls, cfg: BrowserConfig, *, headless: bool | None = None) -> BrowserPool:
+        """The pool [browser] describes; `headless=False` for a person at the window (login --headed)."""
+        return cls(executable_path=cfg.executable_path, headless=cfg.headless if headless is None else headless,
+                   timeout_seconds=cfg.timeout_seconds)
 
     @property
     def browser(self) -> Browser | None:

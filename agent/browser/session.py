@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -31,12 +29,15 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from agent.browser.pool import close_quietly
 from agent.browser.qr_login import QR_TIMEOUT_SECONDS, QrLogin, QrWatch, qr_png_bytes
-
-__all__ = ["QR_TIMEOUT_SECONDS", "LoginResult", "Outcome", "QrWatch", "ShopSession", "qr_png_bytes", "write_private"]
+from agent.browser.shopfiles import shop_dir, state_path
 from agent.core.models import CheckFailure, ShopState
+from agent.files import write_private
 
 if TYPE_CHECKING:
     from agent.browser.pool import BrowserPool
+    from agent.config.schema import ShopConfig
+
+__all__ = ["QR_TIMEOUT_SECONDS", "LoginResult", "Outcome", "QrWatch", "ShopSession", "qr_png_bytes"]
 
 LOGIN_TIMEOUT_SECONDS = 15.0
 _POLL_SECONDS = 0.2
@@ -60,37 +61,6 @@ class LoginResult:
     outcome: Outcome
     text: str = ""  # the page's error text, or what was waited for
     from_page_text: bool = False  # seen only in the page's text (the weakest sign): looked at twice
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically (temp file + rename); the file is 0600 from its creation.
-
-    A missing parent directory is created with mode 0700.
-    """
-    parent = path.parent
-    if not parent.is_dir():
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(parent, 0o700)  # mkdir's mode is subject to the umask
-    tmp = parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o600)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    os.chmod(path, 0o600)
-    with suppress(OSError):  # make the rename itself durable
-        dfd = os.open(parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 class ShopSession(QrLogin):
@@ -122,6 +92,12 @@ class ShopSession(QrLogin):
         self.qr_page: Page | None = None  # the page behind the last login_qr_png, kept open to be scanned
         self._auth: dict[Page, tuple[Any, str] | None] = {}  # page -> (errorCode, errorMsg) of its last login answer
         self._qr: dict[Page, QrWatch] = {}
+
+    @classmethod
+    def for_shop(cls, pool: BrowserPool, shop: ShopConfig, data_dir: Path, site: Mapping[str, Any]) -> ShopSession:
+        """The configured shop's session, saved in its folder under `data_dir`."""
+        return cls(pool, name=shop.name, base_url=shop.base_url, username=shop.username, password=shop.password(),
+                   state_path=state_path(shop_dir(data_dir, shop.name)), site=site)
 
     # ---- URLs ---------------------------------------------------------------------------------
     def url(self, path: str) -> str:

@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 from agent.browser.check import Checker, remaining_text, to_json
 from agent.browser.pool import BrowserPool
+from agent.cli.loading import load_or_report, shop_or_report
 from agent.config import locators
-from agent.config.schema import Config, ConfigError, load_config
+from agent.config.schema import Config
 from agent.core.models import ShopResult, ShopState
 
 HINTS = {
@@ -70,21 +71,15 @@ def render_table(results: Sequence[ShopResult], config_path: str, tz: ZoneInfo) 
 async def run_checks(config: Config, shop: str | None, mode: str) -> list[ShopResult]:
     sel = locators.load(config.agent.selectors_dir)
     shops = [s for s in config.shops if shop is None or s.name == shop]
-    async with BrowserPool(
-        executable_path=config.browser.executable_path, headless=config.browser.headless,
-        timeout_seconds=config.browser.timeout_seconds,
-    ) as pool:
+    async with BrowserPool.from_config(config.browser) as pool:
         return await Checker(config, pool, sel).check_all(shops, mode)
 
 
 def main(config_path: str, *, as_json: bool, shop: str | None, mode: str = "auto", out: TextIO = sys.stdout) -> int:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    config = load_or_report(config_path)
+    if config is None:
         return 2
-    if shop is not None and shop not in {s.name for s in config.shops}:
-        print(f"没有这个店铺 / no shop named {shop!r} in {config_path}", file=sys.stderr)
+    if shop is not None and shop_or_report(config, shop, config_path) is None:
         return 2
     tz = ZoneInfo(config.agent.timezone)
     results = asyncio.run(run_checks(config, shop, mode))

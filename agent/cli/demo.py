@@ -250,7 +250,7 @@ async def _demo(path: Path, control: SandboxControl, printer: Printer, fast: boo
     notifiers = {name: build_notifier(cfg) for name, cfg in config.notifiers.items()}
     started = time.monotonic()
     outcome = "完成 / finished"
-    async with BrowserPool(headless=True, timeout_seconds=config.browser.timeout_seconds) as pool:
+    async with BrowserPool.from_config(config.browser, headless=True) as pool:
         service = Service(config, store, pool, locators.load(), notifiers)
         director = Director(service, control, say, fast)
         printing = asyncio.create_task(printer.run())

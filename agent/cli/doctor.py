@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from typing import TextIO
-from zoneinfo import ZoneInfo
 
 from agent.browser.doctor import Probe, run
+from agent.cli.loading import load_or_report, shop_or_report
 from agent.config import locators
-from agent.config.schema import ConfigError, load_config
 
 
 def report(probes: list[Probe]) -> str:
@@ -25,19 +24,13 @@ def report(probes: list[Probe]) -> str:
 
 
 def main(config_path: str, shop_name: str, out: TextIO = sys.stdout) -> int:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    config = load_or_report(config_path)
+    if config is None:
         return 2
-    shop = next((s for s in config.shops if s.name == shop_name), None)
+    shop = shop_or_report(config, shop_name, config_path)
     if shop is None:
-        print(f"没有这个店铺 / no shop named {shop_name!r} in {config_path}", file=sys.stderr)
         return 2
     sel = locators.load(config.agent.selectors_dir)
-    probes, out_dir = asyncio.run(run(
-        shop, sel, config.agent.data_dir, ZoneInfo(config.agent.timezone), config.browser.executable_path,
-        config.browser.headless, config.browser.timeout_seconds,
-    ))
+    probes, out_dir = asyncio.run(run(config, shop, sel))
     out.write(report(probes) + f"\n截图和页面 / captures: {out_dir}\n")
     return 0 if all(p.ok for p in probes) else 1

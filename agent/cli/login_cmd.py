@@ -6,17 +6,17 @@ import asyncio
 import getpass
 import io
 import sys
-from pathlib import Path
 
 import segno
 
-from agent.browser.check import READ_CAPTCHA, hurdle_path, read_hurdle, shop_dir
 from agent.browser.login_flow import CAPTCHA_TIMEOUT_SECONDS, PASSWORD_PROMPT, interactive_login, pass_read_captcha
 from agent.browser.pool import BrowserPool
 from agent.browser.session import ShopSession
+from agent.browser.shopfiles import READ_CAPTCHA, clear_hurdle, read_hurdle, shop_dir
+from agent.cli.loading import load_or_report, shop_or_report
 from agent.cli.progress import Countdown
 from agent.config import locators
-from agent.config.schema import ConfigError, ShopConfig, load_config
+from agent.config.schema import Config, ShopConfig
 from agent.core.models import CheckFailure
 
 
@@ -37,14 +37,12 @@ def _prompt(text: str) -> str:
     return getpass.getpass(text) if text == PASSWORD_PROMPT else input(text)
 
 
-async def _login(shop: ShopConfig, data_dir: Path, *, headed: bool, qr: bool, executable: str,
-                 timeout: float, selectors_dir: Path | None, captcha_timeout: float = CAPTCHA_TIMEOUT_SECONDS) -> None:
-    sel = locators.load(selectors_dir)
-    async with BrowserPool(executable_path=executable, headless=not headed, timeout_seconds=timeout) as pool:
-        session = ShopSession(
-            pool, name=shop.name, base_url=shop.base_url, username=shop.username, password=shop.password(),
-            state_path=shop_dir(data_dir, shop.name) / "state.json", site=sel["site"],
-        )
+async def _login(config: Config, shop: ShopConfig, *, headed: bool, qr: bool,
+                 captcha_timeout: float = CAPTCHA_TIMEOUT_SECONDS) -> None:
+    sel, data_dir = locators.load(config.agent.selectors_dir), config.agent.data_dir
+    async with BrowserPool.from_config(config.browser, headless=not headed) as pool:
+        session = ShopSession.for_shop(pool, shop, data_dir, sel["site"])
+
         def out(text: str) -> None:
             print(text, flush=True)
 
@@ -56,24 +54,18 @@ async def _login(shop: ShopConfig, data_dir: Path, *, headed: bool, qr: bool, ex
             if not headed:
                 out("上次检查时后台要求安全验证；请加 --headed 在窗口中完成 / a captcha is waiting: use --headed")
             await pass_read_captcha(session, out, captcha_timeout)
-        hurdle_path(folder).unlink(missing_ok=True)  # a person logged in: checks may try again
+        clear_hurdle(folder)  # a person logged in: checks may try again
 
 
 def main(config_path: str, shop_name: str, *, headed: bool, qr: bool) -> int:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    config = load_or_report(config_path)
+    if config is None:
         return 2
-    shop = config.shop(shop_name)
+    shop = shop_or_report(config, shop_name, config_path)
     if shop is None:
-        print(f"没有这个店铺 / no shop named {shop_name!r} in {config_path}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_login(
-            shop, config.agent.data_dir, headed=headed, qr=qr, executable=config.browser.executable_path,
-            timeout=config.browser.timeout_seconds, selectors_dir=config.agent.selectors_dir,
-        ))
+        asyncio.run(_login(config, shop, headed=headed, qr=qr))
     except CheckFailure as exc:
         print(f"登录未完成 / login not finished: {exc.state.value}: {exc.detail}", file=sys.stderr)
         return 1

@@ -70,13 +70,11 @@ def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def _cmd_config_check(args: argparse.Namespace) -> int:
     import json
 
-    from agent.config.schema import ConfigError, load_config, masked
+    from agent.cli.loading import load_or_report
+    from agent.config.schema import masked
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        print("配置无效 / config invalid", file=sys.stderr)
+    config = load_or_report(args.config)
+    if config is None:
         return 2
     print(json.dumps(masked(config), ensure_ascii=False, indent=2))
     print(f"配置有效 / config OK: {len(config.shops)} 家店铺")

@@ -7,16 +7,14 @@ import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from agent.config.schema import ConfigError, load_config
+from agent.cli.loading import load_or_report
 from agent.outbox.dispatch import build_notifier
 from notifiers.base import Message, NotifyError
 
 
 def main(config_path: str, channel: str) -> int:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    config = load_or_report(config_path)
+    if config is None:
         return 2
     cfg = config.notifiers.get(channel)
     if cfg is None:

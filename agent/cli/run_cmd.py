@@ -16,10 +16,11 @@ from loguru import logger
 
 from agent.browser.pool import BrowserPool
 from agent.cli import logsetup
+from agent.cli.loading import load_or_report
 from agent.cli.progress import Progress
 from agent.config import locators
 from agent.config.durations import seconds
-from agent.config.schema import Config, ConfigError, load_config
+from agent.config.schema import Config
 from agent.core.models import CheckFailure
 from agent.outbox.dispatch import Report, build_notifier
 from agent.outbox.store import ChannelState, Store
@@ -97,11 +98,8 @@ def preflight(config: Config) -> tuple[list[str], list[str]]:
 
 
 def main(config_path: str, *, once: bool = False, log_json: bool = False) -> int:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        print("配置无效 / config invalid", file=sys.stderr)
+    config = load_or_report(config_path)
+    if config is None:
         return 2
     logsetup.add_secrets(secrets_of(config))
     problems, warnings = preflight(config)
@@ -127,8 +125,7 @@ def main(config_path: str, *, once: bool = False, log_json: bool = False) -> int
 async def _main(config: Config, sel: Mapping[str, Any], once: bool) -> int:
     store = Store(config.agent.data_dir / "agent.db")
     notifiers: dict[str, Notifier] = {name: build_notifier(cfg) for name, cfg in config.notifiers.items()}
-    pool = BrowserPool(executable_path=config.browser.executable_path, headless=config.browser.headless,
-                       timeout_seconds=config.browser.timeout_seconds)
+    pool = BrowserPool.from_config(config.browser)
     try:
         try:
             await pool.start()

@@ -13,9 +13,12 @@ from dataclasses import asdict
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
 
-from agent.browser.check import remaining_text, shop_dir
+from agent.browser import shopfiles
+from agent.browser.check import remaining_text
+from agent.browser.shopfiles import shop_dir, state_path
 from agent.cli.check_cmd import HINTS, clean
-from agent.config.schema import Config, ConfigError, load_config
+from agent.cli.loading import load_or_report
+from agent.config.schema import Config
 from agent.core.models import ShopState
 from agent.outbox.store import Store
 from agent.service.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses
@@ -94,21 +97,11 @@ def state_label(state: str) -> str:
 # ---- per-shop files ----------------------------------------------------------------------------
 def pending_hurdle(config: Config, name: str, now: float) -> dict[str, Any] | None:
     """The login stop waiting for `pdd-agent login` (hurdle.json), as the checker would still honour it."""
-    try:
-        data = json.loads((shop_dir(config.agent.data_dir, name) / "hurdle.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        at = float(data.get("at", 0))
-    except (TypeError, ValueError):
-        return None
-    return data if now - at <= config.agent.login_retry_hours * 3600 else None
+    return shopfiles.pending_hurdle(shop_dir(config.agent.data_dir, name), config.agent.login_retry_hours * 3600, now)
 
 
 def session_text(config: Config, name: str, hurdle: dict[str, Any] | None) -> str:
-    saved = (shop_dir(config.agent.data_dir, name) / "state.json").exists()
+    saved = state_path(shop_dir(config.agent.data_dir, name)).exists()
     text = "已保存" if saved else "无"
     if hurdle is not None:
         text += f"，待登录（{state_label(str(hurdle.get('state', '')))}）"
@@ -190,10 +183,8 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
          clock: Callable[[], float] = time.time) -> int:
     """Print the service's and the shops' status; 0 when the service runs and is healthy, 1 otherwise, 2 bad config."""
     out = out or sys.stdout
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    config = load_or_report(config_path)
+    if config is None:
         return 2
     now, tz = clock(), config.agent.zone
     notes: list[str] = []

@@ -1,12 +1,12 @@
-"""Typed results of a shop check: after-sales items, evidence tasks, findings and failure states. Pure data."""
+"""Typed results of a shop check: pending items (after-sales and evidence), findings and failure states. Pure data."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 
 class ShopState(StrEnum):
@@ -41,41 +41,47 @@ class CaptchaRequired(CheckFailure):
         self.token = token
 
 
-@dataclass(frozen=True, slots=True)
-class AfterSale:
-    """One after-sales order waiting for the merchant, with its automatic-refund deadline."""
+ItemKind = Literal["aftersale", "evidence"]
 
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Item:
+    """One pending item with its deadline: an after-sale waiting for the merchant (`kind` "aftersale", the
+    automatic-refund deadline) or evidence owed after the platform intervened ("evidence", the 举证 deadline).
+    The one shape from parsing through the rules and the alerts to JSON. Buyer text is raw here: render escapes."""
+
+    kind: ItemKind
     id: str
     order_sn: str
     type: str  # 仅退款 / 退货退款 / 换货 / 补寄
     status: str  # afterSalesTitle, e.g. 「买家申请退款，待商家处理」
     reason: str
     goods_name: str
-    goods_spec: str
     refund_amount_fen: int
-    order_amount_fen: int
-    created_at: datetime
     deadline: datetime
     remaining_seconds: int
+    goods_spec: str = ""
+    order_amount_fen: int = 0
+    created_at: datetime | None = None
     expire_action: str = ""
     actions: tuple[int, ...] = ()
     overdue: bool = False  # remaining 0 with a description: 「已逾期」, the refund may come any moment
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready (ISO datetimes); `Item.from_json` reverses it."""
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        d.update(deadline=self.deadline.isoformat(timespec="seconds"), actions=list(self.actions),
+                 created_at=self.created_at.isoformat(timespec="seconds") if self.created_at else None)
+        return d
 
-@dataclass(frozen=True, slots=True)
-class EvidenceTask:
-    """Evidence (举证) owed after the platform intervened, with its deadline."""
-
-    id: str
-    order_sn: str
-    type: str
-    status: str
-    reason: str
-    goods_name: str
-    refund_amount_fen: int
-    deadline: datetime
-    remaining_seconds: int
-    overdue: bool = False
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Item:
+        """From `to_json` (also the shorter item of alerts queued by earlier versions: missing fields default)."""
+        kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        kw["deadline"] = datetime.fromisoformat(d["deadline"])
+        kw["created_at"] = datetime.fromisoformat(d["created_at"]) if d.get("created_at") else None
+        kw["actions"] = tuple(d.get("actions") or ())
+        return cls(**kw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +108,8 @@ class ShopResult:
     state: ShopState = ShopState.OK
     error: str | None = None
     mode: str = ""  # "page" or "api"
-    aftersales: list[AfterSale] = field(default_factory=list)
-    evidence: list[EvidenceTask] = field(default_factory=list)
+    aftersales: list[Item] = field(default_factory=list)  # kind "aftersale"
+    evidence: list[Item] = field(default_factory=list)  # kind "evidence"
     findings: list[Finding] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     qr_png: bytes | None = None  # the login QR when the shop needs a human (login_required)

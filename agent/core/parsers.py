@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.core.models import AfterSale, CaptchaRequired, CheckFailure, EvidenceTask, Finding, ShopState
+from agent.core.models import CaptchaRequired, CheckFailure, Finding, Item, ShopState
 
 # Remaining times are whole seconds rounded down: the deadline lies in [at + r, at + r + 1), so take the middle.
 _HALF = timedelta(seconds=0.5)
@@ -136,7 +137,7 @@ def _at(captured_at: Captured, n: int) -> datetime:
 def parse_aftersales(
     rows: Iterable[Any], lists: Mapping[str, Any], captured_at: Captured, where: str = "queryList",
     shapes: Sequence[Mapping[str, Any]] | None = None,
-) -> tuple[list[AfterSale], list[Finding]]:
+) -> tuple[list[Item], list[Finding]]:
     """Rows of a list → items with absolute deadlines (the capture time of the response that carried each row
     plus its remaining seconds).
 
@@ -146,7 +147,7 @@ def parse_aftersales(
     """
     f = lists["fields"]
     shapes = live_shape(lists) if shapes is None else shapes
-    out: list[AfterSale] = []
+    out: list[Item] = []
     findings: list[Finding] = []
     for n, row in enumerate(rows):
         at = f"{where}.list[{n}]"
@@ -163,7 +164,8 @@ def parse_aftersales(
             continue
         created = _get(row, f["created_at"], at, int)
         placeholder = lists.get("countdown", {}).get("time_placeholder", "")
-        out.append(AfterSale(
+        out.append(Item(
+            kind="aftersale",
             id=item_id,
             order_sn=order_sn,
             type=_type_name(row, f, at),
@@ -186,7 +188,7 @@ def parse_aftersales(
 def parse_evidence(
     rows: Iterable[Any], lists: Mapping[str, Any], evidence: Mapping[str, Any], captured_at: Captured,
     where: str = "queryList",
-) -> tuple[list[EvidenceTask], list[Finding]]:
+) -> tuple[list[Item], list[Finding]]:
     """Rows of the 待商家举证 list → evidence tasks: read like every row, the deadline by the shapes of
     selectors/evidence.toml [deadline] (the live one first)."""
     items, findings = parse_aftersales(rows, lists, captured_at, where, evidence["deadline"]["shapes"])
@@ -293,7 +295,7 @@ def dom_remaining(row: Mapping[str, Any], lists: Mapping[str, Any]) -> int | Non
 
 def parse_dom_rows(
     rows: Sequence[Mapping[str, Any]], lists: Mapping[str, Any], captured_at: datetime, where: str = "DOM",
-) -> list[AfterSale]:
+) -> list[Item]:
     """Rows read from the page itself (fallback when no queryList answer could be captured).
 
     The DOM has no after-sales id, so the order number stands in for it; the deadline comes from the
@@ -322,8 +324,9 @@ def parse_dom_rows(
         read_at = row.get("read_at")
         seen = datetime.fromtimestamp(read_at, captured_at.tzinfo) if isinstance(read_at, float) else captured_at
         full, bare = str(row.get("countdown") or ""), str(row.get("countdown_time") or "")
-        out.append(AfterSale(
-            id=sn, order_sn=sn, type=cells[order[3]].strip(), status=cells[order[4]].strip().splitlines()[0]
+        out.append(Item(
+            kind="aftersale", id=sn, order_sn=sn, type=cells[order[3]].strip(),
+            status=cells[order[4]].strip().splitlines()[0]
             if cells[order[4]].strip() else "", reason=cells[order[6]].strip(),
             goods_name=goods[0].strip() if goods else "", goods_spec=goods[1].strip() if len(goods) > 1 else "",
             refund_amount_fen=refund or 0, order_amount_fen=(parse_yuan(money[0]) or 0) if money else 0,
@@ -334,10 +337,6 @@ def parse_dom_rows(
     return out
 
 
-def as_evidence(items: Sequence[AfterSale]) -> list[EvidenceTask]:
-    return [
-        EvidenceTask(id=i.id, order_sn=i.order_sn, type=i.type, status=i.status, reason=i.reason,
-                     goods_name=i.goods_name, refund_amount_fen=i.refund_amount_fen, deadline=i.deadline,
-                     remaining_seconds=i.remaining_seconds, overdue=i.overdue)
-        for i in items
-    ]
+def as_evidence(items: Sequence[Item]) -> list[Item]:
+    """Rows read from the 待商家举证 list: evidence owed, whatever shape they were read in."""
+    return [replace(i, kind="evidence") for i in items]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import quote
 
-from agent.core.models import AfterSale, EvidenceTask
+from agent.core.models import Item
 from agent.core.rules import FAILING, RECOVERED, Alert, ItemState
 
 MARKDOWN_KINDS = frozenset({"wecom", "markdown"})  # channel kinds whose size limit applies to `markdown`
@@ -329,7 +329,7 @@ def _page(title: str, blocks: Sequence[str]) -> str:
 
 
 def render_digest(
-    shop: str, aftersales: Sequence[AfterSale], evidence: Sequence[EvidenceTask], missed_yesterday: Sequence[ItemState],
+    shop: str, aftersales: Sequence[Item], evidence: Sequence[Item], missed_yesterday: Sequence[ItemState],
     now: datetime, tz: tzinfo, *, max_items: int = 10, max_bytes: int | None = 4096,
 ) -> RenderedMessage:
     """The daily digest: pending counts, due within 24 h, evidence owed, money at risk, yesterday's missed
@@ -337,11 +337,11 @@ def render_digest(
     `max_items` rows, fewer if needed to keep the markdown within `max_bytes`."""
     day = timedelta(hours=24)
     due = sorted((i for i in [*aftersales, *evidence] if i.deadline - now <= day), key=lambda i: i.deadline)
-    at_risk = sum({(type(i).__name__, i.id): i.refund_amount_fen for i in [*aftersales, *evidence]}.values())
+    at_risk = sum({(i.kind, i.id): i.refund_amount_fen for i in [*aftersales, *evidence]}.values())
     lost = sum(m.refund_amount_fen for m in missed_yesterday)
     local = now.astimezone(tz)
     title = f"【{shop}】每日售后汇总 {local.month}月{local.day}日"
-    n_due_a, due_fen = sum(isinstance(i, AfterSale) for i in due), sum(i.refund_amount_fen for i in due)
+    n_due_a, due_fen = sum(i.kind == "aftersale" for i in due), sum(i.refund_amount_fen for i in due)
     summary: list[Line] = [
         [("t", "待商家处理："), ("b", f"{len(aftersales)} 单"), ("t", f"（24 小时内到期 {n_due_a} 单）")],
         [("t", "待举证："), ("b", f"{len(evidence)} 单"), ("t", f"（24 小时内到期 {len(due) - n_due_a} 单）")],
@@ -354,7 +354,7 @@ def render_digest(
         if due:
             rows: list[Line] = [[("b", "24 小时内到期")]]
             for n, i in enumerate(due[:limit], start=1):
-                tag = "售后" if isinstance(i, AfterSale) else "待举证"
+                tag = "售后" if i.kind == "aftersale" else "待举证"
                 left = remaining_zh((i.deadline - now) // timedelta(seconds=1))
                 rows.append([("t", f"{n}. 〔{tag}〕{i.type} 订单 {i.order_sn} · {yuan(i.refund_amount_fen)} · "
                                    f"截止 {deadline_zh(i.deadline, tz)} · {left}")])

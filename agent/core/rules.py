@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from agent.core.models import AfterSale, EvidenceTask, ShopState
+from agent.core.models import Item, ItemKind, ShopState
 
-ItemKind = Literal["aftersale", "evidence"]
 AlertKind = Literal["aftersale", "evidence", "handled", "auto_refunded", "health"]
 Severity = Literal["info", "warning", "critical"]
 
@@ -90,28 +89,19 @@ class ItemState:
                  last_seen_ts=self.last_seen.timestamp())
         return d
 
+    def as_item(self, now: datetime) -> Item:
+        """The item as the last check saw it, its remaining time counted from `now`."""
+        return Item(kind=self.kind, id=self.item_id, order_sn=self.order_sn, type=self.type, status=self.status,
+                    reason=self.reason, goods_name=self.goods_name, refund_amount_fen=self.refund_amount_fen,
+                    order_amount_fen=self.refund_amount_fen, created_at=self.last_seen, deadline=self.deadline,
+                    remaining_seconds=_remaining(self.deadline, now))
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ItemState:
         names = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in d.items() if k in names}
         kw.update(deadline=datetime.fromisoformat(d["deadline"]), last_seen=datetime.fromisoformat(d["last_seen"]))
         return cls(**kw)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ItemInfo:
-    """The item an alert is about, as the renderer needs it. Buyer text is raw here: render escapes."""
-
-    kind: ItemKind
-    id: str
-    order_sn: str
-    type: str
-    status: str
-    reason: str
-    goods_name: str
-    refund_amount_fen: int
-    deadline: datetime
-    remaining_seconds: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,7 +124,7 @@ class Alert:
     stage_count: int = 0
     threshold_seconds: int | None = None
     is_last_stage: bool = False
-    item: ItemInfo | None = None
+    item: Item | None = None
     detail: str = ""
     state: str = ""
     failures: int = 0
@@ -143,10 +133,9 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (ISO datetimes); `Alert.from_dict` reverses it."""
-        d = asdict(self)
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
         d["created_at"] = self.created_at.isoformat()
-        if self.item is not None:
-            d["item"]["deadline"] = self.item.deadline.isoformat()
+        d["item"] = self.item.to_json() if self.item is not None else None
         return d
 
     @classmethod
@@ -154,7 +143,7 @@ class Alert:
         kw = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         kw["created_at"] = datetime.fromisoformat(d["created_at"])
         if d.get("item"):
-            kw["item"] = ItemInfo(**{**d["item"], "deadline": datetime.fromisoformat(d["item"]["deadline"])})
+            kw["item"] = Item.from_json(d["item"])
         return cls(**kw)
 
 
@@ -162,11 +151,9 @@ def _remaining(deadline: datetime, now: datetime) -> int:
     return (deadline - now) // timedelta(seconds=1)
 
 
-def _info(kind: ItemKind, src: AfterSale | EvidenceTask | ItemState, now: datetime) -> ItemInfo:
-    item_id = src.item_id if isinstance(src, ItemState) else src.id
-    return ItemInfo(kind=kind, id=item_id, order_sn=src.order_sn, type=src.type, status=src.status,
-                    reason=src.reason, goods_name=src.goods_name, refund_amount_fen=src.refund_amount_fen,
-                    deadline=src.deadline, remaining_seconds=_remaining(src.deadline, now))
+def _at(item: Item, now: datetime) -> Item:
+    """The item as an alert at `now` carries it: its remaining time counted from `now`."""
+    return replace(item, remaining_seconds=_remaining(item.deadline, now))
 
 
 def _require_aware(now: datetime) -> None:
@@ -175,7 +162,7 @@ def _require_aware(now: datetime) -> None:
 
 
 def evaluate(
-    shop: str, aftersales: Iterable[AfterSale], evidence: Iterable[EvidenceTask],
+    shop: str, aftersales: Iterable[Item], evidence: Iterable[Item],
     previous: Mapping[tuple[str, str], ItemState], cfg: RulesConfig, now: datetime,
     closed_auto_refunded: Iterable[str] = (),
 ) -> tuple[list[Alert], list[ItemState]]:
@@ -191,11 +178,11 @@ def evaluate(
     """
     _require_aware(now)
     forced = set(closed_auto_refunded)
-    current: dict[tuple[str, str], tuple[ItemKind, AfterSale | EvidenceTask]] = {}
+    current: dict[tuple[str, str], tuple[ItemKind, Item]] = {}
     for kind, items in (("aftersale", aftersales), ("evidence", evidence)):
         for it in items:
-            if it.id not in forced:
-                current.setdefault((kind, it.id), (kind, it))
+            if it.id not in forced:  # the list it came from decides its kind
+                current.setdefault((kind, it.id), (kind, replace(it, kind=kind)))
     alerts: dict[str, Alert] = {}
     states: dict[tuple[str, str], ItemState] = {}
 
@@ -216,7 +203,7 @@ def evaluate(
             emit(Alert(key=f"{shop}:{kind}:{it.id}:stage{stage}{suffix}", shop=shop, kind=kind,
                        severity=severity_of(stage, len(thresholds)), created_at=now, event=f"stage{stage}",
                        stage_index=stage, stage_count=len(thresholds), threshold_seconds=thresholds[stage],
-                       is_last_stage=stage == len(thresholds) - 1, item=_info(kind, it, now)))
+                       is_last_stage=stage == len(thresholds) - 1, item=_at(it, now)))
             last = stage
         states[k] = ItemState(shop=shop, kind=kind, item_id=it.id, order_sn=it.order_sn, last_stage=last,
                               alerted=last is not None, deadline=it.deadline, refund_amount_fen=it.refund_amount_fen,
@@ -228,7 +215,7 @@ def evaluate(
             continue
         confirmed = prev.item_id in forced
         suffix = f"#{prev.episode}" if prev.episode else ""
-        info = _info(prev.kind, prev, now)
+        info = prev.as_item(now)
         if prev.closed and not (confirmed and prev.outcome != "auto_refunded"):
             states[k] = prev  # closed earlier: carried unchanged
         elif prev.kind == "aftersale" and ("evidence", prev.item_id) in current:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from agent.config.durations import parse_duration
 from agent.config.schema import Config, ShopConfig
-from agent.core.models import AfterSale, EvidenceTask, ShopResult
+from agent.core.models import Item, ShopResult
 from agent.core.render import render_digest
 from agent.core.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory
 from agent.outbox.store import Store
@@ -83,24 +83,10 @@ def queue_new_qr(config: Config, store: Store, shop: ShopConfig, png: bytes, now
     return store.enqueue(rows, now.timestamp())
 
 
-def _open_items(states: list[ItemState], now: datetime) -> tuple[list[AfterSale], list[EvidenceTask]]:
+def _open_items(states: list[ItemState], now: datetime) -> tuple[list[Item], list[Item]]:
     """The items still waiting, from the stored states (as the last check saw them)."""
-    after, proof = [], []
-    for s in states:
-        if s.closed:
-            continue
-        left = int((s.deadline - now).total_seconds())
-        if s.kind == "aftersale":
-            after.append(AfterSale(id=s.item_id, order_sn=s.order_sn, type=s.type, status=s.status, reason=s.reason,
-                                   goods_name=s.goods_name, goods_spec="", refund_amount_fen=s.refund_amount_fen,
-                                   order_amount_fen=s.refund_amount_fen, created_at=s.last_seen, deadline=s.deadline,
-                                   remaining_seconds=left))
-        else:
-            proof.append(EvidenceTask(id=s.item_id, order_sn=s.order_sn, type=s.type, status=s.status,
-                                      reason=s.reason, goods_name=s.goods_name,
-                                      refund_amount_fen=s.refund_amount_fen, deadline=s.deadline,
-                                      remaining_seconds=left))
-    return after, proof
+    items = [s.as_item(now) for s in states if not s.closed]
+    return [i for i in items if i.kind == "aftersale"], [i for i in items if i.kind == "evidence"]
 
 
 def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime, queued_at: float | None = None) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from agent.core.rules import ItemState
+from agent.files import write_private
 from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
 
 if TYPE_CHECKING:
@@ -83,11 +83,7 @@ class Snapshot:
 def write_heartbeat(data_dir: Path, snapshot: Snapshot) -> Path:
     """Atomically replace data_dir/heartbeat.json (mode 0600)."""
     path = data_dir / HEARTBEAT_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(snapshot.to_json())
-    os.replace(tmp, path)
+    write_private(path, snapshot.to_json())
     return path
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.browser.check import shop_dir
+from agent.browser.shopfiles import shop_dir
 from tests.browser.test_checker import make_config
 from tests.conftest import Sandbox
 

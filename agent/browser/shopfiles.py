@@ -1,0 +1,79 @@
+"""A shop's own folder under data_dir: the saved session, the learned request bodies and the hurdle file."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.files import write_private
+
+READ_CAPTCHA = "read"  # hurdle.json `where` of a 54001 met while reading (not at login)
+_UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
+
+
+def shop_dir(data_dir: Path, name: str) -> Path:
+    return data_dir / "shops" / (_UNSAFE.sub("_", name).strip("._") or "shop")
+
+
+def state_path(folder: Path) -> Path:
+    """The saved browser session (cookies and storage), mode 0600."""
+    return folder / "state.json"
+
+
+def hurdle_path(folder: Path) -> Path:
+    """The login or read stop a shop is waiting on a human for (state, detail, at, since, where)."""
+    return folder / "hurdle.json"
+
+
+def read_hurdle(folder: Path) -> dict[str, Any] | None:
+    """The shop's recorded hurdle, whatever its age; None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(hurdle_path(folder).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        data["at"] = float(data.get("at", 0))
+    except (TypeError, ValueError):
+        return None
+    return data
+
+
+def pending_hurdle(folder: Path, retry_after: float, now: float) -> dict[str, Any] | None:
+    """The hurdle still waiting for a human, unless it is older than `retry_after` seconds (then the password
+    may be tried again). Checks and `status` both ask this."""
+    data = read_hurdle(folder)
+    if data is None or now - data["at"] > retry_after:
+        return None
+    return data
+
+
+def remember_hurdle(folder: Path, state: str, detail: str, where: str, now: float, since: str) -> None:
+    doc = {"state": state, "detail": detail, "at": now, "where": where, "since": since}
+    write_private(hurdle_path(folder), json.dumps(doc, ensure_ascii=False))
+
+
+def clear_hurdle(folder: Path) -> None:
+    """A person logged in (or the session turned out valid): checks may try again."""
+    hurdle_path(folder).unlink(missing_ok=True)
+
+
+def load_plan(folder: Path, roles: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+    """The request bodies page mode learned for this shop (None before the first page-mode read)."""
+    try:
+        data = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    bodies = data.get("bodies") if isinstance(data, dict) else None
+    if isinstance(bodies, dict) and all(isinstance(bodies.get(r), dict) for r in roles):
+        return bodies
+    return None
+
+
+def save_plan(folder: Path, bodies: Mapping[str, Any], learned_at: str) -> None:
+    doc = {"learned_at": learned_at, "bodies": dict(bodies)}
+    write_private(folder / "plan.json", json.dumps(doc, ensure_ascii=False, indent=1))

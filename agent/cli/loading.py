@@ -1,0 +1,25 @@
+"""What every command does first: load the config (or say why not, exit 2) and find the shop it names."""
+
+from __future__ import annotations
+
+import sys
+
+from agent.config.schema import Config, ConfigError, ShopConfig, load_config
+
+
+def load_or_report(config_path: str) -> Config | None:
+    """The config, or None after printing every problem (key and line) to stderr: the caller exits 2."""
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print("配置无效 / config invalid", file=sys.stderr)
+        return None
+
+
+def shop_or_report(config: Config, name: str, config_path: str) -> ShopConfig | None:
+    """The configured shop called `name`, or None after saying there is none: the caller exits 2."""
+    shop = config.shop(name)
+    if shop is None:
+        print(f"没有这个店铺 / no shop named {name!r} in {config_path}", file=sys.stderr)
+    return shop
