@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from agent.cli.progress import Countdown, Progress, display_width
+from agent.cli.progress import Countdown, Progress
+from agent.cli.terminal import cells
 
 
 class Tty(io.StringIO):
@@ -28,7 +29,7 @@ def test_progress_rewrites_one_line_on_a_tty() -> None:
         p.advance()
     assert out.getvalue() == (
         "\r检查店铺 1/3 示例旗舰店"
-        "\r检查店铺 2/3 b" + " " * (display_width("示例旗舰店") - 1)
+        "\r检查店铺 2/3 b" + " " * (cells("示例旗舰店") - 1)
         + "\r检查店铺 3/3" + " " * 2
         + "\n"
     )
@@ -104,9 +105,9 @@ def test_default_stream_is_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_display_width_counts_cjk_double() -> None:
-    assert display_width("ab") == 2
-    assert display_width("扫码") == 4
-    assert display_width("ＡＢ") == 4
+    assert cells("ab") == 2
+    assert cells("扫码") == 4
+    assert cells("ＡＢ") == 4
 
 
 def test_a_log_line_steps_around_a_progress_line() -> None:

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.cli import status_cmd
-from agent.cli.status_cmd import cells, main, pid_alive
+from agent.cli.status_cmd import main, pid_alive
+from agent.cli.terminal import cells
 from agent.config.schema import load_config
 from agent.core.rules import ItemState
 from agent.outbox.store import Store

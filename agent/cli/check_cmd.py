@@ -5,36 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from agent.browser.check import Checker, remaining_text, to_json
+from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
 from agent.cli.loading import load_or_report, shop_or_report
+from agent.cli.terminal import HINTS, clean, remaining_text
 from agent.config import locators
 from agent.config.schema import Config
-from agent.core.models import ShopResult, ShopState
-
-HINTS = {
-    ShopState.SMS_REQUIRED: "需要短信验证码：请运行 pdd-agent login --shop {shop} --config {config}",
-    ShopState.CAPTCHA: "出现安全验证（滑块）：请运行 pdd-agent login --shop {shop} --config {config} --headed",
-    ShopState.LOGIN_BLOCKED: "登录被平台拦截：按错误详情处理后运行 pdd-agent login --shop {shop} --config {config}",
-    ShopState.LOGIN_REQUIRED: "需要重新登录（扫码或密码）：请运行 pdd-agent login --shop {shop} --config {config}",
-    ShopState.LAYOUT_CHANGED: "页面或接口结构变了：请运行 pdd-agent doctor --shop {shop} --config {config}",
-    ShopState.RATE_LIMITED: "操作太过频繁（HTTP 429），已退避重试仍失败，稍后会再试",
-    ShopState.BACKEND_ERROR: "后台返回异常",
-    ShopState.TIMEOUT: "后台响应超时",
-    ShopState.BROWSER_ERROR: "浏览器无法启动或崩溃",
-}
-
-
-def clean(text: str, limit: int = 0) -> str:
-    """Untrusted text for a terminal or a log line: no control characters, no newlines, optionally cut."""
-    out = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text).strip()
-    return out if not limit or len(out) <= limit else out[: limit - 1] + "…"
+from agent.core.models import ShopResult
 
 
 def _yuan(fen: int) -> str:
@@ -85,7 +67,8 @@ def main(config_path: str, *, as_json: bool, shop: str | None, mode: str = "auto
     results = asyncio.run(run_checks(config, shop, mode))
     checked_at = max((r.checked_at for r in results), default=datetime.now(tz)).astimezone(tz)
     if as_json:
-        doc: dict[str, Any] = to_json(results, checked_at)
+        doc: dict[str, Any] = {"checked_at": checked_at.isoformat(timespec="seconds"),
+                               "shops": [r.to_json() for r in results]}
         out.write(json.dumps(doc, ensure_ascii=False, indent=1) + "\n")
     else:
         out.write(render_table(results, config_path, tz) + "\n")

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import math
 import sys
-import unicodedata
 from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
-
-def display_width(text: str) -> int:
-    """Columns `text` takes on a terminal: CJK (wide/fullwidth) characters count double."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
+from agent.cli.terminal import cells
 
 _SHOWN: list[_StatusLine] = []  # status lines drawn right now (log output steps around them)
 
@@ -47,7 +42,7 @@ class _StatusLine:
     def draw(self, text: str) -> None:
         if not self.tty or text == self._text:
             return
-        width = display_width(text)
+        width = cells(text)
         self.stream.write("\r" + text + " " * max(0, self._width - width))
         self.stream.flush()
         self._width, self._text = max(width, 1), text

@@ -7,35 +7,20 @@ import os
 import sqlite3
 import sys
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
 
 from agent.browser import shopfiles
-from agent.browser.check import remaining_text
 from agent.browser.shopfiles import shop_dir, state_path
-from agent.cli.check_cmd import HINTS, clean
 from agent.cli.loading import load_or_report
+from agent.cli.terminal import HINTS, ago, clean, remaining_text, state_label, table
 from agent.config.schema import Config
 from agent.core.models import ShopState
 from agent.outbox.store import Store
 from agent.service.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses
 
-STATE_LABELS = {
-    ShopState.OK.value: "正常",
-    ShopState.SMS_REQUIRED.value: "需要短信验证",
-    ShopState.CAPTCHA.value: "需要人工验证",
-    ShopState.LOGIN_REQUIRED.value: "需要扫码登录",
-    ShopState.LOGIN_BLOCKED.value: "登录被平台拦截",
-    ShopState.LAYOUT_CHANGED.value: "页面结构变化",
-    ShopState.RATE_LIMITED.value: "被限流",
-    ShopState.BACKEND_ERROR.value: "后台错误",
-    ShopState.TIMEOUT.value: "超时",
-    ShopState.BROWSER_ERROR.value: "浏览器错误",
-    "unknown": "未检查",
-}
 HEADERS = ("店铺", "状态", "会话", "上次成功读取", "连续失败", "待处理", "待举证", "最近截止", "下次检查")
 NONE = "-"
 
@@ -60,38 +45,8 @@ def service_running(snap: Snapshot | None, now: float) -> bool:
     return now - snap.updated_at <= max(3 * snap.dispatch_interval, 60.0)
 
 
-# ---- text helpers ------------------------------------------------------------------------------
-def cells(text: str) -> int:
-    """Terminal width: wide and full-width (CJK) characters take two cells, combining marks none."""
-    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-               for ch in text)
-
-
-def pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - cells(text))
-
-
-def table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(cells(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-
-
-def ago(seconds: float) -> str:
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return "刚刚"
-    d, h, m = s // 86400, s % 86400 // 3600, s % 3600 // 60
-    if d:
-        return f"{d}天{h}小时前" if h else f"{d}天前"
-    return f"{h}小时{m}分钟前" if h else f"{m}分钟前"
-
-
 def _at(ts: float, tz: tzinfo, fmt: str = "%m-%d %H:%M") -> str:
     return datetime.fromtimestamp(ts, tz).strftime(fmt)
-
-
-def state_label(state: str) -> str:
-    return STATE_LABELS.get(state, state)
 
 
 # ---- per-shop files ----------------------------------------------------------------------------

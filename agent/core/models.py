@@ -119,3 +119,12 @@ class ShopResult:
     @property
     def ok(self) -> bool:
         return self.state is ShopState.OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The shop's part of `check --json`."""
+        return {
+            "name": self.name, "ok": self.ok, "error": None if self.ok else f"{self.state.value}: {self.error}",
+            "state": self.state.value, "mode": self.mode or None,
+            "findings": [{"kind": f.kind, "message": f.message} for f in self.findings], "counters": self.counters,
+            "aftersales": [i.to_json() for i in self.aftersales], "evidence": [i.to_json() for i in self.evidence],
+        }
