@@ -27,9 +27,10 @@ from agent.config.durations import seconds
 from agent.config.schema import load_config
 from agent.core.models import Item
 from agent.core.rules import Alert
-from agent.outbox.dispatch import Dispatcher, build_notifier
+from agent.outbox.dispatch import Dispatcher
 from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
+from notifiers.base import Notifier
 
 TZ = ZoneInfo("Asia/Shanghai")
 SHOPS = 10
@@ -76,7 +77,7 @@ async def one(rows: int, seed: int, tmp: Path) -> tuple[float, int, int]:
         path.write_text(config_text(wecom.webhook_url("k")), encoding="utf-8")
         cfg = load_config(path)
         store = Store(tmp / f"agent-{rows}-{seed}.db")
-        notifier = build_notifier(cfg.notifiers["ops"])
+        notifier = Notifier.from_config(cfg.notifiers["ops"].table())
         d = Dispatcher(cfg, store, {"ops": notifier}, clock=lambda: clock[0], rng=random.Random(seed))
         store.enqueue(alerts(rows, datetime.fromtimestamp(clock[0], TZ)), clock[0])
         interval = seconds(cfg.schedule.dispatch_interval)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from notifiers.base import Message, Notifier, NotifyError, PermanentError, RetryableError, SendResult
+from notifiers.base import Message, Notifier, NotifyError, PermanentError, RetryableError
 from notifiers.mail import SmtpMailer, build_email
 from notifiers.wecom import WeComRobot
 
 REGISTRY: dict[str, type[Notifier]] = {"wecom": WeComRobot, "email": SmtpMailer}
+Notifier.types.update(REGISTRY)
 
 __all__ = [
     "REGISTRY",
@@ -15,7 +16,6 @@ __all__ = [
     "NotifyError",
     "PermanentError",
     "RetryableError",
-    "SendResult",
     "SmtpMailer",
     "WeComRobot",
     "build_email",

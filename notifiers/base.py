@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,6 @@ class Message:
     html: str
     mention_mobiles: tuple[str, ...] = ()
     image_png: bytes | None = None
-
-
-@dataclass(frozen=True)
-class SendResult:
-    ok: bool
-    detail: str
 
 
 class NotifyError(Exception):
@@ -86,13 +81,29 @@ class Notifier(ABC):
 
     Class attributes describe the channel for the dispatcher: `max_bytes` (largest body in UTF-8 bytes,
     None = no limit) and `rate_per_minute` (None = no limit), applied per `rate_key` bucket. `rate_key`
-    identifies the bucket (e.g. a hash of the webhook key), never the secret itself.
+    identifies the bucket (e.g. a hash of the webhook key), never the secret itself. `mention_mobiles` are
+    the people the channel @-s on urgent messages (the caller copies them into `Message.mention_mobiles`).
+
+    `Notifier.from_config(table)` builds the channel a config table describes, by its "type".
     """
 
     kind: ClassVar[str]
     max_bytes: ClassVar[int | None] = None
     rate_per_minute: ClassVar[int | None] = None
     rate_key: str
+    mention_mobiles: tuple[str, ...] = ()
+    types: ClassVar[dict[str, type[Notifier]]] = {}  # the channel types `from_config` builds (notifiers/__init__)
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any]) -> Notifier:
+        """The notifier of one channel table (secrets already resolved: `password`, not `password_env`);
+        on `Notifier` itself, the subclass whose `kind` is the table's "type". ValueError for a bad table."""
+        if cls is not Notifier:
+            raise NotImplementedError(f"{cls.__name__}.from_config")
+        sub = Notifier.types.get(str(table.get("type")))
+        if sub is None:
+            raise ValueError(f"unknown notifier type {table.get('type')!r}; known: {sorted(Notifier.types)}")
+        return sub.from_config(table)
 
     @abstractmethod
     async def send(self, message: Message) -> str:

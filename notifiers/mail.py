@@ -13,11 +13,12 @@ import asyncio
 import base64
 import smtplib
 import ssl
+from collections.abc import Mapping
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from notifiers.base import Message, Notifier, NotifyError, PermanentError, RetryableError, redact, secret_hash
 
@@ -68,6 +69,15 @@ class SmtpMailer(Notifier):
     kind: ClassVar[str] = "email"
     max_bytes: ClassVar[int | None] = None
     rate_per_minute: ClassVar[int | None] = None
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any]) -> SmtpMailer:
+        """From a table with `host`, `port`, `security`, `username`, `password`, `from` (else the username),
+        `to` and `timeout_seconds`."""
+        username = str(table.get("username") or "")
+        return cls(str(table["host"]), int(table["port"]), table.get("security", "ssl"), username or None,
+                   table.get("password") or None, str(table.get("from") or username), tuple(table["to"]),
+                   float(table.get("timeout_seconds") or 15))
 
     def __init__(
         self,

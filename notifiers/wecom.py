@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -59,6 +60,12 @@ class WeComRobot(Notifier):
     kind: ClassVar[str] = "wecom"
     max_bytes: ClassVar[int | None] = MARKDOWN_MAX_BYTES
     rate_per_minute: ClassVar[int | None] = 20
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any]) -> WeComRobot:
+        """From a table with `webhook_url`, optional `mention_mobiles` and `timeout_seconds`."""
+        return cls(str(table["webhook_url"]), mention_mobiles=tuple(table.get("mention_mobiles") or ()),
+                   timeout=float(table.get("timeout_seconds") or 10))
 
     def __init__(
         self,

@@ -246,3 +246,15 @@ def test_registry_and_independence_from_agent() -> None:
     code = "import sys, notifiers; print(sorted(m for m in sys.modules if m == 'agent' or m.startswith('agent.')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_notifier_from_config_builds_the_channel_its_type_names() -> None:
+    from notifiers import Notifier
+
+    robot = Notifier.from_config({"type": "wecom", "webhook_url": KEY, "mention_mobiles": ["13800000000"]})
+    assert isinstance(robot, WeComRobot) and robot.mention_mobiles == ("13800000000",)
+    mail = Notifier.from_config({"type": "email", "host": "smtp.qq.com", "port": 465, "security": "ssl",
+                                 "username": "shop@qq.com", "password": "x", "to": ["ops@qq.com"]})
+    assert isinstance(mail, SmtpMailer) and mail.sender == "shop@qq.com" and mail.mention_mobiles == ()
+    with pytest.raises(ValueError, match="unknown notifier type 'sms'"):
+        Notifier.from_config({"type": "sms"})

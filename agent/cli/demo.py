@@ -23,7 +23,7 @@ from agent.cli.demo_view import LocalInbox, email_text, wecom_text
 from agent.config import locators
 from agent.config.schema import load_config
 from agent.core.models import ShopResult
-from agent.outbox.dispatch import build_notifier
+from agent.outbox.dispatch import build_notifiers
 from agent.outbox.store import Store
 from agent.sandbox.backend import Backend
 from agent.sandbox.control import SandboxControl
@@ -247,7 +247,7 @@ async def _demo(path: Path, control: SandboxControl, printer: Printer, fast: boo
     print(f"{bold}pdd-agent 演示 / demo{reset}：模拟商家后台 {control.base_url}，时钟加速 {CLOCK_RATE:g} 倍；"
           "下面是店铺的企业微信群和店长邮箱会收到的内容。按 Ctrl-C 可随时结束。", flush=True)
     store = Store(config.agent.data_dir / "agent.db")
-    notifiers = {name: build_notifier(cfg) for name, cfg in config.notifiers.items()}
+    notifiers = build_notifiers(config)
     started = time.monotonic()
     outcome = "完成 / finished"
     async with BrowserPool.from_config(config.browser, headless=True) as pool:

@@ -8,8 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from agent.cli.loading import load_or_report
-from agent.outbox.dispatch import build_notifier
-from notifiers.base import Message, NotifyError
+from notifiers.base import Message, Notifier, NotifyError
 
 
 def main(config_path: str, channel: str) -> int:
@@ -28,7 +27,7 @@ def main(config_path: str, channel: str) -> int:
                       html=f"<h3>{title}</h3><p>{body}</p>")
 
     async def send() -> str:
-        notifier = build_notifier(cfg)
+        notifier = Notifier.from_config(cfg.table())
         try:
             return await notifier.send(message)
         finally:

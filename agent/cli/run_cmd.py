@@ -22,7 +22,7 @@ from agent.config import locators
 from agent.config.durations import seconds
 from agent.config.schema import Config
 from agent.core.models import CheckFailure
-from agent.outbox.dispatch import Report, build_notifier
+from agent.outbox.dispatch import Report, build_notifiers
 from agent.outbox.store import ChannelState, Store
 from agent.service.health import HealthServer
 from agent.service.scheduler import Service
@@ -68,7 +68,7 @@ def preflight(config: Config) -> tuple[list[str], list[str]]:
     warnings: list[str] = []
     for name, cfg in config.notifiers.items():
         try:
-            build_notifier(cfg)  # validates the URL / key / ports; opens no connection
+            Notifier.from_config(cfg.table())  # validates the URL / key / ports; opens no connection
         except ValueError as exc:
             problems.append(f"notifiers.{name}: {exc} (通知渠道配置无效)")
         if cfg.password_env and not cfg.password():
@@ -124,7 +124,7 @@ def main(config_path: str, *, once: bool = False, log_json: bool = False) -> int
 
 async def _main(config: Config, sel: Mapping[str, Any], once: bool) -> int:
     store = Store(config.agent.data_dir / "agent.db")
-    notifiers: dict[str, Notifier] = {name: build_notifier(cfg) for name, cfg in config.notifiers.items()}
+    notifiers: dict[str, Notifier] = build_notifiers(config)
     pool = BrowserPool.from_config(config.browser)
     try:
         try:

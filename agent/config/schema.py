@@ -256,6 +256,15 @@ class NotifierConfig:
     def smtp_port(self) -> int:
         return self.port or {"ssl": 465, "starttls": 587}.get(self.security, 25)
 
+    def table(self) -> dict[str, Any]:
+        """The channel as `Notifier.from_config` takes it: its keys, the password read from the environment now."""
+        if self.type == "wecom":
+            return {"type": self.type, "webhook_url": self.webhook_url, "mention_mobiles": self.mention_mobiles,
+                    "timeout_seconds": self.timeout_seconds}
+        return {"type": self.type, "host": self.host, "port": self.smtp_port, "security": self.security,
+                "username": self.username, "password": self.password(), "from": self.sender or self.username,
+                "to": self.to, "timeout_seconds": self.timeout_seconds}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Config:

@@ -10,17 +10,15 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from loguru import logger
 
 from agent.config.durations import seconds
-from agent.config.schema import Config, NotifierConfig
+from agent.config.schema import Config
 from agent.core.render import RenderedMessage, render_group
 from agent.core.rules import Alert
 from agent.outbox.store import OutboxRow, Store
-from notifiers import REGISTRY
 from notifiers.base import Message, Notifier, PermanentError, RetryableError
 
 FAILOVER_NOTE = "（{channel}发送失败，改由此渠道发送）"
@@ -28,15 +26,9 @@ SENT, DEFERRED, FAILED = "sent", "deferred", "failed"  # what one delivery did
 CHANNEL_LABELS = {"wecom": "企业微信", "email": "邮件"}
 
 
-def build_notifier(cfg: NotifierConfig) -> Notifier:
-    """A notifier from its [notifiers.NAME] table (secrets read from the environment now)."""
-    cls: Any = REGISTRY[cfg.type]
-    if cfg.type == "wecom":
-        return cls(cfg.webhook_url, mention_mobiles=cfg.mention_mobiles, timeout=cfg.timeout_seconds)  # type: ignore[no-any-return]
-    return cls(  # type: ignore[no-any-return]
-        cfg.host, cfg.smtp_port, cfg.security, cfg.username or None, cfg.password(), cfg.sender or cfg.username,
-        cfg.to, cfg.timeout_seconds,
-    )
+def build_notifiers(config: Config) -> dict[str, Notifier]:
+    """Every [notifiers.NAME] channel (secrets read from the environment now); opens no connection."""
+    return {name: Notifier.from_config(cfg.table()) for name, cfg in config.notifiers.items()}
 
 
 def in_quiet_hours(spec: str, local: datetime) -> datetime | None:
@@ -219,7 +211,7 @@ class Dispatcher:
     def _message(self, notifier: Notifier, part: RenderedMessage, rows: list[OutboxRow]) -> Message:
         qr = next((base64.b64decode(r.payload["qr_png_b64"]) for r in rows
                    if r.payload.get("qr_png_b64") and r.dedup_key in part.keys), None)
-        mentions = tuple(getattr(notifier, "mention_mobiles", ())) if part.mention else ()
+        mentions = notifier.mention_mobiles if part.mention else ()
         return Message(title=part.title, markdown=part.markdown, text=part.text, html=part.html,
                        mention_mobiles=mentions, image_png=qr)
 

@@ -18,7 +18,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from agent.browser.pool import BrowserPool
 from agent.config import locators
 from agent.config.schema import Config, load_config
-from agent.outbox.dispatch import Report, build_notifier
+from agent.outbox.dispatch import Report, build_notifiers
 from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
 from agent.service.cycle import Cycle
@@ -106,7 +106,7 @@ def cycle_once(config: Config, store: Store, *, check: bool = True, dispatches: 
                later: float = 0.0) -> list[Report]:
     """One cycle; `later` moves the dispatcher's clock on (as if that many seconds had passed)."""
     async def go() -> list[Report]:
-        notifiers = {name: build_notifier(cfg) for name, cfg in config.notifiers.items()}
+        notifiers = build_notifiers(config)
         async with BrowserPool(timeout_seconds=8) as pool:
             cycle = Cycle(config, store, pool, locators.load(), notifiers)
             if check:
@@ -257,14 +257,14 @@ from agent.config import locators
 from agent.browser.pool import BrowserPool
 from agent.config.schema import load_config
 from agent.service.cycle import Cycle
-from agent.outbox.dispatch import build_notifier
+from agent.outbox.dispatch import build_notifiers
 from agent.outbox.store import Store
 
 config = load_config(sys.argv[1])
 store = Store(config.agent.data_dir / "agent.db")
 
 async def main():
-    notifiers = {n: build_notifier(c) for n, c in config.notifiers.items()}
+    notifiers = build_notifiers(config)
     async with BrowserPool(timeout_seconds=8) as pool:
         cycle = Cycle(config, store, pool, locators.load(), notifiers)
         if sys.argv[2] == "check-then-die":
