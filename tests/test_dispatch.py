@@ -265,3 +265,36 @@ def test_daily_digest_is_queued_once_a_day_and_sent_like_an_alert(env: Env) -> N
     digest = ns["ops"].sent[-1]
     assert "每日售后汇总" in digest.title and "待商家处理" in digest.markdown and "2 单" in digest.markdown
     assert store.depth().get("pending", 0) == 0
+
+
+def test_digest_is_rendered_at_dispatch_for_the_channel_and_names_its_own_day(env: Env) -> None:
+    """Queued with the open items, not a rendered text: held past midnight (a failing channel) it still names
+    its day, counts the remaining time at sending, and keeps within the channel's size limit."""
+    cfg, store, ns, clock = env
+    from agent.outbox.enqueue import queue_digest
+
+    check(cfg, store, [item(n, timedelta(hours=5 + n)) for n in range(40)], NOON)
+    d = Dispatcher(cfg, store, ns, clock=clock)
+    run(d)
+    evening = NOON + timedelta(hours=11, minutes=30)  # 23:30
+    assert queue_digest(cfg, store, cfg.shops[0], evening) == 1
+    [row] = [r for r in store.due(evening.timestamp() + 1) if "digest" in r.payload]
+    assert "rendered" not in row.payload and len(row.payload["digest"]["aftersales"]) == 40
+    ns["ops"].errors = [RetryableError("http 500", "x")]
+    clock.t = evening.timestamp()
+    run(d)
+    clock.t = (evening + timedelta(hours=1)).timestamp()  # 00:30 the next day
+    run(d)
+    digest = ns["ops"].sent[-1]
+    assert f"{evening.month}月{evening.day}日" in digest.title
+    assert "截止 11月22日 01:00 · 剩余 30分" in digest.markdown  # counted at 00:30, when it was sent
+    assert len(digest.markdown.encode()) <= Scripted.max_bytes
+
+
+def test_digest_rendered_by_an_earlier_version_is_still_sent(env: Env) -> None:
+    cfg, store, ns, clock = env
+    old = {"rendered": {"title": "【旧】每日售后汇总", "markdown": "旧版本", "text": "旧版本", "html": "<p>旧版本</p>",
+                        "keys": [], "mention": False}}
+    store.enqueue([("示例旗舰店:digest:2026-11-20", "ops", "示例旗舰店", old)], clock.t)
+    run(Dispatcher(cfg, store, ns, clock=clock))
+    assert ns["ops"].sent[-1].title == "【旧】每日售后汇总" and store.depth().get("pending", 0) == 0

@@ -117,8 +117,8 @@ def test_shop_statuses_come_from_the_store(tmp_path: Path) -> None:
             {"kind": "aftersale", "item_id": "legacy"},  # a row without the ItemState fields is skipped
         ], [], T0 - 60, check=(True, "ok", None, {}))
         store.commit_check("二号店", [], [], T0 - 30, check=(False, "captcha", "slider shown", {}))
-        store.record_check("二号店", T0 - 20, False, "captcha", "slider again", {})
-        one, two, cron = shop_statuses(config, store, T0)
+        store.commit_check("二号店", [], [], T0 - 20, check=(False, "captcha", "slider again", {}))
+        one, two, cron = shop_statuses(config, store)
     finally:
         store.close()
     assert one == ShopStatus(name="一号店", state="ok", last_ok=T0 - 60, pending_aftersale=2, pending_evidence=1,

@@ -104,7 +104,7 @@ def heartbeat(cfg: Path, *, updated_at: float = T0 - 5, pid: int | None = None, 
     config = load_config(cfg)
     store = Store(config.agent.data_dir / "agent.db")
     try:
-        shops = shop_statuses(config, store, T0)
+        shops = shop_statuses(config, store)
     finally:
         store.close()
     shops = [replace(s, next_run=T0 + 90, stale_after=T0 + (-1 if s.name == stale else 1200)) for s in shops]

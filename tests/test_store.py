@@ -87,8 +87,10 @@ def test_broken_channels(db: Store) -> None:
 
 def test_shop_health_counts_consecutive_failures(db: Store) -> None:
     assert db.shop_health("s").consecutive_failures == 0
-    db.record_check("s", T0, False, "timeout", "x", {})
-    h = db.record_check("s", T0 + 60, False, "timeout", "y", {"s:health:timeout": T0 + 60})
+    db.commit_check("s", [], [], T0, check=(False, "timeout", "x", {}))
+    db.commit_check("s", [], [], T0 + 60, check=(False, "timeout", "y", {"s:health:timeout": T0 + 60}))
+    h = db.shop_health("s")
     assert (h.consecutive_failures, h.last_ok, h.last_error, h.health) == (2, None, "y", {"s:health:timeout": T0 + 60})
-    h = db.record_check("s", T0 + 120, True, "ok", None, {})
+    db.commit_check("s", [], [], T0 + 120, check=(True, "ok", None, {}))
+    h = db.shop_health("s")
     assert (h.consecutive_failures, h.last_ok, h.last_error) == (0, T0 + 120, None)

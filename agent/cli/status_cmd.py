@@ -85,7 +85,7 @@ def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
     try:
         broken = store.broken()
         channels = channel_view(config.notifiers, store.channel_states(), store.owed(now), broken)
-        return shop_statuses(config, store, now), store.depth(), broken, channels
+        return shop_statuses(config, store), store.depth(), broken, channels
     except sqlite3.Error as exc:
         notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
         return blank, {}, {}, no_channels

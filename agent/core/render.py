@@ -7,7 +7,7 @@ import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from urllib.parse import quote
 
 from agent.core.models import Item
@@ -329,18 +329,20 @@ def _page(title: str, blocks: Sequence[str]) -> str:
 
 
 def render_digest(
-    shop: str, aftersales: Sequence[Item], evidence: Sequence[Item], missed_yesterday: Sequence[ItemState],
-    now: datetime, tz: tzinfo, *, max_items: int = 10, max_bytes: int | None = 4096,
+    shop: str, aftersales: Sequence[Item], evidence: Sequence[Item], missed_yesterday: Sequence[Item | ItemState],
+    now: datetime, tz: tzinfo, *, day: date | None = None, max_items: int = 10, max_bytes: int | None = 4096,
 ) -> RenderedMessage:
     """The daily digest: pending counts, due within 24 h, evidence owed, money at risk, yesterday's missed
     items (the caller picks them: closed as auto_refunded with a deadline yesterday). Lists are cut to
-    `max_items` rows, fewer if needed to keep the markdown within `max_bytes`."""
-    day = timedelta(hours=24)
-    due = sorted((i for i in [*aftersales, *evidence] if i.deadline - now <= day), key=lambda i: i.deadline)
+    `max_items` rows, fewer if needed to keep the markdown within `max_bytes`. `day` (default: today at
+    `now`) is the day the title names: the digest's own day, even when quiet hours held it past midnight."""
+    window = timedelta(hours=24)
+    due = sorted((i for i in [*aftersales, *evidence] if i.deadline - now <= window), key=lambda i: i.deadline)
     at_risk = sum({(i.kind, i.id): i.refund_amount_fen for i in [*aftersales, *evidence]}.values())
     lost = sum(m.refund_amount_fen for m in missed_yesterday)
     local = now.astimezone(tz)
-    title = f"【{shop}】每日售后汇总 {local.month}月{local.day}日"
+    day = day or local.date()
+    title = f"【{shop}】每日售后汇总 {day.month}月{day.day}日"
     n_due_a, due_fen = sum(i.kind == "aftersale" for i in due), sum(i.refund_amount_fen for i in due)
     summary: list[Line] = [
         [("t", "待商家处理："), ("b", f"{len(aftersales)} 单"), ("t", f"（24 小时内到期 {n_due_a} 单）")],

@@ -9,14 +9,16 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from loguru import logger
 
 from agent.config.durations import seconds
 from agent.config.schema import Config
-from agent.core.render import RenderedMessage, render_group
+from agent.core import notices
+from agent.core.models import Item
+from agent.core.render import RenderedMessage, render_digest, render_group
 from agent.core.rules import Alert
 from agent.outbox.store import OutboxRow, Store
 from notifiers.base import Message, Notifier, PermanentError, RetryableError
@@ -50,6 +52,29 @@ def urgent(alert: Alert) -> bool:
     return alert.is_last_stage or (alert.kind == "health" and alert.severity == "critical")
 
 
+def _is_digest(row: OutboxRow) -> bool:
+    return "digest" in row.payload or "rendered" in row.payload
+
+
+def _digest(row: OutboxRow, shop: str, notifier: Notifier, local: datetime, tz: ZoneInfo) -> RenderedMessage:
+    """The daily digest of `row`, rendered now for this channel (its size limit, the remaining times now)."""
+    if "rendered" in row.payload:  # queued by a version that rendered digests when queueing them
+        return RenderedMessage(**row.payload["rendered"])
+    d = row.payload["digest"]
+    items = {k: [Item.from_json(i) for i in d[k]] for k in ("aftersales", "evidence", "missed")}
+    return render_digest(shop, items["aftersales"], items["evidence"], items["missed"], local, tz,
+                         day=date.fromisoformat(d["day"]), max_bytes=notifier.max_bytes)
+
+
+@dataclass
+class Sent:
+    """One channel's totals: messages delivered, alert rows they carried, failed attempts."""
+
+    messages: int = 0
+    rows: int = 0
+    failures: int = 0
+
+
 @dataclass
 class Report:
     sent: int = 0  # messages delivered
@@ -59,11 +84,16 @@ class Report:
     deferred: int = 0
     failed_over: int = 0  # urgent alerts copied to other channels
     errors: list[str] = field(default_factory=list)
-    by_channel: dict[str, list[int]] = field(default_factory=dict)  # channel → [messages, rows, failures]
+    by_channel: dict[str, Sent] = field(default_factory=dict)
 
     def count(self, channel: str, messages: int = 0, rows: int = 0, failures: int = 0) -> None:
-        c = self.by_channel.setdefault(channel, [0, 0, 0])
-        c[0], c[1], c[2] = c[0] + messages, c[1] + rows, c[2] + failures
+        c = self.by_channel.setdefault(channel, Sent())
+        c.messages, c.rows, c.failures = c.messages + messages, c.rows + rows, c.failures + failures
+
+    def add(self, other: Report) -> None:
+        """Add `other`'s per-channel totals to this report's (the service's running totals)."""
+        for channel, c in other.by_channel.items():
+            self.count(channel, c.messages, c.rows, c.failures)
 
 
 class Dispatcher:
@@ -120,7 +150,7 @@ class Dispatcher:
             return True
         local = datetime.fromtimestamp(now + self._skew, self.tz)
         alerts = {r.dedup_key: Alert.from_dict({**r.payload, "key": r.dedup_key})
-                  for r in rows if "rendered" not in r.payload}
+                  for r in rows if not _is_digest(r)}
         by_key = {r.dedup_key: r for r in rows}
         quiet_end = in_quiet_hours(self.config.alerts.quiet_hours, local)
         if quiet_end is not None:
@@ -132,13 +162,12 @@ class Dispatcher:
             rows = [r for r in rows if r.dedup_key in alerts and urgent(alerts[r.dedup_key])]
             if not rows:
                 return True
-        ready = [r for r in rows if "rendered" in r.payload]  # pre-rendered messages (the daily digest)
-        for row in ready:
-            msg = RenderedMessage(**row.payload["rendered"])
+        for row in (r for r in rows if _is_digest(r)):
+            msg = _digest(row, shop, notifier, local, self.tz)
             outcome = await self._deliver(notifier, channel, shop, self._message(notifier, msg, []), [row], now, report)
             if outcome != SENT:
                 return outcome != FAILED
-        rows = [r for r in rows if "rendered" not in r.payload]
+        rows = [r for r in rows if not _is_digest(r)]
         if not rows:
             return True
         detail = (lambda a: self.detail_url(shop, a)) if self.detail_url else None
@@ -186,7 +215,8 @@ class Dispatcher:
             report.count(channel, failures=1)
             report.errors.append(f"{channel}: {exc}")
             logger.error("channel {} refused the message permanently: {}", channel, exc)
-            self._channel_broken(channel, shop, str(exc), now)
+            if self.store.set_broken(channel, now, str(exc)):  # once per breakage
+                self._notice(channel, notices.channel_broken(channel, shop, str(exc), self._at(now)), now)
             return FAILED
         for _ in range(cost):
             self.store.record_send(notifier.rate_key, now)
@@ -200,8 +230,7 @@ class Dispatcher:
         if ended is not None:
             logger.info("channel {} delivers again after {} failure(s)", channel, ended.failures)
             if ended.noticed_at is not None:
-                self._notice(channel, shop, "channel_recovered", "info",
-                             f"通知渠道 {channel} 已恢复，积压的提醒正在补发（失败 {ended.failures} 次）", now)
+                self._notice(channel, notices.channel_recovered(channel, shop, ended.failures, self._at(now)), now)
         report.sent += 1
         report.rows_sent += sent
         report.count(channel, messages=1, rows=sent)
@@ -215,23 +244,18 @@ class Dispatcher:
         return Message(title=part.title, markdown=part.markdown, text=part.text, html=part.html,
                        mention_mobiles=mentions, image_png=qr)
 
-    def _channel_broken(self, channel: str, shop: str, reason: str, now: float) -> None:
-        """Tell the admins through another channel, once per breakage."""
-        if self.store.set_broken(channel, now, reason):
-            detail = f"通知渠道 {channel} 无法发送（{reason}），请检查配置"
-            self._notice(channel, shop, "channel_broken", "critical", detail, now)
+    def _at(self, now: float) -> datetime:
+        """Our time `now` as the backend's local time (what messages say)."""
+        return datetime.fromtimestamp(now + self._skew, self.tz)
 
-    def _notice(self, channel: str, shop: str, event: str, severity: str, detail: str, now: float) -> None:
+    def _notice(self, channel: str, alert: Alert, now: float) -> None:
         """A notice about `channel` to the admins, through the first other channel."""
         others = [c for c in (*self.config.alerts.admin_notify, *self.notifiers) if c != channel]
         others = list(dict.fromkeys(c for c in others if c in self.notifiers))
         if not others:
-            logger.error("channel {}: {} and no other channel can tell anyone", channel, detail)
+            logger.error("channel {}: {} and no other channel can tell anyone", channel, alert.detail)
             return
-        at = datetime.fromtimestamp(now + self._skew, self.tz)
-        alert = Alert(key=f"{shop}:health:{event}:{channel}:{int(now)}", shop=shop, kind="health",
-                      severity=severity, created_at=at, event=event, state=event, detail=detail)  # type: ignore[arg-type]
-        self.store.enqueue([(alert.key, c, shop, alert.to_dict()) for c in others[:1]], now)
+        self.store.enqueue([(alert.key, c, alert.shop, alert.to_dict()) for c in others[:1]], now)
 
     # ---- failover -----------------------------------------------------------------------------
     def _failover(self, now: float, report: Report) -> None:
@@ -244,11 +268,11 @@ class Dispatcher:
             if not st.failing or now - (st.failing_since or now) < after:
                 continue
             rows = [r for r in self.store.due(now, channel=name)
-                    if "rendered" not in r.payload and not r.payload.get("failover_from")]
+                    if not _is_digest(r) and not r.payload.get("failover_from")]
             if rows and self.store.channel_noticed(name, now):
-                self._notice(name, rows[0].shop, "channel_failing", "critical",
-                             f"通知渠道 {name} 已连续发送失败 {int(now - (st.failing_since or now))} 秒"
-                             f"（{st.last_error}），紧急提醒改由其他渠道发送", now)
+                alert = notices.channel_failing(name, rows[0].shop, now - (st.failing_since or now),
+                                                st.last_error or "", self._at(now))
+                self._notice(name, alert, now)
             for row in rows:
                 alert = Alert.from_dict({**row.payload, "key": row.dedup_key})
                 if not urgent(alert):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.config.durations import parse_duration
 from agent.config.schema import Config, ShopConfig
+from agent.core import notices
 from agent.core.models import Item, ShopResult
-from agent.core.render import render_digest
 from agent.core.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory
 from agent.outbox.store import Store
 
@@ -74,11 +73,9 @@ def record_result(
     return alerts
 
 
-def queue_new_qr(config: Config, store: Store, shop: ShopConfig, png: bytes, now: datetime, detail: str) -> int:
+def queue_new_qr(config: Config, store: Store, shop: ShopConfig, png: bytes, now: datetime) -> int:
     """The shop's login QR was renewed on the page (the one pushed before expired): push the new image."""
-    alert = Alert(key=f"{shop.name}:health:login_required:qr{int(now.timestamp())}", shop=shop.name, kind="health",
-                  severity="critical", created_at=now, event="login_required", state="login_required",
-                  detail=detail, attach_qr=True)
+    alert = notices.qr_renewed(shop.name, now)
     rows = [(alert.key, ch, shop.name, payload(alert, png)) for ch in channels(config, shop, alert)]
     return store.enqueue(rows, now.timestamp())
 
@@ -90,15 +87,17 @@ def _open_items(states: list[ItemState], now: datetime) -> tuple[list[Item], lis
 
 
 def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime, queued_at: float | None = None) -> int:
-    """Queue the shop's daily digest (once per local day and channel); it goes out like any alert."""
+    """Queue the shop's daily digest (once per local day and channel): the open items and yesterday's losses
+    as the store has them now; dispatch renders it for each channel like any alert."""
     tz = ZoneInfo(config.agent.timezone)
     states = [ItemState.from_dict(v) for v in store.load_items(shop.name).values()]
     after, proof = _open_items(states, now)
     yesterday = (now.astimezone(tz) - timedelta(days=1)).date()
     missed = [s for s in states
               if s.closed and s.outcome == "auto_refunded" and s.deadline.astimezone(tz).date() == yesterday]
-    message = render_digest(shop.name, after, proof, missed, now, tz)
-    key = f"{shop.name}:digest:{now.astimezone(tz).date().isoformat()}"
-    data = {"rendered": dataclasses.asdict(message)}
+    day = now.astimezone(tz).date().isoformat()
+    key = f"{shop.name}:digest:{day}"
+    data = {"digest": {"day": day, "aftersales": [i.to_json() for i in after], "evidence": [i.to_json() for i in proof],
+                       "missed": [s.as_item(now).to_json() for s in missed]}}
     at = now.timestamp() if queued_at is None else queued_at
     return store.enqueue([(key, ch, shop.name, data) for ch in config.channels_for(shop)], at)

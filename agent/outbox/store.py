@@ -353,13 +353,6 @@ class Store:
             return ShopHealth(shop, None, None, None, 0, {})
         return ShopHealth(shop, row[0], row[1], row[2], row[3], json.loads(row[4]))
 
-    def record_check(self, shop: str, now: float, ok: bool, state: str, error: str | None,
-                     health: Mapping[str, float]) -> ShopHealth:
-        prev = self.shop_health(shop)
-        with self.tx() as db:
-            self._write_health(db, prev, now, ok, state, error, health)
-        return self.shop_health(shop)
-
     @staticmethod
     def _write_health(db: sqlite3.Connection, prev: ShopHealth, now: float, ok: bool, state: str,
                       error: str | None, health: Mapping[str, float]) -> None:

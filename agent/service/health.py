@@ -96,12 +96,10 @@ def read_heartbeat(data_dir: Path) -> Snapshot | None:
 
 
 # ---- building a snapshot from the store ---------------------------------------------------------
-def shop_statuses(config: Config, store: Store, now: float) -> list[ShopStatus]:
+def shop_statuses(config: Config, store: Store) -> list[ShopStatus]:
     """One ShopStatus per configured shop, as the store remembers it (state, last read, open items).
 
     Only what the store keeps is filled in: the service adds next_run, stale_after and its own counters.
-    `now` is the caller's clock, kept for one signature across snapshot builders (the store's rows carry
-    their own times).
     """
     out: list[ShopStatus] = []
     for shop in config.shops:

@@ -71,7 +71,7 @@ class Service:
         self.skipped, self._skip_reported = 0, -1e9  # checks skipped since the last summary
         self.shops = {s.name: s for s in config.shops}
         self.status = {s.name: self._scheduled(self.shops[s.name], s)
-                       for s in shop_statuses(config, store, self.started_at)}
+                       for s in shop_statuses(config, store)}
         self.sent = Report()  # per-channel totals of this process (messages, alert rows, failures)
         self.latest = self._snapshot()
         self.on_check: Callable[[ShopResult], None] | None = None  # the demo listens here
@@ -246,8 +246,7 @@ class Service:
 
     async def _dispatch_locked(self) -> Report:
         report = await self.cycle.dispatch()
-        for channel, counts in report.by_channel.items():
-            self.sent.count(channel, *counts)
+        self.sent.add(report)
         return report
 
     async def digest(self) -> None:
@@ -277,8 +276,7 @@ class Service:
     async def _wait_qr(self, shop: ShopConfig, login: OpenLogin) -> None:
         try:
             async def push(png: bytes) -> None:  # the pushed QR expired and the page renewed it
-                detail = "登录二维码已过期，已更换为新的二维码"
-                queue_new_qr(self.config, self.store, shop, png, datetime.now(self.tz), detail)
+                queue_new_qr(self.config, self.store, shop, png, datetime.now(self.tz))
                 self.kick_dispatch()
 
             await login.wait(self.qr_timeout, push)
@@ -328,8 +326,9 @@ class Service:
         return Snapshot(
             pid=os.getpid(), version=__version__, started_at=self.started_at, updated_at=now,
             scheduler_running=self.scheduler.running and not self.stopping, paused=self.stopping, shops=shops,
-            outbox=self.store.depth(), messages_sent={k: v[0] for k, v in counts.items()},
-            alerts_sent={k: v[1] for k, v in counts.items()}, send_failures={k: v[2] for k, v in counts.items()},
+            outbox=self.store.depth(), messages_sent={k: v.messages for k, v in counts.items()},
+            alerts_sent={k: v.rows for k, v in counts.items()},
+            send_failures={k: v.failures for k, v in counts.items()},
             broken_channels=self.store.broken(), dispatch_interval=seconds(self.config.schedule.dispatch_interval),
             channels=channel_view(self.config.notifiers, self.store.channel_states(), self.store.owed(now),
                                   self.store.broken()),
