@@ -177,7 +177,7 @@ class Checker:
                 kept = len(result.findings)
                 try:
                     raw = await ApiReader(context, shop.base_url, self.sel, self.options).read(
-                        plan or self.guess_plan()
+                        plan or self.guess_plan(), check_login=False,  # _login has just verified the session
                     )
                     self._parse(raw, result)
                     self._check_stale(raw, result)

@@ -109,9 +109,11 @@ class ApiReader:
         self.pacer = Pacer(options)
         self.timeout_ms = options.timeout_seconds * 1000
         self.server_time = 0.0
+        self.last_status, self.last_headers = 200, {}  # of the last answer read with envelope=False
 
-    async def _post(self, path: str, body: Mapping[str, Any] | None, where: str) -> Any:
-        """POST `body` (None: no body at all) and return the JSON answer; typed failures for errors."""
+    async def _post(self, path: str, body: Mapping[str, Any] | None, where: str, *, envelope: bool = True) -> Any:
+        """POST `body` (None: no body at all) and return the JSON answer; typed failures for errors (with
+        `envelope=False` the caller reads the answer's envelope itself)."""
         await self.pacer.pause()
         headers = {
             "Origin": self.base_url,
@@ -135,20 +137,18 @@ class ApiReader:
             if resp.status >= 400:
                 parsers.check_envelope(None, self.site, where, resp.status, resp.headers)
             raise CheckFailure(ShopState.LAYOUT_CHANGED, f"{where}: answer is not JSON") from exc
-        parsers.check_envelope(data, self.site, where, resp.status, resp.headers)
+        if envelope:
+            parsers.check_envelope(data, self.site, where, resp.status, resp.headers)
+        else:
+            self.last_status, self.last_headers = resp.status, resp.headers
         return data
 
     async def logged_in(self) -> bool:
-        try:
-            data = await self.pacer.retry(lambda: self._post(self.site["api"]["check_login"], {}, "checkLogin"))
-        except CheckFailure as exc:
-            if exc.state is ShopState.LOGIN_REQUIRED:
-                return False
-            raise
-        result = data.get("result") if isinstance(data, Mapping) else None
-        if isinstance(result, Mapping) and isinstance(result.get("login"), bool):
-            return bool(result["login"])
-        raise CheckFailure(ShopState.LAYOUT_CHANGED, "checkLogin: result.login missing")
+        async def once() -> bool:
+            data = await self._post(self.site["api"]["check_login"], {}, "checkLogin", envelope=False)
+            return parsers.login_state(data, self.site, "checkLogin", self.last_status, self.last_headers)
+
+        return bool(await self.pacer.retry(once))
 
     async def counts(self) -> dict[str, Any]:
         """queryCount's result (the page sends no body)."""
@@ -184,8 +184,9 @@ class ApiReader:
         data = await self._post(self.site["api"]["query_list"], body, where)
         return parsers.result_page(data, self.site, self.lists, where)
 
-    async def read(self, bodies: Mapping[str, Mapping[str, Any]]) -> RawRead:
-        if not await self.logged_in():
+    async def read(self, bodies: Mapping[str, Mapping[str, Any]], *, check_login: bool = True) -> RawRead:
+        """Everything one check reads; `check_login=False` when the caller has just verified the session."""
+        if check_login and not await self.logged_in():
             raise CheckFailure(ShopState.LOGIN_REQUIRED, "checkLogin: login false")
         counts = await self.counts()
         counters = await self.counters()

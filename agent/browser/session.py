@@ -30,6 +30,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from agent.browser.pool import close_quietly
 from agent.browser.qr_login import QR_TIMEOUT_SECONDS, QrLogin, QrWatch, qr_png_bytes
 from agent.browser.shopfiles import shop_dir, state_path
+from agent.core import parsers
 from agent.core.models import CheckFailure, ShopState
 from agent.files import write_private
 
@@ -163,29 +164,10 @@ class ShopSession(QrLogin):
                 data = await resp.json()
             except (PlaywrightError, ValueError) as exc:
                 raise CheckFailure(ShopState.BACKEND_ERROR, "checkLogin: the answer is not JSON") from exc
+            return parsers.login_state(data, self.site, "checkLogin", resp.status, resp.headers)
         finally:
             with suppress(PlaywrightError):
                 await resp.dispose()
-        return self._login_flag(data)
-
-    def _login_flag(self, data: Any) -> bool:
-        api = self.api
-        if not isinstance(data, Mapping):
-            raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: unexpected answer {str(data)[:200]}")
-        code, message = data.get(api["code_field"]), str(data.get(api["message_field"]) or "")
-        if code in api["session_error_codes"] or any(t in message for t in api["session_error_texts"]):
-            return False
-        if code in api["rate_limit_codes"] or any(t in message for t in api["rate_limit_texts"]):
-            raise CheckFailure(ShopState.RATE_LIMITED, f"checkLogin: {code} {message}".strip())
-        result = data.get(api["result_field"])
-        flag = result.get(api["check_login_field"]) if isinstance(result, Mapping) else None
-        if isinstance(flag, bool):
-            return flag
-        raise CheckFailure(
-            ShopState.LAYOUT_CHANGED,
-            f"checkLogin: field {api['result_field']}.{api['check_login_field']} missing or not a boolean"
-            f" in {json.dumps(data, ensure_ascii=False)[:200]}",
-        )
 
     async def confirm_login(self, context: BrowserContext) -> None:
         """After the page left /login: check that the session works, then save it."""

@@ -6,6 +6,7 @@ from the selectors data; a missing or malformed field raises CheckFailure(LAYOUT
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -60,6 +61,27 @@ def check_envelope(
         raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: errorCode {code} {msg}".strip())
     if status >= 400:
         raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: HTTP {status}")
+
+
+def login_state(
+    payload: Any, site: Mapping[str, Any], where: str = "checkLogin", status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> bool:
+    """What a checkLogin answer says: logged in or not (a lost-session answer is False); the envelope's other
+    errors raise as everywhere (captcha, rate limit, backend), a missing flag is a changed layout."""
+    api = site["api"]
+    try:
+        check_envelope(payload, site, where, status, headers)
+    except CheckFailure as exc:
+        if exc.state is ShopState.LOGIN_REQUIRED:
+            return False
+        raise
+    result = payload.get(api["result_field"])
+    flag = result.get(api["check_login_field"]) if isinstance(result, Mapping) else None
+    if isinstance(flag, bool):
+        return flag
+    raise _layout(f"{where}: field {api['result_field']}.{api['check_login_field']} missing or not a boolean"
+                  f" in {json.dumps(payload, ensure_ascii=False)[:200]}")
 
 
 def result_page(
