@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 
+from agent.clock import Clock
 from agent.config.durations import seconds
 from agent.config.schema import load_config
 from agent.core.models import Item
@@ -78,7 +79,7 @@ async def one(rows: int, seed: int, tmp: Path) -> tuple[float, int, int]:
         cfg = load_config(path)
         store = Store(tmp / f"agent-{rows}-{seed}.db")
         notifier = Notifier.from_config(cfg.notifiers["ops"].table())
-        d = Dispatcher(cfg, store, {"ops": notifier}, clock=lambda: clock[0], rng=random.Random(seed))
+        d = Dispatcher(cfg, store, {"ops": notifier}, clock=Clock(TZ, source=lambda: clock[0]), rng=random.Random(seed))
         store.enqueue(alerts(rows, datetime.fromtimestamp(clock[0], TZ)), clock[0])
         interval = seconds(cfg.schedule.dispatch_interval)
         wecom.outage("k", "http:503")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.clock import Clock as AgentClock
 from agent.config.schema import Config, load_config
 from agent.core.models import Item, ShopResult, ShopState
 from agent.outbox.dispatch import Dispatcher, in_quiet_hours
@@ -44,12 +45,12 @@ class Scripted(Notifier):
         return '{"errcode":0}'
 
 
-class Clock:
-    def __init__(self, at: datetime) -> None:
-        self.t = at.timestamp()
+class Clock(AgentClock):
+    """The agent's clock on a time the test sets (`t`); the backend agrees with us."""
 
-    def __call__(self) -> float:
-        return self.t
+    def __init__(self, at: datetime) -> None:
+        super().__init__(TZ, source=lambda: self.t)
+        self.t = at.timestamp()
 
 
 def config(tmp_path: Path, quiet: str = "") -> Config:

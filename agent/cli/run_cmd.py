@@ -154,7 +154,7 @@ async def _once(service: Service) -> int:
         report = await service.dispatch()
         for name in ("sent", "rows_sent", "retried", "dead", "deferred", "failed_over"):
             setattr(total, name, getattr(total, name) + getattr(report, name))
-        now = service.cycle.wall()
+        now = service.clock.now()
         owed = service.store.owed(now)
         owing = sum(c["due"] + c["later"] for c in owed.values())
         left = end - time.monotonic()

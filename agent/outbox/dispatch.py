@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import random
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from loguru import logger
 
+from agent.clock import Clock
 from agent.config.durations import seconds
 from agent.config.schema import Config
 from agent.core import notices
@@ -99,16 +99,13 @@ class Report:
 class Dispatcher:
     def __init__(self, config: Config, store: Store, notifiers: Mapping[str, Notifier],
                  detail_url: Callable[[str, Alert], str] | None = None,
-                 clock: Callable[[], float] = time.time, rng: random.Random | None = None,
-                 wall: Callable[[], float] | None = None) -> None:
+                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
         self.config, self.store, self.notifiers = config, store, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
         self.detail_url = detail_url
-        # `clock`: the backend's time, for what messages say (remaining time) and quiet hours; `wall`: ours, for
-        # when rows are due, retries and the per-minute send limits (the two agree on the live site)
-        self.clock = clock
-        self.wall = wall or clock
-        self._skew = 0.0
+        # ours: when rows are due, retries and the per-minute send limits; the backend's: what messages say
+        # (remaining time) and quiet hours
+        self.clock = clock or Clock(self.tz)
         self.rng = rng or random.Random()
 
     def backoff(self, failures: int, hint: float | None) -> float:
@@ -122,8 +119,7 @@ class Dispatcher:
 
     async def run_once(self) -> Report:
         report = Report()
-        now = self.wall()
-        self._skew = self.clock() - now
+        now = self.clock.now()
         self._failover(now, report)
         states = self.store.channel_states()
         by_channel: dict[str, list[OutboxRow]] = defaultdict(list)
@@ -148,7 +144,7 @@ class Dispatcher:
             self.store.mark_dead([r.id for r in rows], f"channel {channel!r} is not configured")
             report.dead += len(rows)
             return True
-        local = datetime.fromtimestamp(now + self._skew, self.tz)
+        local = self.clock.backend_local(now)
         alerts = {r.dedup_key: Alert.from_dict({**r.payload, "key": r.dedup_key})
                   for r in rows if not _is_digest(r)}
         by_key = {r.dedup_key: r for r in rows}
@@ -156,7 +152,7 @@ class Dispatcher:
         if quiet_end is not None:
             waiting = [r for r in rows if r.dedup_key not in alerts or not urgent(alerts[r.dedup_key])]
             if waiting:
-                until = quiet_end.timestamp() - self._skew
+                until = self.clock.from_backend(quiet_end.timestamp())
                 self.store.mark_retry([r.id for r in waiting], until, "quiet hours", count=False)
                 report.deferred += len(waiting)
             rows = [r for r in rows if r.dedup_key in alerts and urgent(alerts[r.dedup_key])]
@@ -246,7 +242,7 @@ class Dispatcher:
 
     def _at(self, now: float) -> datetime:
         """Our time `now` as the backend's local time (what messages say)."""
-        return datetime.fromtimestamp(now + self._skew, self.tz)
+        return self.clock.backend_local(now)
 
     def _notice(self, channel: str, alert: Alert, now: float) -> None:
         """A notice about `channel` to the admins, through the first other channel."""

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
 from agent.browser.reader import ReadOptions
+from agent.clock import Clock
 from agent.config.schema import Config, ShopConfig
 from agent.core.models import ShopResult
 from agent.core.rules import Alert
@@ -21,20 +20,16 @@ from notifiers.base import Notifier
 
 
 class Cycle:
-    """Keeps the backend's clock skew from the last read shop, so stages, rendering and quiet hours all run
-    on the backend's time (equal to ours on the live site; the sandbox may run ahead)."""
+    """Checks and dispatch sharing one `Clock`: each read shop teaches it the backend's time, so stages,
+    rendering and quiet hours run on the backend's time while due times and retries run on ours."""
 
     def __init__(self, config: Config, store: Store, pool: BrowserPool, sel: Mapping[str, Any],
                  notifiers: Mapping[str, Notifier], options: ReadOptions | None = None, *,
-                 hold_qr_logins: bool = False) -> None:
+                 hold_qr_logins: bool = False, clock: Clock | None = None) -> None:
         self.config, self.store, self.pool, self.sel, self.notifiers = config, store, pool, sel, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
         self.checker = Checker(config, pool, sel, options, hold_qr_logins=hold_qr_logins)
-        self.skew = 0.0
-        self.wall: Callable[[], float] = time.time  # when rows are due and sent (tests move it on)
-
-    def clock(self) -> float:
-        return time.time() + self.skew
+        self.clock = clock or Clock(self.tz)
 
     def detail_url(self, shop_name: str, alert: Alert) -> str:
         shop = self.config.shop(shop_name)
@@ -48,11 +43,12 @@ class Cycle:
         results = await self.checker.check_all(chosen)
         for shop, result in zip(chosen, results, strict=True):
             if result.ok:
-                self.skew = result.checked_at.timestamp() - time.time()
+                self.clock.learn(result.checked_at.timestamp())
                 now = result.checked_at
             else:
-                now = datetime.fromtimestamp(self.clock(), self.tz)
-            record_result(self.config, self.store, shop, result, now, qr_png=result.qr_png, queued_at=self.wall())
+                now = self.clock.backend_local()
+            record_result(self.config, self.store, shop, result, now, qr_png=result.qr_png,
+                          queued_at=self.clock.now())
         return results
 
     async def keepalive(self, shop: ShopConfig) -> bool:
@@ -66,5 +62,4 @@ class Cycle:
         return self.checker.in_flight
 
     async def dispatch(self) -> Report:
-        return await Dispatcher(self.config, self.store, self.notifiers, self.detail_url, clock=self.clock,
-                                wall=self.wall).run_once()
+        return await Dispatcher(self.config, self.store, self.notifiers, self.detail_url, clock=self.clock).run_once()

@@ -22,6 +22,7 @@ from loguru import logger
 from agent import __version__
 from agent.browser.pool import BrowserPool
 from agent.browser.qr_login import QR_TIMEOUT_SECONDS
+from agent.clock import Clock
 from agent.config.crontab import cron_trigger
 from agent.config.durations import seconds
 from agent.config.schema import Config, ShopConfig
@@ -53,14 +54,16 @@ class Service:
     """Owns the scheduler and the in-flight work. `start()`, then `shutdown()` (or `run_once()` alone)."""
 
     def __init__(self, config: Config, store: Store, pool: BrowserPool, sel: Mapping[str, Any],
-                 notifiers: Mapping[str, Notifier], *, qr_timeout: float = QR_TIMEOUT_SECONDS) -> None:
+                 notifiers: Mapping[str, Notifier], *, qr_timeout: float = QR_TIMEOUT_SECONDS,
+                 clock: Clock | None = None) -> None:
         self.config, self.store, self.pool, self.notifiers = config, store, pool, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
-        self.cycle = Cycle(config, store, pool, sel, notifiers, hold_qr_logins=True)
-        store.probe_channels_now(self.cycle.wall())  # a restart tries failing channels at once
+        self.clock = clock or Clock(self.tz)
+        self.cycle = Cycle(config, store, pool, sel, notifiers, hold_qr_logins=True, clock=self.clock)
+        store.probe_channels_now(self.clock.now())  # a restart tries failing channels at once
         self.qr_timeout = qr_timeout
         self.scheduler = make_scheduler(self.tz)
-        self.started_at = time.time()
+        self.started_at = self.clock.now()
         self.stopping = False
         self.inflight: set[asyncio.Task[Any]] = set()
         self.qr_waits: dict[str, asyncio.Task[None]] = {}
@@ -250,8 +253,8 @@ class Service:
         return report
 
     async def digest(self) -> None:
-        now = datetime.fromtimestamp(self.cycle.clock(), self.tz)
-        queued = sum(queue_digest(self.config, self.store, s, now, self.cycle.wall())
+        now = self.clock.backend_local()
+        queued = sum(queue_digest(self.config, self.store, s, now, self.clock.now())
                      for s in self.config.shops if s.enabled)
         logger.info("daily digest queued: {} message(s)", queued)
         self.kick_dispatch()
@@ -276,7 +279,7 @@ class Service:
     async def _wait_qr(self, shop: ShopConfig, login: OpenLogin) -> None:
         try:
             async def push(png: bytes) -> None:  # the pushed QR expired and the page renewed it
-                queue_new_qr(self.config, self.store, shop, png, datetime.now(self.tz))
+                queue_new_qr(self.config, self.store, shop, png, self.clock.local())
                 self.kick_dispatch()
 
             await login.wait(self.qr_timeout, push)
@@ -290,7 +293,7 @@ class Service:
 
     # ---- health ---------------------------------------------------------------------------------
     def _record(self, shop: ShopConfig, result: ShopResult, duration: float) -> None:
-        now = time.time()
+        now = self.clock.now()
         st = self.status.get(shop.name) or ShopStatus(name=shop.name)
         health = self.store.shop_health(shop.name)
         st = replace(st, state=result.state.value, last_check=now, checks=st.checks + 1,
@@ -316,7 +319,7 @@ class Service:
                        stale_after=stale_after(self.config, shop, ref).timestamp() if shop.enabled else None)
 
     def _snapshot(self) -> Snapshot:
-        now = time.time()
+        now = self.clock.now()
         shops = []
         for shop in self.config.shops:
             job = self.scheduler.get_job(f"check:{shop.name}") if self.scheduler.running else None
@@ -348,6 +351,6 @@ class Service:
     def snapshot_for_http(self) -> Snapshot:
         """The latest snapshot, for the health server's thread; a wedged event loop reads as a stopped scheduler."""
         snap = self.latest
-        if time.time() - snap.updated_at > 6 * HEARTBEAT_SECONDS:
+        if self.clock.now() - snap.updated_at > 6 * HEARTBEAT_SECONDS:
             return replace(snap, scheduler_running=False)
         return snap

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import re
 import socket
-import time
 from collections.abc import Iterator
 from email.message import Message as EmailMessage
 from pathlib import Path
@@ -111,8 +110,7 @@ def cycle_once(config: Config, store: Store, *, check: bool = True, dispatches: 
             cycle = Cycle(config, store, pool, locators.load(), notifiers)
             if check:
                 await cycle.check()
-            cycle.skew += later
-            cycle.wall = lambda: time.time() + later
+            cycle.clock.advance(later)
             reports = [await cycle.dispatch() for _ in range(dispatches)]
         for n in notifiers.values():
             await n.aclose()
