@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -25,6 +26,23 @@ class QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self.answer("GET")
+
+    def do_POST(self) -> None:
+        self.answer("POST")
+
+    def answer(self, method: str) -> None:
+        """Answer one request (GET or POST): the subclass's routing."""
+        self.send_error(501, f"{method} is not served here")
+
+    def request_parts(self) -> tuple[str, dict[str, str], bytes]:
+        """The request's path, its query (last value of each name) and its body."""
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        return parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}, body
 
 
 class BackgroundServer:

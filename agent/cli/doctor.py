@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from agent.browser.doctor import Probe, run
-from agent.cli.loading import load_or_report, shop_or_report
+from agent.cli.loading import config_and_shop
 from agent.config import locators
 
 
@@ -24,12 +24,10 @@ def report(probes: list[Probe]) -> str:
 
 
 def main(config_path: str, shop_name: str, out: TextIO = sys.stdout) -> int:
-    config = load_or_report(config_path)
-    if config is None:
+    found = config_and_shop(config_path, shop_name)
+    if found is None:
         return 2
-    shop = shop_or_report(config, shop_name, config_path)
-    if shop is None:
-        return 2
+    config, shop = found
     sel = locators.load(config.agent.selectors_dir)
     probes, out_dir = asyncio.run(run(config, shop, sel))
     out.write(report(probes) + f"\n截图和页面 / captures: {out_dir}\n")

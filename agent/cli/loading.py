@@ -17,6 +17,13 @@ def load_or_report(config_path: str) -> Config | None:
         return None
 
 
+def config_and_shop(config_path: str, name: str) -> tuple[Config, ShopConfig] | None:
+    """The config and its shop called `name`, or None after saying what is wrong: the caller exits 2."""
+    config = load_or_report(config_path)
+    shop = None if config is None else shop_or_report(config, name, config_path)
+    return None if config is None or shop is None else (config, shop)
+
+
 def shop_or_report(config: Config, name: str, config_path: str) -> ShopConfig | None:
     """The configured shop called `name`, or None after saying there is none: the caller exits 2."""
     shop = config.shop(name)

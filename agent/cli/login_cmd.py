@@ -13,7 +13,7 @@ from agent.browser.login_flow import CAPTCHA_TIMEOUT_SECONDS, PASSWORD_PROMPT, i
 from agent.browser.pool import BrowserPool
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import READ_CAPTCHA, clear_hurdle, read_hurdle, shop_dir
-from agent.cli.loading import load_or_report, shop_or_report
+from agent.cli.loading import config_and_shop
 from agent.cli.progress import Countdown
 from agent.config import locators
 from agent.config.schema import Config, ShopConfig
@@ -58,12 +58,10 @@ async def _login(config: Config, shop: ShopConfig, *, headed: bool, qr: bool,
 
 
 def main(config_path: str, shop_name: str, *, headed: bool, qr: bool) -> int:
-    config = load_or_report(config_path)
-    if config is None:
+    found = config_and_shop(config_path, shop_name)
+    if found is None:
         return 2
-    shop = shop_or_report(config, shop_name, config_path)
-    if shop is None:
-        return 2
+    config, shop = found
     try:
         asyncio.run(_login(config, shop, headed=headed, qr=qr))
     except CheckFailure as exc:

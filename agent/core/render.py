@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from urllib.parse import quote
@@ -117,38 +117,38 @@ Piece = tuple[str, ...]
 Line = list[Piece]
 
 
+def _markup(lines: Sequence[Line], pieces: Mapping[str, Callable[..., str]], plain: Callable[[str], str],
+            newline: str) -> str:
+    """Lines of pieces in one markup: each piece by its kind ("b" bold, "c" colour, "k" command, "l" link)."""
+    return newline.join("".join(pieces[p[0]](*p[1:]) if p[0] in pieces else plain(p[1]) for p in line)
+                        for line in lines)
+
+
+_MD_PIECES: dict[str, Callable[..., str]] = {
+    "b": lambda s: f"**{md_escape(s)}**",
+    "c": lambda s, colour: f'<font color="{colour}">{md_escape(s)}</font>',
+    "k": lambda s: "`" + _clean(s).translate(str.maketrans({"`": "'", "<": "＜", ">": "＞"})) + "`",
+    "l": lambda label, url: f"[{md_escape(label)}]({url})",
+}
+_HTML_PIECES: dict[str, Callable[..., str]] = {
+    "b": lambda s: f"<b>{html_escape(s)}</b>",
+    "c": lambda s, colour: f'<span style="color:{_HEX[colour]}">{html_escape(s)}</span>',
+    "k": lambda s: f"<code>{html_escape(s)}</code>",
+    "l": lambda label, url: f'<a href="{html.escape(url, quote=True)}">{html_escape(label)}</a>',
+}
+_TEXT_PIECES: dict[str, Callable[..., str]] = {"l": lambda label, url: f"{label}：{url}"}
+
+
 def _md(lines: Sequence[Line]) -> str:
-    def one(p: Piece) -> str:
-        match p:
-            case ("b", s):
-                return f"**{md_escape(s)}**"
-            case ("c", s, colour):
-                return f'<font color="{colour}">{md_escape(s)}</font>'
-            case ("k", s):
-                return "`" + _clean(s).translate(str.maketrans({"`": "'", "<": "＜", ">": "＞"})) + "`"
-            case ("l", label, url):
-                return f"[{md_escape(label)}]({url})"
-        return md_escape(p[1])
-    return "\n".join("".join(map(one, line)) for line in lines)
+    return _markup(lines, _MD_PIECES, md_escape, "\n")
 
 
 def _text(lines: Sequence[Line]) -> str:
-    return "\n".join("".join(f"{p[1]}：{p[2]}" if p[0] == "l" else text_escape(p[1]) for p in line) for line in lines)
+    return _markup(lines, _TEXT_PIECES, text_escape, "\n")
 
 
 def _html(lines: Sequence[Line]) -> str:
-    def one(p: Piece) -> str:
-        match p:
-            case ("b", s):
-                return f"<b>{html_escape(s)}</b>"
-            case ("c", s, colour):
-                return f'<span style="color:{_HEX[colour]}">{html_escape(s)}</span>'
-            case ("k", s):
-                return f"<code>{html_escape(s)}</code>"
-            case ("l", label, url):
-                return f'<a href="{html.escape(url, quote=True)}">{html_escape(label)}</a>'
-        return html_escape(p[1])
-    return "<br>".join("".join(map(one, line)) for line in lines)
+    return _markup(lines, _HTML_PIECES, html_escape, "<br>")
 
 
 def _cut(text: str, n: int | None) -> tuple[str, bool]:

@@ -49,9 +49,7 @@ class SandboxClock:
     def set(self, at: float) -> None:
         """Jump to an absolute instant (epoch seconds); keeps running unless frozen."""
         with self._lock:
-            if self._frozen is not None:
-                self._frozen = at
-            self._reanchor(at)
+            self._set_locked(at)
 
     def advance(self, seconds: float) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import segno
 
@@ -55,19 +55,9 @@ class Handler(QuietHandler):
         """The Date header follows the sandbox clock, as a live server's follows its own."""
         return super().date_time_string(self.backend.clock.now() if timestamp is None else timestamp)
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def _dispatch(self, method: str) -> None:
-        parts = urlsplit(self.path)
-        self.route = parts.path
-        self.query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    def answer(self, method: str) -> None:
+        self.route, self.query, self.raw_body = self.request_parts()
         self._out_cookies: list[str] = []
-        length = int(self.headers.get("Content-Length") or 0)
-        self.raw_body = self.rfile.read(length) if length else b""
         with self.backend.lock:
             self.backend.stats[f"{method} {self.route}"] += 1
         try:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
 
@@ -223,29 +223,20 @@ class FakeWeCom(BackgroundServer):
 class _Handler(QuietHandler):
     server: _Server
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def _dispatch(self, method: str) -> None:
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+    def answer(self, method: str) -> None:
+        path, query, raw = self.request_parts()
         fake = self.server.fake
         try:
-            if method == "POST" and parts.path == SEND_PATH:
+            if method == "POST" and path == SEND_PATH:
                 self._send_webhook(query.get("key", ""), raw)
-            elif parts.path.startswith("/__fake/"):
-                self._control(method, parts.path.removeprefix("/__fake/"), query, raw)
+            elif path.startswith("/__fake/"):
+                self._control(method, path.removeprefix("/__fake/"), query, raw)
             else:
                 self._json({"errcode": 404, "errmsg": "not found"}, HTTPStatus.NOT_FOUND)
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as exc:  # the fake must answer, never hang a test
-            if parts.path == SEND_PATH:
+            if path == SEND_PATH:
                 fake.reject(query.get("key", ""), "http:500")
             self._json({"error": f"{type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
