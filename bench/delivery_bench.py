@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 
 from agent.clock import Clock
+from agent.config import load_config
 from agent.config.durations import seconds
-from agent.config.schema import load_config
 from agent.core.models import Item
 from agent.core.rules import Alert
 from agent.outbox.dispatch import Dispatcher

@@ -25,8 +25,7 @@ from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
 from agent.browser.reader import ReadOptions
 from agent.browser.shopfiles import shop_dir
-from agent.config import locators
-from agent.config.schema import Config, load_config
+from agent.config import Config, load_config, locators
 from agent.core.models import ShopResult
 from agent.sandbox.control import SandboxControl, http_login
 from agent.sandbox.generate import generate_scenario

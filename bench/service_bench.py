@@ -33,7 +33,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.browser.shopfiles import shop_dir
-from agent.config.schema import load_config
+from agent.config import load_config
 from agent.sandbox.control import SandboxControl
 from agent.sandbox.generate import AUTO_REFUND_WINDOW, generate_items, generate_scenario
 from agent.sandbox.wecom import FakeWeCom

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main as cli
-from agent.config.durations import parse_duration
-from agent.config.schema import (
+from agent.config import (
     AgentConfig,
     AlertsConfig,
     BrowserConfig,
@@ -22,10 +21,11 @@ from agent.config.schema import (
     ConfigError,
     NotifierConfig,
     ShopConfig,
-    _mask,
     load_config,
     masked,
 )
+from agent.config.durations import parse_duration
+from agent.config.loader import _mask
 from agent.config.toml_lines import line_map as _line_map
 from agent.outbox.enqueue import rules_config
 

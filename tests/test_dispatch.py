@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.clock import Clock as AgentClock
-from agent.config.schema import Config, load_config
+from agent.config import Config, load_config
 from agent.core.models import Item, ShopResult, ShopState
 from agent.outbox.dispatch import Dispatcher, in_quiet_hours
 from agent.outbox.enqueue import record_result

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.config.schema import AgentConfig, Config, ScheduleConfig, ShopConfig
+from agent.config import AgentConfig, Config, ScheduleConfig, ShopConfig
 from agent.core.rules import ItemState
 from agent.outbox.store import Store
 from agent.service.health import (

@@ -12,8 +12,8 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from agent.config import Config, ConfigError, load_config
 from agent.config.crontab import cron_trigger, cron_weekdays
-from agent.config.schema import Config, ConfigError, load_config
 from agent.service.scheduler import make_scheduler
 from agent.service.triggers import check_trigger, stale_after
 from tests.conftest import run_async

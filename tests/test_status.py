@@ -19,7 +19,7 @@ import pytest
 from agent.cli import status_cmd
 from agent.cli.status_cmd import main, pid_alive
 from agent.cli.terminal import cells
-from agent.config.schema import load_config
+from agent.config import load_config
 from agent.core.rules import ItemState
 from agent.outbox.store import Store
 from agent.service.health import ShopStatus, Snapshot, shop_statuses, write_heartbeat

@@ -27,7 +27,7 @@ from agent.browser.shopfiles import (
     save_plan,
     shop_dir,
 )
-from agent.config.schema import Config, ShopConfig
+from agent.config import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
 from agent.files import write_private

@@ -16,7 +16,7 @@ from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.reader import ROLES, ApiReader, PageReader, ReadOptions
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import shop_dir
-from agent.config.schema import Config, ShopConfig
+from agent.config import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CheckFailure
 

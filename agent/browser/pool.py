@@ -25,7 +25,7 @@ from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Play
 from playwright.async_api import Error as PlaywrightError
 
 from agent.browser.chromium import launch_options
-from agent.config.schema import BrowserConfig
+from agent.config import BrowserConfig
 from agent.core.models import CheckFailure, ShopState
 
 LOCALE = "zh-CN"

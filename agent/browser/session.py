@@ -36,7 +36,7 @@ from agent.files import write_private
 
 if TYPE_CHECKING:
     from agent.browser.pool import BrowserPool
-    from agent.config.schema import ShopConfig
+    from agent.config import ShopConfig
 
 __all__ = ["QR_TIMEOUT_SECONDS", "LoginResult", "Outcome", "QrWatch", "ShopSession", "qr_png_bytes"]
 

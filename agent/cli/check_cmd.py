@@ -14,8 +14,7 @@ from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
 from agent.cli.loading import load_or_report, shop_or_report
 from agent.cli.terminal import HINTS, clean, remaining_text
-from agent.config import locators
-from agent.config.schema import Config
+from agent.config import Config, locators
 from agent.core.models import ShopResult
 
 

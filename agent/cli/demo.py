@@ -20,8 +20,7 @@ from zoneinfo import ZoneInfo
 from agent.browser.pool import BrowserPool
 from agent.cli import logsetup
 from agent.cli.demo_view import LocalInbox, email_text, wecom_text
-from agent.config import locators
-from agent.config.schema import load_config
+from agent.config import load_config, locators
 from agent.core.models import ShopResult
 from agent.outbox.dispatch import build_notifiers
 from agent.outbox.store import Store

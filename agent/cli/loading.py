@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from agent.config.schema import Config, ConfigError, ShopConfig, load_config
+from agent.config import Config, ConfigError, ShopConfig, load_config
 
 
 def load_or_report(config_path: str) -> Config | None:

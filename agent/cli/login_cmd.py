@@ -15,8 +15,7 @@ from agent.browser.session import ShopSession
 from agent.browser.shopfiles import READ_CAPTCHA, clear_hurdle, read_hurdle, shop_dir
 from agent.cli.loading import config_and_shop
 from agent.cli.progress import Countdown
-from agent.config import locators
-from agent.config.schema import Config, ShopConfig
+from agent.config import Config, ShopConfig, locators
 from agent.core.models import CheckFailure
 
 

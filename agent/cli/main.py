@@ -71,7 +71,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     import json
 
     from agent.cli.loading import load_or_report
-    from agent.config.schema import masked
+    from agent.config import masked
 
     config = load_or_report(args.config)
     if config is None:

@@ -18,9 +18,8 @@ from agent.browser.pool import BrowserPool
 from agent.cli import logsetup
 from agent.cli.loading import load_or_report
 from agent.cli.progress import Progress
-from agent.config import locators
+from agent.config import Config, locators
 from agent.config.durations import seconds
-from agent.config.schema import Config
 from agent.core.models import CheckFailure
 from agent.outbox.dispatch import Report, build_notifiers
 from agent.outbox.store import ChannelState, Store

@@ -16,7 +16,7 @@ from agent.browser import shopfiles
 from agent.browser.shopfiles import shop_dir, state_path
 from agent.cli.loading import load_or_report
 from agent.cli.terminal import HINTS, ago, clean, remaining_text, state_label, table
-from agent.config.schema import Config
+from agent.config import Config
 from agent.core.models import ShopState
 from agent.outbox.store import Store
 from agent.service.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses

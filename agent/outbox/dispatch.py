@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 
 from agent.clock import Clock
+from agent.config import Config
 from agent.config.durations import seconds
-from agent.config.schema import Config
 from agent.core import notices
 from agent.core.models import Item
 from agent.core.render import RenderedMessage, render_digest, render_group

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.config import Config, ShopConfig
 from agent.config.durations import parse_duration
-from agent.config.schema import Config, ShopConfig
 from agent.core import notices
 from agent.core.models import Item, ShopResult
 from agent.core.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory

@@ -10,7 +10,7 @@ from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
 from agent.browser.reader import ReadOptions
 from agent.clock import Clock
-from agent.config.schema import Config, ShopConfig
+from agent.config import Config, ShopConfig
 from agent.core.models import ShopResult
 from agent.core.rules import Alert
 from agent.outbox.dispatch import Dispatcher, Report

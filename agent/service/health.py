@@ -20,7 +20,7 @@ from agent.files import write_private
 from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
 
 if TYPE_CHECKING:
-    from agent.config.schema import Config
+    from agent.config import Config
     from agent.outbox.store import Store
 
 HEARTBEAT_FILE = "heartbeat.json"

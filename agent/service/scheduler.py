@@ -23,9 +23,9 @@ from agent import __version__
 from agent.browser.pool import BrowserPool
 from agent.browser.qr_login import QR_TIMEOUT_SECONDS
 from agent.clock import Clock
+from agent.config import Config, ShopConfig
 from agent.config.crontab import cron_trigger
 from agent.config.durations import seconds
-from agent.config.schema import Config, ShopConfig
 from agent.core.models import CheckFailure, OpenLogin, ShopResult, ShopState
 from agent.outbox.dispatch import Report
 from agent.outbox.enqueue import queue_digest, queue_new_qr

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, tzinfo
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from agent.config import Config, ShopConfig
 from agent.config.crontab import cron_trigger
 from agent.config.durations import seconds
-from agent.config.schema import Config, ShopConfig
 
 
 def check_trigger(config: Config, shop: ShopConfig, tz: tzinfo) -> BaseTrigger:

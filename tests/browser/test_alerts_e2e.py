@@ -15,8 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from agent.browser.pool import BrowserPool
-from agent.config import locators
-from agent.config.schema import Config, load_config
+from agent.config import Config, load_config, locators
 from agent.outbox.dispatch import Report, build_notifiers
 from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
@@ -253,7 +252,7 @@ CHILD = """
 import asyncio, os, signal, sys
 from agent.config import locators
 from agent.browser.pool import BrowserPool
-from agent.config.schema import load_config
+from agent.config import load_config
 from agent.service.cycle import Cycle
 from agent.outbox.dispatch import build_notifiers
 from agent.outbox.store import Store

@@ -18,8 +18,7 @@ import pytest
 from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
 from agent.browser.shopfiles import shop_dir
-from agent.config import locators
-from agent.config.schema import Config, load_config
+from agent.config import Config, load_config, locators
 from agent.core.models import ShopResult, ShopState
 from tests.conftest import Sandbox, auth, run_async
 
