@@ -14,9 +14,11 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 from playwright.async_api import BrowserContext, Page
 
+from agent.browser.api_reader import ApiReader
+from agent.browser.page_reader import PageReader
 from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.qr_login import HeldQrLogin
-from agent.browser.reader import ROLES, ApiReader, ListRead, PageReader, RawRead, ReadOptions
+from agent.browser.reader import ROLES, ListRead, RawRead, ReadOptions
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import (
     READ_CAPTCHA,

@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo
 
 from playwright.async_api import BrowserContext, Page
 
+from agent.browser.api_reader import ApiReader
+from agent.browser.page_reader import PageReader
 from agent.browser.pool import BrowserPool, close_quietly
-from agent.browser.reader import ROLES, ApiReader, PageReader, ReadOptions
+from agent.browser.reader import ROLES, ReadOptions
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import shop_dir
 from agent.config import Config, ShopConfig
