@@ -14,16 +14,8 @@ from email.message import EmailMessage
 import pytest
 import segno
 
-from agent.cli.demo_view import (
-    LocalInbox,
-    _decode_png,
-    email_text,
-    html_to_text,
-    mask_mobile,
-    png_to_terminal,
-    qr_matrix,
-    wecom_text,
-)
+from agent.cli.demo_view import LocalInbox, email_text, html_to_text, mask_mobile, wecom_text
+from agent.cli.qr_view import _decode_png, png_to_terminal, qr_matrix
 from agent.sandbox.wecom import FakeWeCom, Received
 from notifiers import Message, SmtpMailer, WeComRobot
 from tests.conftest import run_async

@@ -147,7 +147,7 @@ def test_blocked_login_codes_armed_then_cleared(sandbox: Sandbox, code: int) -> 
     sandbox.control.arm_login_block(OWNER, code)
     r = auth(sandbox.client(), OWNER, "demo-pass")
     assert (r["success"], r["errorCode"]) == (False, code)
-    from agent.sandbox.backend import BLOCKED_LOGIN
+    from agent.sandbox.records import BLOCKED_LOGIN
 
     assert r["errorMsg"] == BLOCKED_LOGIN[code]
     sandbox.control.arm_login_block(OWNER, 0)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from agent.sandbox import items as it
 
 if TYPE_CHECKING:
-    from agent.sandbox.backend import Settings
+    from agent.sandbox.records import Settings
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 BEAST_VERSION = "5-111-0"  # beast-core component classes carry a version, not a hash

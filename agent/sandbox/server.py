@@ -16,11 +16,12 @@ from urllib.parse import quote, urlsplit
 import segno
 
 from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
-from agent.sandbox import backend as bk
 from agent.sandbox import items as it
 from agent.sandbox import pages
-from agent.sandbox.backend import Backend, Session
+from agent.sandbox import records as rec
+from agent.sandbox.backend import Backend
 from agent.sandbox.control_api import handle_control
+from agent.sandbox.records import Session
 
 COOKIE_MAX_AGE = 30 * 86400
 CAPTCHA_COOKIE = "mms-mobile-captcha-cookie-token"  # set by the page after a passed captcha (§F)
@@ -35,7 +36,7 @@ _THUMB_SVG = (
 
 
 def envelope(result: Any) -> dict[str, Any]:
-    return {"success": True, "errorCode": bk.OK, "errorMsg": None, "result": result}
+    return {"success": True, "errorCode": rec.OK, "errorMsg": None, "result": result}
 
 
 def failure(code: int, msg: str, result: Any = None) -> dict[str, Any]:
@@ -140,15 +141,15 @@ class Handler(QuietHandler):
         """The session for a business API, answering 43001, HTTP 429 or 54001 itself when it cannot go on."""
         sess = self.backend.session_for(self.cookies(), business=True)
         if sess is None:
-            self.send_json(failure(bk.ERR_SESSION, bk.MSG_SESSION), extra={"checklogin": "false"})
+            self.send_json(failure(rec.ERR_SESSION, rec.MSG_SESSION), extra={"checklogin": "false"})
             return None
         if self.backend.rate_limited(sess.pass_id):
-            self.send_json(failure(bk.ERR_RATE, bk.MSG_RATE), status=HTTPStatus.TOO_MANY_REQUESTS)
+            self.send_json(failure(rec.ERR_RATE, rec.MSG_RATE), status=HTTPStatus.TOO_MANY_REQUESTS)
             return None
         tokens = [t for t in (self.headers.get("verifyauthtoken"), self.cookies().get(CAPTCHA_COOKIE)) if t]
         token = self.backend.api_captcha(sess, tokens, signed=bool(self.headers.get("Anti-Content")))
         if token is not None:
-            self.send_json(failure(bk.ERR_CAPTCHA_API, bk.MSG_CAPTCHA_API, {"verifyAuthToken": token}))
+            self.send_json(failure(rec.ERR_CAPTCHA_API, rec.MSG_CAPTCHA_API, {"verifyAuthToken": token}))
             return None
         return sess
 
@@ -235,7 +236,7 @@ def auth(h: Handler) -> None:
     device = h.ensure_device()
     password = h.backend.decrypt_password(str(body.get("password", "")), str(body.get("passwordEncrypt", "")))
     if password is None:
-        h.send_json(failure(bk.ERR_PARAM, bk.MSG_PARAM))
+        h.send_json(failure(rec.ERR_PARAM, rec.MSG_PARAM))
         return
     res = h.backend.password_login(
         str(body.get("username", "")), password, device,
@@ -255,11 +256,11 @@ def auth(h: Handler) -> None:
 
 def send_sms(h: Handler) -> None:
     body = h.json_body()
-    if body.get("type") != bk.SMS_TYPE_LOGIN:
-        h.send_json(failure(bk.ERR_PARAM, bk.MSG_PARAM))
+    if body.get("type") != rec.SMS_TYPE_LOGIN:
+        h.send_json(failure(rec.ERR_PARAM, rec.MSG_PARAM))
         return
     code = h.backend.send_sms(str(body.get("username", "")))
-    h.send_json(envelope({"sent": True}) if code else failure(bk.ERR_PASSWORD, "账号不存在"))
+    h.send_json(envelope({"sent": True}) if code else failure(rec.ERR_PASSWORD, "账号不存在"))
 
 
 def picture_captcha(h: Handler) -> None:
@@ -293,7 +294,7 @@ def qr_matrix(h: Handler) -> None:
 def qr_query(h: Handler) -> None:
     status, sess, blocked = h.backend.qr_status(str(h.json_body().get("data", "")))
     if blocked:
-        h.send_json(failure(blocked, bk.BLOCKED_LOGIN[blocked]))
+        h.send_json(failure(blocked, rec.BLOCKED_LOGIN[blocked]))
         return
     if sess:
         h.set_session_cookies(sess)
@@ -307,7 +308,7 @@ def check_login(h: Handler) -> None:
 def userinfo(h: Handler) -> None:
     sess = h.backend.session_for(h.cookies())
     if sess is None:
-        h.send_json(failure(bk.ERR_SESSION, bk.MSG_SESSION))
+        h.send_json(failure(rec.ERR_SESSION, rec.MSG_SESSION))
         return
     acc = h.backend.accounts[sess.username]
     h.send_json(envelope({
@@ -325,7 +326,7 @@ def query_list(h: Handler) -> None:
     try:
         result = h.backend.query_list(sess.mall_id, h.json_body())
     except (ValueError, TypeError):
-        h.send_json(failure(bk.ERR_PARAM, bk.MSG_PARAM))
+        h.send_json(failure(rec.ERR_PARAM, rec.MSG_PARAM))
         return
     h.send_json(envelope(result))
 

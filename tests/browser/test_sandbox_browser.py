@@ -105,7 +105,7 @@ def test_wrong_password_shows_an_error(page: Page, sandbox: Sandbox) -> None:
 
 @pytest.mark.parametrize("code", [2000016, 2000017, 8000079, 40029])
 def test_risk_and_blocked_logins_show_their_texts(page: Page, sandbox: Sandbox, code: int) -> None:
-    from agent.sandbox.backend import BLOCKED_LOGIN
+    from agent.sandbox.records import BLOCKED_LOGIN
 
     sandbox.control.arm_login_block(OWNER, code)
     fill_login(page, sandbox.url, OWNER)

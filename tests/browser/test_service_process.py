@@ -390,7 +390,7 @@ def test_the_canvas_qr_is_pushed_renewed_when_it_expires_and_a_scan_logs_the_sho
     """A QR-only shop: the QR the team receives is drawn from the page's qrcode answer; when it expires the page
     renews it and the new image is pushed; the phone scans, confirms, and the shop is read again."""
     from agent.browser.session import qr_png_bytes
-    from agent.cli.demo_view import qr_matrix
+    from agent.cli.qr_view import qr_matrix
 
     sandbox.control.load("logins")
     sandbox.control.settings(qr_ttl=6)

@@ -23,8 +23,8 @@ import pytest
 from agent.browser.login_flow import PASSWORD_PROMPT, SMS_PROMPT, interactive_login
 from agent.browser.pool import BrowserPool
 from agent.browser.session import ShopSession, qr_png_bytes, write_private
-from agent.cli.demo_view import qr_matrix
 from agent.cli.login_cmd import qr_terminal
+from agent.cli.qr_view import qr_matrix
 from agent.config import locators
 from agent.core.models import CheckFailure, ShopState
 from tests.conftest import Sandbox, run_async
