@@ -259,37 +259,40 @@ class Checker:
         lists, evidence = self.sel["aftersale_list"], self.sel["evidence"]
         now = datetime.fromtimestamp(raw.server_time, self.tz) if raw.server_time else datetime.now(self.tz)
         result.checked_at = now
-        a, e = raw.lists["aftersales"], raw.lists["evidence"]
+        after, proof = raw.lists["aftersales"], raw.lists["evidence"]
 
         def times(lr: ListRead) -> list[datetime]:  # each row by the Date of the answer that carried it
             got = [datetime.fromtimestamp(t, self.tz) if t else now for t in lr.row_times]
             return got if len(got) == len(lr.rows) else [now] * len(lr.rows)
 
-        result.aftersales, f1 = parsers.parse_aftersales(a.rows, lists, times(a), "queryList[aftersales]")
-        result.evidence, f2 = parsers.parse_evidence(e.rows, lists, evidence, times(e), "queryList[evidence]")
-        if a.from_dom:
-            result.aftersales = parsers.parse_dom_rows(a.dom_rows, lists, now, "DOM[aftersales]")
-            f1.append(Finding("dom_fallback", "待商家处理: no queryList answer captured; read the page's rows"))
-        if e.from_dom:
-            result.evidence = parsers.as_evidence(parsers.parse_dom_rows(e.dom_rows, lists, now, "DOM[evidence]"))
-            f2.append(Finding("dom_fallback", "待商家举证: no queryList answer captured; read the page's rows"))
+        where_a, where_e = "queryList[aftersales]", "queryList[evidence]"
+        result.aftersales, found_a = parsers.parse_aftersales(after.rows, lists, times(after), where_a)
+        result.evidence, found_e = parsers.parse_evidence(proof.rows, lists, evidence, times(proof), where_e)
+        if after.from_dom:
+            result.aftersales = parsers.parse_dom_rows(after.dom_rows, lists, now, "DOM[aftersales]")
+            found_a.append(Finding("dom_fallback", "待商家处理: no queryList answer captured; read the page's rows"))
+        if proof.from_dom:
+            result.evidence = parsers.as_evidence(parsers.parse_dom_rows(proof.dom_rows, lists, now, "DOM[evidence]"))
+            found_e.append(Finding("dom_fallback", "待商家举证: no queryList answer captured; read the page's rows"))
         result.aftersales.sort(key=lambda i: i.deadline)
         result.evidence.sort(key=lambda i: i.deadline)
         result.counters = dict(raw.counters)
-        findings = [*raw.findings, *f1, *f2]
+        findings = [*raw.findings, *found_a, *found_e]
         due = sum(1 for i in result.aftersales if i.remaining_seconds < 86400)
         proof_due = sum(1 for i in result.evidence if i.remaining_seconds < 86400)
         c, keys, q = lists["counters"], lists["count_keys"], lists["quick_filters"]
         counter = raw.counters.get(c["expiring_aftersales"], raw.counts.get(keys.get(q["aftersales_expiring"], "")))
         proof_counter = raw.counters.get(c["expiring_evidence"], raw.counts.get(keys.get(q["evidence_expiring"], "")))
-        read_a = a.total if a.from_dom else len(a.rows)
-        read_e = e.total if e.from_dom else len(e.rows)
-        findings += parsers.consistency(a.total, read_a, q["aftersales"], due, _int(counter), c["expiring_aftersales"])
+        read_a = after.total if after.from_dom else len(after.rows)
+        read_e = proof.total if proof.from_dom else len(proof.rows)
         findings += parsers.consistency(
-            e.total, read_e, q["evidence"], proof_due, _int(proof_counter), c["expiring_evidence"]
+            after.total, read_a, q["aftersales"], due, _int(counter), c["expiring_aftersales"]
+        )
+        findings += parsers.consistency(
+            proof.total, read_e, q["evidence"], proof_due, _int(proof_counter), c["expiring_evidence"]
         )
         sn = lists["fields"]["order_sn"]
-        for lr, items in ((a, result.aftersales), (e, result.evidence)):
+        for lr, items in ((after, result.aftersales), (proof, result.evidence)):
             if lr.from_dom:
                 continue
             by_sn = {i.order_sn: i.remaining_seconds for i in items}
@@ -319,19 +322,19 @@ class Checker:
     # ---- many shops -------------------------------------------------------------------------
     async def check_all(self, shops: Sequence[ShopConfig] | None = None, mode: str = "auto") -> list[ShopResult]:
         chosen = [s for s in (shops if shops is not None else self.config.shops) if s.enabled]
-        return list(await asyncio.gather(*(self._safe(s, mode) for s in chosen)))
+        return list(await asyncio.gather(*(self._check_in_slot(s, mode) for s in chosen)))
 
-    async def _safe(self, shop: ShopConfig, mode: str) -> ShopResult:
+    async def _check_in_slot(self, shop: ShopConfig, mode: str) -> ShopResult:
         async with self._limit:  # the deadline below counts the work, not the wait for a slot
             if self.closing:
                 raise asyncio.CancelledError("the service is stopping: this check never started")
             self.active.add(shop.name)
             try:
-                return await self._deadline(shop, mode)
+                return await self._check_within_limit(shop, mode)
             finally:
                 self.active.discard(shop.name)
 
-    async def _deadline(self, shop: ShopConfig, mode: str) -> ShopResult:
+    async def _check_within_limit(self, shop: ShopConfig, mode: str) -> ShopResult:
         # a whole check never takes longer than this: a wedged page or browser becomes a typed timeout
         limit = max(60.0, self.options.timeout_seconds * 10)
         task = asyncio.create_task(self._check_shop(shop, mode))

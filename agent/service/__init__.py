@@ -1,1 +1,1 @@
-"""The long-running service: scheduler jobs, the check/dispatch cycle, health snapshot and endpoint."""
+"""The long-running service: scheduler jobs, the check → alerts → send pipeline, health snapshot and endpoint."""

@@ -30,8 +30,8 @@ from agent.core.models import CheckFailure, OpenLogin, ShopResult, ShopState
 from agent.outbox.dispatch import Report
 from agent.outbox.enqueue import queue_digest, queue_new_qr
 from agent.outbox.store import Store
-from agent.service.cycle import Cycle
 from agent.service.health import ShopStatus, Snapshot, channel_view, shop_statuses, write_heartbeat
+from agent.service.pipeline import Pipeline
 from agent.service.triggers import check_trigger, stale_after
 from notifiers.base import Notifier
 
@@ -59,7 +59,7 @@ class Service:
         self.config, self.store, self.pool, self.notifiers = config, store, pool, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
         self.clock = clock or Clock(self.tz)
-        self.cycle = Cycle(config, store, pool, sel, notifiers, hold_qr_logins=True, clock=self.clock)
+        self.pipeline = Pipeline(config, store, pool, sel, notifiers, hold_qr_logins=True, clock=self.clock)
         store.probe_channels_now(self.clock.now())  # a restart tries failing channels at once
         self.qr_timeout = qr_timeout
         self.scheduler = make_scheduler(self.tz)
@@ -115,12 +115,12 @@ class Service:
         send the outbox once. Cancelled checks lose nothing: a check commits only when it completes."""
         grace = seconds(self.config.schedule.shutdown_grace) if grace is None else grace
         self.stopping = True
-        self.cycle.stop_accepting()  # checks still waiting for a browser slot end without starting
+        self.pipeline.stop_accepting()  # checks still waiting for a browser slot end without starting
         if self.scheduler.running:
             self.scheduler.pause()
         busy = {t for t in self.inflight if not t.done()}
         if busy:
-            active = len(self.cycle.in_flight)
+            active = len(self.pipeline.in_flight)
             logger.info("stopping: waiting up to {:.0f} s for {} check(s) in flight; {} queued job(s) will not "
                         "start", grace, active, max(0, len(busy) - active))
             waiter = asyncio.ensure_future(asyncio.wait(busy, timeout=grace))
@@ -193,7 +193,7 @@ class Service:
             return None
         self.busy.add(name)
         try:
-            [result] = await self.cycle.check([shop])
+            [result] = await self.pipeline.check([shop])
         finally:
             self.busy.discard(name)
         await self._take_open_login(shop, result)
@@ -208,7 +208,7 @@ class Service:
         shops = [s for s in self.config.shops if s.enabled]
         self.busy.update(s.name for s in shops)
         try:
-            results = await self.cycle.check(shops)
+            results = await self.pipeline.check(shops)
         finally:
             self.busy.clear()
         for shop, result in zip(shops, results, strict=True):
@@ -221,7 +221,7 @@ class Service:
         if name in self.qr_waits or name in self.busy:
             return
         try:
-            alive = await self.cycle.keepalive(shop)
+            alive = await self.pipeline.keepalive(shop)
         except (CheckFailure, TimeoutError) as exc:  # rate limited, backend down: the next check will tell
             logger.info("keep-alive {} skipped: {}", name, exc)
             return
@@ -248,7 +248,7 @@ class Service:
         task.add_done_callback(self._background.discard)
 
     async def _dispatch_locked(self) -> Report:
-        report = await self.cycle.dispatch()
+        report = await self.pipeline.dispatch()
         self.sent.add(report)
         return report
 

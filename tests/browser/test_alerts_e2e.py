@@ -19,7 +19,7 @@ from agent.config import Config, load_config, locators
 from agent.outbox.dispatch import Report, build_notifiers
 from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
-from agent.service.cycle import Cycle
+from agent.service.pipeline import Pipeline
 from tests.conftest import Sandbox, run_async
 
 pytestmark = [
@@ -106,11 +106,11 @@ def cycle_once(config: Config, store: Store, *, check: bool = True, dispatches: 
     async def go() -> list[Report]:
         notifiers = build_notifiers(config)
         async with BrowserPool(timeout_seconds=8) as pool:
-            cycle = Cycle(config, store, pool, locators.load(), notifiers)
+            pipeline = Pipeline(config, store, pool, locators.load(), notifiers)
             if check:
-                await cycle.check()
-            cycle.clock.advance(later)
-            reports = [await cycle.dispatch() for _ in range(dispatches)]
+                await pipeline.check()
+            pipeline.clock.advance(later)
+            reports = [await pipeline.dispatch() for _ in range(dispatches)]
         for n in notifiers.values():
             await n.aclose()
         return reports
@@ -253,7 +253,7 @@ import asyncio, os, signal, sys
 from agent.config import locators
 from agent.browser.pool import BrowserPool
 from agent.config import load_config
-from agent.service.cycle import Cycle
+from agent.service.pipeline import Pipeline
 from agent.outbox.dispatch import build_notifiers
 from agent.outbox.store import Store
 
@@ -263,12 +263,12 @@ store = Store(config.agent.data_dir / "agent.db")
 async def main():
     notifiers = build_notifiers(config)
     async with BrowserPool(timeout_seconds=8) as pool:
-        cycle = Cycle(config, store, pool, locators.load(), notifiers)
+        pipeline = Pipeline(config, store, pool, locators.load(), notifiers)
         if sys.argv[2] == "check-then-die":
-            await cycle.check()
+            await pipeline.check()
             os.kill(os.getpid(), signal.SIGKILL)  # killed between check and dispatch
         for _ in range(2):
-            print((await cycle.dispatch()).rows_sent, flush=True)
+            print((await pipeline.dispatch()).rows_sent, flush=True)
 
 asyncio.run(main())
 """

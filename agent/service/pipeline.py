@@ -1,4 +1,4 @@
-"""One agent cycle: check shops and queue their alerts; dispatch the outbox. Shared by the service and tests."""
+"""The pipeline: check shops, turn each result into queued alerts, send the outbox; one clock for all of it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from agent.outbox.store import Store
 from notifiers.base import Notifier
 
 
-class Cycle:
+class Pipeline:
     """Checks and dispatch sharing one `Clock`: each read shop teaches it the backend's time, so stages,
     rendering and quiet hours run on the backend's time while due times and retries run on ours."""
 
