@@ -16,9 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.config import AgentConfig, Config, ScheduleConfig, ShopConfig
 from agent.core.rules import ItemState
 from agent.outbox.store import Store
+from agent.service.endpoint import METRICS_CONTENT_TYPE, HealthServer
 from agent.service.health import (
-    METRICS_CONTENT_TYPE,
-    HealthServer,
     ShopStatus,
     Snapshot,
     healthz,

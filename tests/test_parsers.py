@@ -224,3 +224,20 @@ def test_consistency_findings() -> None:
             {"order_sn": "c", "countdown": "garbled", "countdown_time": ""}]
     found = parsers.countdown_findings(rows, {"a": 3601, "b": 3700, "c": 10}, LISTS)
     assert [f.kind for f in found] == ["countdown_vs_api", "countdown_unparsed"]
+
+
+def test_login_state_reads_checklogin_by_site_toml() -> None:
+    assert parsers.login_state({"success": True, "result": {"login": True}}, SITE) is True
+    assert parsers.login_state({"success": True, "result": {"login": False}}, SITE) is False
+    assert parsers.login_state({"success": False, "errorCode": 43001, "errorMsg": "会话已过期"}, SITE) is False
+    with pytest.raises(CheckFailure) as info:
+        parsers.login_state({"success": True, "result": {"logged": True}}, SITE)
+    assert info.value.state is ShopState.LAYOUT_CHANGED and "result.login" in info.value.detail
+    with pytest.raises(CheckFailure) as info:
+        parsers.login_state({"success": False, "errorCode": 42900, "errorMsg": "操作太过频繁"}, SITE)
+    assert info.value.state is ShopState.RATE_LIMITED
+    with pytest.raises(CheckFailure) as info:  # 54001 is a captcha, never a rate limit, whatever the text says
+        parsers.login_state({"success": False, "errorCode": 54001, "errorMsg": "操作太过频繁"}, SITE)
+    assert info.value.state is ShopState.CAPTCHA
+    renamed = {**SITE, "api": {**SITE["api"], "check_login_field": "isLogin"}}  # a new build renames the flag
+    assert parsers.login_state({"success": True, "result": {"isLogin": True}}, renamed) is True

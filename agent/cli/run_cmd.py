@@ -23,7 +23,7 @@ from agent.config.durations import seconds
 from agent.core.models import CheckFailure
 from agent.outbox.dispatch import Report, build_notifiers
 from agent.outbox.store import ChannelState, Store
-from agent.service.health import HealthServer
+from agent.service.endpoint import HealthServer
 from agent.service.scheduler import Service
 from notifiers.base import Notifier
 from notifiers.wecom import parse_webhook

@@ -22,7 +22,7 @@ import pytest
 
 from agent.browser.login_flow import PASSWORD_PROMPT, SMS_PROMPT, interactive_login
 from agent.browser.pool import BrowserPool
-from agent.browser.session import ShopSession, qr_png_bytes, write_private
+from agent.browser.session import ShopSession, qr_png_bytes
 from agent.cli.login_cmd import qr_terminal
 from agent.cli.qr_view import qr_matrix
 from agent.config import locators
@@ -259,44 +259,6 @@ def test_verify_treats_a_redirect_to_the_login_page_as_logged_out(logins: Sandbo
     logged_out, exc = run(main())
     assert logged_out is False
     assert exc.state is ShopState.BACKEND_ERROR and "not JSON" in exc.detail
-
-
-def test_verify_reads_session_codes_and_names_a_missing_field() -> None:
-    s = ShopSession(
-        BrowserPool(), name="x", base_url="http://127.0.0.1:9", username="x", password=None,
-        state_path=Path("/nonexistent/state.json"), site=SITE,
-    )
-    assert s._login_flag({"success": True, "result": {"login": True}}) is True
-    assert s._login_flag({"success": True, "result": {"login": False}}) is False
-    assert s._login_flag({"success": False, "errorCode": 43001, "errorMsg": "会话已过期"}) is False
-    with pytest.raises(CheckFailure) as info:
-        s._login_flag({"success": True, "result": {"logged": True}})
-    assert info.value.state is ShopState.LAYOUT_CHANGED and "result.login" in info.value.detail
-    with pytest.raises(CheckFailure) as info:
-        s._login_flag({"success": False, "errorCode": 54001, "errorMsg": "操作太过频繁"})
-    assert info.value.state is ShopState.RATE_LIMITED
-
-
-def test_write_private_is_atomic_and_0600_from_creation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "new" / "state.json"
-    write_private(target, b"old")
-    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
-    seen: list[int] = []
-    real_replace = os.replace
-
-    def failing_replace(src: Any, dst: Any) -> None:
-        seen.append(stat.S_IMODE(os.stat(src).st_mode))
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError):
-        write_private(target, b"new")
-    assert seen == [0o600]
-    assert target.read_bytes() == b"old"  # the crash left the previous file whole
-    assert [p.name for p in target.parent.iterdir()] == ["state.json"]
-    monkeypatch.setattr(os, "replace", real_replace)
-    write_private(target, b"new")
-    assert target.read_bytes() == b"new" and stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
 # ---- the browser --------------------------------------------------------------------------------
