@@ -79,7 +79,7 @@ class QrLogin:
         return watch.uri if watch else None
 
     async def login_qr_png(self, context: BrowserContext) -> bytes:
-        """The shop's current login QR as PNG bytes (for the alerting layer to push to WeCom).
+        """The shop's current login QR as PNG bytes (queued with the login_required alert for the admins).
 
         The page stays open as `self.qr_page` so that a scan can complete: follow with
         `wait_for_qr_login()`, or close the context.

@@ -4,8 +4,8 @@ The storage state (cookies + local storage) of each shop lives in one JSON file,
 atomically. A check opens a context from it, `verify`s it with `checkLogin` through the context's own
 request API, and when it is logged out logs in again with the password by driving the real login page,
 exactly once. Whatever a machine must not answer (an SMS code, a captcha, a QR-only account, a refused
-password) ends the attempt with a typed `CheckFailure` for the alerting layer; `agent.browser.login_flow` is
-the human path through the same page.
+password) ends the attempt with a typed `CheckFailure` for the rules (core) to tell a human;
+`agent.browser.login_flow` is the human path through the same page.
 
 Every URL, selector, text and field name comes from `selectors/site.toml` (the `site` table).
 """

@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 
 
 class ShopState(StrEnum):
-    """Why a shop could not be read. The alerting layer tells a human once per state."""
+    """Why a shop could not be read. The rules (core.rules) tell a human once per state."""
 
     OK = "ok"
     SMS_REQUIRED = "sms_required"  # a new device needs the SMS code: `pdd-agent login`
