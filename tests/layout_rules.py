@@ -114,7 +114,8 @@ def violations(root: Path) -> list[str]:
         if allowed is None:
             problems.append(f"{where}: {src} is not a known room (add it to MAY_IMPORT in tests/layout_rules.py)")
         elif dst not in allowed:
-            problems.append(f"{where}: {src} may import only {sorted(allowed) or 'nothing of the product'}")
+            rule = f"only {', '.join(sorted(allowed))}" if allowed else "nothing else of the product"
+            problems.append(f"{where}: {src} may import {rule}")
     problems += [f"import cycle: {' -> '.join(c)}" for c in cycles(graph)]
     return problems
 
