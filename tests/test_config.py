@@ -84,7 +84,7 @@ def test_example_loads_with_defaults_and_paths_relative_to_the_file(
     assert config.path == copy
     assert config.agent == AgentConfig(data_dir=tmp_path / "etc" / "data")
     assert config.agent.zone.key == "Asia/Shanghai"
-    assert config.browser == BrowserConfig()
+    assert config.browser == BrowserConfig(max_pages=2) and config.browser.pages == BrowserConfig().pages == 2
     assert [(s.name, s.username, s.password_env, s.base_url) for s in config.shops] == [
         ("示例旗舰店", "示例旗舰店:客服01", "PDD_PASSWORD_SHOP1", "https://mms.pinduoduo.com"),
         ("示例专营店", "示例专营店", "PDD_PASSWORD_SHOP2", "https://mms.pinduoduo.com"),
@@ -96,8 +96,9 @@ def test_example_loads_with_defaults_and_paths_relative_to_the_file(
 
 def test_example_shows_every_schema_key() -> None:
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    deprecated = {"max_concurrent_shops"}  # still read, no longer shown
     for table, cls in (("agent", AgentConfig), ("browser", BrowserConfig)):
-        assert set(data[table]) == {f.name for f in dataclasses.fields(cls)}, table
+        assert set(data[table]) == {f.name for f in dataclasses.fields(cls)} - deprecated, table
     assert set(data["shops"][0]) == {f.name for f in dataclasses.fields(ShopConfig)}
     assert set(data) == {f.name for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
     assert set(data["alerts"]) == {f.name for f in dataclasses.fields(AlertsConfig)}
@@ -143,8 +144,10 @@ def test_minimal_file_takes_the_defaults(tmp_path: Path) -> None:
     assert config.agent == AgentConfig(data_dir=tmp_path / "data")
     assert config.agent.selectors_dir is None and config.agent.pacing_seconds == 1.0
     assert config.browser == BrowserConfig(
-        executable_path="", headless=True, max_concurrent_shops=2, timeout_seconds=30
+        executable_path="", headless=True, timeout_seconds=30
     )
+    assert (config.browser.pages, config.browser.max_concurrent_checks, config.agent.max_requests_per_second) == (
+        2, 50, 10.0)
     assert config.shops == (ShopConfig(name="店", username="店", base_url="http://127.0.0.1:9"),)
     assert config.shops[0].password() is None
 
@@ -346,7 +349,7 @@ def test_masked_never_shows_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
     assert view["shops"][0]["password_env"] == "PDD_PASSWORD_SHOP1 (set)"
     assert view["shops"][1]["password_env"] == "PDD_PASSWORD_SHOP2 (未设置 / not set)"
     assert view["agent"]["data_dir"] == str(ROOT / "data") and view["path"] == str(EXAMPLE)
-    assert view["browser"]["max_concurrent_shops"] == 2
+    assert view["browser"]["max_pages"] == 2
 
 
 def test_secret_named_keys_are_masked() -> None:
@@ -424,3 +427,45 @@ def test_alert_stages_are_read_from_the_config_strings(tmp_path: Path) -> None:
         """))
     cfg = rules_config(config)
     assert cfg.aftersale_before == (86400, 1800) and cfg.evidence_before == (3600,) and cfg.health_cooldown == 3600
+
+
+SHOP = '[[shops]]\nname = "店"\nusername = "店"\nbase_url = "http://127.0.0.1:9/"\n'
+
+
+def test_the_old_single_limit_is_read_as_max_pages_with_a_deprecation(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "[browser]\nmax_concurrent_shops = 3\n" + SHOP))
+    assert config.browser.pages == 3 and config.browser.max_concurrent_checks == 50
+    [note] = config.deprecations()
+    assert "max_concurrent_shops is deprecated (read as max_pages = 3)" in note and "max_concurrent_checks" in note
+    both = load_config(_write(tmp_path, "[browser]\nmax_concurrent_shops = 3\nmax_pages = 4\n" + SHOP))
+    assert both.browser.pages == 4 and "max_pages wins" in both.deprecations()[0]
+    assert load_config(_write(tmp_path, SHOP)).deprecations() == []
+
+
+def test_config_check_prints_deprecations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path, "[browser]\nmax_concurrent_shops = 3\n" + SHOP)
+    assert cli.main(["config", "check", "--config", str(path)]) == 0
+    assert "max_concurrent_shops is deprecated" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("proxy", "ok"), [
+    ("http://u:p@10.0.0.1:3128", True), ("https://proxy.example.cn:443", True), ("socks5://127.0.0.1:1080", True),
+    ("socks5://u:p@127.0.0.1:1080", False), ("http://proxy.example.cn", False), ("ftp://x:21", False), ("garbage-proxy-value", False),
+], ids=["http-auth", "https", "socks5", "socks5-auth", "no-port", "ftp", "garbage"])
+def test_shop_proxy_is_checked_without_echoing_it(tmp_path: Path, proxy: str, ok: bool) -> None:
+    text = SHOP + f'proxy = "{proxy}"\n'
+    if ok:
+        assert load_config(_write(tmp_path, text)).shops[0].proxy == proxy
+    else:
+        msg = _error(tmp_path, text)
+        assert "shops[0].proxy" in msg and "代理地址无效" in msg and proxy not in msg
+
+
+def test_shop_proxy_from_the_environment_is_masked_in_the_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_PROXY", "http://shop1:s3cr%40t@10.1.2.3:3128")
+    config = load_config(_write(tmp_path, SHOP + 'proxy = "${SHOP_PROXY}"\nuser_agent = "UA/1"\nlocale = "zh-TW"\n'))
+    shop = config.shops[0]
+    assert shop.proxy_parts() == ("http://10.1.2.3:3128", "shop1", "s3cr@t")
+    assert shop.proxy_shown == "http://***@10.1.2.3:3128" and (shop.user_agent, shop.locale) == ("UA/1", "zh-TW")
+    dumped = json.dumps(masked(config), ensure_ascii=False)
+    assert "s3cr" not in dumped and "shop1" not in dumped and "http://***@10.1.2.3:3128" in dumped

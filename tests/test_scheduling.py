@@ -128,18 +128,29 @@ def test_skipped_checks_are_summarised_not_logged_per_shop(tmp_path: Path) -> No
         logger.remove(sink)
         store.close()
     assert len(lines) == 1 and "checks are not keeping up: 1 scheduled check(s) skipped" in lines[0]
-    assert "max_concurrent_shops = 2" in lines[0] and service.skipped == 2  # reported again in 10 minutes
+    assert "max_concurrent_checks = 50, max_pages = 2" in lines[0]
+    assert service.skipped == 2  # reported again in 10 minutes
 
 
-def test_a_schedule_the_browser_slots_cannot_keep_is_warned_about(tmp_path: Path) -> None:
-    from agent.cli.run_cmd import capacity_warnings
+def test_a_schedule_the_limits_cannot_keep_is_warned_about(tmp_path: Path) -> None:
+    from agent.service.capacity import capacity, capacity_lines, capacity_warnings
 
-    shops = "".join(f'[[shops]]\nname = "店{n}"\nusername = "店{n}"\n' for n in range(60))
+    shops = "".join(f'[[shops]]\nname = "店{n}"\nusername = "店{n}"\n' for n in range(200))
     (tmp_path / "config.toml").write_text(shops + '[schedule]\ncheck_interval = "60s"\n', encoding="utf-8")
-    [warning] = capacity_warnings(load_config(tmp_path / "config.toml"))
-    assert "60 shops × about 3.5 s per check / 2 at a time ≈ 105 s per round" in warning
-    (tmp_path / "config.toml").write_text(shops + '[schedule]\ncheck_interval = "10m"\n', encoding="utf-8")
-    assert capacity_warnings(load_config(tmp_path / "config.toml")) == []
+    config = load_config(tmp_path / "config.toml")
+    c = capacity(config)  # 10 requests/s by default, 5 requests a check: the budget bounds the round
+    assert c.bound_by == "budget" and round(c.round_seconds) == 105 and c.holds == 114
+    [warning] = capacity_warnings(config)
+    assert "a round of 200 shops takes about 105 s" in warning and "holds about 114 shops" in warning
+    (tmp_path / "config.toml").write_text(shops + '[agent]\nmax_requests_per_second = 50\n'
+                                          '[schedule]\ncheck_interval = "60s"\n', encoding="utf-8")
+    config = load_config(tmp_path / "config.toml")
+    assert capacity_warnings(config) == [] and round(capacity(config).round_seconds) == 21
+    assert "the 60 s interval holds about 570 warm shops" in capacity_lines(config)[0]
+    (tmp_path / "config.toml").write_text(shops + '[agent]\nmax_requests_per_second = 500\n'
+                                          '[browser]\nmax_concurrent_checks = 4\n', encoding="utf-8")
+    c = capacity(load_config(tmp_path / "config.toml"))  # few request slots: they bound it (3.5 s × 200 / 4)
+    assert c.bound_by == "checks" and round(c.round_seconds) == 175 and c.fits  # the 10-min default holds it
 
 
 def test_the_digest_job_queues_one_digest_per_shop_and_channel(tmp_path: Path) -> None:

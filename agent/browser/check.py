@@ -15,6 +15,8 @@ from loguru import logger
 from playwright.async_api import BrowserContext, Page
 
 from agent.browser.api_reader import ApiReader
+from agent.browser.budget import RequestBudget
+from agent.browser.lanes import Lanes, Slot
 from agent.browser.page_reader import PageReader
 from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.qr_login import HeldQrLogin
@@ -42,7 +44,8 @@ _HURDLES = {ShopState.SMS_REQUIRED, ShopState.CAPTCHA, ShopState.LOGIN_REQUIRED,
 
 
 class Checker:
-    """Checks configured shops with one shared browser; never more than max_concurrent_shops at once."""
+    """Checks configured shops with one shared browser: request-only checks up to max_concurrent_checks, page
+    work up to max_pages at once (lanes.py), every backend request within the host's budget (budget.py)."""
 
     def __init__(
         self, config: Config, pool: BrowserPool, sel: Mapping[str, Any], options: ReadOptions | None = None,
@@ -53,12 +56,13 @@ class Checker:
         self.config = config
         self.pool = pool
         self.sel = sel
+        self.budget = RequestBudget(config.agent.max_requests_per_second)
         self.options = options or ReadOptions(
             pacing_seconds=config.agent.pacing_seconds, timeout_seconds=config.browser.timeout_seconds,
-            backoff_seconds=config.agent.rate_limit_backoff,
+            backoff_seconds=config.agent.rate_limit_backoff, budget=self.budget,
         )
         self.tz = ZoneInfo(config.agent.timezone)
-        self._limit = asyncio.Semaphore(config.browser.max_concurrent_shops)
+        self.lanes = Lanes(config.browser.max_concurrent_checks, config.browser.pages)
         self.hold_qr_logins = hold_qr_logins
         self.active: set[str] = set()  # shops holding a browser slot right now
         self.closing = False  # stop_accepting(): checks still waiting for a slot never start
@@ -84,13 +88,17 @@ class Checker:
         """The login stop still waiting for a human, unless it is old enough to try the password again."""
         return pending_hurdle(self._dir(shop), self.config.agent.login_retry_hours * 3600, time.time())
 
-    async def _login(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
+    async def _login(self, shop: ShopConfig, session: ShopSession, context: BrowserContext, slot: Slot) -> bool:
         """`_login_once`, backing off like the reader when checkLogin answers 54001 / HTTP 429."""
         for wait in (*self.options.backoff_seconds, None):
             try:
-                return await self._login_once(shop, session, context)
+                return await self._login_once(shop, session, context, slot)
             except CheckFailure as exc:
-                if exc.state is not ShopState.RATE_LIMITED or wait is None:
+                if exc.state is not ShopState.RATE_LIMITED:
+                    raise
+                if self.options.budget is not None:
+                    self.options.budget.slowed_down()
+                if wait is None:
                     raise
                 logger.info("shop {}: rate limited at login, retrying in {:.0f} s", shop.name, wait)
                 await asyncio.sleep(wait)
@@ -100,7 +108,7 @@ class Checker:
         since = datetime.now(self.tz).isoformat(timespec="seconds")
         remember_hurdle(self._dir(shop), exc.state.value, exc.detail, where, time.time(), since)
 
-    async def _login_once(self, shop: ShopConfig, session: ShopSession, context: BrowserContext) -> bool:
+    async def _login_once(self, shop: ShopConfig, session: ShopSession, context: BrowserContext, slot: Slot) -> bool:
         """ensure_logged_in, but a remembered hurdle only lets the saved session be verified.
 
         A captcha met while reading (54001) is not retried at all until a person passed it
@@ -122,7 +130,10 @@ class Checker:
                 f"{hurdle['detail']} (waiting for `pdd-agent login` since {hurdle['since']}; no new password attempt)",
             )
         try:
-            relogged = await session.ensure_logged_in(context)
+            relogged = not await session.verify(context)
+            if relogged:  # the login page: page work
+                await slot.need_page()
+                await session.log_in_with_password(context)
         except CheckFailure as exc:
             if exc.state in _HURDLES:
                 self.remember_hurdle(shop, exc)
@@ -159,12 +170,12 @@ class Checker:
 
     # ---- one shop ---------------------------------------------------------------------------
     async def check_shop(self, shop: ShopConfig, mode: str = "auto") -> ShopResult:
-        """One shop, once a browser slot is free (at most max_concurrent_shops at a time)."""
-        async with self._limit:
-            return await self._check_shop(shop, mode)
+        """One shop, once a request slot is free (a page slot too, once it needs a page)."""
+        async with self.lanes.slot() as slot:
+            return await self._check_shop(shop, mode, slot)
 
-    async def _check_shop(self, shop: ShopConfig, mode: str) -> ShopResult:
-        """One shop; the caller holds a browser slot."""
+    async def _check_shop(self, shop: ShopConfig, mode: str, slot: Slot) -> ShopResult:
+        """One shop; the caller holds its slot (`slot.need_page()` before any page work)."""
         started = time.monotonic()
         result = ShopResult(name=shop.name, checked_at=datetime.now(self.tz))
         session = self.session(shop)
@@ -172,7 +183,7 @@ class Checker:
         handed_over = False
         context = await session.open()
         try:
-            relogged = await self._login(shop, session, context)
+            relogged = await self._login(shop, session, context, slot)
             plan = self.load_plan(shop)
             raw: RawRead | None = None
             if mode == "api" or (mode == "auto" and plan is not None and not relogged):
@@ -193,6 +204,7 @@ class Checker:
                     result.aftersales, result.evidence = [], []
                     raw = None
             if raw is None:
+                await slot.need_page()
                 page = await self.pool.new_page(context)
                 try:
                     raw = await PageReader(page, shop.base_url, self.sel, self.options).read()
@@ -208,6 +220,7 @@ class Checker:
             result.state, result.error = exc.state, exc.detail
             await self._capture(shop, page, context, exc)
             if exc.state is ShopState.LOGIN_REQUIRED:
+                await slot.need_page()  # the login page shows the QR
                 result.qr_png = await self._qr(session, context)
                 if result.qr_png and self.hold_qr_logins and not self.closing:
                     result.open_login, handed_over = HeldQrLogin(session, context), True
@@ -223,12 +236,12 @@ class Checker:
         return result
 
     def session(self, shop: ShopConfig) -> ShopSession:
-        return ShopSession.for_shop(self.pool, shop, self.config.agent.data_dir, self.sel["site"])
+        return ShopSession.for_shop(self.pool, shop, self.config.agent.data_dir, self.sel["site"], self.options.budget)
 
     async def keepalive(self, shop: ShopConfig) -> bool:
         """A light visit between checks (checkLogin through the saved session, cookies saved back): True when
         the session is still logged in. Never logs in: a lost session is the next check's business."""
-        async with self._limit:
+        async with self.lanes.slot():  # request-only: never queued behind page work
             if self.closing:
                 return True  # stopping: nothing to learn
             session = self.session(shop)
@@ -325,22 +338,27 @@ class Checker:
         return list(await asyncio.gather(*(self._check_in_slot(s, mode) for s in chosen)))
 
     async def _check_in_slot(self, shop: ShopConfig, mode: str) -> ShopResult:
-        async with self._limit:  # the deadline below counts the work, not the wait for a slot
+        async with self.lanes.slot() as slot:  # the deadline below counts the work, not the waits for slots
             if self.closing:
                 raise asyncio.CancelledError("the service is stopping: this check never started")
             self.active.add(shop.name)
             try:
-                return await self._check_within_limit(shop, mode)
+                return await self._check_within_limit(shop, mode, slot)
             finally:
                 self.active.discard(shop.name)
 
-    async def _check_within_limit(self, shop: ShopConfig, mode: str) -> ShopResult:
-        # a whole check never takes longer than this: a wedged page or browser becomes a typed timeout
+    async def _check_within_limit(self, shop: ShopConfig, mode: str, slot: Slot) -> ShopResult:
+        # a whole check never works longer than this: a wedged page or browser becomes a typed timeout
         limit = max(60.0, self.options.timeout_seconds * 10)
-        task = asyncio.create_task(self._check_shop(shop, mode))
+        task = asyncio.create_task(self._check_shop(shop, mode, slot))
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + limit
         try:
             try:
-                done, _ = await asyncio.wait({task}, timeout=limit)
+                while True:
+                    done, _ = await asyncio.wait({task}, timeout=max(0.0, ends + slot.waited - loop.time()))
+                    if done or loop.time() >= ends + slot.waited:
+                        break
             except asyncio.CancelledError:  # the caller gave up (a stop past its grace): so does the check
                 task.cancel()
                 with suppress(asyncio.CancelledError, Exception):

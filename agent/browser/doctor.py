@@ -14,7 +14,7 @@ from playwright.async_api import BrowserContext, Page
 
 from agent.browser.api_reader import ApiReader
 from agent.browser.page_reader import PageReader
-from agent.browser.pool import BrowserPool, close_quietly
+from agent.browser.pool import BrowserPool, Network, close_quietly
 from agent.browser.reader import ROLES, ReadOptions
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import shop_dir
@@ -195,7 +195,7 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any]) -> tuple
     out_dir = shop_dir(data_dir, shop.name) / "doctor" / stamp
     async with BrowserPool.from_config(config.browser) as pool:
         session = ShopSession.for_shop(pool, shop, data_dir, sel["site"])
-        login_ctx = await pool.new_context()
+        login_ctx = await pool.new_context(network=Network.of(shop))
         doc = Doctor(await pool.new_page(login_ctx), sel, out_dir)
         try:
             await doc.login_page(session)

@@ -16,6 +16,7 @@ import asyncio
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,7 +26,7 @@ from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Play
 from playwright.async_api import Error as PlaywrightError
 
 from agent.browser.chromium import launch_options
-from agent.config import BrowserConfig
+from agent.config import BrowserConfig, ShopConfig
 from agent.core.models import CheckFailure, ShopState
 
 LOCALE = "zh-CN"
@@ -41,6 +42,27 @@ _ASSET_EXTENSIONS = (
 BLOCKED_URL_PATTERNS: tuple[str, ...] = tuple(
     p for ext in _ASSET_EXTENSIONS for p in (f"*.{ext}", f"*.{ext}?*")
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A shop's own network identity (店群防关联): its proxy (Playwright's dict), user agent and locale."""
+
+    proxy: dict[str, str] | None = None
+    user_agent: str = ""
+    locale: str = ""
+
+    @classmethod
+    def of(cls, shop: ShopConfig) -> Network:
+        parts = shop.proxy_parts()
+        proxy = None
+        if parts is not None:
+            server, username, password = parts
+            # "<-loopback>": a configured proxy carries everything, a backend on this host included
+            proxy = {"server": server, "bypass": "<-loopback>"}
+            if username:
+                proxy.update(username=username, password=password)
+        return cls(proxy=proxy, user_agent=shop.user_agent, locale=shop.locale)
 
 
 async def close_quietly(target: Page | BrowserContext, timeout: float = 5.0) -> None:
@@ -197,31 +219,35 @@ class BrowserPool:
             assert self._browser is not None
             return self._browser
 
-    def _context_options(self, storage_state: Path | None) -> dict[str, Any]:
-        options: dict[str, Any] = {"locale": LOCALE, "timezone_id": TIMEZONE, "viewport": dict(VIEWPORT)}
+    def _context_options(self, storage_state: Path | None, network: Network | None) -> dict[str, Any]:
+        net = network or Network()
+        options: dict[str, Any] = {"locale": net.locale or LOCALE, "timezone_id": TIMEZONE, "viewport": dict(VIEWPORT)}
         if storage_state is not None:
             options["storage_state"] = str(storage_state)
-        if self._user_agent:
-            options["user_agent"] = self._user_agent
+        if net.user_agent or self._user_agent:
+            options["user_agent"] = net.user_agent or self._user_agent
+        if net.proxy is not None:
+            options["proxy"] = dict(net.proxy)
         return options
 
     async def new_context(
-        self, storage_state: Path | None = None, *, block_assets: bool | None = None
+        self, storage_state: Path | None = None, *, block_assets: bool | None = None, network: Network | None = None
     ) -> BrowserContext:
-        """A fresh context (from `storage_state` when given), zh-CN, Asia/Shanghai, 1366x900.
+        """A fresh context (from `storage_state` when given), zh-CN, Asia/Shanghai, 1366x900; `network` gives
+        it the shop's own proxy (pages and the request API alike), user agent and locale.
 
         A crashed or disconnected browser is relaunched once; failing again is BROWSER_ERROR.
         """
         browser = await self._ensure_browser()
         try:
-            context = await browser.new_context(**self._context_options(storage_state))
+            context = await browser.new_context(**self._context_options(storage_state, network))
         except PlaywrightError as exc:
             if browser.is_connected() and "closed" not in str(exc).lower():
                 raise  # not a crash: e.g. an unreadable storage state file
             logger.warning("Chromium is gone ({}); relaunching", exc)
             browser = await self._relaunch_if(browser)
             try:
-                context = await browser.new_context(**self._context_options(storage_state))
+                context = await browser.new_context(**self._context_options(storage_state, network))
             except PlaywrightError as again:
                 raise CheckFailure(
                     ShopState.BROWSER_ERROR, f"Chromium failed again after a relaunch: {again}"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from agent.browser.budget import RequestBudget
 from agent.core.models import CheckFailure, Finding, ShopState
 
 ROLES = ("aftersales", "evidence")
@@ -23,6 +24,7 @@ class ReadOptions:
     pacing_seconds: float = 1.0  # pause between backend requests (± 30 % jitter)
     backoff_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)  # waits after HTTP 429 before retrying
     timeout_seconds: float = 30.0
+    budget: RequestBudget | None = None  # the host's request budget, shared by every shop (None: unlimited)
 
 
 @dataclass(slots=True)
@@ -66,17 +68,24 @@ class Pacer:
         self._first = True
 
     async def pause(self) -> None:
+        """Before each backend request: the shop's own pacing, then a turn of the host's budget."""
         if not self._first and self.options.pacing_seconds > 0:
             p = self.options.pacing_seconds
             await asyncio.sleep(random.uniform(0.7 * p, 1.3 * p))
         self._first = False
+        if self.options.budget is not None:
+            await self.options.budget.take()
 
     async def retry(self, call: Callable[[], Awaitable[Any]]) -> Any:
         for wait in (*self.options.backoff_seconds, None):
             try:
                 return await call()
             except CheckFailure as exc:
-                if exc.state is not ShopState.RATE_LIMITED or wait is None:
+                if exc.state is not ShopState.RATE_LIMITED:
+                    raise
+                if self.options.budget is not None:
+                    self.options.budget.slowed_down()  # the whole host slows down, not just this shop
+                if wait is None:
                     raise
                 await asyncio.sleep(wait)
         raise AssertionError("unreachable")

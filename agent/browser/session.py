@@ -27,7 +27,8 @@ from playwright.async_api import BrowserContext, Locator, Page, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from agent.browser.pool import close_quietly
+from agent.browser.budget import RequestBudget
+from agent.browser.pool import Network, close_quietly
 from agent.browser.qr_login import QR_TIMEOUT_SECONDS, QrLogin, QrWatch, qr_png_bytes
 from agent.browser.shopfiles import shop_dir, state_path
 from agent.core import parsers
@@ -78,6 +79,8 @@ class ShopSession(QrLogin):
         state_path: Path,
         site: Mapping[str, Any],
         login_timeout: float = LOGIN_TIMEOUT_SECONDS,
+        network: Network | None = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.pool = pool
         self.name = name
@@ -90,15 +93,19 @@ class ShopSession(QrLogin):
         self.api: Mapping[str, Any] = site["api"]
         self.sel: Mapping[str, Any] = site["login"]
         self.login_timeout = login_timeout
+        self.network = network  # the shop's proxy, user agent, locale
+        self.budget = budget  # the host's request budget (checkLogin takes a turn)
         self.qr_page: Page | None = None  # the page behind the last login_qr_png, kept open to be scanned
         self._auth: dict[Page, tuple[Any, str] | None] = {}  # page -> (errorCode, errorMsg) of its last login answer
         self._qr: dict[Page, QrWatch] = {}
 
     @classmethod
-    def for_shop(cls, pool: BrowserPool, shop: ShopConfig, data_dir: Path, site: Mapping[str, Any]) -> ShopSession:
-        """The configured shop's session, saved in its folder under `data_dir`."""
+    def for_shop(cls, pool: BrowserPool, shop: ShopConfig, data_dir: Path, site: Mapping[str, Any],
+                 budget: RequestBudget | None = None) -> ShopSession:
+        """The configured shop's session, saved in its folder under `data_dir`, on the shop's own network."""
         return cls(pool, name=shop.name, base_url=shop.base_url, username=shop.username, password=shop.password(),
-                   state_path=state_path(shop_dir(data_dir, shop.name)), site=site)
+                   state_path=state_path(shop_dir(data_dir, shop.name)), site=site, network=Network.of(shop),
+                   budget=budget)
 
     # ---- URLs ---------------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -128,7 +135,7 @@ class ShopSession(QrLogin):
 
     async def open(self) -> BrowserContext:
         """A context from the saved storage state when there is one (else an empty context)."""
-        return await self.pool.new_context(self._readable_state())
+        return await self.pool.new_context(self._readable_state(), network=self.network)
 
     async def save(self, context: BrowserContext) -> None:
         """Store the context's cookies and local storage: atomically, mode 0600, parent dir 0700."""
@@ -144,6 +151,8 @@ class ShopSession(QrLogin):
         """
         url = self.url(self.api["check_login"])
         timeout = self.pool.timeout_seconds
+        if self.budget is not None:
+            await self.budget.take()
         try:
             resp = await context.request.get(url, max_redirects=0, fail_on_status_code=False, timeout=timeout * 1000)
         except PlaywrightTimeout as exc:
@@ -187,6 +196,11 @@ class ShopSession(QrLogin):
         """
         if await self.verify(context):
             return False
+        await self.log_in_with_password(context)
+        return True
+
+    async def log_in_with_password(self, context: BrowserContext) -> None:
+        """The login page, the password once, the session saved; CheckFailure for what needs a human."""
         if not self.password:
             raise CheckFailure(
                 ShopState.LOGIN_REQUIRED,
@@ -203,7 +217,6 @@ class ShopSession(QrLogin):
             raise self.failure(result)
         await self.confirm_login(context)
         logger.info("shop {}: logged in again with the password", self.name)
-        return True
 
     def failure(self, result: LoginResult) -> CheckFailure:
         """The typed failure for a login outcome a machine cannot get past."""

@@ -77,6 +77,8 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     print(json.dumps(masked(config), ensure_ascii=False, indent=2))
+    for note in config.deprecations():
+        print(f"注意 / note: {note}", file=sys.stderr)
     print(f"配置有效 / config OK: {len(config.shops)} 家店铺")
     return 0
 

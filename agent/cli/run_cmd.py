@@ -23,6 +23,7 @@ from agent.config.durations import seconds
 from agent.core.models import CheckFailure
 from agent.outbox.dispatch import Report, build_notifiers
 from agent.outbox.store import ChannelState, Store
+from agent.service.capacity import capacity_lines, capacity_warnings
 from agent.service.endpoint import HealthServer
 from agent.service.scheduler import Service
 from notifiers.base import Notifier
@@ -30,7 +31,8 @@ from notifiers.wecom import parse_webhook
 
 
 def secrets_of(config: Config) -> list[str]:
-    """Everything the logs must never show: webhook URLs and keys, passwords read from the environment."""
+    """Everything the logs must never show: webhook URLs and keys, passwords read from the environment, proxy
+    credentials."""
     out: list[str] = []
     for cfg in config.notifiers.values():
         if cfg.webhook_url:
@@ -41,24 +43,11 @@ def secrets_of(config: Config) -> list[str]:
                 pass
         out.append(cfg.password() or "")
     out += [shop.password() or "" for shop in config.shops]
+    for shop in config.shops:  # a proxy's URL and its password (its host may show, masked: proxy_shown)
+        parts = shop.proxy_parts()
+        if parts is not None and parts[2]:
+            out += [shop.proxy, parts[2]]
     return [s for s in out if s]
-
-
-def capacity_warnings(config: Config) -> list[str]:
-    """A schedule the browser slots cannot keep: a check makes about four requests, paced."""
-    enabled = [s for s in config.shops if s.enabled]
-    intervals = [config.schedule.interval_of(s) for s in enabled if config.schedule.interval_of(s)]
-    if not intervals:
-        return []
-    per_check = 3 * config.agent.pacing_seconds + 0.5
-    slots = config.browser.max_concurrent_shops
-    round_s = len(enabled) * per_check / slots
-    if round_s <= min(intervals):
-        return []
-    return [f"schedule: {len(enabled)} shops × about {per_check:.1f} s per check / {slots} at a time ≈ "
-            f"{round_s:.0f} s per round, longer than the shortest check interval ({min(intervals):.0f} s): checks "
-            "will run late; raise [schedule] check_interval or [browser] max_concurrent_shops "
-            "(店铺太多、检查间隔太短，检查会延迟)"]
 
 
 def preflight(config: Config) -> tuple[list[str], list[str]]:
@@ -82,7 +71,7 @@ def preflight(config: Config) -> tuple[list[str], list[str]]:
         if shop.password_env and not shop.password():
             warnings.append(f"shops[{i}] ({shop.name}): environment variable {shop.password_env} is not set; the "
                             "shop can only use its saved session or a QR login (未设置密码环境变量)")
-    warnings += capacity_warnings(config)
+    warnings += config.deprecations() + capacity_warnings(config)
     if not any(s.enabled for s in config.shops):
         problems.append("shops: every shop is disabled; nothing to do (所有店铺都已停用)")
     data_dir = config.agent.data_dir
@@ -106,6 +95,8 @@ def main(config_path: str, *, once: bool = False, log_json: bool = False) -> int
     logsetup.setup(config.agent.log_level, json_lines=log_json, log_dir=log_dir)
     for w in warnings:
         logger.warning(w)
+    for line in capacity_lines(config):
+        logger.info(line)
     try:
         sel = locators.load(config.agent.selectors_dir)
     except locators.LocatorError as exc:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.config.schema import Config, ConfigError, _Bad, _show
+from agent.config.schema import Config, ConfigError, _Bad, _show, mask_url
 from agent.config.toml_lines import _BARE_KEY, KeyPath, line_map
 
 
@@ -179,6 +179,8 @@ def _mask(value: Any, name: str) -> Any:
         return value and (f"{value} (set)" if os.environ.get(value) else f"{value} (未设置 / not set)")
     if _SECRET.search(name) and value not in ("", None):
         return "***"
+    if name == "proxy" and isinstance(value, str):
+        return mask_url(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _mask(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}
     if isinstance(value, dict):

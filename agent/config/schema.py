@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.config.crontab import cron_trigger
@@ -98,6 +98,10 @@ class AgentConfig:
     health_port: int | None = _key(None, _rule(lambda v: v is None or 1 <= v <= 65535,
                                                "expected a port 1 to 65535, got {v} (端口无效)"))
     health_host: str = "127.0.0.1"
+    # every backend request of every shop shares this budget (a token bucket across the host), on top of each
+    # shop's pacing; a rate-limit answer slows the whole host down for a while
+    max_requests_per_second: float = _key(10.0, _rule(lambda v: 0 < v <= 1000, "must be more than 0 and at most "
+                                                                               "1000, got {v} (取值超出范围)"))
 
     @property
     def zone(self) -> ZoneInfo:
@@ -110,8 +114,28 @@ class BrowserConfig:
 
     executable_path: str = ""  # empty: find one (agent.browser.chromium)
     headless: bool = True
-    max_concurrent_shops: int = _key(2, _rule(lambda v: 1 <= v <= 16, "must be 1 to 16, got {v} (取值超出范围)"))
+    # page work at once (logins, page-mode reads, QR pages, doctor): each page costs memory; default 2
+    max_pages: int | None = _key(None, _rule(lambda v: v is None or 1 <= v <= 16,
+                                             "must be 1 to 16, got {v} (取值超出范围)"))
+    # request-only checks at once (API mode, keep-alive): no page, a context each; never wait for page work
+    max_concurrent_checks: int = _key(50, _rule(lambda v: 1 <= v <= 500, "must be 1 to 500, got {v} (取值超出范围)"))
+    # deprecated: the one limit of earlier versions; now read as max_pages
+    max_concurrent_shops: int | None = _key(None, _rule(lambda v: v is None or 1 <= v <= 16,
+                                                        "must be 1 to 16, got {v} (取值超出范围)"))
     timeout_seconds: float = _key(30.0, _rule(lambda v: v > 0, "must be more than 0, got {v} (必须大于 0)"))
+
+    @property
+    def pages(self) -> int:
+        """Page slots: max_pages, else the deprecated max_concurrent_shops, else 2."""
+        return self.max_pages or self.max_concurrent_shops or 2
+
+    def deprecations(self) -> list[str]:
+        if self.max_concurrent_shops is None:
+            return []
+        now = "max_pages wins" if self.max_pages else f"read as max_pages = {self.max_concurrent_shops}"
+        return [f"browser.max_concurrent_shops is deprecated ({now}): page work (logins, page-mode reads, QR) "
+                "now has [browser] max_pages, request-only checks [browser] max_concurrent_checks "
+                f"(= {self.max_concurrent_checks}) (已弃用：请改用 max_pages 和 max_concurrent_checks)"]
 
 
 def _cron_ok(v: str) -> bool:
@@ -138,6 +162,30 @@ _DURATION_OR_OFF = _rule(lambda v: v in ("", "0") or _duration_at_least(v, 0),
                          'expected a duration such as "25m", or "0" for off, got {v} (时长格式无效)', str.strip)
 
 
+def mask_url(url: str) -> str:
+    """`url` with its user:password replaced by ***, for logs and output."""
+    u = urlsplit(url)
+    if not (u.username or u.password):
+        return url
+    return u._replace(netloc="***@" + u.netloc.rpartition("@")[2]).geturl()
+
+
+def _proxy_ok(v: str) -> bool:
+    try:
+        u = urlsplit(v)
+        port = u.port
+    except ValueError:
+        return False
+    if u.scheme not in ("http", "https", "socks5") or not u.hostname or port is None:
+        return False
+    return not (u.scheme == "socks5" and (u.username or u.password))  # Chromium cannot log in to SOCKS5
+
+
+_PROXY = _rule(lambda v: not v or _proxy_ok(v),
+               'expected "http://[user:pass@]host:port", "https://…" or "socks5://host:port" (Chromium has no '
+               "SOCKS5 login) (代理地址无效)", str.strip)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ShopConfig:
     """One [[shops]] entry: a merchant account on the backend."""
@@ -150,6 +198,22 @@ class ShopConfig:
     notify: tuple[str, ...] = ()  # this shop's channels; empty: [alerts].notify
     check_interval: str = _key("", _DURATION_OR_EMPTY)  # this shop's own schedule; empty: [schedule]
     check_cron: str = _key("", _CRON_OR_EMPTY)
+    # this shop's network identity (店群防关联): its own proxy for pages and requests, user agent and locale
+    proxy: str = _key("", _PROXY)  # "http://user:pass@host:port", "socks5://host:port"; empty: direct
+    user_agent: str = ""  # empty: Chromium's own, without "Headless"
+    locale: str = ""  # empty: zh-CN
+
+    def proxy_parts(self) -> tuple[str, str, str] | None:
+        """(server without credentials, username, password) of the shop's proxy; None when it has none."""
+        if not self.proxy:
+            return None
+        u = urlsplit(self.proxy)
+        return f"{u.scheme}://{u.hostname}:{u.port}", unquote(u.username or ""), unquote(u.password or "")
+
+    @property
+    def proxy_shown(self) -> str:
+        """The proxy as logs and output may show it: credentials masked."""
+        return mask_url(self.proxy)
 
     def password(self) -> str | None:
         """The password from the environment, read now; None when no variable is named or it is unset/empty."""
@@ -292,6 +356,10 @@ class Config:
                     known = ", ".join(self.notifiers) or "none defined"
                     out.append((path, f"unknown channel {_show(name)}; [notifiers.*] has: {known} (未定义的通知渠道)"))
         return out
+
+    def deprecations(self) -> list[str]:
+        """Keys still read but on their way out, each with what replaces it."""
+        return self.browser.deprecations()
 
     def channels_for(self, shop: ShopConfig) -> tuple[str, ...]:
         return shop.notify or self.alerts.notify

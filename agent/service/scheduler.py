@@ -158,9 +158,11 @@ class Service:
         cfg = self.config
         logger.warning(
             "checks are not keeping up: {} scheduled check(s) skipped because the previous check of the same shop "
-            "had not finished ({} shops, max_concurrent_shops = {}, pacing {} s); raise [schedule] check_interval "
-            "or [browser] max_concurrent_shops (检查跟不上排班：请加大检查间隔或并发数)", self.skipped,
-            len(self.shops), cfg.browser.max_concurrent_shops, cfg.agent.pacing_seconds)
+            "had not finished ({} shops, max_concurrent_checks = {}, max_pages = {}, {:g} requests/s, pacing {} s); "
+            "raise [schedule] check_interval, [agent] max_requests_per_second or [browser] max_concurrent_checks "
+            "(检查跟不上排班：请加大检查间隔、请求预算或并发数)", self.skipped, len(self.shops),
+            cfg.browser.max_concurrent_checks, cfg.browser.pages, cfg.agent.max_requests_per_second,
+            cfg.agent.pacing_seconds)
         self._skip_reported, self.skipped = now, 0
 
     def _tracked(self, job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

@@ -1,0 +1,85 @@
+"""The host's request budget and the two lanes (pure asyncio, a fake clock for the budget)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agent.browser.budget import AIM, CALM_SECONDS, RequestBudget
+from agent.browser.lanes import Lanes
+from tests.conftest import run_async
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_turns_are_spaced_at_the_rate_whoever_asks() -> None:
+    clock = Clock()
+    budget = RequestBudget(10, clock)
+    waits = [budget.reserve() for _ in range(21)]  # 21 shops asking at the same instant
+    spacing = 1 / (10 * AIM)
+    assert waits[0] == 0 and all(abs(b - a - spacing) < 1e-9 for a, b in zip(waits, waits[1:], strict=False))
+    starts = [clock.t + w for w in waits]
+    # no one-second window holds more than the budget
+    assert max(sum(1 for s in starts if t <= s < t + 1) for t in starts) <= 10
+
+
+def test_a_rate_limit_halves_the_host_and_calm_minutes_double_it_back() -> None:
+    clock = Clock()
+    budget = RequestBudget(40, clock)
+    budget.slowed_down()
+    budget.slowed_down()
+    assert budget.rate == 10
+    for _ in range(5):
+        budget.slowed_down()
+    assert budget.rate == 5  # never below 1/8
+    clock.t += CALM_SECONDS
+    assert budget.rate == 10
+    clock.t += 2 * CALM_SECONDS
+    assert budget.rate == 40 and budget.slowdowns == 7
+    clock.t += 10 * CALM_SECONDS
+    assert budget.rate == 40
+
+
+def test_take_waits_its_turn() -> None:
+    async def go() -> float:
+        budget = RequestBudget(20)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.gather(*(budget.take() for _ in range(11)))
+        return loop.time() - start
+
+    assert 10 / (20 * AIM) - 0.05 <= run_async(go()) < 10 / (20 * AIM) + 0.3
+
+
+def test_request_work_never_waits_for_page_work() -> None:
+    async def go() -> tuple[list[str], int]:
+        lanes = Lanes(checks=3, pages=1)
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def page_work(name: str) -> None:
+            async with lanes.slot() as slot:
+                await slot.need_page()
+                order.append(f"page {name}")
+                await release.wait()
+
+        async def request_work(name: str) -> None:
+            async with lanes.slot():
+                order.append(f"api {name}")
+
+        pages = [asyncio.create_task(page_work(str(n))) for n in range(4)]  # one holds the page slot, 3 wait
+        await asyncio.sleep(0.01)
+        await asyncio.gather(*(request_work(str(n)) for n in range(6)))  # all six get through meanwhile
+        waiting = lanes.in_request_lane
+        release.set()
+        await asyncio.gather(*pages)
+        return order, waiting
+
+    order, waiting = run_async(go())
+    assert order[:7] == ["page 0", *(f"api {n}" for n in range(6))] and waiting == 0
+    assert sorted(order[7:]) == ["page 1", "page 2", "page 3"]
