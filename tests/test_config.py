@@ -450,7 +450,8 @@ def test_config_check_prints_deprecations(tmp_path: Path, capsys: pytest.Capture
 
 @pytest.mark.parametrize(("proxy", "ok"), [
     ("http://u:p@10.0.0.1:3128", True), ("https://proxy.example.cn:443", True), ("socks5://127.0.0.1:1080", True),
-    ("socks5://u:p@127.0.0.1:1080", False), ("http://proxy.example.cn", False), ("ftp://x:21", False), ("garbage-proxy-value", False),
+    ("socks5://u:p@127.0.0.1:1080", False), ("http://proxy.example.cn", False), ("ftp://x:21", False),
+    ("garbage-proxy-value", False),
 ], ids=["http-auth", "https", "socks5", "socks5-auth", "no-port", "ftp", "garbage"])
 def test_shop_proxy_is_checked_without_echoing_it(tmp_path: Path, proxy: str, ok: bool) -> None:
     text = SHOP + f'proxy = "{proxy}"\n'
