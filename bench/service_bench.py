@@ -1,6 +1,8 @@
 """Benchmark of the real `pdd-agent run` process per shop count: start-up, steady-state cost, alert latency, stop.
 
-Run: .venv/bin/python -m bench.service_bench [--shops 1,50] [--steady-seconds 120] [--json out.json]
+Run: .venv/bin/python -m bench.service_bench [--shops 1,50,200,1000] [--budget 50] [--json out.json]
+Production pacing (1 s between a shop's requests), the host budget as given; 60-s check intervals up to 200 shops,
+10 minutes beyond (`--interval` sets one for all). The sandbox reports the busiest second it saw (peak req/s).
 The agent is `python -m agent run --config F` against the sandbox (its own process, as in bench.run_bench) and a
 fake WeCom (a thread of this process). CPU and PSS are the agent's process tree only: Python, the Playwright driver
 and Chromium. Sessions and the learned request plan are primed over HTTP (routine API-mode checks); a first start
@@ -41,9 +43,18 @@ from bench.procstat import cpu_seconds, pss_mib
 from bench.run_bench import PASSWORD, prime_sessions, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-INTERVAL, JITTER, DISPATCH = 60, 10, 10
-SCHEDULE = {"check_interval": f"{INTERVAL}s", "jitter": f"{JITTER}s", "dispatch_interval": f"{DISPATCH}s",
-            "keepalive_interval": "0", "digest_cron": "", "shutdown_grace": "60s"}
+JITTER, DISPATCH = 10, 10
+SCHEDULE = {"jitter": f"{JITTER}s", "dispatch_interval": f"{DISPATCH}s", "keepalive_interval": "0", "digest_cron": "",
+            "shutdown_grace": "60s"}
+
+
+class Setup(NamedTuple):
+    """One run's limits: the check interval (s), [agent] max_requests_per_second, [browser] limits."""
+
+    interval: int
+    budget: float
+    checks: int
+    pages: int
 OPS_KEY, PROBE_KEY = "bench-ops-0f3a", "bench-probe-7c1e"  # not the channel names: keys are redacted
 PROBE_DEADLINE = 20 * 60  # inside the last after-sales stage (30m)
 CHECKED = re.compile(r"^(\d\d):(\d\d):(\d\d) \S+ +shop (.+?) checked: state=(\S+) mode=(\S+) .* in ([\d.]+)s$", re.M)
@@ -58,12 +69,14 @@ def free_port() -> int:
 
 
 def write_config(path: Path, url: str, shops: list[dict[str, Any]], data_dir: Path, port: int, wecom: FakeWeCom,
-                 concurrency: int) -> Path:
+                 setup: Setup) -> Path:
     """Production defaults but the schedule; the first shop alerts on its own robot key (the latency probe)."""
     q = json.dumps  # a JSON string is a valid TOML basic string
     lines = ["[agent]", f"data_dir = {q(str(data_dir))}", "pacing_seconds = 1.0", f"health_port = {port}",
-             "[browser]", f"max_concurrent_shops = {concurrency}", "timeout_seconds = 30",
-             "[schedule]", *(f"{k} = {q(v)}" for k, v in SCHEDULE.items()),
+             f"max_requests_per_second = {setup.budget}",
+             "[browser]", f"max_pages = {setup.pages}", f"max_concurrent_checks = {setup.checks}",
+             "timeout_seconds = 30", "[schedule]", f"check_interval = {q(f'{setup.interval}s')}",
+             *(f"{k} = {q(v)}" for k, v in SCHEDULE.items()),
              "[alerts]", 'notify = ["ops"]', 'admin_notify = ["ops"]']
     for name, key in (("ops", OPS_KEY), ("probe", PROBE_KEY)):
         lines += [f"[notifiers.{name}]", 'type = "wecom"', f"webhook_url = {q(wecom.webhook_url(key))}"]
@@ -220,7 +233,7 @@ def probe_item(k: int, sn: str) -> dict[str, Any]:
 
 
 def run_probes(ctl: SandboxControl, wecom: FakeWeCom, mall_id: int, count: int, timeout: float,
-               out: list[dict[str, Any]]) -> None:
+               out: list[dict[str, Any]], interval: int) -> None:
     """Add `count` probe items one after another, each at a random phase of the schedule; time each alert."""
     rng = random.Random(time.time_ns())
     time.sleep(rng.uniform(5, 20))
@@ -236,10 +249,10 @@ def run_probes(ctl: SandboxControl, wecom: FakeWeCom, mall_id: int, count: int, 
         out.append({"order_sn": sn, "latency_s": None if got is None else round(got.time - t_add, 2),
                     "timeout_s": timeout})
         if k + 1 < count:
-            time.sleep(rng.uniform(0, INTERVAL))
+            time.sleep(rng.uniform(0, interval))
 
 
-def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, steady: float, concurrency: int,
+def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, steady: float, setup: Setup,
           plan: dict[str, Any] | None) -> dict[str, Any]:
     """One agent run with `n` shops: primed (plan given) with a steady phase, or cold (no session) start-up only."""
     cold = plan is None
@@ -249,12 +262,13 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
     shops = cast(list[dict[str, Any]], scenario["shops"])
     names = [s["name"] for s in shops]
     data_dir, port = tmp / f"data-{tag}", free_port()
-    config = write_config(tmp / f"config-{tag}.toml", url, shops, data_dir, port, wecom, concurrency)
+    config = write_config(tmp / f"config-{tag}.toml", url, shops, data_dir, port, wecom, setup)
     if not cold:
         prime_sessions(url, load_config(config), plan)
     wecom.clear()
+    ctl.reset_stats()  # the busiest second is the agent's alone
     agent = Agent(config, port, data_dir, tmp / f"console-{tag}.txt")
-    res: dict[str, Any] = {"shops": n, "cold": cold, "concurrency": concurrency, "data_dir": str(data_dir)}
+    res: dict[str, Any] = {"shops": n, "cold": cold, "setup": setup._asdict(), "data_dir": str(data_dir)}
     try:
         res["healthz_s"] = round(agent.wait(lambda: agent.get("/healthz") is not None, "/healthz", 60, 0.05), 2)
 
@@ -263,14 +277,15 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
             return all(done.get(name, 0) >= 1 for name in names)
 
         res["all_checked_s"] = round(agent.wait(all_checked, "every shop's first check", 300 + 15 * n,
-                                                0.1 if n <= 5 else 1.0), 2)
+                                                0.1 if n <= 5 else 0.5), 2)
+        res["first_round_s"] = round(res["all_checked_s"] - res["healthz_s"], 1)  # the checks start at once
         first = log_checks(agent, 0)
         failed = agent.metrics().get("pdd_agent_check_failures_total", {})
         res["first_round"] = {"failures": int(sum(failed.values())), "modes": dict(Counter(c.mode for c in first)),
                               "states": dict(Counter(c.state for c in first)),
                               "check_s": summary([c.seconds for c in first])}
         if not cold:
-            res.update(steady_phase(agent, ctl, wecom, int(shops[0]["mall_id"]), n, steady))
+            res.update(steady_phase(agent, ctl, wecom, int(shops[0]["mall_id"]), n, steady, setup.interval))
     except RuntimeError as exc:  # reported with what was measured so far
         res["error"] = str(exc)
         print(f"  {tag}: {exc}", flush=True)
@@ -280,6 +295,7 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
             res["stop_s"] = round(took, 2)
     finally:
         agent.close()
+    res["peak_requests_per_second"] = ctl.stats()["peak_per_second"]
     res["pss_peak_run_mib"] = round(max((v for _, v in agent.pss), default=0.0), 1)
     res["anomalies"] = anomalies(agent, names)
     res["wecom_messages"] = {k: len(wecom.messages(key)) for k, key in (("ops", OPS_KEY), ("probe", PROBE_KEY))}
@@ -290,12 +306,12 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
 
 
 def steady_phase(agent: Agent, ctl: SandboxControl, wecom: FakeWeCom, mall_id: int, n: int,
-                 steady: float) -> dict[str, Any]:
+                 steady: float, interval: int) -> dict[str, Any]:
     probes: list[dict[str, Any]] = []
     round_s = time.monotonic() - agent.started  # about one round of checks (the first ones just completed)
-    timeout = max(2.0 * (INTERVAL + JITTER + DISPATCH), 1.5 * round_s)
-    prober = threading.Thread(target=run_probes, args=(ctl, wecom, mall_id, 3 if n == 1 else 1, timeout, probes),
-                              daemon=True)
+    timeout = max(2.0 * (interval + JITTER + DISPATCH), 1.5 * round_s)
+    prober = threading.Thread(target=run_probes, args=(ctl, wecom, mall_id, 3 if n == 1 else 1, timeout, probes,
+                                                       interval), daemon=True)
     m0, c0, off0, w0 = agent.metrics(), cpu_seconds(agent.proc.pid), agent.log_size(), time.monotonic()
     prober.start()
     time.sleep(max(0.0, w0 + steady - time.monotonic()))
@@ -329,7 +345,7 @@ def steady_phase(agent: Agent, ctl: SandboxControl, wecom: FakeWeCom, mall_id: i
         "check_s_metric": summary(means),
         "outbox": m1.get("pdd_agent_outbox_rows", {}),
         "alert_latency": probes,
-        "alert_bound_s": INTERVAL + JITTER + DISPATCH,
+        "alert_bound_s": interval + JITTER + DISPATCH,
     }
 
 
@@ -345,14 +361,16 @@ def row(r: dict[str, Any]) -> str:
     pss = f"{fmt(r.get('pss_peak_mib'), '.0f')}/{fmt(r.get('pss_final_mib'), '.0f')}"
     chk = f"{fmt(cl.get('median'))}/{fmt(cl.get('p95'))}"
     wait = f"{fmt(cm.get('median'), '.1f')}/{fmt(cm.get('p95'), '.1f')}"
-    return (f"{str(r['shops']) + (' cold' if r['cold'] else ''):>7} {fmt(r.get('healthz_s')):>7} "
-            f"{fmt(r.get('all_checked_s'), '.1f'):>8} {fmt(r.get('cpu_pct_core'), '.1f'):>6} {pss:>9} "
+    return (f"{str(r['shops']) + (' cold' if r['cold'] else ''):>7} {r['setup']['interval']:>5} "
+            f"{fmt(r.get('healthz_s')):>7} {fmt(r.get('first_round_s'), '.1f'):>7} "
+            f"{r.get('peak_requests_per_second', '-')!s:>5} {fmt(r.get('cpu_pct_core'), '.1f'):>6} {pss:>9} "
             f"{r.get('checks', '-'):>6} {r.get('failures', '-'):>5} {fmt(gap.get('median'), '.0f'):>5} "
             f"{chk:<13} {wait:<13} {lat_s:>14} "
             f"{fmt(r.get('stop_s'), '.1f'):>6} {r.get('exit_code', '-')!s:>4}")
 
 
-HEADER = (f"{'shops':>7} {'healthz':>7} {'all-chk':>8} {'CPU%':>6} {'PSS MiB':>9} {'checks':>6} {'fails':>5} "
+HEADER = (f"{'shops':>7} {'every':>5} {'healthz':>7} {'round':>7} {'req/s':>5} {'CPU%':>6} {'PSS MiB':>9} "
+          f"{'checks':>6} {'fails':>5} "
           f"{'gap s':>5} {'check md/p95':<13} {'metric md/p95':<13} {'alert lat. s':>14} {'stop s':>6} {'exit':>4}")
 
 
@@ -360,7 +378,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shops", default="1,50", help="comma-separated shop counts (default 1,50)")
     ap.add_argument("--steady-seconds", type=float, default=120.0)
-    ap.add_argument("--concurrency", type=int, default=2, help="[browser] max_concurrent_shops (default 2)")
+    ap.add_argument("--budget", type=float, default=50.0, help="[agent] max_requests_per_second (default 50)")
+    ap.add_argument("--checks", type=int, default=50, help="[browser] max_concurrent_checks (default 50)")
+    ap.add_argument("--pages", type=int, default=2, help="[browser] max_pages (default 2)")
+    ap.add_argument("--interval", type=int, help="check interval in s for every run (default 60, 600 over 200 shops)")
     ap.add_argument("--json", metavar="PATH", help="also write every number here")
     ap.add_argument("--workdir", metavar="DIR", help="keep configs, data and logs here (default: a temporary one)")
     args = ap.parse_args()
@@ -369,21 +390,26 @@ def main() -> None:
     wecom = FakeWeCom(keys={OPS_KEY, PROBE_KEY}).start()
     ctl = SandboxControl(url)
     results: list[dict[str, Any]] = []
-    print(f"schedule {SCHEDULE}, pacing 1.0 s, max_concurrent_shops {args.concurrency}, "
-          f"steady {args.steady_seconds:.0f} s; sandbox {url}", flush=True)
+    print(f"schedule {SCHEDULE}, pacing 1.0 s, budget {args.budget:g} req/s, max_concurrent_checks {args.checks}, "
+          f"max_pages {args.pages}, steady ≥ {args.steady_seconds:.0f} s; sandbox {url}", flush=True)
+
+    def setup(n: int) -> Setup:
+        return Setup(args.interval or (60 if n <= 200 else 600), args.budget, args.checks, args.pages)
     print(HEADER, flush=True)
     try:
         with tempfile.TemporaryDirectory(prefix="service-bench-") as d:
             tmp = Path(args.workdir or d)
             tmp.mkdir(parents=True, exist_ok=True)
-            cold = bench(1, url, ctl, wecom, tmp, args.steady_seconds, args.concurrency, None)
+            cold = bench(1, url, ctl, wecom, tmp, args.steady_seconds, setup(1), None)
             plan = cold.pop("plan")
             results.append(cold)
             print(row(cold), flush=True)
             if plan is None:
                 raise SystemExit("the cold start learned no request plan: cannot prime the routine checks")
             for n in counts:
-                r = bench(n, url, ctl, wecom, tmp, args.steady_seconds, args.concurrency, plan)
+                # the steady phase sees each shop checked again: at least one interval and a round
+                steady = max(args.steady_seconds, setup(n).interval + JITTER + 60.0)
+                r = bench(n, url, ctl, wecom, tmp, steady, setup(n), plan)
                 results.append(r)
                 print(row(r), flush=True)
     finally:
@@ -391,11 +417,12 @@ def main() -> None:
         wecom.stop()
         proc.terminate()
         proc.communicate(timeout=10)
-    print("columns: healthz / all-chk = s from spawn to the first /healthz answer / to every shop's first check; "
+    print("columns: every = check interval s; healthz = s from spawn to the first /healthz answer; round = s from "
+          "then to every shop's first check; req/s = the sandbox's busiest second (all backend requests); "
           "CPU% of one core, PSS peak/final, checks and failures over the steady phase; gap = median s between "
           "two checks of a shop; check = s per check (log lines); metric = pdd_agent_check_duration_seconds "
           "sum/count per shop (the same work, from /metrics); alert lat. = s from adding the item to the WeCom message "
-          f"(bound {INTERVAL + JITTER + DISPATCH} s = interval + jitter + dispatch)")
+          "(bound = interval + jitter + dispatch)")
     for r in results:
         tag = f"{r['shops']}{' cold' if r['cold'] else ''}"
         st = r["anomalies"]["stop"]

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Error as PlaywrightError
 
 from agent.browser.api_reader import ApiReader
 from agent.browser.page_reader import PageReader
@@ -21,6 +22,7 @@ from agent.browser.shopfiles import shop_dir
 from agent.config import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CheckFailure
+from agent.files import write_private
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class Doctor:
     def __init__(self, page: Page, sel: Mapping[str, Any], out_dir: Path) -> None:
         self.page, self.sel, self.out_dir = page, sel, out_dir
         self.probes: list[Probe] = []
+        self.notes: list[str] = []  # what the walk saw beside the selectors (the exit IP)
 
     async def probe(self, step: str, key: str, selector: str, note: str = "") -> int:
         try:
@@ -55,7 +58,7 @@ class Doctor:
     async def snapshot(self, name: str) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await self.page.screenshot(path=str(self.out_dir / f"{name}.png"), full_page=True)
-        (self.out_dir / f"{name}.html").write_text(await self.page.content(), encoding="utf-8")
+        write_private(self.out_dir / f"{name}.html", await self.page.content())
 
     async def login_page(self, session: ShopSession) -> None:
         """The login page: tabs, form, error element, and the canvas QR with its qrcode answer."""
@@ -188,8 +191,24 @@ class Doctor:
                 self.probes.append(Probe("api", "site.api.query_list", role, 0, exc.detail))
 
 
-async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any]) -> tuple[list[Probe], Path]:
-    """The whole walk for one shop; the probes and the folder of its screenshots and pages."""
+    async def exit_address(self, context: BrowserContext, shop: ShopConfig) -> None:
+        """The address the backend sees this shop's requests come from, when the backend reports it."""
+        header = str(self.sel["site"].get("diagnostics", {}).get("client_address_header", "")).lower()
+        route = f"代理 / via proxy {shop.proxy_shown}" if shop.proxy else "直连 / direct, no proxy"
+        seen = None
+        try:
+            resp = await context.request.get(shop.base_url + self.sel["site"]["api"]["check_login"],
+                                             max_redirects=0, fail_on_status_code=False)
+            seen = resp.headers.get(header) if header else None
+            await resp.dispose()
+        except PlaywrightError as exc:
+            route += f"; {str(exc).splitlines()[0]}"
+        shown = seen or "后台未报告 / not reported by the backend"
+        self.notes.append(f"出口 IP / exit IP the backend sees: {shown} ({route})")
+
+
+async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any]) -> tuple[list[Probe], Path, list[str]]:
+    """The whole walk for one shop: the probes, the folder of its screenshots and pages, and notes."""
     data_dir, timeout = config.agent.data_dir, config.browser.timeout_seconds
     stamp = datetime.now(ZoneInfo(config.agent.timezone)).strftime("%Y%m%d-%H%M%S")
     out_dir = shop_dir(data_dir, shop.name) / "doctor" / stamp
@@ -205,6 +224,7 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any]) -> tuple
         context = await session.open()
         try:
             await session.ensure_logged_in(context)
+            await doc.exit_address(context, shop)
             doc.page = await pool.new_page(context)
             reader = PageReader(doc.page, shop.base_url, sel, ReadOptions(pacing_seconds=0, timeout_seconds=timeout))
             await doc.workbench(reader)
@@ -215,6 +235,6 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any]) -> tuple
             doc.probes.append(Probe("session", exc.state.value, exc.detail, 0))
         finally:
             await close_quietly(context)
-    return doc.probes, out_dir
+    return doc.probes, out_dir, doc.notes
 
 

@@ -29,6 +29,6 @@ def main(config_path: str, shop_name: str, out: TextIO = sys.stdout) -> int:
         return 2
     config, shop = found
     sel = locators.load(config.agent.selectors_dir)
-    probes, out_dir = asyncio.run(run(config, shop, sel))
-    out.write(report(probes) + f"\n截图和页面 / captures: {out_dir}\n")
+    probes, out_dir, notes = asyncio.run(run(config, shop, sel))
+    out.write(report(probes) + "".join(f"\n{n}" for n in notes) + f"\n截图和页面 / captures: {out_dir}\n")
     return 0 if all(p.ok for p in probes) else 1

@@ -43,6 +43,10 @@ class Backend(Logins):
         self.verify_tokens: dict[str, float] = {}  # verifyAuthToken -> real time it passed (0 = not yet)
         self.rate_windows: dict[str, deque[float]] = {}
         self.stats: Counter[str] = Counter()
+        # who called, per account: "client address via proxy" → requests (the tests' proof of a shop's proxy)
+        self.clients: dict[str, Counter[str]] = {}
+        self._arrivals: deque[float] = deque()  # real arrival times of backend requests, the last second
+        self.peak_per_second = 0  # the most backend requests seen within any one second
         self.query_bodies: deque[dict[str, Any]] = deque(maxlen=200)
         self.scenario_name = ""
 
@@ -123,6 +127,24 @@ class Backend(Logins):
                     s.qr_busy = bool(value)
                 else:
                     raise ValueError(f"unknown setting {key!r}")
+
+    def note_request(self, username: str | None, address: str, via: str, now: float | None = None) -> None:
+        """One backend request arrived (not the control API, not a static file): who sent it, through what,
+        and the busiest second so far."""
+        at = time.monotonic() if now is None else now
+        with self.lock:
+            self._arrivals.append(at)
+            while self._arrivals and self._arrivals[0] <= at - 1.0:
+                self._arrivals.popleft()
+            self.peak_per_second = max(self.peak_per_second, len(self._arrivals))
+            if username is not None:
+                self.clients.setdefault(username, Counter())[f"{address} via {via or '-'}"] += 1
+
+    def reset_traffic(self) -> None:
+        with self.lock:
+            self.clients.clear()
+            self._arrivals.clear()
+            self.peak_per_second = 0
 
     def shop_items(self, mall_id: int) -> list[it.Item]:
         """The shop's items after applying the clock (deadlines passed become refunds)."""

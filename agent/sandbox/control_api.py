@@ -199,13 +199,16 @@ def _qr_cancel(h: Handler, body: dict[str, Any]) -> Any:
 
 def _stats(h: Handler, body: dict[str, Any]) -> Any:
     with h.backend.lock:
-        return {"counts": dict(h.backend.stats), "query_bodies": list(h.backend.query_bodies)}
+        return {"counts": dict(h.backend.stats), "query_bodies": list(h.backend.query_bodies),
+                "clients": {k: dict(v) for k, v in h.backend.clients.items()},
+                "peak_per_second": h.backend.peak_per_second}
 
 
 def _stats_reset(h: Handler, body: dict[str, Any]) -> Any:
     with h.backend.lock:
         h.backend.stats.clear()
         h.backend.query_bodies.clear()
+    h.backend.reset_traffic()
     return {"reset": True}
 
 

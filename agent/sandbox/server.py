@@ -61,6 +61,10 @@ class Handler(QuietHandler):
         self._out_cookies: list[str] = []
         with self.backend.lock:
             self.backend.stats[f"{method} {self.route}"] += 1
+        if not self.route.startswith(("/__sandbox/", "/static/")):
+            sess = self.backend.session_for(self.cookies())
+            self.backend.note_request(sess.username if sess else None, self.client_address[0],
+                                      self.headers.get("Via", "").strip())
         try:
             if self.route.startswith("/__sandbox/"):
                 handle_control(self, method)
@@ -100,6 +104,9 @@ class Handler(QuietHandler):
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        # sandbox only (the live backend reports nothing of the kind): the address this request came from, so
+        # `doctor` can show a shop's exit IP through its proxy
+        self.send_header("X-Client-Address", self.client_address[0])
         for c in self._out_cookies:
             self.send_header("Set-Cookie", c)
         for k, v in (extra or {}).items():

@@ -373,6 +373,7 @@ def test_doctor_reports_selector_by_selector(sandbox: Sandbox, tmp_path: Path) -
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "✗" not in done.stdout and "aftersale_list.rows.countdown" in done.stdout
+    assert "exit IP the backend sees: 127.0.0.1 (直连 / direct, no proxy)" in done.stdout
     for key in ("site.login.qr_create", "site.api.query_wait_handle_count", "aftersale_list.pagination.status_pattern",
                 "evidence.deadline.shapes", "aftersale_list.count_keys.「平台处理中」"):
         assert key in done.stdout, key
