@@ -19,6 +19,7 @@ from agent.cli.terminal import HINTS, ago, clean, remaining_text, state_label, t
 from agent.config import Config
 from agent.core.models import ShopState
 from agent.outbox.store import Store
+from agent.service.capacity import capacity_lines
 from agent.service.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses
 
 HEADERS = ("店铺", "状态", "会话", "上次成功读取", "连续失败", "待处理", "待举证", "最近截止", "下次检查")
@@ -169,6 +170,7 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
     lines.append(f"待发消息：待发送 {outbox.get('pending', 0)}，已发送 {outbox.get('sent', 0)}，"
                  f"失败 {outbox.get('dead', 0)}")
     lines += channel_lines(channels, tz)
+    lines += capacity_lines(config)
     out.write("\n".join(lines) + "\n")
     return 0 if running and healthy else 1
 
