@@ -183,26 +183,33 @@ class Checker:
         handed_over = False
         context = await session.open()
         try:
-            relogged = await self._login(shop, session, context, slot)
             plan = self.load_plan(shop)
+            # a warm shop reads at once: its first API answer tells a lost session (43001) as well as checkLogin
+            # would, one request fewer; with a hurdle waiting, or nothing learned yet, the session comes first
+            api_first = mode == "auto" and plan is not None and self.pending_hurdle(shop) is None
+            relogged = False if api_first else await self._login(shop, session, context, slot)
             raw: RawRead | None = None
             if mode == "api" or (mode == "auto" and plan is not None and not relogged):
                 kept = len(result.findings)
                 try:
                     raw = await ApiReader(context, shop.base_url, self.sel, self.options).read(
-                        plan or self.guess_plan(), check_login=False,  # _login has just verified the session
+                        plan or self.guess_plan(), check_login=False,  # verified by _login, or the answers tell
                     )
                     self._parse(raw, result)
                     self._check_stale(raw, result)
                 except CheckFailure as exc:
-                    if exc.state not in _FALLBACK or mode == "api":
+                    lost = api_first and exc.state is ShopState.LOGIN_REQUIRED
+                    if not lost and (exc.state not in _FALLBACK or mode == "api"):
                         raise
                     del result.findings[kept:]  # what the abandoned attempt saw does not count
-                    result.findings.append(
-                        Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
-                    )
                     result.aftersales, result.evidence = [], []
                     raw = None
+                    if lost:  # the saved session expired: log in again (page work), then read as a person
+                        await self._login(shop, session, context, slot)
+                    else:
+                        result.findings.append(
+                            Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
+                        )
             if raw is None:
                 await slot.need_page()
                 page = await self.pool.new_page(context)

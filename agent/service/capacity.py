@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from agent.browser.budget import AIM
 from agent.config import Config
 
-REQUESTS_PER_CHECK = 5  # a warm check: checkLogin, queryCount, queryWaitHandleCount, two lists (one page each)
-PAUSES_PER_CHECK = 3  # paced pauses between them (the first request after checkLogin goes at once)
+REQUESTS_PER_CHECK = 4  # a warm check: queryCount, queryWaitHandleCount, two lists (one page each)
+PAUSES_PER_CHECK = 3  # paced pauses between them
 LATENCY = 0.5  # seconds of answers per check, about
 
 
