@@ -175,7 +175,8 @@ async def main_async(repeat: int, shop_counts: list[int]) -> None:
             print(f"  API check / floor = {ratio:.2f}x")
             for n in shop_counts:
                 r = await many_shops(url, tmp, n, one["plan"])
-                print(f"{n:>4} shops (pacing and budget off, 50 request slots): {r['ok']}/{n} ok, total {r['wall']:.1f} s, "
+                print(f"{n:>4} shops (pacing and budget off, 50 request slots): {r['ok']}/{n} ok, "
+                      f"total {r['wall']:.1f} s, "
                       f"CPU {r['cpu']:.1f} s, peak PSS {r['peak_pss_mib']:.0f} MiB, modes {r['modes']}")
     finally:
         proc.terminate()

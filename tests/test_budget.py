@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from agent.browser.budget import AIM, CALM_SECONDS, RequestBudget
 from agent.browser.lanes import Lanes
@@ -83,3 +84,25 @@ def test_request_work_never_waits_for_page_work() -> None:
     order, waiting = run_async(go())
     assert order[:7] == ["page 0", *(f"api {n}" for n in range(6))] and waiting == 0
     assert sorted(order[7:]) == ["page 1", "page 2", "page 3"]
+
+
+def test_a_stalled_loop_never_releases_a_burst() -> None:
+    """Turns booked while the event loop was blocked are counted when they are taken: at most the budget in
+    any rolling second, whatever the bookings said."""
+    async def go() -> list[float]:
+        budget = RequestBudget(20)
+        loop = asyncio.get_running_loop()
+        taken: list[float] = []
+
+        async def one() -> None:
+            await budget.take()
+            taken.append(loop.time())
+
+        tasks = [asyncio.create_task(one()) for _ in range(60)]
+        await asyncio.sleep(0.3)
+        time.sleep(0.6)  # the loop stalls: the turns booked meanwhile are all due at once when it wakes
+        await asyncio.gather(*tasks)
+        return taken
+
+    taken = run_async(go())
+    assert max(sum(1 for s in taken if t <= s < t + 1) for t in taken) <= 19  # floor(20 × 0.95)

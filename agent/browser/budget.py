@@ -1,14 +1,17 @@
 """The host's request budget: every backend request of every shop takes a turn, so more shops never means a burst.
 
-Requests are spaced evenly at the budget's rate (a token bucket holding one token), aimed at 95 % of it so that
-the jitter between here and the backend never takes it above. A rate-limit answer anywhere (HTTP 429, 操作太过频繁)
+Requests are spaced evenly at the budget's rate (a token bucket holding one token), aimed at 95 % of it, and no
+rolling second ever hands out more turns than that: a turn delayed by a busy event loop is counted when it is
+really taken, so a stall never releases a burst. A rate-limit answer anywhere (HTTP 429, 操作太过频繁)
 halves the rate for the whole host; it doubles back, step by step, after a calm minute each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 AIM = 0.95  # of the configured rate
@@ -27,6 +30,7 @@ class RequestBudget:
         self._calm_since = clock()
         self.taken = 0
         self.slowdowns = 0
+        self._granted: deque[float] = deque()  # when the turns of the last second were really taken
 
     @property
     def rate(self) -> float:
@@ -48,10 +52,22 @@ class RequestBudget:
         self.taken += 1
         return at - now
 
+    def per_window(self) -> int:
+        """The most turns any rolling second may hand out now."""
+        return max(1, math.floor(self.rate * AIM))
+
     async def take(self) -> None:
         wait = self.reserve()  # booked at once: turns are handed out in the order they were asked for
         if wait > 0:
             await asyncio.sleep(wait)
+        while True:  # the rolling second, counted when the turn is really taken
+            now = self.clock()
+            while self._granted and self._granted[0] <= now - 1.0:
+                self._granted.popleft()
+            if len(self._granted) < self.per_window():
+                self._granted.append(now)
+                return
+            await asyncio.sleep(self._granted[0] + 1.0 - now + 0.001)
 
     def slowed_down(self) -> None:
         """The backend answered with a rate limit: halve the whole host's rate (down to 1/8) for a while."""
