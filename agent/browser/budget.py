@@ -1,6 +1,6 @@
 """The host's request budget: every backend request of every shop takes a turn, so more shops never means a burst.
 
-Requests are spaced evenly at the budget's rate (a token bucket holding one token), aimed at 95 % of it, and no
+Requests are spaced evenly at the budget's rate (a token bucket holding one token), aimed at 97 % of it, and no
 rolling second ever hands out more turns than that: a turn delayed by a busy event loop is counted when it is
 really taken, so a stall never releases a burst. A rate-limit answer anywhere (HTTP 429, 操作太过频繁)
 halves the rate for the whole host; it doubles back, step by step, after a calm minute each.
@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-AIM = 0.95  # of the configured rate
+AIM = 0.97  # of the configured rate
 CALM_SECONDS = 60.0  # without a rate-limit answer, before the rate steps back up
 SLOWEST = 1 / 8  # the rate never falls below this share of the budget
 
