@@ -1,6 +1,6 @@
 """The host's request budget: every backend request of every shop takes a turn, so more shops never means a burst.
 
-Requests are spaced evenly at the budget's rate (a token bucket holding one token), aimed at 97 % of it, and no
+Requests are spaced evenly at the budget's rate (a token bucket holding one token), aimed at 85 % of it, and no
 rolling second ever hands out more turns than that: a turn delayed by a busy event loop is counted when it is
 really taken, so a stall never releases a burst. A rate-limit answer anywhere (HTTP 429, 操作太过频繁)
 halves the rate for the whole host; it doubles back, step by step, after a calm minute each.
@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-AIM = 0.97  # of the configured rate
+AIM = 0.85  # of the configured rate: the margin for bursts on the way (the driver, the network)
 CALM_SECONDS = 60.0  # without a rate-limit answer, before the rate steps back up
 SLOWEST = 1 / 8  # the rate never falls below this share of the budget
 
@@ -31,6 +31,7 @@ class RequestBudget:
         self.taken = 0
         self.slowdowns = 0
         self._granted: deque[float] = deque()  # when the turns of the last second were really taken
+        self.peak_window = 0  # the most turns any rolling second has handed out
 
     @property
     def rate(self) -> float:
@@ -66,6 +67,7 @@ class RequestBudget:
                 self._granted.popleft()
             if len(self._granted) < self.per_window():
                 self._granted.append(now)
+                self.peak_window = max(self.peak_window, len(self._granted))
                 return
             await asyncio.sleep(self._granted[0] + 1.0 - now + 0.001)
 
