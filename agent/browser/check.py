@@ -64,17 +64,18 @@ class Checker:
         self.tz = ZoneInfo(config.agent.timezone)
         self.lanes = Lanes(config.browser.max_concurrent_checks, config.browser.pages)
         self.hold_qr_logins = hold_qr_logins
-        self.active: set[str] = set()  # shops holding a browser slot right now
+        self.active: dict[str, Slot] = {}  # shops whose check holds a slot (or waits for a page slot) now
         self.closing = False  # stop_accepting(): checks still waiting for a slot never start
 
     def stop_accepting(self) -> None:
-        """The service stops: checks still waiting for a browser slot end without starting."""
+        """The service stops: checks still waiting for a slot (a page slot too) end without starting it."""
         self.closing = True
+        self.lanes.close()
 
     @property
     def in_flight(self) -> frozenset[str]:
-        """The shops whose check holds a browser slot right now."""
-        return frozenset(self.active)
+        """The shops whose check is working now (holding a slot, not waiting for a page slot)."""
+        return frozenset(name for name, slot in self.active.items() if slot.lane)
 
     # ---- per-shop files ---------------------------------------------------------------------
     def _dir(self, shop: ShopConfig) -> Path:
@@ -348,11 +349,11 @@ class Checker:
         async with self.lanes.slot() as slot:  # the deadline below counts the work, not the waits for slots
             if self.closing:
                 raise asyncio.CancelledError("the service is stopping: this check never started")
-            self.active.add(shop.name)
+            self.active[shop.name] = slot
             try:
                 return await self._check_within_limit(shop, mode, slot)
             finally:
-                self.active.discard(shop.name)
+                self.active.pop(shop.name, None)
 
     async def _check_within_limit(self, shop: ShopConfig, mode: str, slot: Slot) -> ShopResult:
         # a whole check never works longer than this: a wedged page or browser becomes a typed timeout

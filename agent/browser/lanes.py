@@ -20,6 +20,10 @@ class Lanes:
         self._pages = asyncio.Semaphore(pages)
         self.in_request_lane = 0
         self.in_page_lane = 0
+        self.closing = False  # close(): work still waiting for a page slot ends without starting it
+
+    def close(self) -> None:
+        self.closing = True
 
     def slot(self) -> Slot:
         """A slot for one check (or keep-alive): `async with lanes.slot() as slot: … await slot.need_page()`."""
@@ -51,6 +55,9 @@ class Slot:
             await self.lanes._pages.acquire()
         finally:
             self.waited += loop.time() - started
+        if self.lanes.closing:  # stopping: page work that had not started never starts
+            self.lanes._pages.release()
+            raise asyncio.CancelledError("stopping: this page work never started")
         self.lanes.in_page_lane += 1
         self.lane = "pages"
 

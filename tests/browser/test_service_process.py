@@ -344,10 +344,10 @@ def test_ctrl_c_on_a_terminal_lets_the_check_in_flight_finish(
 def test_sigterm_with_checks_queued_for_a_browser_slot_stops_promptly(
     sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent],
 ) -> None:
-    """Eight shops, one browser slot, paced requests: most checks wait for the slot. A stop waits for the one
-    check in flight only; the queued ones never start, and nothing runs on after "stopped"."""
+    """Eight shops logging in, one page slot, paced requests: most checks wait for the page slot. A stop waits for
+    the one check in flight only; the waiting ones never start their page work, nothing runs on after "stopped"."""
     agent, _ = start(sandbox, wecom, tmp_path, agents, freeze=False, more_shops=6, pacing=0.5,
-                     browser="max_concurrent_shops = 1", check_interval="30s")
+                     browser="max_pages = 1", check_interval="30s")
     wait_until(lambda: "checked: state=ok" in agent.log(), "a first check (the others wait for the slot)", agent)
     started = time.monotonic()
     assert agent.stop() == 0
