@@ -28,13 +28,13 @@ from agent.browser.shopfiles import (
     load_plan,
     pending_hurdle,
     remember_hurdle,
+    save_capture,
     save_plan,
     shop_dir,
 )
 from agent.config import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
-from agent.files import write_private
 
 # API-mode failures that page mode may get past within the same check. A captcha (54001) is one: the
 # page's own request code (Anti-Content and all) may pass where cookie-only requests do not.
@@ -150,25 +150,6 @@ class Checker:
             logger.info("no login QR for {}: {}", session.name, str(exc).splitlines()[0] if str(exc) else exc)
             return None
 
-    async def _capture(self, shop: ShopConfig, page: Page | None, context: BrowserContext, exc: CheckFailure) -> None:
-        """Screenshot and HTML of a failed check, with the shop's cookie values scrubbed."""
-        stamp = datetime.now(self.tz).strftime("%Y%m%d-%H%M%S")
-        base = self._dir(shop) / "captures" / f"{stamp}-{exc.state.value}"
-        secrets = [c["value"] for c in await context.cookies() if len(c.get("value", "")) >= 6]
-        text = f"{exc.state.value}: {exc.detail}\n"
-        try:
-            if page is not None and not page.is_closed():
-                base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                await page.screenshot(path=str(base) + ".png", full_page=True)
-                html = await page.content()
-                for value in secrets:
-                    html = html.replace(value, "***")
-                write_private(Path(str(base) + ".html"), html)
-                text += f"url: {page.url}\n"
-        except Exception as err:  # a capture must never hide the original failure
-            text += f"capture incomplete: {err}\n"
-        write_private(Path(str(base) + ".txt"), text)
-
     # ---- one shop ---------------------------------------------------------------------------
     async def check_shop(self, shop: ShopConfig, mode: str = "auto") -> ShopResult:
         """One shop, once a request slot is free (a page slot too, once it needs a page)."""
@@ -193,11 +174,7 @@ class Checker:
             if mode == "api" or (mode == "auto" and plan is not None and not relogged):
                 kept = len(result.findings)
                 try:
-                    raw = await ApiReader(context, shop.base_url, self.sel, self.options).read(
-                        plan or self.guess_plan(), check_login=False,  # verified by _login, or the answers tell
-                    )
-                    self._parse(raw, result)
-                    self._check_stale(raw, result)
+                    raw = await self._read_api(shop, context, plan or self.guess_plan(), result)
                 except CheckFailure as exc:
                     lost = api_first and exc.state is ShopState.LOGIN_REQUIRED
                     if not lost and (exc.state not in _FALLBACK or mode == "api"):
@@ -226,7 +203,7 @@ class Checker:
             await session.save(context)
         except CheckFailure as exc:
             result.state, result.error = exc.state, exc.detail
-            await self._capture(shop, page, context, exc)
+            await save_capture(self._dir(shop), datetime.now(self.tz), page, context, exc)
             if exc.state is ShopState.LOGIN_REQUIRED:
                 await slot.need_page()  # the login page shows the QR
                 result.qr_png = await self._qr(session, context)
@@ -321,19 +298,40 @@ class Checker:
             findings += parsers.countdown_findings(lr.dom_rows, api, lists)
         result.findings += findings
 
-    def _check_stale(self, raw: RawRead, result: ShopResult) -> None:
-        """A learned body that no longer selects what it did: totals disagree with queryCount, or rows
-        of the wrong kind. Raises LAYOUT_CHANGED so the check falls back to page mode and relearns."""
+    async def _read_api(self, shop: ShopConfig, context: BrowserContext, plan: dict[str, dict[str, Any]],
+                        result: ShopResult) -> RawRead:
+        """An API-mode read, parsed and held against queryCount. Counts and lists are separate requests and
+        items arrive or close between them, so a first disagreement is read again before it means a stale body."""
+        kept = len(result.findings)
+        for last in (False, True):
+            raw = await ApiReader(context, shop.base_url, self.sel, self.options).read(
+                plan, check_login=False,  # verified by _login, or the answers tell
+            )
+            self._parse(raw, result)
+            mismatch = self._count_mismatch(raw)
+            if mismatch is None or last:
+                break
+            logger.debug("shop {}: {}; reading again", shop.name, mismatch)
+            del result.findings[kept:]
+        if mismatch is not None:
+            raise CheckFailure(ShopState.LAYOUT_CHANGED, mismatch)
+        self._check_stale(result)
+        return raw
+
+    def _count_mismatch(self, raw: RawRead) -> str | None:
+        """Where a learned body's total disagrees with queryCount, else None."""
         lists = self.sel["aftersale_list"]
         for role in ROLES:
             label = lists["quick_filters"][role]
             key = lists["count_keys"].get(label)
             expected = raw.counts.get(key) if key else None
             if isinstance(expected, int) and expected != raw.lists[role].total:
-                raise CheckFailure(
-                    ShopState.LAYOUT_CHANGED,
-                    f"learned body for 「{label}」 lists {raw.lists[role].total} items, queryCount says {expected}",
-                )
+                return f"learned body for 「{label}」 lists {raw.lists[role].total} items, queryCount says {expected}"
+        return None
+
+    def _check_stale(self, result: ShopResult) -> None:
+        """A learned body that lists rows of the wrong kind: LAYOUT_CHANGED, so the check falls back to page
+        mode and relearns (totals that disagree twice with queryCount say the same, in `_read_api`)."""
         wrong = [f for f in result.findings if f.kind in ("closed_row", "no_deadline")]
         if wrong:
             raise CheckFailure(
@@ -342,8 +340,14 @@ class Checker:
 
     # ---- many shops -------------------------------------------------------------------------
     async def check_all(self, shops: Sequence[ShopConfig] | None = None, mode: str = "auto") -> list[ShopResult]:
+        """The chosen shops' results, in their order; a shop whose check a stop ended before its work is left out
+        (the others' results still count)."""
         chosen = [s for s in (shops if shops is not None else self.config.shops) if s.enabled]
-        return list(await asyncio.gather(*(self._check_in_slot(s, mode) for s in chosen)))
+        got = await asyncio.gather(*(self._check_in_slot(s, mode) for s in chosen), return_exceptions=True)
+        for outcome in got:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+        return [r for r in got if isinstance(r, ShopResult)]
 
     async def _check_in_slot(self, shop: ShopConfig, mode: str) -> ShopResult:
         async with self.lanes.slot() as slot:  # the deadline below counts the work, not the waits for slots

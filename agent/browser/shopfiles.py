@@ -1,14 +1,21 @@
-"""A shop's own folder under data_dir: the saved session, the learned request bodies and the hurdle file."""
+"""A shop's own folder under data_dir: the saved session, the learned request bodies, the hurdle file and the
+captures of failed checks."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.files import write_private
+
+if TYPE_CHECKING:
+    from playwright.async_api import BrowserContext, Page
+
+    from agent.core.models import CheckFailure
 
 READ_CAPTCHA = "read"  # hurdle.json `where` of a 54001 met while reading (not at login)
 _UNSAFE = re.compile(r"[\\/:*?\"<>|\s]+")
@@ -77,3 +84,23 @@ def load_plan(folder: Path, roles: Sequence[str]) -> dict[str, dict[str, Any]] |
 def save_plan(folder: Path, bodies: Mapping[str, Any], learned_at: str) -> None:
     doc = {"learned_at": learned_at, "bodies": dict(bodies)}
     write_private(folder / "plan.json", json.dumps(doc, ensure_ascii=False, indent=1))
+
+
+async def save_capture(folder: Path, at: datetime, page: Page | None, context: BrowserContext,
+                       exc: CheckFailure) -> None:
+    """Screenshot and HTML of a failed check under `folder`/captures, the shop's cookie values scrubbed."""
+    base = folder / "captures" / f"{at.strftime('%Y%m%d-%H%M%S')}-{exc.state.value}"
+    secrets = [c["value"] for c in await context.cookies() if len(c.get("value", "")) >= 6]
+    text = f"{exc.state.value}: {exc.detail}\n"
+    try:
+        if page is not None and not page.is_closed():
+            base.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            await page.screenshot(path=str(base) + ".png", full_page=True)
+            html = await page.content()
+            for value in secrets:
+                html = html.replace(value, "***")
+            write_private(Path(str(base) + ".html"), html)
+            text += f"url: {page.url}\n"
+    except Exception as err:  # a capture must never hide the original failure
+        text += f"capture incomplete: {err}\n"
+    write_private(Path(str(base) + ".txt"), text)

@@ -162,7 +162,8 @@ async def _once(service: Service) -> int:
           f"转发 {total.failed_over}，免打扰/限速暂缓 {total.deferred}")
     for line in owed_lines(owed, service.store.channel_states(), service.tz):
         print(line)
-    return 0 if all(r.ok for r in results) and not owing and not total.dead else 1
+    every = len(results) == sum(1 for s in service.config.shops if s.enabled)
+    return 0 if every and all(r.ok for r in results) and not owing and not total.dead else 1
 
 
 def owed_lines(owed: Mapping[str, Mapping[str, int]], states: Mapping[str, ChannelState], tz: Any) -> list[str]:

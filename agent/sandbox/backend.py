@@ -38,6 +38,7 @@ class Backend(Logins):
         self.password_nonces: set[str] = set()
         self.qr_tokens: dict[str, QrToken] = {}
         self.rate_armed = 0
+        self.arrivals: dict[int, list[dict[str, Any]]] = {}  # mall_id -> items that arrive after its next queryCount
         self.api_captcha_armed: set[str | None] = set()  # usernames, or None for everyone: 54001
         self.api_captcha_unsigned: set[str | None] = set()  # the same, for requests without Anti-Content
         self.verify_tokens: dict[str, float] = {}  # verifyAuthToken -> real time it passed (0 = not yet)
@@ -65,6 +66,7 @@ class Backend(Logins):
             self.api_captcha_unsigned.clear()
             self.verify_tokens.clear()
             self.rate_armed = 0
+            self.arrivals.clear()
             self.stats.clear()
             self.scenario_name = str(scenario.get("name", ""))
             self.settings = Settings()
@@ -291,7 +293,19 @@ class Backend(Logins):
 
     def query_count(self, mall_id: int) -> dict[str, int]:
         with self.lock:
-            return it.counts(self.shop_items(mall_id), self.clock.now())
+            counts = it.counts(self.shop_items(mall_id), self.clock.now())
+            for raw in self.arrivals.pop(mall_id, []):  # buyers do not wait for a check to finish
+                self.add_item(mall_id, raw)
+            return counts
+
+    def add_item(self, mall_id: int, raw: Mapping[str, Any]) -> int:
+        """A new item (scenario form) in the shop, now."""
+        with self.lock:
+            item = it.item_from_scenario(raw, self.clock.now())
+            if any(item.id in s.items for s in self.shops.values()):
+                raise ValueError(f"duplicate item id {item.id}")
+            self.shops[mall_id].items[item.id] = item
+            return item.id
 
     def wait_handle_count(self, mall_id: int) -> dict[str, int]:
         """queryWaitHandleCount: the four 「售后数据」 header counters by their result keys."""

@@ -69,8 +69,12 @@ class SandboxControl:
     def items(self, mall_id: int) -> list[dict[str, Any]]:
         return list(self._call("GET", "items", mall_id=mall_id)["items"])
 
-    def add_items(self, mall_id: int, items: list[dict[str, Any]]) -> list[int]:
-        return list(self._call("POST", "items", {"mall_id": mall_id, "items": items})["added"])
+    def add_items(self, mall_id: int, items: list[dict[str, Any]], after: str | None = None) -> list[int]:
+        """New items now, or with `after="queryCount"` right after the shop's next queryCount answer."""
+        body: dict[str, Any] = {"mall_id": mall_id, "items": items}
+        if after:
+            body["after"] = after
+        return list(self._call("POST", "items", body)["added"])
 
     def handle(self, item_id: int) -> dict[str, Any]:
         return dict(self._call("POST", "items/handle", {"id": item_id}))

@@ -41,7 +41,9 @@ class Pipeline:
     async def check(self, shops: Sequence[ShopConfig] | None = None) -> list[ShopResult]:
         chosen = [s for s in (shops if shops is not None else self.config.shops) if s.enabled]
         results = await self.checker.check_all(chosen)
-        for shop, result in zip(chosen, results, strict=True):
+        by_name = {s.name: s for s in chosen}
+        for result in results:
+            shop = by_name[result.name]
             if result.ok:
                 self.clock.learn(result.checked_at.timestamp())
                 now = result.checked_at

@@ -195,9 +195,12 @@ class Service:
             return None
         self.busy.add(name)
         try:
-            [result] = await self.pipeline.check([shop])
+            results = await self.pipeline.check([shop])
         finally:
             self.busy.discard(name)
+        if not results:  # a stop ended it before its work
+            return None
+        [result] = results
         await self._take_open_login(shop, result)
         self._record(shop, result, result.duration)
         self.kick_dispatch()  # alerts go out now, not at the next dispatch tick
@@ -213,7 +216,8 @@ class Service:
             results = await self.pipeline.check(shops)
         finally:
             self.busy.clear()
-        for shop, result in zip(shops, results, strict=True):
+        for result in results:
+            shop = self.shops[result.name]
             await self._take_open_login(shop, result)
             self._record(shop, result, result.duration)
         return results

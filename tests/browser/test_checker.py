@@ -250,6 +250,25 @@ def test_rate_limiting_is_backed_off(sandbox: Sandbox, tmp_path: Path) -> None:
     assert r.state is ShopState.RATE_LIMITED and "HTTP 429" in (r.error or "")
 
 
+def test_an_item_arriving_between_the_count_and_the_lists_is_read_again_not_a_layout_change(
+    sandbox: Sandbox, tmp_path: Path,
+) -> None:
+    """queryCount and the lists are separate requests: a buyer's new request in between makes them disagree once.
+    The API read is repeated (no page fallback, no layout_changed); a disagreement that persists still falls back."""
+    config = make_config(tmp_path, sandbox.url, DEMO)
+    assert check(config)[0].ok
+    new = {"id": 22750499999998, "orderSn": "261121-000000000000002", "afterSalesType": 1, "state": "wait_seller",
+           "created_ago": 5, "deadline_in": 3 * 86400, "reason": "不想要了", "goodsName": "测试商品",
+           "goodsSpec": "默认", "orderAmount": 990, "refundAmount": 990}
+    sandbox.control.add_items(100001, [new], after="queryCount")
+    sandbox.control.reset_stats()
+    [r] = check(config)
+    assert r.ok and r.mode == "api", r.error
+    assert not [f for f in r.findings if f.kind == "api_fallback"], r.findings
+    assert str(new["id"]) in {i.id for i in r.aftersales}
+    assert sandbox.control.stats()["counts"]["POST /mercury/mms/afterSales/queryCount"] == 2  # read once more
+
+
 def test_54001_in_api_mode_falls_back_to_page_mode_once(sandbox: Sandbox, tmp_path: Path) -> None:
     """Cookie-only requests meet the captcha; the page's own requests (Anti-Content) pass."""
     config = make_config(tmp_path, sandbox.url, DEMO)
