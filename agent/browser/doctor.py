@@ -1,8 +1,12 @@
-"""The doctor's walk through the backend as a person would go, selector by selector: what matched, with captures."""
+"""The doctor's walk through the backend as a person would go, selector by selector: what matched, with captures
+(and, asked for, the walk recorded as a redacted bundle)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +17,9 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
+from agent import __version__
 from agent.browser.api_reader import ApiReader
+from agent.browser.bundle import origin, write_bundle
 from agent.browser.page_reader import PageReader
 from agent.browser.pool import BrowserPool, Network, close_quietly
 from agent.browser.reader import ROLES, ReadOptions
@@ -22,6 +28,7 @@ from agent.browser.shopfiles import shop_dir
 from agent.config import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CheckFailure
+from agent.core.redact import Redactor
 from agent.files import write_private
 
 
@@ -43,6 +50,7 @@ class Doctor:
         self.page, self.sel, self.out_dir = page, sel, out_dir
         self.probes: list[Probe] = []
         self.notes: list[str] = []  # what the walk saw beside the selectors (the exit IP)
+        self.pages: dict[str, str] = {}  # snapshot name -> the page's DOM, for a bundle
 
     async def probe(self, step: str, key: str, selector: str, note: str = "") -> int:
         try:
@@ -58,7 +66,8 @@ class Doctor:
     async def snapshot(self, name: str) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await self.page.screenshot(path=str(self.out_dir / f"{name}.png"), full_page=True)
-        write_private(self.out_dir / f"{name}.html", await self.page.content())
+        self.pages[name] = await self.page.content()
+        write_private(self.out_dir / f"{name}.html", self.pages[name])
 
     async def login_page(self, session: ShopSession) -> None:
         """The login page: tabs, form, error element, and the canvas QR with its qrcode answer."""
@@ -207,34 +216,84 @@ class Doctor:
         self.notes.append(f"出口 IP / exit IP the backend sees: {shown} ({route})")
 
 
-async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any]) -> tuple[list[Probe], Path, list[str]]:
-    """The whole walk for one shop: the probes, the folder of its screenshots and pages, and notes."""
+def report(probes: list[Probe]) -> str:
+    """The selector report, a line per probe and the total."""
+    lines = []
+    for p in probes:
+        mark = "✓" if p.ok else "✗"
+        note = f"  ({p.note})" if p.note else ""
+        lines.append(f"{mark} {p.step:<9} {p.key:<42} {p.hook}  → {p.found}{note}")
+    bad = sum(1 for p in probes if not p.ok)
+    tail = f"，{bad} 项未匹配 / not matched" if bad else ""
+    lines.append(f"\n{len(probes) - bad}/{len(probes)} 项匹配 / matched{tail}")
+    return "\n".join(lines)
+
+
+async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: Path | None = None,
+              secrets: Iterable[str] = ()) -> tuple[list[Probe], Path, list[str]]:
+    """The whole walk for one shop: the probes, the folder of its screenshots and pages, and notes. With
+    `bundle`, the walk is recorded (HAR) and written there redacted, `secrets` scrubbed wherever they show."""
     data_dir, timeout = config.agent.data_dir, config.browser.timeout_seconds
     stamp = datetime.now(ZoneInfo(config.agent.timezone)).strftime("%Y%m%d-%H%M%S")
     out_dir = shop_dir(data_dir, shop.name) / "doctor" / stamp
-    async with BrowserPool.from_config(config.browser) as pool:
-        session = ShopSession.for_shop(pool, shop, data_dir, sel["site"])
-        login_ctx = await pool.new_context(network=Network.of(shop))
-        doc = Doctor(await pool.new_page(login_ctx), sel, out_dir)
-        try:
-            await doc.login_page(session)
-        except CheckFailure as exc:
-            doc.probes.append(Probe("login", exc.state.value, exc.detail, 0))
-        await close_quietly(login_ctx)
-        context = await session.open()
-        try:
-            await session.ensure_logged_in(context)
-            await doc.exit_address(context, shop)
-            doc.page = await pool.new_page(context)
-            reader = PageReader(doc.page, shop.base_url, sel, ReadOptions(pacing_seconds=0, timeout_seconds=timeout))
-            await doc.workbench(reader)
-            learned = await doc.cards(reader)
-            await doc.api(context, shop.base_url, learned)
-            await session.save(context)
-        except CheckFailure as exc:
-            doc.probes.append(Probe("session", exc.state.value, exc.detail, 0))
-        finally:
-            await close_quietly(context)
+    hars = Path(tempfile.mkdtemp(prefix="pdd-agent-har-")) if bundle else None  # 0700, removed below
+    cookies: list[str] = []
+    try:
+        async with BrowserPool.from_config(config.browser) as pool:
+            session = ShopSession.for_shop(pool, shop, data_dir, sel["site"])
+            login_ctx = await pool.new_context(network=Network.of(shop), har=hars / "login.har" if hars else None)
+            doc = Doctor(await pool.new_page(login_ctx), sel, out_dir)
+            try:
+                await doc.login_page(session)
+            except CheckFailure as exc:
+                doc.probes.append(Probe("login", exc.state.value, exc.detail, 0))
+            cookies += [c["value"] for c in await login_ctx.cookies()]
+            await close_quietly(login_ctx)
+            context = await session.open(har=hars / "walk.har" if hars else None)
+            try:
+                await session.ensure_logged_in(context)
+                await doc.exit_address(context, shop)
+                doc.page = await pool.new_page(context)
+                reader = PageReader(doc.page, shop.base_url, sel,
+                                    ReadOptions(pacing_seconds=0, timeout_seconds=timeout))
+                await doc.workbench(reader)
+                learned = await doc.cards(reader)
+                await doc.api(context, shop.base_url, learned)
+                await session.save(context)
+            except CheckFailure as exc:
+                doc.probes.append(Probe("session", exc.state.value, exc.detail, 0))
+            finally:
+                cookies += [c["value"] for c in await context.cookies()]
+                await close_quietly(context)  # the HAR is written now
+            if bundle is not None and hars is not None:
+                await _bundle(pool, bundle, hars, doc, config, shop, sel, [*secrets, *cookies])
+                doc.notes.append(f"诊断包 / bundle: {bundle}（已脱敏 / redacted）")
+    finally:
+        if hars is not None:
+            shutil.rmtree(hars, ignore_errors=True)
     return doc.probes, out_dir, doc.notes
 
+
+async def _bundle(pool: BrowserPool, path: Path, hars: Path, doc: Doctor, config: Config, shop: ShopConfig,
+                  sel: Mapping[str, Any], secrets: list[str]) -> None:
+    """Write the recorded walk as a redacted bundle; screenshots drawn from the redacted DOM, never the live page."""
+    redactor = Redactor(os.urandom(32), [*secrets, shop.username])
+    origins = [origin(shop.base_url), *sel["site"].get("diagnostics", {}).get("bundle_origins", [])]
+    context = await pool.new_context(block_assets=False)
+    page = await pool.new_page(context, block_assets=False)
+    await context.route("**/*", lambda route: route.continue_() if route.request.resource_type == "stylesheet"
+                        and origin(route.request.url) in origins else route.abort())
+
+    async def render(html: str) -> bytes:
+        await page.set_content(html, wait_until="domcontentloaded")
+        return await page.screenshot(full_page=True)
+
+    about = {"agent_version": __version__, "chromium": pool.browser_version, "shop": shop.name,
+             "selectors_dir": str(config.agent.selectors_dir) if config.agent.selectors_dir else "(built in)"}
+    try:
+        await write_bundle(path, hars=sorted(hars.glob("*.har")), pages=doc.pages, report=report(doc.probes),
+                           selectors=sel, redactor=redactor, origins=origins,
+                           about=about, render=render)
+    finally:
+        await close_quietly(context)
 

@@ -219,9 +219,17 @@ class BrowserPool:
             assert self._browser is not None
             return self._browser
 
-    def _context_options(self, storage_state: Path | None, network: Network | None) -> dict[str, Any]:
+    @property
+    def browser_version(self) -> str:
+        """Chromium's version once launched ("" before)."""
+        return self._browser.version if self._browser is not None else ""
+
+    def _context_options(self, storage_state: Path | None, network: Network | None,
+                         har: Path | None = None) -> dict[str, Any]:
         net = network or Network()
         options: dict[str, Any] = {"locale": net.locale or LOCALE, "timezone_id": TIMEZONE, "viewport": dict(VIEWPORT)}
+        if har is not None:  # the doctor's bundle: every request and answer, bodies embedded, written at close
+            options.update(record_har_path=str(har), record_har_content="embed")
         if storage_state is not None:
             options["storage_state"] = str(storage_state)
         if net.user_agent or self._user_agent:
@@ -231,23 +239,24 @@ class BrowserPool:
         return options
 
     async def new_context(
-        self, storage_state: Path | None = None, *, block_assets: bool | None = None, network: Network | None = None
+        self, storage_state: Path | None = None, *, block_assets: bool | None = None, network: Network | None = None,
+        har: Path | None = None,
     ) -> BrowserContext:
         """A fresh context (from `storage_state` when given), zh-CN, Asia/Shanghai, 1366x900; `network` gives
-        it the shop's own proxy (pages and the request API alike), user agent and locale.
+        it the shop's own proxy (pages and the request API alike), user agent and locale; `har` records it.
 
         A crashed or disconnected browser is relaunched once; failing again is BROWSER_ERROR.
         """
         browser = await self._ensure_browser()
         try:
-            context = await browser.new_context(**self._context_options(storage_state, network))
+            context = await browser.new_context(**self._context_options(storage_state, network, har))
         except PlaywrightError as exc:
             if browser.is_connected() and "closed" not in str(exc).lower():
                 raise  # not a crash: e.g. an unreadable storage state file
             logger.warning("Chromium is gone ({}); relaunching", exc)
             browser = await self._relaunch_if(browser)
             try:
-                context = await browser.new_context(**self._context_options(storage_state, network))
+                context = await browser.new_context(**self._context_options(storage_state, network, har))
             except PlaywrightError as again:
                 raise CheckFailure(
                     ShopState.BROWSER_ERROR, f"Chromium failed again after a relaunch: {again}"

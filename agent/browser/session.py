@@ -133,9 +133,9 @@ class ShopSession(QrLogin):
             return None
         return self.state_path if isinstance(data, dict) else None
 
-    async def open(self) -> BrowserContext:
-        """A context from the saved storage state when there is one (else an empty context)."""
-        return await self.pool.new_context(self._readable_state(), network=self.network)
+    async def open(self, har: Path | None = None) -> BrowserContext:
+        """A context from the saved storage state when there is one (else an empty context); `har` records it."""
+        return await self.pool.new_context(self._readable_state(), network=self.network, har=har)
 
     async def save(self, context: BrowserContext) -> None:
         """Store the context's cookies and local storage: atomically, mode 0600, parent dir 0700."""

@@ -95,7 +95,9 @@ def _add_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     d = sub.add_parser("doctor", help="walk the backend's pages and report which selectors match")
     d.add_argument("--config", default="config.toml")
     d.add_argument("--shop", required=True)
-    d.set_defaults(func=lambda a: _run("agent.cli.doctor", a.config, a.shop))
+    d.add_argument("--bundle", metavar="FILE.zip",
+                   help="also record the walk as a redacted diagnostics bundle (诊断包) to send to the maintainers")
+    d.set_defaults(func=lambda a: _run("agent.cli.doctor", a.config, a.shop, bundle=a.bundle))
 
     lg = sub.add_parser("login", help="log a shop in by hand (password, SMS code, QR) and save its session")
     lg.add_argument("--config", default="config.toml")
