@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from playwright.async_api import APIRequestContext, APIResponse, BrowserContext
+
 from agent.core.redact import Redactor
 from agent.files import write_private
 
@@ -27,6 +29,54 @@ NEVER = [
     "real order numbers (re-mapped consistently: rows still relate)",
     "requests to hosts other than the shop's mms origins",
 ]
+
+
+class RecordedRequests:
+    """`context.request` (Playwright's HAR leaves those requests out), noting each exchange as a HAR entry."""
+
+    def __init__(self, api: APIRequestContext) -> None:
+        self._api = api
+        self.entries: list[dict[str, Any]] = []
+
+    async def get(self, url: str, **kw: Any) -> APIResponse:
+        return await self._note("GET", url, kw, await self._api.get(url, **kw))
+
+    async def post(self, url: str, **kw: Any) -> APIResponse:
+        return await self._note("POST", url, kw, await self._api.post(url, **kw))
+
+    async def _note(self, method: str, url: str, kw: Mapping[str, Any], resp: APIResponse) -> APIResponse:
+        data = kw.get("data")
+        headers = [{"name": k, "value": str(v)} for k, v in (kw.get("headers") or {}).items()]
+        request: dict[str, Any] = {"method": method, "url": url, "headers": headers, "cookies": [],
+                                   "queryString": [], "httpVersion": "HTTP/1.1", "headersSize": -1, "bodySize": -1}
+        if data is not None:
+            text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+            request["postData"] = {"mimeType": "application/json", "text": text}
+        try:
+            body = (await resp.body()).decode("utf-8", errors="replace")
+        except Exception:  # a redirect or an answer already gone: its headers still tell
+            body = ""
+        mime = resp.headers.get("content-type", "")
+        self.entries.append({
+            "startedDateTime": datetime.now().astimezone().isoformat(), "time": 0, "request": request,
+            "response": {"status": resp.status, "statusText": resp.status_text, "httpVersion": "HTTP/1.1",
+                         "headers": [{"name": h["name"], "value": h["value"]} for h in resp.headers_array],
+                         "cookies": [], "content": {"size": len(body), "mimeType": mime, "text": body},
+                         "redirectURL": resp.headers.get("location", ""), "headersSize": -1, "bodySize": -1},
+            "cache": {}, "timings": {"send": 0, "wait": 0, "receive": 0},
+        })
+        return resp
+
+
+class RecordingContext:
+    """A browser context whose `request` calls are recorded too (everything else is the context itself)."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self._context = context
+        self.request = RecordedRequests(context.request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
 
 
 def origin(url: str) -> str:
@@ -99,6 +149,14 @@ def redact_har(har: Mapping[str, Any], origins: Iterable[str], r: Redactor) -> d
     return {"log": {**log, "pages": pages, "entries": out}}
 
 
+def redact_item(r: Redactor, item: Mapping[str, Any]) -> dict[str, Any]:
+    """A `check --json` item as the bundle's answers show it: the same stand-ins for its order number and reason."""
+    out = dict(item)
+    out["order_sn"] = r.stand_in(str(item.get("order_sn", "")), "order_sn")
+    out["reason"] = r.stand_in(str(item.get("reason", "")))
+    return {k: r.text(v) if isinstance(v, str) and k not in ("order_sn", "reason") else v for k, v in out.items()}
+
+
 def _param(r: Redactor, p: Mapping[str, Any]) -> str:
     name, value = str(p.get("name", "")), str(p.get("value", ""))
     rule = r.rule_for(name)
@@ -116,7 +174,8 @@ def strip_scripts(html: str) -> str:
 async def write_bundle(
     path: Path, *, hars: Iterable[Path], pages: Mapping[str, str], report: str, selectors: Mapping[str, Any],
     redactor: Redactor, origins: Iterable[str], about: Mapping[str, Any],
-    render: Callable[[str], Awaitable[bytes]] | None = None,
+    render: Callable[[str], Awaitable[bytes]] | None = None, items: Iterable[Mapping[str, Any]] = (),
+    entries: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Redact and zip: `hars` (merged), `pages` (name -> DOM), the doctor's `report`, the `selectors` in force
     (defaults merged with the admin's override, as one JSON);
@@ -127,6 +186,7 @@ async def write_bundle(
             data = json.loads(har.read_text(encoding="utf-8"))
             merged["log"]["pages"] += data.get("log", {}).get("pages", [])
             merged["log"]["entries"] += data.get("log", {}).get("entries", [])
+    merged["log"]["entries"] += list(entries)  # the request API's, recorded by RecordingContext
     merged["log"]["entries"].sort(key=lambda e: str(e.get("startedDateTime", "")))
     clean = redact_har(merged, origins, redactor)
     files: dict[str, bytes] = {"har.json": json.dumps(clean, ensure_ascii=False, indent=1).encode()}
@@ -136,6 +196,8 @@ async def write_bundle(
         if render is not None:
             files[f"screenshots/{name}.png"] = await render(strip_scripts(dom))
     files["report.txt"] = redactor.text(report).encode()
+    files["items.json"] = json.dumps([redact_item(redactor, i) for i in items], ensure_ascii=False,
+                                     indent=1).encode()
     files["selectors.json"] = json.dumps(selectors, ensure_ascii=False, indent=1, default=str).encode()
     manifest = {
         "format": FORMAT, **about, "created_at": datetime.now().astimezone().isoformat(timespec="seconds"),

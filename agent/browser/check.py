@@ -196,7 +196,7 @@ class Checker:
                 except CaptchaRequired as exc:
                     self.remember_hurdle(shop, exc, READ_CAPTCHA)  # a person must pass it: never retried blindly
                     raise
-                self._parse(raw, result)
+                self.parse_read(raw, result)
                 if not any(lr.from_dom for lr in raw.lists.values()):
                     save_plan(self._dir(shop), raw.learned, datetime.now(self.tz).isoformat(timespec="seconds"))
             result.mode = raw.mode
@@ -253,7 +253,8 @@ class Checker:
             plan[role] = body
         return plan
 
-    def _parse(self, raw: RawRead, result: ShopResult) -> None:
+    def parse_read(self, raw: RawRead, result: ShopResult) -> None:
+        """A read's rows as the result's items, counters and findings (the checker's and the doctor's)."""
         lists, evidence = self.sel["aftersale_list"], self.sel["evidence"]
         now = datetime.fromtimestamp(raw.server_time, self.tz) if raw.server_time else datetime.now(self.tz)
         result.checked_at = now
@@ -307,7 +308,7 @@ class Checker:
             raw = await ApiReader(context, shop.base_url, self.sel, self.options).read(
                 plan, check_login=False,  # verified by _login, or the answers tell
             )
-            self._parse(raw, result)
+            self.parse_read(raw, result)
             mismatch = self._count_mismatch(raw)
             if mismatch is None or last:
                 break

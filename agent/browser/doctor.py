@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,8 @@ from playwright.async_api import Error as PlaywrightError
 
 from agent import __version__
 from agent.browser.api_reader import ApiReader
-from agent.browser.bundle import origin, write_bundle
+from agent.browser.bundle import RecordingContext, origin, write_bundle
+from agent.browser.check import Checker
 from agent.browser.page_reader import PageReader
 from agent.browser.pool import BrowserPool, Network, close_quietly
 from agent.browser.reader import ROLES, ReadOptions
@@ -27,7 +28,7 @@ from agent.browser.session import ShopSession
 from agent.browser.shopfiles import shop_dir
 from agent.config import Config, ShopConfig
 from agent.core import parsers
-from agent.core.models import CheckFailure
+from agent.core.models import CheckFailure, ShopResult
 from agent.core.redact import Redactor
 from agent.files import write_private
 
@@ -46,11 +47,12 @@ class Probe:
 
 
 class Doctor:
-    def __init__(self, page: Page, sel: Mapping[str, Any], out_dir: Path) -> None:
-        self.page, self.sel, self.out_dir = page, sel, out_dir
+    def __init__(self, page: Page, sel: Mapping[str, Any], out_dir: Path, checker: Checker) -> None:
+        self.page, self.sel, self.out_dir, self.checker = page, sel, out_dir, checker
         self.probes: list[Probe] = []
         self.notes: list[str] = []  # what the walk saw beside the selectors (the exit IP)
         self.pages: dict[str, str] = {}  # snapshot name -> the page's DOM, for a bundle
+        self.items: list[dict[str, Any]] = []  # what an API-mode check reads with the learned bodies
 
     async def probe(self, step: str, key: str, selector: str, note: str = "") -> int:
         try:
@@ -198,6 +200,20 @@ class Doctor:
                 self.probes.append(Probe("api", "site.api.query_list", role, 1, f"total={read.total}"))
             except CheckFailure as exc:
                 self.probes.append(Probe("api", "site.api.query_list", role, 0, exc.detail))
+        if set(bodies) == set(ROLES):
+            await self.check_read(reader, bodies)
+
+    async def check_read(self, reader: ApiReader, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+        """A check's whole API-mode read, last: its items are what a replay of the walk must read."""
+        result = ShopResult(name="", checked_at=datetime.now(ZoneInfo("Asia/Shanghai")))
+        try:
+            raw = await reader.read(bodies, check_login=False)
+            self.checker.parse_read(raw, result)
+        except CheckFailure as exc:
+            self.probes.append(Probe("api", "check read", "queryCount + queryList", 0, exc.detail))
+            return
+        self.items = [i.to_json() for i in (*result.aftersales, *result.evidence)]
+        self.probes.append(Probe("api", "check read", "queryCount + queryList", 1, f"{len(self.items)} items"))
 
 
     async def exit_address(self, context: BrowserContext, shop: ShopConfig) -> None:
@@ -242,14 +258,16 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: 
         async with BrowserPool.from_config(config.browser) as pool:
             session = ShopSession.for_shop(pool, shop, data_dir, sel["site"])
             login_ctx = await pool.new_context(network=Network.of(shop), har=hars / "login.har" if hars else None)
-            doc = Doctor(await pool.new_page(login_ctx), sel, out_dir)
+            doc = Doctor(await pool.new_page(login_ctx), sel, out_dir, Checker(config, pool, sel))
             try:
                 await doc.login_page(session)
             except CheckFailure as exc:
                 doc.probes.append(Probe("login", exc.state.value, exc.detail, 0))
             cookies += [c["value"] for c in await login_ctx.cookies()]
             await close_quietly(login_ctx)
-            context = await session.open(har=hars / "walk.har" if hars else None)
+            opened = await session.open(har=hars / "walk.har" if hars else None)
+            recorded = RecordingContext(opened) if hars else None
+            context = cast(BrowserContext, recorded or opened)
             try:
                 await session.ensure_logged_in(context)
                 await doc.exit_address(context, shop)
@@ -263,10 +281,11 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: 
             except CheckFailure as exc:
                 doc.probes.append(Probe("session", exc.state.value, exc.detail, 0))
             finally:
-                cookies += [c["value"] for c in await context.cookies()]
-                await close_quietly(context)  # the HAR is written now
-            if bundle is not None and hars is not None:
-                await _bundle(pool, bundle, hars, doc, config, shop, sel, [*secrets, *cookies])
+                cookies += [c["value"] for c in await opened.cookies()]
+                await close_quietly(opened)  # the HAR is written now
+            if bundle is not None and hars is not None and recorded is not None:
+                await _bundle(pool, bundle, hars, doc, config, shop, sel, [*secrets, *cookies],
+                              recorded.request.entries)
                 doc.notes.append(f"诊断包 / bundle: {bundle}（已脱敏 / redacted）")
     finally:
         if hars is not None:
@@ -275,7 +294,7 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: 
 
 
 async def _bundle(pool: BrowserPool, path: Path, hars: Path, doc: Doctor, config: Config, shop: ShopConfig,
-                  sel: Mapping[str, Any], secrets: list[str]) -> None:
+                  sel: Mapping[str, Any], secrets: list[str], entries: list[dict[str, Any]]) -> None:
     """Write the recorded walk as a redacted bundle; screenshots drawn from the redacted DOM, never the live page."""
     redactor = Redactor(os.urandom(32), [*secrets, shop.username])
     origins = [origin(shop.base_url), *sel["site"].get("diagnostics", {}).get("bundle_origins", [])]
@@ -293,7 +312,7 @@ async def _bundle(pool: BrowserPool, path: Path, hars: Path, doc: Doctor, config
     try:
         await write_bundle(path, hars=sorted(hars.glob("*.har")), pages=doc.pages, report=report(doc.probes),
                            selectors=sel, redactor=redactor, origins=origins,
-                           about=about, render=render)
+                           about=about, render=render, items=doc.items, entries=entries)
     finally:
         await close_quietly(context)
 

@@ -20,6 +20,8 @@ def _add_sandbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--blind-navigation", choices=["never", "sometimes", "always"])
     p.add_argument("--clock-rate", type=float, help="sandbox seconds per real second")
     p.add_argument("--verbose", action="store_true", help="log every request")
+    p.add_argument("--replay", metavar="FILE.zip",
+                   help="serve a diagnostics bundle's recorded pages and answers instead of a scenario (回放诊断包)")
     p.set_defaults(func=_cmd_sandbox)
 
     g = sub.add_parser("sandbox-gen", help="write a generated sandbox scenario (seeded, realistic)", add_help=False)
@@ -35,7 +37,10 @@ def _add_sandbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from agent.config import locators
-    from agent.sandbox.run import run_sandbox
+    from agent.sandbox.run import run_replay, run_sandbox
+
+    if args.replay:
+        return run_replay(host=args.host, port=args.port, bundle=args.replay, verbose=args.verbose)
 
     selectors = f"选择器 / selectors:      {locators.default_dir()} ({len(locators.load())} files)"
     return run_sandbox(

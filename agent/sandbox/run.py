@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.httpserve import BackgroundServer
 from agent.sandbox.backend import Backend
 from agent.sandbox.control_api import builtin_scenario, builtin_scenarios
 from agent.sandbox.server import SandboxServer
@@ -53,7 +54,7 @@ def banner(server: SandboxServer, extra: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
-def _serve_until_stopped(server: SandboxServer, duration: float = 0) -> None:
+def _serve_until_stopped(server: BackgroundServer, duration: float = 0) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
@@ -88,5 +89,27 @@ def run_sandbox(
         return 2
     server = SandboxServer(backend, host=host, port=port, verbose=verbose)
     print(banner(server, extra), flush=True)
+    _serve_until_stopped(server)
+    return 0
+
+
+def run_replay(*, host: str, port: int, bundle: str, verbose: bool = False) -> int:
+    """Serve a diagnostics bundle until Ctrl-C / SIGTERM (exit 2 when the file is no bundle)."""
+    from agent.sandbox.replay import ReplayServer
+
+    try:
+        server = ReplayServer(Path(bundle), host=host, port=port, verbose=verbose)
+    except ValueError as exc:
+        print(f"无法回放 / cannot replay: {exc}")
+        return 2
+    m = server.manifest
+    print("\n".join([
+        f"回放诊断包 / replaying {bundle} at {server.url}",
+        f"  店铺 / shop: {m.get('shop', '?')}  录制于 / recorded {m.get('created_at', '?')}  "
+        f"pdd-agent {m.get('agent_version', '?')}  Chromium {m.get('chromium', '?')}",
+        f"  {server.recording.count} 个请求 / recorded requests; "
+        f"检查请用 base_url = \"{server.url}\" / point a shop's base_url here",
+        "按 Ctrl-C 停止 / press Ctrl-C to stop",
+    ]), flush=True)
     _serve_until_stopped(server)
     return 0
