@@ -141,9 +141,19 @@ def test_each_bundle_in_tests_bundles_still_reads_what_it_recorded(bundle: Path,
     test: the check against its replay must read exactly the items the bundle recorded."""
     with zipfile.ZipFile(bundle) as z:
         recorded = json.loads(z.read("items.json"))
-    got = replay_check(bundle, tmp_path)
-    assert got["ok"], got.get("error")
-    assert got["aftersales"] + got["evidence"] == recorded
+    server = ReplayServer(bundle).start()
+    try:
+        config = make_config(tmp_path, server.url, DEMO)
+        got = _check_json(config.path)
+        assert got["ok"], got.get("error")
+        assert got["aftersales"] + got["evidence"] == recorded
+        # and the doctor walks the recorded site: every selector of the fixed `selectors/` matches it
+        env = {**os.environ, "PDD_TEST_PASSWORD": "demo-pass"}
+        done = subprocess.run([sys.executable, "-m", "agent", "doctor", "--config", str(config.path), "--shop",
+                               DEMO[0][0]], capture_output=True, text=True, env=env, timeout=180)
+        assert done.returncode == 0 and "✗" not in done.stdout, done.stdout + done.stderr
+    finally:
+        server.stop()
 
 
 def test_tests_bundles_is_not_empty() -> None:
