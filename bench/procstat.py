@@ -58,6 +58,34 @@ def pss_mib(root: int | None = None) -> float:
     return total / 1024
 
 
+def _kind(pid: int) -> str:
+    """python / driver (Playwright's node) / chromium, from the process's command name."""
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "gone"
+    if comm.startswith("python"):
+        return "python"
+    if comm == "node":
+        return "driver"
+    return "chromium" if "chrom" in comm else comm
+
+
+def pss_by_kind(root: int | None = None) -> dict[str, float]:
+    """PSS in MiB per kind of process in the tree (see `_kind`)."""
+    out: dict[str, float] = {}
+    for pid in tree_pids(root):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    kind = _kind(pid)
+                    out[kind] = out.get(kind, 0.0) + int(line.split()[1]) / 1024
+                    break
+        except OSError:
+            continue
+    return out
+
+
 class PeakMemory:
     """Samples the tree's PSS every `interval` seconds while running; `.peak` in MiB."""
 

@@ -39,7 +39,7 @@ from agent.config import load_config
 from agent.sandbox.control import SandboxControl
 from agent.sandbox.generate import AUTO_REFUND_WINDOW, generate_items, generate_scenario
 from agent.sandbox.wecom import FakeWeCom
-from bench.procstat import cpu_seconds, pss_mib
+from bench.procstat import cpu_seconds, pss_by_kind, pss_mib
 from bench.run_bench import PASSWORD, prime_sessions, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,13 +100,17 @@ class Agent:
         self.proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)], cwd=ROOT,
                                      stdout=self._out, stderr=subprocess.STDOUT, env=env)
         self.pss: list[tuple[float, float]] = []
+        self.pss_kinds: dict[str, float] = {}  # peak PSS per kind of process (python, driver, chromium)
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(1.0):
-            self.pss.append((time.monotonic(), pss_mib(self.proc.pid)))
+            kinds = pss_by_kind(self.proc.pid)
+            self.pss.append((time.monotonic(), sum(kinds.values())))
+            for k, v in kinds.items():
+                self.pss_kinds[k] = max(self.pss_kinds.get(k, 0.0), v)
 
     def get(self, path: str) -> httpx.Response | None:
         try:
@@ -297,6 +301,7 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
         agent.close()
     res["peak_requests_per_second"] = ctl.stats()["peak_per_second"]
     res["pss_peak_run_mib"] = round(max((v for _, v in agent.pss), default=0.0), 1)
+    res["pss_peak_by_kind_mib"] = {k: round(v, 1) for k, v in agent.pss_kinds.items()}
     res["anomalies"] = anomalies(agent, names)
     res["wecom_messages"] = {k: len(wecom.messages(key)) for k, key in (("ops", OPS_KEY), ("probe", PROBE_KEY))}
     if cold:

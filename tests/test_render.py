@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.core.digest import render_digest
 from agent.core.models import Item, ShopState
 from agent.core.render import (
     RenderedMessage,
@@ -16,7 +17,6 @@ from agent.core.render import (
     html_escape,
     md_escape,
     remaining_zh,
-    render_digest,
     render_group,
     safe_url,
     text_escape,

@@ -77,7 +77,8 @@ class ApiReader:
         data = await self.pacer.retry(lambda: self._post(path, {}, "queryWaitHandleCount"))
         return parsers.wait_counters(data.get("result"), self.lists)
 
-    async def read_list(self, role: str, body: Mapping[str, Any]) -> ListRead:
+    async def read_list(self, role: str, body: Mapping[str, Any], max_pages: int | None = None) -> ListRead:
+        """Every row of the list (or of its first `max_pages` pages)."""
         req = self.lists["request"]
         size = int(self.site["api"]["max_page_size"])
         rows: list[Any] = []
@@ -91,7 +92,7 @@ class ApiReader:
             )
             rows += got
             times += [self.server_time] * len(got)
-            if len(rows) >= total or not got:
+            if len(rows) >= total or not got or (max_pages is not None and page >= max_pages):
                 return ListRead(role=role, body=dict(body), total=total, rows=rows, row_times=times)
             page += 1
 

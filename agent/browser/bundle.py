@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import APIRequestContext, APIResponse, BrowserContext
 
+from agent.core.losses import is_quality
 from agent.core.redact import Redactor
 from agent.files import write_private
 
@@ -149,11 +150,14 @@ def redact_har(har: Mapping[str, Any], origins: Iterable[str], r: Redactor) -> d
     return {"log": {**log, "pages": pages, "entries": out}}
 
 
-def redact_item(r: Redactor, item: Mapping[str, Any]) -> dict[str, Any]:
-    """A `check --json` item as the bundle's answers show it: the same stand-ins for its order number and reason."""
+def redact_item(r: Redactor, item: Mapping[str, Any], reasons: Iterable[str] = ()) -> dict[str, Any]:
+    """A `check --json` item as the bundle's answers show it: the same stand-ins for its order number and reason
+    (so its 品质退款风险 is what the stand-in reason says: `reasons` are the quality reasons in force)."""
     out = dict(item)
     out["order_sn"] = r.stand_in(str(item.get("order_sn", "")), "order_sn")
     out["reason"] = r.stand_in(str(item.get("reason", "")))
+    if "quality_risk" in out:
+        out["quality_risk"] = is_quality(out["reason"], reasons)
     return {k: r.text(v) if isinstance(v, str) and k not in ("order_sn", "reason") else v for k, v in out.items()}
 
 
@@ -175,7 +179,7 @@ async def write_bundle(
     path: Path, *, hars: Iterable[Path], pages: Mapping[str, str], report: str, selectors: Mapping[str, Any],
     redactor: Redactor, origins: Iterable[str], about: Mapping[str, Any],
     render: Callable[[str], Awaitable[bytes]] | None = None, items: Iterable[Mapping[str, Any]] = (),
-    entries: Iterable[Mapping[str, Any]] = (),
+    entries: Iterable[Mapping[str, Any]] = (), reasons: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Redact and zip: `hars` (merged), `pages` (name -> DOM), the doctor's `report`, the `selectors` in force
     (defaults merged with the admin's override, as one JSON);
@@ -196,7 +200,7 @@ async def write_bundle(
         if render is not None:
             files[f"screenshots/{name}.png"] = await render(strip_scripts(dom))
     files["report.txt"] = redactor.text(report).encode()
-    files["items.json"] = json.dumps([redact_item(redactor, i) for i in items], ensure_ascii=False,
+    files["items.json"] = json.dumps([redact_item(redactor, i, list(reasons)) for i in items], ensure_ascii=False,
                                      indent=1).encode()
     files["selectors.json"] = json.dumps(selectors, ensure_ascii=False, indent=1, default=str).encode()
     manifest = {

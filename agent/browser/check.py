@@ -32,9 +32,11 @@ from agent.browser.shopfiles import (
     save_plan,
     shop_dir,
 )
+from agent.browser.watch import session_refunds, watch_check
 from agent.config import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
+from agent.core.money import Refund
 
 # API-mode failures that page mode may get past within the same check. A captcha (54001) is one: the
 # page's own request code (Anti-Content and all) may pass where cookie-only requests do not.
@@ -49,7 +51,7 @@ class Checker:
 
     def __init__(
         self, config: Config, pool: BrowserPool, sel: Mapping[str, Any], options: ReadOptions | None = None,
-        *, hold_qr_logins: bool = False,
+        *, hold_qr_logins: bool = False, read_refunds: bool = False,
     ) -> None:
         """`hold_qr_logins`: a shop that needs a QR scan keeps its login page open in `ShopResult.open_login`
         (the service waits there for the scan of the QR it pushed); otherwise every context is closed."""
@@ -64,6 +66,7 @@ class Checker:
         self.tz = ZoneInfo(config.agent.timezone)
         self.lanes = Lanes(config.browser.max_concurrent_checks, config.browser.pages)
         self.hold_qr_logins = hold_qr_logins
+        self.read_refunds = read_refunds  # `check`: each check reads 退款成功 too (the service: once a day)
         self.active: dict[str, Slot] = {}  # shops whose check holds a slot (or waits for a page slot) now
         self.closing = False  # stop_accepting(): checks still waiting for a slot never start
 
@@ -171,6 +174,7 @@ class Checker:
             api_first = mode == "auto" and plan is not None and self.pending_hurdle(shop) is None
             relogged = False if api_first else await self._login(shop, session, context, slot)
             raw: RawRead | None = None
+            captcha = False  # cookie-only requests met 54001: no more of them in this check
             if mode == "api" or (mode == "auto" and plan is not None and not relogged):
                 kept = len(result.findings)
                 try:
@@ -185,6 +189,7 @@ class Checker:
                     if lost:  # the saved session expired: log in again (page work), then read as a person
                         await self._login(shop, session, context, slot)
                     else:
+                        captcha = exc.state is ShopState.CAPTCHA
                         result.findings.append(
                             Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
                         )
@@ -199,6 +204,10 @@ class Checker:
                 self.parse_read(raw, result)
                 if not any(lr.from_dom for lr in raw.lists.values()):
                     save_plan(self._dir(shop), raw.learned, datetime.now(self.tz).isoformat(timespec="seconds"))
+            if captcha:
+                result.findings.append(Finding("watch_failed", "watch cards not read: requests met a captcha"))
+            else:
+                await self._watch(shop, context, raw, result)
             result.mode = raw.mode
             await session.save(context)
         except CheckFailure as exc:
@@ -219,6 +228,15 @@ class Checker:
             result.duration,
         )
         return result
+
+    async def _watch(self, shop: ShopConfig, context: BrowserContext, raw: RawRead, result: ShopResult) -> None:
+        await watch_check(self.config, self.sel, self.options, self.tz, shop, context, raw.counts, result,
+                          refunds=self.read_refunds)
+
+    async def refunds(self, shop: ShopConfig) -> list[Refund]:
+        """The shop's newest 退款成功 rows (request-only, like keep-alive); CheckFailure when they cannot be read."""
+        async with self.lanes.slot():
+            return await session_refunds(self.session(shop), shop.base_url, self.sel, self.options, self.tz)
 
     def session(self, shop: ShopConfig) -> ShopSession:
         return ShopSession.for_shop(self.pool, shop, self.config.agent.data_dir, self.sel["site"], self.options.budget)

@@ -26,6 +26,7 @@ from agent.browser.pool import BrowserPool, Network, close_quietly
 from agent.browser.reader import ROLES, ReadOptions
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import shop_dir
+from agent.browser.watch import apply_watch, quality_reasons, read_watch
 from agent.config import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CheckFailure, ShopResult
@@ -170,7 +171,8 @@ class Doctor:
         self.probes.append(Probe("card", "aftersale_list.countdown.time", lists["countdown"]["time"],
                                  matched if shown else 1, f"{matched}/{len(shown)} rows"))
 
-    async def api(self, context: BrowserContext, base_url: str, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+    async def api(self, context: BrowserContext, base_url: str, bodies: Mapping[str, Mapping[str, Any]],
+                  watching: frozenset[str] = frozenset()) -> None:
         """API mode, endpoint by endpoint: checkLogin, queryCount's card keys, the header counters, queryList."""
         site, lists = self.sel["site"], self.sel["aftersale_list"]
         reader = ApiReader(context, base_url, self.sel, ReadOptions(pacing_seconds=0))
@@ -201,14 +203,22 @@ class Doctor:
             except CheckFailure as exc:
                 self.probes.append(Probe("api", "site.api.query_list", role, 0, exc.detail))
         if set(bodies) == set(ROLES):
-            await self.check_read(reader, bodies)
+            await self.check_read(reader, bodies, watching)
 
-    async def check_read(self, reader: ApiReader, bodies: Mapping[str, Mapping[str, Any]]) -> None:
-        """A check's whole API-mode read, last: its items are what a replay of the walk must read."""
+    async def check_read(self, reader: ApiReader, bodies: Mapping[str, Mapping[str, Any]],
+                         watching: frozenset[str]) -> None:
+        """A check's whole API-mode read (its watch cards too), last: its items are what a replay of the walk
+        must read."""
         result = ShopResult(name="", checked_at=datetime.now(ZoneInfo("Asia/Shanghai")))
         try:
             raw = await reader.read(bodies, check_login=False)
             self.checker.parse_read(raw, result)
+            read, found = await read_watch(reader.context, reader.base_url, self.sel, ReadOptions(pacing_seconds=0),
+                                           raw.counts, watching, "doctor")
+            lists = self.sel["aftersale_list"]
+            apply_watch(result, read, lists, quality_reasons(self.checker.config, lists, watching), self.checker.tz)
+            for f in found:
+                self.probes.append(Probe("api", "aftersale_list.watch", f.kind, 0, f.message))
         except CheckFailure as exc:
             self.probes.append(Probe("api", "check read", "queryCount + queryList", 0, exc.detail))
             return
@@ -276,7 +286,7 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: 
                                     ReadOptions(pacing_seconds=0, timeout_seconds=timeout))
                 await doc.workbench(reader)
                 learned = await doc.cards(reader)
-                await doc.api(context, shop.base_url, learned)
+                await doc.api(context, shop.base_url, learned, doc.checker.config.watching(shop))
                 await session.save(context)
             except CheckFailure as exc:
                 doc.probes.append(Probe("session", exc.state.value, exc.detail, 0))
@@ -312,7 +322,8 @@ async def _bundle(pool: BrowserPool, path: Path, hars: Path, doc: Doctor, config
     try:
         await write_bundle(path, hars=sorted(hars.glob("*.har")), pages=doc.pages, report=report(doc.probes),
                            selectors=sel, redactor=redactor, origins=origins,
-                           about=about, render=render, items=doc.items, entries=entries)
+                           about=about, render=render, items=doc.items, entries=entries,
+                           reasons=quality_reasons(config, sel["aftersale_list"], config.watching(shop)))
     finally:
         await close_quietly(context)
 

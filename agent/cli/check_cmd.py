@@ -53,7 +53,7 @@ async def run_checks(config: Config, shop: str | None, mode: str) -> list[ShopRe
     sel = locators.load(config.agent.selectors_dir)
     shops = [s for s in config.shops if shop is None or s.name == shop]
     async with BrowserPool.from_config(config.browser) as pool:
-        return await Checker(config, pool, sel).check_all(shops, mode)
+        return await Checker(config, pool, sel, read_refunds=True).check_all(shops, mode)
 
 
 def main(config_path: str, *, as_json: bool, shop: str | None, mode: str = "auto", out: TextIO = sys.stdout) -> int:

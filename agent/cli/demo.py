@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ from agent.sandbox.wecom import FakeWeCom
 from agent.service.scheduler import Service
 
 SHOP, QR_SHOP = "示例旗舰店", "示例专营店"
+MALL = 100001
 ESCALATING, URGED, RETURN, HOSTILE = 22750431611748, 22750431607660, 22750431605991, 22750431608471
 PROOF_SOON, PROOF_LATER = 22750431611419, 22750431613948
 HOUR = 3600.0
@@ -85,6 +87,19 @@ security = "none"
 from = "pdd-agent@demo.local"
 to = ["boss@demo.local"]
 """
+
+
+def yesterdays_refunds(now: float) -> list[dict[str, Any]]:
+    """Refunds paid yesterday (local) for the digest's money section: a timeout, a 极速退款 after the goods were
+    signed for, and one the merchant agreed to after signing (补款 only)."""
+    local = datetime.fromtimestamp(now, TZ)
+    noon = (local.replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=1)).timestamp()
+    rows = [(1, "timeout", "", False, 1590, "质量问题，用了两天就坏了"),
+            (2, "merchant", "极速退款", True, 4990, "不想要了"), (3, "merchant", "", True, 2590, "拍错了")]
+    return [{"id": 22750431590000 + n, "orderSn": f"261120-{n:03d}66051837{n:04d}", "afterSalesType": 1,
+             "state": "refunded", "refundAmount": fen, "orderAmount": fen, "refunded_ago": now - noon - 600 * n,
+             "refundedBy": by, "refundTag": tag, "signed": signed, "reason": reason, "goodsName": "保温杯 500ml"}
+            for n, by, tag, signed, fen, reason in rows]
 
 
 def scenario() -> dict[str, Any]:
@@ -170,6 +185,10 @@ class Director:
         self.say("⑤ 客服在最后关头处理了这一单")
         c.handle(ESCALATING)
         await self.checked(SHOP, self.now())
+        self.say("⑥ 第二天早上的每日汇总：昨天不是商家同意的退款（损失）和可联系买家补款的订单")
+        c.add_items(MALL, yesterdays_refunds(self.now()))
+        await self.service.digest()
+        await self.settle()
 
     async def _wait_qr_page(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -293,6 +312,8 @@ def print_summary(store: Store, printer: Printer, service: Service, took: float,
     for row in sent:
         p = row["payload"]
         event = str(p.get("event", "digest"))
+        if "digest" in p and (p["digest"] or {}).get("money"):
+            events["money"] += 1
         kind = "stage" if event.startswith("stage") else event
         if row["channel"] == "group":
             events[kind] += 1
@@ -310,9 +331,12 @@ def print_summary(store: Store, printer: Printer, service: Service, took: float,
         f"提醒：阶段提醒 {events['stage']} 条，已处理确认 {events['handled']} 条，"
         f"自动退款 {events['auto_refunded']} 条（损失 ¥{lost / 100:.2f}），登录提醒 {events['login_required']} 条，"
         f"恢复 {events['recovered']} 条",
+        f"截止之外：投诉预警 {events['complaint']} 条，品质退款风险 {events['quality']} 条，"
+        f"平台介入 {events['platform']} 条，每日汇总（含退款核对）{events['money']} 条",
         f"重点订单 {ESCALATING}：逐级提醒 {len(escalating)} 次（{', '.join(escalating)}），最后被处理",
         f"待发送 {store.depth().get('pending', 0)} 条，失败 {store.depth().get('dead', 0)} 条",
     ]
     print("\n".join(lines), flush=True)
     return (len(escalating) >= 3 and events["handled"] >= 2 and events["auto_refunded"] >= 1
-            and events["login_required"] >= 1 and events["recovered"] >= 1 and not store.depth().get("dead"))
+            and events["login_required"] >= 1 and events["recovered"] >= 1 and events["complaint"] >= 1
+            and events["quality"] >= 1 and events["money"] >= 1 and not store.depth().get("dead"))

@@ -186,6 +186,12 @@ _PROXY = _rule(lambda v: not v or _proxy_ok(v),
                "SOCKS5 login) (代理地址无效)", str.strip)
 
 
+# the watches beyond the deadlines ([watch]); a shop switches any of them off with `watch_off`
+WATCHES = ("complaints", "urged", "quality", "platform", "work_orders", "platform_refunds", "money")
+_WATCH_NAMES = _rule(lambda v: set(v) <= set(WATCHES),
+                     f"expected names from {list(WATCHES)}, got {{v}} (未知的监控项)")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ShopConfig:
     """One [[shops]] entry: a merchant account on the backend."""
@@ -202,6 +208,7 @@ class ShopConfig:
     proxy: str = _key("", _PROXY)  # "http://user:pass@host:port", "socks5://host:port"; empty: direct
     user_agent: str = ""  # empty: Chromium's own, without "Headless"
     locale: str = ""  # empty: zh-CN
+    watch_off: tuple[str, ...] = _key((), _WATCH_NAMES)  # [watch] items this shop does without
 
     def proxy_parts(self) -> tuple[str, str, str] | None:
         """(server without credentials, username, password) of the shop's proxy; None when it has none."""
@@ -257,6 +264,34 @@ class AlertsConfig:
     # and the admins hear of it; "0": never
     failover_after: str = _key("2m", _DURATION_OR_OFF)
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchConfig:
+    """[watch]: the losses beyond the two deadlines (投诉预警, 买家催处理, 品质退款, 平台介入, 工单, 平台退款,
+    退款核对), each on or off for every shop (a shop's `watch_off` turns one off for it) and routed to chosen channels
+    (empty: the shop's own)."""
+
+    complaints: bool = True  # 投诉预警: each new item at once, never held by quiet hours
+    urged: bool = True  # 买家催处理: 「买家已催」 on the item's alerts, a notice when an alerted item is urged
+    quality: bool = True  # 品质退款风险: a quality-related reason, alerted on first sight
+    platform: bool = True  # 平台已介入: one notice per item entering 平台处理中
+    work_orders: bool = True  # 24小时内将逾期工单数 above zero, rising, back to zero
+    platform_refunds: bool = True  # 24小时内平台同意退款 rising
+    money: bool = True  # the digest's 昨日退款损失 / 可联系买家补款 section (the 退款成功 list, read daily)
+    quality_reasons: tuple[str, ...] = ()  # empty: selectors/aftersale_list.toml [quality].reasons
+    complaints_notify: tuple[str, ...] = ()
+    urged_notify: tuple[str, ...] = ()
+    quality_notify: tuple[str, ...] = ()
+    platform_notify: tuple[str, ...] = ()
+    work_orders_notify: tuple[str, ...] = ()
+    platform_refunds_notify: tuple[str, ...] = ()
+    money_notify: tuple[str, ...] = ()  # set: the money section goes here as its own message, not in the digest
+    # the same work-order / platform-refund count is told again at most this often
+    cooldown: str = _key("6h", _DURATION)
+
+    def routes(self) -> dict[str, tuple[str, ...]]:
+        return {w: getattr(self, f"{w}_notify") for w in WATCHES}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,6 +374,7 @@ class Config:
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     shops: tuple[ShopConfig, ...] = _key((), min_items=1, unique="name")
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     notifiers: dict[str, NotifierConfig] = field(default_factory=dict)
     path: Path = field(default=Path("config.toml"), metadata={"internal": True})  # the file, absolute
@@ -349,6 +385,7 @@ class Config:
         refs: list[tuple[KeyPath, tuple[str, ...]]] = [
             (("alerts", "notify"), self.alerts.notify), (("alerts", "admin_notify"), self.alerts.admin_notify),
             *((("shops", i, "notify"), s.notify) for i, s in enumerate(self.shops)),
+            *((("watch", f"{w}_notify"), names) for w, names in self.watch.routes().items()),
         ]
         for path, names in refs:
             for name in names:
@@ -363,6 +400,14 @@ class Config:
 
     def channels_for(self, shop: ShopConfig) -> tuple[str, ...]:
         return shop.notify or self.alerts.notify
+
+    def watching(self, shop: ShopConfig) -> frozenset[str]:
+        """The [watch] items on for this shop."""
+        return frozenset(w for w in WATCHES if getattr(self.watch, w) and w not in shop.watch_off)
+
+    def watch_channels(self, shop: ShopConfig, watch: str) -> tuple[str, ...]:
+        """Where a [watch] item's notices go: its own channels, else the shop's."""
+        return self.watch.routes().get(watch) or self.channels_for(shop)
 
     def shop(self, name: str) -> ShopConfig | None:
         return next((s for s in self.shops if s.name == name), None)

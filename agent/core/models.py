@@ -66,6 +66,9 @@ class Item:
     expire_action: str = ""
     actions: tuple[int, ...] = ()
     overdue: bool = False  # remaining 0 with a description: 「已逾期」, the refund may come any moment
+    complaint: bool = False  # on the 投诉预警 card: the buyer may complain to the platform
+    urged: bool = False  # on the 买家催处理 card: 「买家已催」
+    quality_risk: bool = False  # its reason counts toward the 品质退款率 (selectors [quality] / [watch])
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (ISO datetimes); `Item.from_json` reverses it."""
@@ -110,11 +113,13 @@ class ShopResult:
     mode: str = ""  # "page" or "api"
     aftersales: list[Item] = field(default_factory=list)  # kind "aftersale"
     evidence: list[Item] = field(default_factory=list)  # kind "evidence"
+    platform: list[Item] = field(default_factory=list)  # on 平台处理中 (kind "evidence"; a deadline only if owed)
     findings: list[Finding] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     qr_png: bytes | None = None  # the login QR when the shop needs a human (login_required)
     open_login: OpenLogin | None = None  # its page, still open, when the checker was asked to hold QR logins
     duration: float = 0.0  # seconds the check worked (waiting for a browser slot not included)
+    money: dict[str, Any] | None = None  # `check` only: yesterday's refunds not agreed by the merchant, 补款 (JSON)
 
     @property
     def ok(self) -> bool:
@@ -127,4 +132,6 @@ class ShopResult:
             "state": self.state.value, "mode": self.mode or None,
             "findings": [{"kind": f.kind, "message": f.message} for f in self.findings], "counters": self.counters,
             "aftersales": [i.to_json() for i in self.aftersales], "evidence": [i.to_json() for i in self.evidence],
+            "platform": [i.to_json() for i in self.platform],
+            **({"money": self.money} if self.money is not None else {}),
         }

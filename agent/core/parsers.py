@@ -220,6 +220,40 @@ def parse_evidence(
     return as_evidence(items), findings
 
 
+def watch_ids(rows: Iterable[Any], lists: Mapping[str, Any], where: str) -> set[str]:
+    """The item ids a watch card (投诉预警, 买家催处理) lists."""
+    f = lists["fields"]
+    return {str(_get(row, f["id"], f"{where}.list[{n}]", (int, str))) for n, row in enumerate(rows)}
+
+
+def parse_platform(rows: Iterable[Any], lists: Mapping[str, Any], captured_at: Captured,
+                   where: str = "queryList[platform]") -> list[Item]:
+    """Rows of 平台处理中 → items (kind "evidence"): read like every row, but a row need not be on the clock
+    (the platform decides; evidence may be owed later): without one, the deadline is the capture time and
+    `expire_action` stays empty."""
+    f = lists["fields"]
+    out = []
+    for n, row in enumerate(rows):
+        at = f"{where}.list[{n}]"
+        captured = _at(captured_at, n)
+        remain, desc = (None, "")
+        if isinstance(row, Mapping) and row.get(f["expire_remain"]) is not None:
+            remain, desc = row_deadline(row, live_shape(lists), at)
+        created = _get(row, f["created_at"], at, int)
+        out.append(Item(
+            kind="evidence", id=str(_get(row, f["id"], at, (int, str))), order_sn=_get(row, f["order_sn"], at, str),
+            type=_type_name(row, f, at), status=_get(row, f["status_text"], at, str),
+            reason=str(_get(row, f["reason"], at, str, nullable=True) or ""),
+            goods_name=str(_get(row, f["goods_name"], at, str, nullable=True) or ""),
+            refund_amount_fen=_get(row, f["refund_amount"], at, int),
+            order_amount_fen=int(row.get(f["order_amount"]) or 0),
+            created_at=datetime.fromtimestamp(created, captured.tzinfo),
+            deadline=captured + timedelta(seconds=remain or 0), remaining_seconds=remain or 0,
+            expire_action=desc if remain is not None else "",
+        ))
+    return out
+
+
 def countdown_seconds(text: str, pattern: str) -> int | None:
     """Seconds shown by a row countdown such as 「（6天23时33分2秒未处理，系统将自动退款）」."""
     m = re.search(pattern, text)

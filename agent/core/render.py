@@ -7,11 +7,10 @@ import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from urllib.parse import quote
 
-from agent.core.models import Item
-from agent.core.rules import FAILING, RECOVERED, Alert, ItemState
+from agent.core.rules import FAILING, RECOVERED, Alert
 
 MARKDOWN_KINDS = frozenset({"wecom", "markdown"})  # channel kinds whose size limit applies to `markdown`
 SEP = "\n\n"
@@ -23,7 +22,18 @@ _MD = str.maketrans({"<": "＜", ">": "＞", "@": "＠", "[": "［", "]": "］",
                      "&": "＆", "\\": "＼"})
 _HEX = {"warning": "#e8590c", "info": "#2b8a3e", "comment": "#868e96"}
 _RANK = {"critical": 0, "warning": 1, "info": 2}
-_SECTION = {"health": 0, "aftersale": 1, "evidence": 1, "auto_refunded": 2, "handled": 3}
+_SECTION = {"health": 0, "complaint": 1, "quality": 2, "platform": 2, "urged": 2, "aftersale": 3, "evidence": 3,
+            "work_orders": 4, "platform_refunds": 4, "auto_refunded": 5, "handled": 6}
+# item notices beyond the stages: kind → (badge, what to do)
+_NOTICE = {
+    "complaint": ("投诉预警", "买家可能向平台投诉：请立即联系买家协商解决，投诉成立会扣分并影响店铺"),
+    "quality": ("品质退款风险", "原因计入品质退款率（超标会降权、禁止上新、下架商品）：请立即主动联系买家协商，"
+                              "赔一单也比一笔品质退款划算"),
+    "urged": ("买家已催", "买家在催促处理：请尽快处理，避免投诉"),
+    "platform": ("平台已介入，请准备凭证", "请准备聊天记录、发货与签收凭证、商品照片，在举证截止前上传，"
+                                     "逾期未举证将判定商家责任并直接退款"),
+}
+URGED_TAG = "买家已催"
 _LABEL = {"critical": "紧急", "warning": "注意", "info": "提醒"}
 _HEALTH = {  # event → (title label, what happened)
     "sms_required": ("需要登录（短信验证码）", "需要登录：新设备需要短信验证码"),
@@ -164,7 +174,9 @@ class _Ctx:
     detail_url: Callable[[Alert], str] | None
 
 
-def _item_lines(a: Alert, n: int, ctx: _Ctx, reason_cut: int | None, goods_cut: int | None) -> list[Line]:
+def _item_lines(a: Alert, n: int, ctx: _Ctx, reason_cut: int | None, goods_cut: int | None,
+                extra: Sequence[Alert] = ()) -> list[Line]:
+    """One item's block; `extra` are the item's other alerts of the message (their tags and advice merged in)."""
     it = a.item
     assert it is not None
     evidence = it.kind == "evidence"
@@ -172,13 +184,18 @@ def _item_lines(a: Alert, n: int, ctx: _Ctx, reason_cut: int | None, goods_cut: 
     if a.kind in ("aftersale", "evidence"):
         colour = "comment" if a.severity == "info" else "warning"
         badge = f"【{_LABEL[a.severity]}·{'待举证' if evidence else '售后'}】"
+    elif a.kind in _NOTICE:
+        colour, badge = "warning", f"【{_NOTICE[a.kind][0]}】"
     elif a.kind == "handled":
         colour, badge = "info", "【已处理】"
     else:
         colour = "warning"
         badge = f"【已超时自动退款{'（逾期未举证）' if evidence else ''}，损失 {yuan(it.refund_amount_fen)}】"
-    lines: list[Line] = [[("t", f"{n}. "), ("c", badge, colour), ("b", it.type or "售后"),
-                          ("t", f" 订单 {it.order_sn}")]]
+    tags = [_NOTICE[e.kind][0] for e in extra if e.kind in _NOTICE and e.kind != a.kind]
+    if it.urged and a.kind != "urged" and a.kind not in ("handled", "auto_refunded") and URGED_TAG not in tags:
+        tags.append(URGED_TAG)
+    lines: list[Line] = [[("t", f"{n}. "), ("c", badge, colour), *(("c", f"【{t}】", "warning") for t in tags),
+                          ("b", it.type or "售后"), ("t", f" 订单 {it.order_sn}")]]
     reason, cut_r = _cut(it.reason, reason_cut)
     goods, cut_g = _cut(it.goods_name, goods_cut)
     note = "（过长已截断，完整内容见详情页）"
@@ -187,15 +204,41 @@ def _item_lines(a: Alert, n: int, ctx: _Ctx, reason_cut: int | None, goods_cut: 
     if goods:
         lines.append([("t", f"商品：{goods}{note if cut_g else ''}")])
     when = f"{'举证截止' if evidence else '截止'} {deadline_zh(it.deadline, ctx.tz)}"
-    if a.kind in ("aftersale", "evidence"):
+    if a.kind == "platform" and not it.expire_action:
+        lines.append([("t", f"退款 {yuan(it.refund_amount_fen)} · 举证截止：平台尚未给出（出现后按举证阶段提醒）")])
+    elif a.kind in ("aftersale", "evidence", *_NOTICE):
         lines.append([("t", f"退款 {yuan(it.refund_amount_fen)} · {when} · "), ("c", remaining_zh(remaining), colour)])
     elif a.kind == "handled":
         lines.append([("t", f"退款 {yuan(it.refund_amount_fen)} · 原{when}")])
     else:
         lines.append([("t", when + ("（未在后台确认，按截止时间推断，请核实）" if a.inferred else ""))])
+    for k in dict.fromkeys([a.kind, *(e.kind for e in extra)]):
+        if k in _NOTICE:
+            lines.append([("t", f"{_NOTICE[k][0]}：{_NOTICE[k][1]}")])
     url = safe_url(ctx.detail_url(a)) if ctx.detail_url else ""
     if url and a.kind != "handled":
         lines.append([("l", "查看详情", url)])
+    return lines
+
+
+def _counter_lines(a: Alert, n: int, ctx: _Ctx) -> list[Line]:
+    """工单 and 平台退款 counter notices: the count, what changed, what to do, where."""
+    if a.event == "work_orders_cleared":
+        return [[("t", f"{n}. "), ("c", "【工单已处理】", "info"),
+                 ("t", f"24小时内将逾期工单已清零（此前 {a.was} 单）")]]
+    if a.kind == "work_orders":
+        rise = f"（此前 {a.was} 单）" if 0 < a.was < a.count else ""
+        lines: list[Line] = [[("t", f"{n}. "), ("c", "【工单即将逾期】", "warning"), ("t", "24小时内将逾期工单 "),
+                              ("b", f"{a.count} 单"), ("t", rise)],
+                             [("t", "请到「工单管理」处理（打款补券、退运费申诉等），逾期将按平台规则处理")]]
+    else:
+        new = a.count - a.was
+        lines = [[("t", f"{n}. "), ("c", "【平台同意退款】", "warning"), ("t", "24小时内平台同意退款 "),
+                  ("b", f"{a.count} 单"), ("t", f"（新增 {new} 单）" if a.was else "")],
+                 [("t", "请核对这些退款：商品已签收却已退款的，可联系买家补款；平台判定有误的，可在售后详情中申诉")]]
+    url = safe_url(ctx.detail_url(a)) if ctx.detail_url else ""
+    if url:
+        lines.append([("l", "工单管理" if a.kind == "work_orders" else "查看售后列表", url)])
     return lines
 
 
@@ -230,6 +273,9 @@ def group_title(shop: str, alerts: Sequence[Alert]) -> str:
     count = {k: sum(a.kind == k for a in alerts) for k in _SECTION}
     urgent = sum(a.severity == "critical" for a in alerts if a.kind in ("aftersale", "evidence"))
     pieces = [_HEALTH.get(a.event, ("店铺状态异常",))[0] for a in alerts if a.kind == "health"]
+    for kind in ("complaint", "quality", "platform", "urged"):
+        if count[kind]:
+            pieces.append(f"{count[kind]} 单{_NOTICE[kind][0].split('，')[0]}")
     if count["aftersale"]:
         pieces.append(f"{count['aftersale']} 单即将逾期")
     if count["evidence"]:
@@ -240,10 +286,16 @@ def group_title(shop: str, alerts: Sequence[Alert]) -> str:
         pieces.append(f"{count['auto_refunded']} 单已超时自动退款")
     if count["handled"]:
         pieces.append(f"{count['handled']} 单已处理")
-    if count["aftersale"] or count["evidence"] or count["auto_refunded"]:
+    for a in alerts:
+        if a.kind == "work_orders":
+            pieces.append("工单已清零" if a.event == "work_orders_cleared" else f"{a.count} 个工单即将逾期")
+        elif a.kind == "platform_refunds":
+            pieces.append(f"平台24小时内同意退款 {a.count} 单")
+    if any(count[k] for k in ("aftersale", "evidence", "auto_refunded", "complaint", "quality", "platform", "urged",
+                              "platform_refunds")) or any(a.event == "work_orders" for a in alerts):
         prefix = "售后预警"
     else:
-        prefix = "售后通知" if count["handled"] else "店铺监控"
+        prefix = "售后通知" if count["handled"] or any(a.kind == "work_orders" for a in alerts) else "店铺监控"
     return f"【{shop}】{prefix}：{'，'.join(dict.fromkeys(pieces))}"
 
 
@@ -261,9 +313,9 @@ def render_group(
     """
     if not alerts:
         return []
-    ordered = sorted(alerts, key=_urgency)
+    ordered, extras = _merge_items(sorted(alerts, key=_urgency))
     ctx = _Ctx(shop, tz, now, detail_url)
-    title = group_title(shop, ordered)
+    title = group_title(shop, alerts)
     use_md = channel_kind in MARKDOWN_KINDS
 
     def size(lines: list[Line]) -> int:
@@ -277,9 +329,12 @@ def render_group(
         budget = max_bytes - len(head(f" ({len(ordered)}/{len(ordered)})").encode("utf-8")) - len(SEP)
 
     def block(a: Alert, n: int) -> list[Line]:
+        if a.kind in ("work_orders", "platform_refunds"):
+            return _counter_lines(a, n, ctx)
         if a.item is None:
             return _health_lines(a, n, ctx)
-        lines = _item_lines(a, n, ctx, None, None)
+        extra = extras.get(a.key, ())
+        lines = _item_lines(a, n, ctx, None, None, extra)
         if budget is None or size(lines) <= budget:
             return lines
         reason_len, goods_len = len(_clean(a.item.reason).strip()), len(_clean(a.item.goods_name).strip())
@@ -288,7 +343,8 @@ def render_group(
             lo, hi, best = 0, top, None
             while lo <= hi:  # the longest cut that fits
                 mid = (lo + hi) // 2
-                trial = _item_lines(a, n, ctx, mid, None) if which == "reason" else _item_lines(a, n, ctx, 0, mid)
+                trial = (_item_lines(a, n, ctx, mid, None, extra) if which == "reason"
+                         else _item_lines(a, n, ctx, 0, mid, extra))
                 if size(trial) <= budget:
                     best, lo = trial, mid + 1
                 else:
@@ -315,9 +371,38 @@ def render_group(
             text=SEP.join([text_escape(title + marker), *(_text(lines) for _, lines in part)]),
             html=_page(title + marker, [_html(lines) for _, lines in part]),
             mention=any(a.is_last_stage for a, _ in part),
-            keys=tuple(a.key for a, _ in part),
+            keys=tuple(k for a, _ in part for k in (a.key, *(e.key for e in extras.get(a.key, ())))),
         ))
     return out
+
+
+def _merge_items(ordered: Sequence[Alert]) -> tuple[list[Alert], dict[str, tuple[Alert, ...]]]:
+    """One block per item: its notices (投诉预警, 品质退款风险, 买家已催, 平台已介入) ride on its stage alert when the
+    message has one, else on its most urgent notice; the block sits where the item's most urgent alert does.
+    Returns the alerts that get a block, and per lead key the alerts merged into it."""
+    groups: dict[tuple[str, str], list[Alert]] = {}
+    slots: list[Alert | tuple[str, str]] = []
+    for a in ordered:
+        if a.item is None or a.kind in ("handled", "auto_refunded"):
+            slots.append(a)
+            continue
+        k = (a.item.kind, a.item.id)
+        if k not in groups:
+            groups[k] = []
+            slots.append(k)
+        groups[k].append(a)
+    kept: list[Alert] = []
+    extras: dict[str, tuple[Alert, ...]] = {}
+    for slot in slots:
+        if isinstance(slot, Alert):
+            kept.append(slot)
+            continue
+        group = groups[slot]
+        lead = next((a for a in group if a.kind in ("aftersale", "evidence")), group[0])
+        kept.append(lead)
+        if len(group) > 1:
+            extras[lead.key] = tuple(a for a in group if a is not lead)
+    return kept, extras
 
 
 def _page(title: str, blocks: Sequence[str]) -> str:
@@ -326,59 +411,3 @@ def _page(title: str, blocks: Sequence[str]) -> str:
     return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html_escape(title)}</title></head>'
             f'<body style="font-family:sans-serif;font-size:14px"><h3>{html_escape(title)}</h3>{body}'
             '<p style="color:#868e96;font-size:12px">pdd-agent 自动发送</p></body></html>')
-
-
-def render_digest(
-    shop: str, aftersales: Sequence[Item], evidence: Sequence[Item], missed_yesterday: Sequence[Item | ItemState],
-    now: datetime, tz: tzinfo, *, day: date | None = None, max_items: int = 10, max_bytes: int | None = 4096,
-) -> RenderedMessage:
-    """The daily digest: pending counts, due within 24 h, evidence owed, money at risk, yesterday's missed
-    items (the caller picks them: closed as auto_refunded with a deadline yesterday). Lists are cut to
-    `max_items` rows, fewer if needed to keep the markdown within `max_bytes`. `day` (default: today at
-    `now`) is the day the title names: the digest's own day, even when quiet hours held it past midnight."""
-    window = timedelta(hours=24)
-    due = sorted((i for i in [*aftersales, *evidence] if i.deadline - now <= window), key=lambda i: i.deadline)
-    at_risk = sum({(i.kind, i.id): i.refund_amount_fen for i in [*aftersales, *evidence]}.values())
-    lost = sum(m.refund_amount_fen for m in missed_yesterday)
-    local = now.astimezone(tz)
-    day = day or local.date()
-    title = f"【{shop}】每日售后汇总 {day.month}月{day.day}日"
-    n_due_a, due_fen = sum(i.kind == "aftersale" for i in due), sum(i.refund_amount_fen for i in due)
-    summary: list[Line] = [
-        [("t", "待商家处理："), ("b", f"{len(aftersales)} 单"), ("t", f"（24 小时内到期 {n_due_a} 单）")],
-        [("t", "待举证："), ("b", f"{len(evidence)} 单"), ("t", f"（24 小时内到期 {len(due) - n_due_a} 单）")],
-        [("t", "涉及金额："), ("b", yuan(at_risk)), ("t", f"（24 小时内到期 {yuan(due_fen)}）")],
-        [("t", "昨日逾期："), ("b", f"{len(missed_yesterday)} 单"), ("t", f"，损失 {yuan(lost)}")],
-    ]
-
-    def build(limit: int) -> tuple[list[list[Line]], str]:
-        sections: list[list[Line]] = [summary]
-        if due:
-            rows: list[Line] = [[("b", "24 小时内到期")]]
-            for n, i in enumerate(due[:limit], start=1):
-                tag = "售后" if i.kind == "aftersale" else "待举证"
-                left = remaining_zh((i.deadline - now) // timedelta(seconds=1))
-                rows.append([("t", f"{n}. 〔{tag}〕{i.type} 订单 {i.order_sn} · {yuan(i.refund_amount_fen)} · "
-                                   f"截止 {deadline_zh(i.deadline, tz)} · {left}")])
-            if len(due) > limit:
-                rows.append([("t", f"…另有 {len(due) - limit} 单")])
-            sections.append(rows)
-        if missed_yesterday:
-            rows = [[("b", "昨日逾期（已自动退款）")]]
-            for n, m in enumerate(sorted(missed_yesterday, key=lambda m: m.deadline)[:limit], start=1):
-                rows.append([("t", f"{n}. {m.type} 订单 {m.order_sn} · 损失 {yuan(m.refund_amount_fen)} · "
-                                   f"截止 {deadline_zh(m.deadline, tz)}")])
-            if len(missed_yesterday) > limit:
-                rows.append([("t", f"…另有 {len(missed_yesterday) - limit} 单")])
-            sections.append(rows)
-        return sections, SEP.join([f"### {md_escape(title)}", *(_md(sec) for sec in sections)])
-
-    for limit in range(max_items, -1, -1):
-        sections, markdown = build(limit)
-        if max_bytes is None or len(markdown.encode("utf-8")) <= max_bytes:
-            break
-    return RenderedMessage(
-        title=_clean(title), markdown=markdown,
-        text=SEP.join([text_escape(title), *(_text(sec) for sec in sections)]),
-        html=_page(title, [_html(sec) for sec in sections]),
-    )

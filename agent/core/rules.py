@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from agent.core.models import Item, ItemKind, ShopState
 
-AlertKind = Literal["aftersale", "evidence", "handled", "auto_refunded", "health"]
+AlertKind = Literal["aftersale", "evidence", "handled", "auto_refunded", "health", "complaint", "urged", "quality",
+                    "platform", "work_orders", "platform_refunds"]
 Severity = Literal["info", "warning", "critical"]
 
 LOGIN_STATES = frozenset({ShopState.SMS_REQUIRED, ShopState.CAPTCHA, ShopState.LOGIN_REQUIRED, ShopState.LOGIN_BLOCKED})
@@ -81,12 +82,16 @@ class ItemState:
     closed: bool = False
     outcome: str = ""
     episode: int = 0
+    urged: bool = False  # on the 买家催处理 card at the last check
+    quality: bool = False  # its reason is quality-related (品质退款风险)
+    first_seen: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (ISO datetimes) plus `last_seen_ts` (epoch seconds) for the store's pruning."""
         d = asdict(self)
         d.update(deadline=self.deadline.isoformat(), last_seen=self.last_seen.isoformat(),
-                 last_seen_ts=self.last_seen.timestamp())
+                 last_seen_ts=self.last_seen.timestamp(),
+                 first_seen=self.first_seen.isoformat() if self.first_seen else None)
         return d
 
     def as_item(self, now: datetime) -> Item:
@@ -100,7 +105,8 @@ class ItemState:
     def from_dict(cls, d: Mapping[str, Any]) -> ItemState:
         names = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in d.items() if k in names}
-        kw.update(deadline=datetime.fromisoformat(d["deadline"]), last_seen=datetime.fromisoformat(d["last_seen"]))
+        kw.update(deadline=datetime.fromisoformat(d["deadline"]), last_seen=datetime.fromisoformat(d["last_seen"]),
+                  first_seen=datetime.fromisoformat(d["first_seen"]) if d.get("first_seen") else None)
         return cls(**kw)
 
 
@@ -130,6 +136,8 @@ class Alert:
     failures: int = 0
     inferred: bool = False
     attach_qr: bool = False
+    count: int = 0  # work_orders / platform_refunds: the counter now
+    was: int = 0  # … and as last told
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (ISO datetimes); `Alert.from_dict` reverses it."""
@@ -208,7 +216,8 @@ def evaluate(
         states[k] = ItemState(shop=shop, kind=kind, item_id=it.id, order_sn=it.order_sn, last_stage=last,
                               alerted=last is not None, deadline=it.deadline, refund_amount_fen=it.refund_amount_fen,
                               last_seen=now, type=it.type, status=it.status, goods_name=it.goods_name,
-                              reason=it.reason, episode=episode)
+                              reason=it.reason, episode=episode, urged=it.urged, quality=it.quality_risk,
+                              first_seen=prev.first_seen if prev and prev.first_seen else now)
 
     for k, prev in previous.items():
         if k in current:

@@ -17,8 +17,9 @@ from agent.clock import Clock
 from agent.config import Config
 from agent.config.durations import seconds
 from agent.core import notices
+from agent.core.digest import render_digest
 from agent.core.models import Item
-from agent.core.render import RenderedMessage, render_digest, render_group
+from agent.core.render import RenderedMessage, render_group
 from agent.core.rules import Alert
 from agent.outbox.store import OutboxRow, Store
 from notifiers.base import Message, Notifier, PermanentError, RetryableError
@@ -48,8 +49,9 @@ def in_quiet_hours(spec: str, local: datetime) -> datetime | None:
 
 
 def urgent(alert: Alert) -> bool:
-    """What never waits for quiet hours: the last stage and critical health (a shop that cannot be read)."""
-    return alert.is_last_stage or (alert.kind == "health" and alert.severity == "critical")
+    """What never waits for quiet hours: the last stage, complaint warnings (投诉预警) and critical health (a shop
+    that cannot be read)."""
+    return alert.is_last_stage or alert.kind == "complaint" or (alert.kind == "health" and alert.severity == "critical")
 
 
 def _is_digest(row: OutboxRow) -> bool:
@@ -63,7 +65,8 @@ def _digest(row: OutboxRow, shop: str, notifier: Notifier, local: datetime, tz: 
     d = row.payload["digest"]
     items = {k: [Item.from_json(i) for i in d[k]] for k in ("aftersales", "evidence", "missed")}
     return render_digest(shop, items["aftersales"], items["evidence"], items["missed"], local, tz,
-                         day=date.fromisoformat(d["day"]), max_bytes=notifier.max_bytes)
+                         day=date.fromisoformat(d["day"]), max_bytes=notifier.max_bytes, money=d.get("money"),
+                         quality=d.get("quality"), only_money=bool(d.get("only_money")))
 
 
 @dataclass

@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 
 from agent.config import Config, ShopConfig
 from agent.config.durations import parse_duration
-from agent.core import notices
+from agent.core import losses, notices
 from agent.core.models import Item, ShopResult
+from agent.core.money import Refund, money_json
 from agent.core.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory
 from agent.outbox.store import Store
 
-KEEP_CLOSED = timedelta(days=3)  # closed items are remembered this long (late 1028 confirmations)
+KEEP_CLOSED = timedelta(days=8)  # closed items are remembered this long (late 1028s, the digest's week)
 
 
 def rules_config(config: Config) -> RulesConfig:
@@ -27,11 +28,14 @@ def rules_config(config: Config) -> RulesConfig:
 
 
 def channels(config: Config, shop: ShopConfig, alert: Alert) -> tuple[str, ...]:
-    """Item alerts go to the shop's channels, the last stage to every channel (admins too); health to admins."""
+    """Item alerts go to the shop's channels, the last stage to every channel (admins too); health to admins;
+    the [watch] notices where [watch] routes them (else the shop's channels)."""
     own = config.channels_for(shop)
     admins = config.alerts.admin_notify or own
     if alert.kind == "health":
         return admins
+    if alert.kind in losses.WATCH_OF:
+        return config.watch_channels(shop, losses.WATCH_OF[alert.kind])
     if alert.is_last_stage:
         return tuple(dict.fromkeys((*own, *admins)))
     return own
@@ -57,10 +61,18 @@ def record_result(
     active = {k: datetime.fromtimestamp(v, now.tzinfo) for k, v in health.health.items()}
     alerts: list[Alert] = []
     states: list[ItemState] = []
+    counters = losses.CounterMemory.from_dict(health.counters)
     if result.ok:
         previous = {k: ItemState.from_dict(v) for k, v in store.load_items(shop.name).items()}
         closed_1028 = [i.id for i in result.aftersales if 1028 in i.actions]
         alerts, states = evaluate(shop.name, result.aftersales, result.evidence, previous, cfg, now, closed_1028)
+        watching = config.watching(shop)
+        alerts += losses.item_notices(shop.name, result.aftersales, result.evidence, result.platform, previous,
+                                      {(s.kind, s.item_id): s for s in states}, watching, now)
+        found_counters, counters = losses.counter_notices(shop.name, result.counters, counters, watching,
+                                                          parse_duration(config.watch.cooldown), now,
+                                                          sum(a.kind == "auto_refunded" for a in alerts))
+        alerts += found_counters
     failures = 0 if result.ok else health.consecutive_failures + 1
     found = health_alerts(shop.name, result.state, result.error or "", failures, active, cfg, now,
                           qr_png_available=qr_png is not None)
@@ -69,7 +81,8 @@ def record_result(
     rows = [(a.key, ch, payload(a, qr_png)) for a in alerts for ch in channels(config, shop, a)]
     check = (result.ok, result.state.value, result.error, {k: v.timestamp() for k, v in memory.items()})
     store.commit_check(shop.name, [s.to_dict() for s in states], rows, now.timestamp(),
-                       drop_closed_before=(now - KEEP_CLOSED).timestamp(), check=check, queued_at=queued_at)
+                       drop_closed_before=(now - KEEP_CLOSED).timestamp(), check=check, queued_at=queued_at,
+                       counters=counters.to_dict())
     return alerts
 
 
@@ -86,9 +99,20 @@ def _open_items(states: list[ItemState], now: datetime) -> tuple[list[Item], lis
     return [i for i in items if i.kind == "aftersale"], [i for i in items if i.kind == "evidence"]
 
 
-def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime, queued_at: float | None = None) -> int:
+def quality_week(states: list[ItemState], now: datetime, refunded_sns: set[str]) -> dict[str, int]:
+    """The week's quality-related requests (first seen in the last 7 days) and how many ended as refunds (an
+    automatic refund, or on the 退款成功 list)."""
+    week = [s for s in states if s.quality and s.first_seen and now - s.first_seen <= timedelta(days=7)]
+    refunded = {s.order_sn for s in week if s.outcome == "auto_refunded" or s.order_sn in refunded_sns}
+    return {"count": len({s.order_sn for s in week}), "refunded": len(refunded)}
+
+
+def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime, queued_at: float | None = None,
+                 refunds: list[Refund] | str | None = None) -> int:
     """Queue the shop's daily digest (once per local day and channel): the open items and yesterday's losses
-    as the store has them now; dispatch renders it for each channel like any alert."""
+    as the store has them now; dispatch renders it for each channel like any alert. `refunds`: the shop's
+    退款成功 rows as read just now (or why they could not be read) for the money section ([watch].money);
+    with [watch].money_notify that section goes to those channels on its own."""
     tz = ZoneInfo(config.agent.timezone)
     states = [ItemState.from_dict(v) for v in store.load_items(shop.name).values()]
     after, proof = _open_items(states, now)
@@ -97,7 +121,20 @@ def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime, 
               if s.closed and s.outcome == "auto_refunded" and s.deadline.astimezone(tz).date() == yesterday]
     day = now.astimezone(tz).date().isoformat()
     key = f"{shop.name}:digest:{day}"
-    data = {"digest": {"day": day, "aftersales": [i.to_json() for i in after], "evidence": [i.to_json() for i in proof],
-                       "missed": [s.as_item(now).to_json() for s in missed]}}
+    watching = config.watching(shop)
+    money: dict[str, Any] | None = None
+    if "money" in watching and refunds is not None:
+        money = {"error": refunds} if isinstance(refunds, str) else money_json(refunds, yesterday, tz)
+    sns = set() if refunds is None or isinstance(refunds, str) else {r.order_sn for r in refunds}
+    data: dict[str, Any] = {"digest": {
+        "day": day, "aftersales": [i.to_json() for i in after], "evidence": [i.to_json() for i in proof],
+        "missed": [s.as_item(now).to_json() for s in missed],
+        "quality": quality_week(states, now, sns) if "quality" in watching else None}}
     at = now.timestamp() if queued_at is None else queued_at
-    return store.enqueue([(key, ch, shop.name, data) for ch in config.channels_for(shop)], at)
+    apart = config.watch.money_notify if money is not None else ()
+    data["digest"]["money"] = None if apart else money
+    rows = [(key, ch, shop.name, data) for ch in config.channels_for(shop)]
+    if apart:
+        alone = {"digest": {**data["digest"], "money": money, "only_money": True}}
+        rows += [(f"{shop.name}:money:{day}", ch, shop.name, alone) for ch in apart]
+    return store.enqueue(rows, at)

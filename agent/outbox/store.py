@@ -12,7 +12,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,18 @@ _MIGRATIONS = (
     ALTER TABLE channels ADD COLUMN next_try REAL;
     ALTER TABLE channels ADD COLUMN noticed_at REAL;
     """,
+    # issue 13: what the counter rules remember per shop (工单, 平台退款)
+    """
+    ALTER TABLE shops ADD COLUMN counters TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 
-# Most urgent first: the last stage and critical health, then by the item's deadline (ISO text, one zone), then age
+# Most urgent first: the last stage, complaint warnings and critical health, then by the item's deadline (ISO
+# text, one zone), then age
 _URGENCY = (
-    "CASE WHEN json_extract(payload, '$.is_last_stage') = 1 OR (json_extract(payload, '$.kind') = 'health' "
-    "AND json_extract(payload, '$.severity') = 'critical') THEN 0 ELSE 1 END, "
+    "CASE WHEN json_extract(payload, '$.is_last_stage') = 1 OR json_extract(payload, '$.kind') = 'complaint' "
+    "OR (json_extract(payload, '$.kind') = 'health' AND json_extract(payload, '$.severity') = 'critical') "
+    "THEN 0 ELSE 1 END, "
     "COALESCE(json_extract(payload, '$.item.deadline'), '9999'), created_at, id"
 )
 
@@ -96,6 +102,7 @@ class ShopHealth:
     last_state: str | None
     consecutive_failures: int
     health: dict[str, float]  # active health alerts: key -> when last sent
+    counters: dict[str, Any] = field(default_factory=dict)  # the counter rules' memory (core.losses)
 
 
 class Store:
@@ -144,19 +151,23 @@ class Store:
         self, shop: str, states: Iterable[Mapping[str, Any]], alerts: Iterable[tuple[str, str, Mapping[str, Any]]],
         now: float, *, drop_closed_before: float | None = None,
         check: tuple[bool, str, str | None, Mapping[str, float]] | None = None, queued_at: float | None = None,
+        counters: Mapping[str, Any] | None = None,
     ) -> int:
         """Item states and new (key, channel, payload) alerts in one transaction; returns alerts queued.
 
         States need `kind` and `item_id`. An alert already queued or sent for the same (key, channel) is
         ignored: that is the deduplication across checks and restarts. `check` = (ok, state, error, active
         health alerts) records the shop's health in the same transaction. `queued_at` (default `now`) stamps
-        the outbox rows: the dispatcher's own clock, when `now` is the backend's.
+        the outbox rows: the dispatcher's own clock, when `now` is the backend's. `counters` replaces the
+        counter rules' memory (with `check` given).
         """
         queued, at = 0, now if queued_at is None else queued_at
         prev = self.shop_health(shop)
         with self.tx() as db:
             if check is not None:
                 self._write_health(db, prev, now, *check)
+                if counters is not None:
+                    db.execute("UPDATE shops SET counters = ? WHERE shop = ?", (json.dumps(dict(counters)), shop))
             for st in states:
                 db.execute(
                     "INSERT INTO items (shop, kind, item_id, data) VALUES (?, ?, ?, ?) "
@@ -347,11 +358,12 @@ class Store:
     # ---- shop health ------------------------------------------------------------------------
     def shop_health(self, shop: str) -> ShopHealth:
         row = self.db.execute(
-            "SELECT last_ok, last_error, last_state, consecutive_failures, health FROM shops WHERE shop = ?", (shop,)
+            "SELECT last_ok, last_error, last_state, consecutive_failures, health, counters FROM shops WHERE shop = ?",
+            (shop,),
         ).fetchone()
         if row is None:
             return ShopHealth(shop, None, None, None, 0, {})
-        return ShopHealth(shop, row[0], row[1], row[2], row[3], json.loads(row[4]))
+        return ShopHealth(shop, row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
 
     @staticmethod
     def _write_health(db: sqlite3.Connection, prev: ShopHealth, now: float, ok: bool, state: str,

@@ -19,6 +19,8 @@ from agent.sandbox.clock import SandboxClock
 from agent.sandbox.logins import Logins
 from agent.sandbox.records import CAPTCHA_TOKEN_TTL_REAL_SECONDS, TRAP_MODES, Account, QrToken, Session, Settings, Shop
 
+STATUS_FILTER = "afterSalesStatusList"  # queryList's status filter (selectors [refunds].status_field, low)
+
 
 class Backend(Logins):
     """The whole simulated merchant backend, for any number of shops."""
@@ -80,7 +82,7 @@ class Backend(Logins):
             mall_id = int(raw["mall_id"])
             if mall_id in self.shops:
                 raise ValueError(f"duplicate mall_id {mall_id}")
-            shop = Shop(mall_id=mall_id, name=str(raw["name"]), items={})
+            shop = Shop(mall_id=mall_id, name=str(raw["name"]), items={}, tickets=int(raw.get("tickets", 0)))
             for raw_item in raw.get("items", []):
                 item = it.item_from_scenario(raw_item, now)
                 shop.items[item.id] = item
@@ -276,6 +278,10 @@ class Backend(Logins):
                 if label is None:
                     raise ValueError(f"unknown quickSearchType {code}")
                 rows = [i for i in rows if it.BY_LABEL[label].select(i, now)]
+            statuses = body.get(STATUS_FILTER)  # the status filter (退款成功 = 5): the field name is assumed
+            if statuses:
+                wanted = {int(c) for c in statuses}
+                rows = [i for i in rows if i.status()[0] in wanted]
             search = str(body.get("searchText") or "").strip()
             if search:
                 rows = [i for i in rows if search in (i.order_sn, str(i.id))]
@@ -310,4 +316,4 @@ class Backend(Logins):
     def wait_handle_count(self, mall_id: int) -> dict[str, int]:
         """queryWaitHandleCount: the four 「售后数据」 header counters by their result keys."""
         with self.lock:
-            return it.wait_handle_counts(self.shop_items(mall_id), self.clock.now())
+            return it.wait_handle_counts(self.shop_items(mall_id), self.clock.now(), self.shops[mall_id].tickets)

@@ -82,6 +82,25 @@ class SandboxControl:
     def age(self, item_id: int, seconds: float) -> dict[str, Any]:
         return dict(self._call("POST", "items/age", {"id": item_id, "seconds": seconds}))
 
+    def mark(self, item_id: int, **flags: Any) -> dict[str, Any]:
+        """complaint_risk=, buyer_urged= (the 投诉预警 / 买家催处理 cards), reason=."""
+        return dict(self._call("POST", "items/mark", {"id": item_id, **flags}))
+
+    def escalate(self, item_id: int, proof_deadline_in: float | None = None) -> dict[str, Any]:
+        """The platform steps in (平台处理中); evidence owed within `proof_deadline_in` s when given."""
+        body: dict[str, Any] = {"id": item_id}
+        if proof_deadline_in is not None:
+            body["proof_deadline_in"] = proof_deadline_in
+        return dict(self._call("POST", "items/escalate", body))
+
+    def platform_refund(self, item_id: int) -> dict[str, Any]:
+        """The platform decides for the buyer: the item it handles is refunded."""
+        return dict(self._call("POST", "items/escalate", {"id": item_id, "decide": "refund"}))
+
+    def set_tickets(self, mall_id: int, count: int) -> dict[str, Any]:
+        """「24小时内将逾期工单数」 of the shop."""
+        return dict(self._call("POST", "tickets", {"mall_id": mall_id, "count": count}))
+
     # sessions and login hurdles
     def expire_sessions(self, mall_id: int | None = None, username: str | None = None) -> int:
         body: dict[str, Any] = {}

@@ -143,6 +143,43 @@ def _items_age(h: Handler, body: dict[str, Any]) -> Any:
         return {"id": item.id, "deadline": item.deadline, "proofDeadline": item.proof_deadline}
 
 
+def _items_mark(h: Handler, body: dict[str, Any]) -> Any:
+    """Set an item's 投诉预警 / 买家催处理 flags (complaint_risk, buyer_urged) or its reason."""
+    b = h.backend
+    with b.lock:
+        _, item = b.find_item(int(body["id"]))
+        if "complaint_risk" in body:
+            item.complaint_risk = bool(body["complaint_risk"])
+        if "buyer_urged" in body:
+            item.buyer_urged = bool(body["buyer_urged"])
+        if "reason" in body:
+            item.reason = str(body["reason"])
+        item.version += 1
+        return {"id": item.id, "complaint_risk": item.complaint_risk, "buyer_urged": item.buyer_urged}
+
+
+def _items_escalate(h: Handler, body: dict[str, Any]) -> Any:
+    """The platform steps in (平台处理中), with an evidence deadline `proof_deadline_in` s away when given; or
+    with `decide: "refund"` the platform refunds an item it handles."""
+    b = h.backend
+    with b.lock:
+        _, item = b.find_item(int(body["id"]))
+        if body.get("decide") == "refund":
+            it.platform_refund(item, b.clock.now())
+        else:
+            proof = body.get("proof_deadline_in")
+            it.escalate(item, b.clock.now(), None if proof is None else float(proof))
+        return {"id": item.id, "state": item.state, "proofStatus": item.proof_status}
+
+
+def _tickets(h: Handler, body: dict[str, Any]) -> Any:
+    """Work orders due within 24 h (「24小时内将逾期工单数」) of a shop."""
+    b = h.backend
+    with b.lock:
+        b.shops[int(body["mall_id"])].tickets = int(body["count"])
+        return {"mall_id": int(body["mall_id"]), "tickets": int(body["count"])}
+
+
 def _expire(h: Handler, body: dict[str, Any]) -> Any:
     mall_id = body.get("mall_id")
     n = h.backend.expire_sessions(None if mall_id is None else int(mall_id), body.get("username"))
@@ -218,6 +255,9 @@ CONTROL: dict[tuple[str, str], Callable[[Handler, dict[str, Any]], Any]] = {
     ("POST", "items"): _items_add,
     ("POST", "items/handle"): _items_handle,
     ("POST", "items/age"): _items_age,
+    ("POST", "items/mark"): _items_mark,
+    ("POST", "items/escalate"): _items_escalate,
+    ("POST", "tickets"): _tickets,
     ("POST", "sessions/expire"): _expire,
     ("POST", "arm"): _arm,
     ("POST", "captcha/clear"): _captcha_clear,

@@ -69,6 +69,9 @@ class Item:
     actions: list[int] = field(default_factory=list)
     close_time: float | None = None
     version: int = 1
+    platform_refunded: bool = False  # the platform decided for the buyer (refunded, lastOperator 3)
+    signed: bool = False  # the buyer signed for the goods (发货状态 「已签收」)
+    refund_tag: str = ""  # 极速退款 / 售后小助手: who agreed to the refund, shown in serveTagDesc (assumed)
 
     @property
     def pending(self) -> bool:
@@ -103,7 +106,8 @@ class Item:
 _ITEM_KEYS = {
     "id", "orderSn", "afterSalesType", "state", "created_ago", "deadline_in", "proof_deadline_in",
     "reason", "goodsName", "goodsSpec", "goodsNumber", "orderAmount", "refundAmount", "shipped",
-    "reverseTrackingNumber", "complaint_risk", "buyer_urged", "mallRemark",
+    "reverseTrackingNumber", "complaint_risk", "buyer_urged", "mallRemark", "signed", "refundTag", "refunded_ago",
+    "refundedBy",
 }
 
 
@@ -138,11 +142,22 @@ def item_from_scenario(raw: Mapping[str, Any], now: float) -> Item:
         complaint_risk=bool(raw.get("complaint_risk", False)),
         buyer_urged=bool(raw.get("buyer_urged", False)),
         mall_remark=str(raw.get("mallRemark", "")),
+        signed=bool(raw.get("signed", False)),
+        refund_tag=str(raw.get("refundTag", "")),
     )
     if state == "platform" and proof_in is not None:
         item.proof_status = PROOF_PENDING
     if state in {"refunded", "cancelled", "handled"}:
         item.close_time = min(item.created_at + 3600, now)
+    if state == "refunded" and raw.get("refunded_ago") is not None:
+        item.close_time = now - float(raw["refunded_ago"])
+    by = raw.get("refundedBy")  # refunded items: "merchant" (default), "timeout" (1028) or "platform"
+    if state == "refunded" and by == "timeout":
+        item.actions = [ACTION_TIMEOUT_REFUND]
+    elif state == "refunded" and by == "platform":
+        item.platform_refunded = True
+    elif by not in (None, "merchant"):
+        raise ValueError(f"item {item.id}: unknown refundedBy {by!r}")
     return item
 
 
@@ -230,18 +245,40 @@ def counts(items: list[Item], now: float) -> dict[str, int]:
 
 
 def refunded_last_day(items: list[Item], now: float) -> int:
-    return sum(1 for i in items if ACTION_TIMEOUT_REFUND in i.actions and i.close_time and now - i.close_time < DAY)
+    """24小时内平台同意退款. Assumption: the platform's timeout refunds and its decisions after intervening."""
+    return sum(1 for i in items if (ACTION_TIMEOUT_REFUND in i.actions or i.platform_refunded)
+               and i.close_time and now - i.close_time < DAY)
 
 
-def wait_handle_counts(items: list[Item], now: float) -> dict[str, int]:
+def escalate(item: Item, now: float, proof_deadline_in: float | None) -> None:
+    """The buyer asked the platform in: a pending item moves to 平台处理中, evidence owed when a deadline is given."""
+    if not item.pending:
+        raise ValueError(f"item {item.id} is not waiting for the merchant")
+    item.state = "platform"
+    item.deadline = None
+    if proof_deadline_in is not None:
+        item.proof_deadline = now + proof_deadline_in
+        item.proof_status = PROOF_PENDING
+    item.version += 1
+
+
+def platform_refund(item: Item, now: float) -> None:
+    """The platform decided for the buyer: refunded (退款成功), its last operator the platform."""
+    if item.state != "platform":
+        raise ValueError(f"item {item.id} is not in 平台处理中")
+    item.state, item.proof_status, item.platform_refunded, item.close_time = "refunded", None, True, now
+    item.version += 1
+
+
+def wait_handle_counts(items: list[Item], now: float, tickets: int = 0) -> dict[str, int]:
     """queryWaitHandleCount's result, the 「售后数据」 header counters (§B, high). Assumption: expiringNum
-    counts the same items as the 待处理即将逾期 card (the live endpoints differ and may disagree); no work
-    orders are simulated."""
+    counts the same items as the 待处理即将逾期 card (the live endpoints differ and may disagree); work orders
+    are a number the control API sets."""
     return {
         "expiringNum": sum(1 for i in items if BY_LABEL["待处理即将逾期"].select(i, now)),
         "expireIn24HoursWaitSellerProof": sum(1 for i in items if BY_LABEL["待举证即将逾期"].select(i, now)),
         "refundedByPlatformLast24Hours": refunded_last_day(items, now),
-        "expireIn24HoursTicketNum": 0,
+        "expireIn24HoursTicketNum": tickets,
     }
 
 
@@ -282,8 +319,8 @@ def to_row(item: Item, now: float) -> dict[str, Any]:
         "tagTipList": [],
         "receiveAmount": item.order_amount,
         "refundAmount": item.refund_amount,
-        "serveTagDesc": "",
-        "sellerAfterSalesShippingStatusDesc": "已发货" if item.shipped else "未发货",
+        "serveTagDesc": item.refund_tag,
+        "sellerAfterSalesShippingStatusDesc": "已签收" if item.signed else "已发货" if item.shipped else "未发货",
         "rejectChatTipDesc": "",
         "rejectChatTipExpireRemainTime": 0,
         "reverseTrackingNumber": item.tracking,
@@ -291,6 +328,11 @@ def to_row(item: Item, now: float) -> dict[str, Any]:
     }
     if code == 4:
         row["lastOperator"] = LAST_OPERATOR_MERCHANT
+    if code == 5:  # assumption: 退款成功 rows say who refunded like 退款中 rows, and when (updatedAt, seconds)
+        platform = ACTION_TIMEOUT_REFUND in item.actions or item.platform_refunded
+        row["lastOperator"] = LAST_OPERATOR_PLATFORM if platform else LAST_OPERATOR_MERCHANT
+    if item.close_time is not None:
+        row["updatedAt"] = int(item.close_time)
     return row
 
 

@@ -58,6 +58,7 @@ class Shop:
     mall_id: int
     name: str
     items: dict[int, it.Item]
+    tickets: int = 0  # work orders due within 24 h (「24小时内将逾期工单数」); set by the control API
 
 
 @dataclass(slots=True)

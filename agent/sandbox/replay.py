@@ -37,13 +37,29 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(query, keep_blank_values=True)))
 
 
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _distance(a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
+    """How many keys two JSON bodies disagree on (missing on one side counts)."""
+    return sum(1 for k in set(a) | set(b) if a.get(k, ...) != b.get(k, ...))
+
+
 class Recording:
     """The bundle's answers by request: the exact request (method, path, query, body) first, then the same
-    without the query, then by method and path alone; where a request was answered more than once, the last
-    answer counts (the state the walk ended in: logged in, the check's own read)."""
+    without the query; then, for a JSON body where the path was recorded with JSON bodies, the one recorded
+    body closest to it (fewest keys that differ; a tie answers nothing: which list was meant is unknown);
+    otherwise by method and path alone. Where a request was answered more than once, the last answer counts
+    (the state the walk ended in: logged in, the check's own read)."""
 
     def __init__(self, har: Mapping[str, Any]) -> None:
         self._by: dict[tuple[str, ...], Answer] = {}
+        self._bodies: dict[tuple[str, str], dict[str, tuple[dict[str, Any], Answer]]] = {}
         self.origins: set[str] = set()
         entries = list(har.get("log", {}).get("entries", []))
         for e in entries:
@@ -59,6 +75,9 @@ class Recording:
             for key in ((method, parts.path, _canonical_query(parts.query), body), (method, parts.path, body),
                         (method, parts.path)):
                 self._by[key] = answer
+            obj = _json_object(body)
+            if obj is not None:
+                self._bodies.setdefault((method, parts.path), {})[body] = (obj, answer)
         self.count = len(entries)
 
     def _answer(self, resp: Mapping[str, Any], status: int) -> Answer:
@@ -85,10 +104,16 @@ class Recording:
 
     def find(self, method: str, path: str, query: str, body: bytes) -> Answer | None:
         text = _canonical_body(body.decode("utf-8", errors="replace")) if body else ""
-        for key in ((method, path, _canonical_query(query), text), (method, path, text), (method, path)):
+        for key in ((method, path, _canonical_query(query), text), (method, path, text)):
             if key in self._by:
                 return self._by[key]
-        return None
+        obj, recorded = _json_object(text), self._bodies.get((method, path))
+        if obj is not None and recorded:
+            ranked = sorted((_distance(obj, b), n) for n, (b, _) in enumerate(recorded.values()))
+            if len(ranked) > 1 and ranked[0][0] == ranked[1][0]:
+                return None
+            return list(recorded.values())[ranked[0][1]][1]
+        return self._by.get((method, path))
 
 
 def load_bundle(path: Path) -> tuple[Recording, dict[str, Any]]:

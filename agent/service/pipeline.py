@@ -32,11 +32,18 @@ class Pipeline:
         self.clock = clock or Clock(self.tz)
 
     def detail_url(self, shop_name: str, alert: Alert) -> str:
+        """An item's detail page; 工单管理 for work-order notices, the after-sales list for platform refunds."""
         shop = self.config.shop(shop_name)
-        if shop is None or alert.item is None:
+        paths = self.sel["site"]["paths"]
+        if shop is None:
             return ""
-        path = self.sel["site"]["paths"]["detail"].format(id=alert.item.id, order_sn=alert.item.order_sn)
-        return shop.base_url + path
+        if alert.kind == "work_orders" and alert.event == "work_orders":
+            return shop.base_url + paths["work_orders"]
+        if alert.kind == "platform_refunds":
+            return shop.base_url + paths["aftersale_list"]
+        if alert.item is None:
+            return ""
+        return shop.base_url + paths["detail"].format(id=alert.item.id, order_sn=alert.item.order_sn)
 
     async def check(self, shops: Sequence[ShopConfig] | None = None) -> list[ShopResult]:
         chosen = [s for s in (shops if shops is not None else self.config.shops) if s.enabled]

@@ -27,6 +27,7 @@ from agent.config import Config, ShopConfig
 from agent.config.crontab import cron_trigger
 from agent.config.durations import seconds
 from agent.core.models import CheckFailure, OpenLogin, ShopResult, ShopState
+from agent.core.money import Refund
 from agent.outbox.dispatch import Report
 from agent.outbox.enqueue import queue_digest, queue_new_qr
 from agent.outbox.store import Store
@@ -259,11 +260,27 @@ class Service:
         return report
 
     async def digest(self) -> None:
+        """Each shop's daily digest; shops with [watch].money read their 退款成功 list first (request-only)."""
+        shops = [s for s in self.config.shops if s.enabled]
+        reads = await asyncio.gather(*(self._refunds(s) for s in shops))
         now = self.clock.backend_local()
-        queued = sum(queue_digest(self.config, self.store, s, now, self.clock.now())
-                     for s in self.config.shops if s.enabled)
+        queued = sum(queue_digest(self.config, self.store, s, now, self.clock.now(), refunds=r)
+                     for s, r in zip(shops, reads, strict=True))
         logger.info("daily digest queued: {} message(s)", queued)
         self.kick_dispatch()
+
+    async def _refunds(self, shop: ShopConfig) -> list[Refund] | str | None:
+        """The shop's 退款成功 rows for its digest, why they could not be read, or None when not watched."""
+        if "money" not in self.config.watching(shop):
+            return None
+        try:
+            return await self.pipeline.checker.refunds(shop)
+        except CheckFailure as exc:
+            logger.warning("shop {}: 退款成功 not read for the digest: {}", shop.name, exc)
+            return exc.detail[:200]
+        except Exception as exc:  # the digest goes out without it
+            logger.exception("shop {}: reading 退款成功 for the digest crashed", shop.name)
+            return type(exc).__name__
 
     def kick(self, job_id: str) -> None:
         """Run a scheduled job now (unless stopping)."""

@@ -29,6 +29,15 @@ pytestmark = [
 SN = re.compile(r"\d{6}-\d{15}")
 AFTERSALE = (24 * 3600, 6 * 3600, 2 * 3600, 30 * 60)
 EVIDENCE = (12 * 3600, 4 * 3600, 3600)
+# these tests follow the deadline stages alone; the [watch] notices have their own (test_losses_e2e.py)
+WATCH_OFF = """[watch]
+complaints = false
+urged = false
+quality = false
+platform = false
+work_orders = false
+platform_refunds = false
+"""
 
 
 class Inbox:
@@ -60,7 +69,7 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 
 def make_config(tmp_path: Path, sandbox: Sandbox, wecom: FakeWeCom, smtp_port: int, key: str = "k1",
-                retry_backoff: str = "30s") -> Config:
+                retry_backoff: str = "30s", watch: bool = False) -> Config:
     text = f"""
 [agent]
 data_dir = "{tmp_path / 'data'}"
@@ -73,6 +82,7 @@ name = "示例旗舰店"
 base_url = "{sandbox.url}"
 username = "示例旗舰店:客服01"
 password_env = "PDD_TEST_PASSWORD"
+{WATCH_OFF if not watch else ""}
 [alerts]
 notify = ["ops"]
 admin_notify = ["mail"]

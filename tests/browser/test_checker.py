@@ -278,7 +278,8 @@ def test_54001_in_api_mode_falls_back_to_page_mode_once(sandbox: Sandbox, tmp_pa
     sandbox.control.reset_stats()
     [r] = check(config)
     assert r.ok and r.mode == "page", r.error
-    assert [f.kind for f in r.findings] == ["api_fallback"] and "54001" in r.findings[0].message
+    # the watch cards are read by request and meet the captcha too: said, and the deadline lists still count
+    assert [f.kind for f in r.findings] == ["api_fallback", "watch_failed"] and "54001" in r.findings[0].message
     assert {i.id for i in r.aftersales} == set(after) and {t.id for t in r.evidence} == set(proof)
     assert sandbox.control.stats()["counts"]["api_captcha"] == 1  # asked once, never retried blindly
 
@@ -402,8 +403,10 @@ def test_doctor_reports_selector_by_selector(sandbox: Sandbox, tmp_path: Path) -
     sandbox.control.settings(filter_codes={"买家催处理": 21})
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 1
-    [bad] = [line for line in done.stdout.splitlines() if line.startswith("✗")]
+    bad, watch = [line for line in done.stdout.splitlines() if line.startswith("✗")]
     assert "quick_filters.codes.「买家催处理」" in bad and "quickSearchType=21, selectors say 20" in bad
+    # the check's read of the 买家催处理 card (code 20 from selectors/) fails the same way: said, not hidden
+    assert "aftersale_list.watch" in watch and "「买家催处理」 not read" in watch
     sandbox.control.settings(filter_codes={"买家催处理": 20}, rename_fields={"orderSn": "orderNo"})
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 1
@@ -427,7 +430,8 @@ def test_page_rows_are_the_fallback_when_no_query_list_answer_is_seen(
     after, proof = pending(sandbox, shop["mall_id"])
     [r] = check(config, "page")
     assert r.ok, r.error
-    assert [f.kind for f in r.findings] == ["dom_fallback", "dom_fallback"]
+    # the watch cards are read by request from the old path: said, and the page's rows still count
+    assert [f.kind for f in r.findings] == ["dom_fallback", "dom_fallback", "watch_failed"]
     assert {i.order_sn for i in r.aftersales} == {i["orderSn"] for i in after.values()}
     assert {t.order_sn for t in r.evidence} == {i["orderSn"] for i in proof.values()}
     by_sn = {i["orderSn"]: i for i in after.values()}

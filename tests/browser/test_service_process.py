@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.outbox.store import Store
 from agent.sandbox.wecom import FakeWeCom
-from tests.browser.test_alerts_e2e import expected_stage_alerts, sns
+from tests.browser.test_alerts_e2e import WATCH_OFF, expected_stage_alerts, sns
 from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.browser
@@ -67,6 +67,7 @@ password_env = "PDD_TEST_PASSWORD"
 {more}
 [schedule]
 {lines}
+{WATCH_OFF}
 [alerts]
 notify = ["ops"]
 failure_threshold = 2
@@ -431,6 +432,7 @@ jitter = "0"
 dispatch_interval = "1s"
 keepalive_interval = "0"
 digest_cron = ""
+{WATCH_OFF}
 [alerts]
 notify = ["ops"]
 [notifiers.ops]

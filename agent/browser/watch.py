@@ -1,0 +1,145 @@
+"""A check's watch cards (投诉预警, 买家催处理, 平台处理中): read by request after the deadline lists."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from loguru import logger
+from playwright.async_api import BrowserContext
+
+from agent.browser.api_reader import ApiReader
+from agent.browser.pool import close_quietly
+from agent.browser.reader import ListRead, ReadOptions
+from agent.browser.session import ShopSession
+from agent.config import Config, ShopConfig
+from agent.core import losses, money, parsers
+from agent.core.models import CheckFailure, Finding, ShopResult
+
+# watch role (selectors [watch] key) → the [watch] config item that needs it
+NEEDED_BY = {"complaint": ("complaints",), "urged": ("urged",), "platform": ("platform",)}
+
+
+def watch_bodies(lists: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The queryList body per watch card, from selectors/ alone (the card's quickSearchType, high)."""
+    req, q = lists["request"], lists["quick_filters"]
+    default = {k: (None if v == "__null__" else v) for k, v in req["default"].items()}
+    out = {}
+    for role, label in lists.get("watch", {}).items():
+        body = {**default, req["quick_search_type"]: q["codes"][label]}
+        if label in q["expire_sorted"]:
+            body[req["expire_sort"]] = True
+        out[role] = body
+    return out
+
+
+def wanted(lists: Mapping[str, Any], counts: Mapping[str, Any], watching: Collection[str]) -> list[str]:
+    """The watch cards to read: needed by a [watch] item that is on, and showing items on queryCount (a card
+    whose count the check did not see is read anyway)."""
+    out = []
+    for role, label in lists.get("watch", {}).items():
+        if not any(w in watching for w in NEEDED_BY.get(role, ())):
+            continue
+        n = counts.get(lists["count_keys"].get(label, ""))
+        if n is None or (isinstance(n, int) and n > 0):
+            out.append(role)
+    return out
+
+
+async def read_watch(
+    context: BrowserContext, base_url: str, sel: Mapping[str, Any], options: ReadOptions,
+    counts: Mapping[str, Any], watching: Collection[str], shop: str,
+) -> tuple[dict[str, ListRead], list[Finding]]:
+    """The watch cards' lists through the context's requests; a failure is a finding, never the check's end
+    (the deadline lists were read: their alerts must not wait for a watch card)."""
+    lists = sel["aftersale_list"]
+    bodies = watch_bodies(lists)
+    roles = wanted(lists, counts, watching)
+    if not roles:
+        return {}, []
+    reader = ApiReader(context, base_url, sel, options)
+    out: dict[str, ListRead] = {}
+    try:
+        for role in roles:
+            out[role] = await reader.read_list(role, bodies[role])
+    except CheckFailure as exc:
+        logger.warning("shop {}: watch card {} not read: {}", shop, role, exc)
+        label = lists["watch"][role]
+        return out, [Finding("watch_failed", f"「{label}」 not read ({exc}); its notices wait for the next check")]
+    return out, []
+
+
+def apply_watch(result: ShopResult, read: Mapping[str, ListRead], lists: Mapping[str, Any],
+                reasons: list[str], tz: tzinfo) -> None:
+    """Flags on the result's items from the watch cards and the reasons; the 平台处理中 items as `platform`."""
+    def ids(role: str) -> set[str]:
+        lr = read.get(role)
+        return parsers.watch_ids(lr.rows, lists, f"queryList[{role}]") if lr else set()
+
+    complaint, urged = ids("complaint"), ids("urged")
+    result.aftersales = losses.mark(result.aftersales, complaint, urged, reasons)
+    result.evidence = losses.mark(result.evidence, complaint, urged, reasons)
+    platform = read.get("platform")
+    if platform is not None:
+        times = [datetime.fromtimestamp(t, tz) for t in platform.row_times]
+        got = parsers.parse_platform(platform.rows, lists, times if len(times) == len(platform.rows)
+                                     else result.checked_at)
+        result.platform = losses.mark(got, complaint, urged, reasons)
+
+
+def quality_reasons(config: Config, lists: Mapping[str, Any], watching: Collection[str]) -> list[str]:
+    """The reasons that make a 品质退款风险 ([watch].quality_reasons, else selectors'); none when it is off."""
+    if "quality" not in watching:
+        return []
+    return list(config.watch.quality_reasons or lists.get("quality", {}).get("reasons", ()))
+
+
+async def watch_check(config: Config, sel: Mapping[str, Any], options: ReadOptions, tz: tzinfo, shop: ShopConfig,
+                      context: BrowserContext, counts: Mapping[str, Any], result: ShopResult,
+                      refunds: bool = False) -> None:
+    """A check's watch cards by request, their flags on the result's items; with `refunds` (the `check`
+    command) 退款成功 too, as `result.money`. What failed is a finding."""
+    watching = config.watching(shop)
+    if refunds and "money" in watching:
+        try:
+            got = await read_refunds(context, shop.base_url, sel, options, tz)
+            result.money = money.money_json(got, (result.checked_at - timedelta(days=1)).date(), tz)
+        except CheckFailure as exc:
+            result.findings.append(Finding("refunds_failed", f"退款成功 not read: {exc}"))
+    read, found = await read_watch(context, shop.base_url, sel, options, counts, watching, shop.name)
+    result.findings += found
+    lists = sel["aftersale_list"]
+    try:
+        apply_watch(result, read, lists, quality_reasons(config, lists, watching), tz)
+    except CheckFailure as exc:
+        result.findings.append(Finding("watch_failed", f"watch cards not understood: {exc.detail}"))
+
+
+def refunds_body(lists: Mapping[str, Any]) -> dict[str, Any]:
+    """queryList's body for 退款成功: the page's default without a card, the status filter set."""
+    req, r = lists["request"], lists["refunds"]
+    body = {k: (None if v == "__null__" else v) for k, v in req["default"].items() if k != req["quick_search_type"]}
+    body[r["status_field"]] = [r["refunded_status"]]
+    return body
+
+
+async def read_refunds(context: BrowserContext, base_url: str, sel: Mapping[str, Any], options: ReadOptions,
+                       tz: tzinfo) -> list[money.Refund]:
+    """The newest 退款成功 rows (selectors [refunds].max_pages pages) as refunds; failures raise CheckFailure."""
+    lists = sel["aftersale_list"]
+    read = await ApiReader(context, base_url, sel, options).read_list(
+        "refunds", refunds_body(lists), max_pages=int(lists["refunds"]["max_pages"]))
+    return money.parse_refunds(read.rows, lists, tz)
+
+
+async def session_refunds(session: ShopSession, base_url: str, sel: Mapping[str, Any], options: ReadOptions,
+                          tz: tzinfo) -> list[money.Refund]:
+    """退款成功 through the shop's saved session in a context of its own (cookies saved back)."""
+    context = await session.open()
+    try:
+        got = await read_refunds(context, base_url, sel, options, tz)
+        await session.save(context)
+        return got
+    finally:
+        await close_quietly(context)
