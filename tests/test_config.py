@@ -21,6 +21,7 @@ from agent.config import (
     ConfigError,
     NotifierConfig,
     ShopConfig,
+    WatchConfig,
     load_config,
     masked,
 )
@@ -102,6 +103,7 @@ def test_example_shows_every_schema_key() -> None:
     assert set(data["shops"][0]) == {f.name for f in dataclasses.fields(ShopConfig)}
     assert set(data) == {f.name for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
     assert set(data["alerts"]) == {f.name for f in dataclasses.fields(AlertsConfig)}
+    assert set(data["watch"]) == {f.name for f in dataclasses.fields(WatchConfig)}
     names = {f.metadata.get("toml", f.name) for f in dataclasses.fields(NotifierConfig)}
     assert set(data["notifiers"]["ops"]) | set(data["notifiers"]["boss-mail"]) == names
 
@@ -116,8 +118,12 @@ def test_example_shows_every_schema_key() -> None:
         ('[notifiers.m]\ntype = "email"\nhost = "h"\n', "notifiers.m.to: needs at least one address"),
         ('[notifiers.x]\ntype = "sms"\n', "notifiers.x.type: expected one of"),
         ('[notifiers.ops]\ntype = "wecom"\nwebhook = "u"\n', "notifiers.ops.webhook: unknown key"),
+        ('[watch]\ncomplaints_notify = ["nope"]\n', 'watch.complaints_notify: unknown channel "nope"'),
+        ('[watch]\ncomplaint = false\n', "watch.complaint: unknown key"),
+        ('[watch]\ncooldown = "soon"\n', "watch.cooldown: expected a duration"),
     ],
-    ids=["unknown-channel", "bad-duration", "bad-quiet", "wecom-no-url", "email-no-to", "bad-type", "typo"],
+    ids=["unknown-channel", "bad-duration", "bad-quiet", "wecom-no-url", "email-no-to", "bad-type", "typo",
+         "watch-channel", "watch-typo", "watch-cooldown"],
 )
 def test_alert_and_notifier_tables(tmp_path: Path, snippet: str, expect: str) -> None:
     text = '[[shops]]\nname = "店"\nusername = "店"\n' + snippet
@@ -125,6 +131,22 @@ def test_alert_and_notifier_tables(tmp_path: Path, snippet: str, expect: str) ->
         load_config(_write(tmp_path, text))
     assert expect in str(exc.value)
     assert re.search(r"config\.toml:\d+: ", str(exc.value))
+
+
+def test_watch_items_per_shop_and_their_channels(tmp_path: Path) -> None:
+    text = ('[[shops]]\nname = "甲"\nusername = "甲"\nwatch_off = ["quality", "money"]\nnotify = ["a"]\n'
+            '[[shops]]\nname = "乙"\nusername = "乙"\n[alerts]\nnotify = ["b"]\n'
+            '[watch]\nwork_orders = false\ncomplaints_notify = ["boss"]\n'
+            '[notifiers.a]\ntype = "wecom"\nwebhook_url = "k1"\n[notifiers.b]\ntype = "wecom"\nwebhook_url = "k2"\n'
+            '[notifiers.boss]\ntype = "wecom"\nwebhook_url = "k3"\n')
+    config = load_config(_write(tmp_path, text))
+    a, b = config.shops
+    assert config.watching(a) == {"complaints", "urged", "platform", "platform_refunds"}
+    assert config.watching(b) == {"complaints", "urged", "quality", "platform", "platform_refunds", "money"}
+    assert config.watch_channels(a, "complaints") == ("boss",) and config.watch_channels(a, "quality") == ("a",)
+    assert config.watch_channels(b, "urged") == ("b",)
+    msg = _error(tmp_path, SHOP + 'watch_off = ["complaint"]\n')
+    assert "shops[0].watch_off" in msg and "未知的监控项" in msg
 
 
 def test_notifier_tables_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
@@ -299,3 +300,36 @@ def test_digest_rendered_by_an_earlier_version_is_still_sent(env: Env) -> None:
     store.enqueue([("示例旗舰店:digest:2026-11-20", "ops", "示例旗舰店", old)], clock.t)
     run(Dispatcher(cfg, store, ns, clock=clock))
     assert ns["ops"].sent[-1].title == "【旧】每日售后汇总" and store.depth().get("pending", 0) == 0
+
+
+def test_watch_notices_go_where_watch_routes_them_and_a_shop_can_do_without(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    text = (tmp_path / "config.toml").read_text(encoding="utf-8").replace(
+        "[alerts]", '[watch]\ncomplaints_notify = ["mail"]\n[alerts]')
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    cfg = load_config(tmp_path / "config.toml")
+    store = Store(tmp_path / "agent.db")
+    loud = replace(item(1, timedelta(hours=40)), complaint=True, quality_risk=True)
+    check(cfg, store, [loud], NOON)
+    routed = {(r["dedup_key"].rsplit(":", 1)[1], r["channel"]) for r in store.rows("pending")}
+    assert routed == {("complaint", "mail"), ("quality", "ops")}  # no stage yet at 40 h
+    # a shop with watch_off: neither notice
+    text = text.replace('username = "店"\n', 'username = "店"\nwatch_off = ["complaints", "quality"]\n')
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    off = load_config(tmp_path / "config.toml")
+    other = Store(tmp_path / "other.db")
+    check(off, other, [loud], NOON)
+    assert other.rows("pending") == []
+
+
+def test_a_complaint_warning_is_never_held_by_quiet_hours(tmp_path: Path) -> None:
+    cfg = config(tmp_path, quiet="23:00-07:30")
+    store = Store(tmp_path / "agent.db")
+    night = NOON.replace(hour=2)
+    check(cfg, store, [replace(item(1, timedelta(hours=40), night), complaint=True, quality_risk=True)], night)
+    ns = {"ops": Scripted("ops"), "mail": Scripted("mail")}
+    run(Dispatcher(cfg, store, ns, clock=Clock(night)))
+    [msg] = ns["ops"].sent
+    assert "【投诉预警】" in msg.markdown and "品质退款风险" not in msg.markdown  # quality waits for the morning
+    [held] = store.rows("pending")
+    assert held["dedup_key"].endswith(":quality") and held["last_error"] == "quiet hours"

@@ -80,3 +80,16 @@ def test_the_digest_money_section_escapes_buyer_text_and_can_go_alone() -> None:
     assert alone.title.startswith("【示例旗舰店】退款核对") and "待商家处理" not in alone.markdown
     failed = render_digest("示例旗舰店", [], [], [], NOW, TZ, money={"error": "queryList[refunds]: HTTP 500"})
     assert "退款记录未能读取（queryList[refunds]: HTTP 500）" in failed.text
+
+
+def test_the_check_table_shows_the_flags_and_the_money_line() -> None:
+    from agent.cli.check_cmd import render_table
+    from agent.core.models import Item, ShopResult
+
+    it = Item(kind="aftersale", id="1", order_sn="261121-000000000000001", type="仅退款", status="待商家处理",
+              reason="质量问题", goods_name="杯子", refund_amount_fen=1290, deadline=NOW + timedelta(hours=3),
+              remaining_seconds=3 * 3600, complaint=True, quality_risk=True)
+    doc = money.money_json(money.parse_refunds(ROWS, LISTS, TZ), YESTERDAY, TZ)
+    out = render_table([ShopResult(name="店", checked_at=NOW, mode="api", aftersales=[it], money=doc)], "c.toml", TZ)
+    assert "【投诉预警】【品质退款风险】 质量问题" in out
+    assert "2026-11-21 非商家同意的退款 3 单，¥70.00；可联系买家补款 2 单" in out

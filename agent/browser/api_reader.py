@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from playwright.async_api import BrowserContext
@@ -52,6 +53,9 @@ class ApiReader:
             if resp.status >= 400:
                 parsers.check_envelope(None, self.site, where, resp.status, resp.headers)
             raise CheckFailure(ShopState.LAYOUT_CHANGED, f"{where}: answer is not JSON") from exc
+        finally:  # the driver keeps every answer's body until it is disposed (or the context closes)
+            with suppress(PlaywrightError):
+                await resp.dispose()
         if envelope:
             parsers.check_envelope(data, self.site, where, resp.status, resp.headers)
         else:

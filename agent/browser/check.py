@@ -18,6 +18,7 @@ from agent.browser.api_reader import ApiReader
 from agent.browser.budget import RequestBudget
 from agent.browser.lanes import Lanes, Slot
 from agent.browser.page_reader import PageReader
+from agent.browser.plan import check_stale, count_mismatch, guess_plan
 from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.qr_login import HeldQrLogin
 from agent.browser.reader import ROLES, ListRead, RawRead, ReadOptions
@@ -178,7 +179,7 @@ class Checker:
             if mode == "api" or (mode == "auto" and plan is not None and not relogged):
                 kept = len(result.findings)
                 try:
-                    raw = await self._read_api(shop, context, plan or self.guess_plan(), result)
+                    raw = await self._read_api(shop, context, plan or guess_plan(self.sel["aftersale_list"]), result)
                 except CheckFailure as exc:
                     lost = api_first and exc.state is ShopState.LOGIN_REQUIRED
                     if not lost and (exc.state not in _FALLBACK or mode == "api"):
@@ -257,20 +258,6 @@ class Checker:
             finally:
                 await close_quietly(context)
 
-    def guess_plan(self) -> dict[str, dict[str, Any]]:
-        """Request bodies from selectors/ alone: the starting guess before anything was learned."""
-        lists = self.sel["aftersale_list"]
-        req = lists["request"]
-        default = {k: (None if v == "__null__" else v) for k, v in req["default"].items()}
-        q = lists["quick_filters"]
-        plan = {}
-        for role in ROLES:
-            body = {**default, req["quick_search_type"]: q["codes"][q[role]]}
-            if q[role] in q["expire_sorted"]:
-                body[req["expire_sort"]] = True
-            plan[role] = body
-        return plan
-
     def parse_read(self, raw: RawRead, result: ShopResult) -> None:
         """A read's rows as the result's items, counters and findings (the checker's and the doctor's)."""
         lists, evidence = self.sel["aftersale_list"], self.sel["evidence"]
@@ -327,35 +314,15 @@ class Checker:
                 plan, check_login=False,  # verified by _login, or the answers tell
             )
             self.parse_read(raw, result)
-            mismatch = self._count_mismatch(raw)
+            mismatch = count_mismatch(raw, self.sel["aftersale_list"])
             if mismatch is None or last:
                 break
             logger.debug("shop {}: {}; reading again", shop.name, mismatch)
             del result.findings[kept:]
         if mismatch is not None:
             raise CheckFailure(ShopState.LAYOUT_CHANGED, mismatch)
-        self._check_stale(result)
+        check_stale(result.findings)
         return raw
-
-    def _count_mismatch(self, raw: RawRead) -> str | None:
-        """Where a learned body's total disagrees with queryCount, else None."""
-        lists = self.sel["aftersale_list"]
-        for role in ROLES:
-            label = lists["quick_filters"][role]
-            key = lists["count_keys"].get(label)
-            expected = raw.counts.get(key) if key else None
-            if isinstance(expected, int) and expected != raw.lists[role].total:
-                return f"learned body for 「{label}」 lists {raw.lists[role].total} items, queryCount says {expected}"
-        return None
-
-    def _check_stale(self, result: ShopResult) -> None:
-        """A learned body that lists rows of the wrong kind: LAYOUT_CHANGED, so the check falls back to page
-        mode and relearns (totals that disagree twice with queryCount say the same, in `_read_api`)."""
-        wrong = [f for f in result.findings if f.kind in ("closed_row", "no_deadline")]
-        if wrong:
-            raise CheckFailure(
-                ShopState.LAYOUT_CHANGED, f"learned bodies list rows that are not pending: {wrong[0].message}"
-            )
 
     # ---- many shops -------------------------------------------------------------------------
     async def check_all(self, shops: Sequence[ShopConfig] | None = None, mode: str = "auto") -> list[ShopResult]:

@@ -15,7 +15,7 @@ from agent.browser.pool import BrowserPool
 from agent.cli.loading import load_or_report, shop_or_report
 from agent.cli.terminal import HINTS, clean, remaining_text
 from agent.config import Config, locators
-from agent.core.models import ShopResult
+from agent.core.models import Item, ShopResult
 
 
 def _yuan(fen: int) -> str:
@@ -36,7 +36,7 @@ def render_table(results: Sequence[ShopResult], config_path: str, tz: ZoneInfo) 
         rows: list[tuple[datetime, str, str]] = [
             (
                 i.deadline, "已逾期" if i.overdue else "剩余 " + remaining_text(i.remaining_seconds),
-                f"{kind}  {i.order_sn}  {clean(i.type)}  {_yuan(i.refund_amount_fen):>9}  "
+                f"{kind}  {i.order_sn}  {clean(i.type)}  {_yuan(i.refund_amount_fen):>9}  {_tags(i)}"
                 f"{clean(i.reason, 24)}  {clean(i.goods_name, 20)}",
             )
             for kind, items in (("售后", r.aftersales), ("举证", r.evidence))
@@ -44,9 +44,20 @@ def render_table(results: Sequence[ShopResult], config_path: str, tz: ZoneInfo) 
         ]
         for deadline, left, text in sorted(rows, key=lambda x: x[0]):
             lines.append(f"    {deadline.astimezone(tz):%m-%d %H:%M:%S}  {left:<15} {text}")
+        if r.platform:
+            lines.append(f"    平台处理中 {len(r.platform)} 单：" + "、".join(i.order_sn for i in r.platform))
+        if r.money is not None:
+            m = r.money
+            lines.append(f"    {m['day']} 非商家同意的退款 {len(m['lost'])} 单，{_yuan(m['lost_fen'])}；"
+                         f"可联系买家补款 {len(m['recoverable'])} 单")
         for f in r.findings:
             lines.append(f"    ! {f.kind}: {clean(f.message, 160)}")
     return "\n".join(lines)
+
+
+def _tags(i: Item) -> str:
+    tags = [t for t, on in (("投诉预警", i.complaint), ("买家已催", i.urged), ("品质退款风险", i.quality_risk)) if on]
+    return "".join(f"【{t}】" for t in tags) + (" " if tags else "")
 
 
 async def run_checks(config: Config, shop: str | None, mode: str) -> list[ShopResult]:

@@ -13,6 +13,7 @@ from agent.config.schema import (
     NotifierConfig,
     ScheduleConfig,
     ShopConfig,
+    WatchConfig,
 )
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "NotifierConfig",
     "ScheduleConfig",
     "ShopConfig",
+    "WatchConfig",
     "load_config",
     "masked",
 ]

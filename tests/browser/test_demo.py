@@ -30,3 +30,8 @@ def test_the_demo_tells_the_whole_story() -> None:
     assert "── 邮箱 · 收件箱 ──" in out and "主题：【示例专营店】店铺监控：需要登录（扫码）" in out
     assert "<script>" not in out and "＜script＞" in out
     assert "待发送 0 条，失败 0 条" in out
+    # beyond the deadlines: a complaint warning, quality-refund risks, the platform stepping in, and the digest's
+    # money section (yesterday's refunds the merchant did not agree to, and what to ask back)
+    assert "【投诉预警】" in out and "【品质退款风险】" in out and "【平台已介入，请准备凭证】" in out
+    assert "昨日退款（非商家同意）：2 单，共 ¥65.80" in out and "超时自动退款 · 仅退款" in out
+    assert "可联系买家补款：2 单，共 ¥75.80" in out and "本周品质类售后：" in out
