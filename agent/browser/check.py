@@ -33,7 +33,7 @@ from agent.browser.shopfiles import (
     save_plan,
     shop_dir,
 )
-from agent.browser.watch import session_refunds, watch_check
+from agent.browser.watch import WatchCache, session_refunds, watch_check
 from agent.config import Config, ShopConfig
 from agent.core import parsers
 from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
@@ -68,6 +68,7 @@ class Checker:
         self.lanes = Lanes(config.browser.max_concurrent_checks, config.browser.pages)
         self.hold_qr_logins = hold_qr_logins
         self.read_refunds = read_refunds  # `check`: each check reads 退款成功 too (the service: once a day)
+        self.watch_cache: dict[str, WatchCache] = {}  # per shop: the watch cards as last read
         self.active: dict[str, Slot] = {}  # shops whose check holds a slot (or waits for a page slot) now
         self.closing = False  # stop_accepting(): checks still waiting for a slot never start
 
@@ -232,7 +233,7 @@ class Checker:
 
     async def _watch(self, shop: ShopConfig, context: BrowserContext, raw: RawRead, result: ShopResult) -> None:
         await watch_check(self.config, self.sel, self.options, self.tz, shop, context, raw.counts, result,
-                          refunds=self.read_refunds)
+                          refunds=self.read_refunds, cache=self.watch_cache.setdefault(shop.name, {}))
 
     async def refunds(self, shop: ShopConfig) -> list[Refund]:
         """The shop's newest 退款成功 rows (request-only, like keep-alive); CheckFailure when they cannot be read."""

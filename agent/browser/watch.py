@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -14,11 +15,15 @@ from agent.browser.pool import close_quietly
 from agent.browser.reader import ListRead, ReadOptions
 from agent.browser.session import ShopSession
 from agent.config import Config, ShopConfig
+from agent.config.durations import seconds
 from agent.core import losses, money, parsers
 from agent.core.models import CheckFailure, Finding, ShopResult
 
 # watch role (selectors [watch] key) → the [watch] config item that needs it
 NEEDED_BY = {"complaint": ("complaints",), "urged": ("urged",), "platform": ("platform",)}
+EVERY_CHECK = frozenset({"complaint"})  # 投诉预警 must be told at once: read on every check while it shows items
+# per shop, per watch card: (the queryCount count it was read at, when, what it listed)
+WatchCache = dict[str, tuple[int, float, ListRead]]
 
 
 def watch_bodies(lists: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -50,19 +55,34 @@ def wanted(lists: Mapping[str, Any], counts: Mapping[str, Any], watching: Collec
 async def read_watch(
     context: BrowserContext, base_url: str, sel: Mapping[str, Any], options: ReadOptions,
     counts: Mapping[str, Any], watching: Collection[str], shop: str,
+    cache: WatchCache | None = None, refresh_seconds: float = 0.0,
 ) -> tuple[dict[str, ListRead], list[Finding]]:
     """The watch cards' lists through the context's requests; a failure is a finding, never the check's end
-    (the deadline lists were read: their alerts must not wait for a watch card)."""
+    (the deadline lists were read: their alerts must not wait for a watch card). With a `cache`, 买家催处理 and
+    平台处理中 are read again only when their queryCount count changed or `refresh_seconds` went by (their
+    notices are not urgent; fewer requests at the backend); 投诉预警 is read on every check."""
     lists = sel["aftersale_list"]
     bodies = watch_bodies(lists)
     roles = wanted(lists, counts, watching)
+    if cache is not None:
+        for gone in set(cache) - set(roles):
+            del cache[gone]
     if not roles:
         return {}, []
     reader = ApiReader(context, base_url, sel, options)
     out: dict[str, ListRead] = {}
+    now = time.monotonic()
     try:
         for role in roles:
+            n = counts.get(lists["count_keys"].get(lists["watch"][role], ""))
+            kept = cache.get(role) if cache is not None else None
+            if (kept is not None and role not in EVERY_CHECK and isinstance(n, int) and kept[0] == n
+                    and now - kept[1] < refresh_seconds):
+                out[role] = kept[2]
+                continue
             out[role] = await reader.read_list(role, bodies[role])
+            if cache is not None and isinstance(n, int):
+                cache[role] = (n, now, out[role])
     except CheckFailure as exc:
         logger.warning("shop {}: watch card {} not read: {}", shop, role, exc)
         label = lists["watch"][role]
@@ -97,7 +117,7 @@ def quality_reasons(config: Config, lists: Mapping[str, Any], watching: Collecti
 
 async def watch_check(config: Config, sel: Mapping[str, Any], options: ReadOptions, tz: tzinfo, shop: ShopConfig,
                       context: BrowserContext, counts: Mapping[str, Any], result: ShopResult,
-                      refunds: bool = False) -> None:
+                      refunds: bool = False, cache: WatchCache | None = None) -> None:
     """A check's watch cards by request, their flags on the result's items; with `refunds` (the `check`
     command) 退款成功 too, as `result.money`. What failed is a finding."""
     watching = config.watching(shop)
@@ -107,7 +127,8 @@ async def watch_check(config: Config, sel: Mapping[str, Any], options: ReadOptio
             result.money = money.money_json(got, (result.checked_at - timedelta(days=1)).date(), tz)
         except CheckFailure as exc:
             result.findings.append(Finding("refunds_failed", f"退款成功 not read: {exc}"))
-    read, found = await read_watch(context, shop.base_url, sel, options, counts, watching, shop.name)
+    read, found = await read_watch(context, shop.base_url, sel, options, counts, watching, shop.name, cache,
+                                   seconds(config.watch.refresh))
     result.findings += found
     lists = sel["aftersale_list"]
     try:

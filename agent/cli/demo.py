@@ -176,16 +176,23 @@ class Director:
         await self.checked(SHOP, self.now())
         t = await self.jump(4.0, "「物流无退回轨迹」的退货单没人处理，平台自动退款")
         await self.checked(SHOP, t)
+        self.say("⑤ 工单管理里有 2 个工单 24 小时内将逾期；平台判定了已举证的那一单，直接退款给买家")
+        c.set_tickets(MALL, 2)
+        c.platform_refund(PROOF_LATER)
+        await self.checked(SHOP, self.now())
+        self.say("   客服在「工单管理」里处理完了这两个工单")
+        c.set_tickets(MALL, 0)
+        await self.checked(SHOP, self.now())
         t = await self.jump(14.0, "「尺码不合适」还剩约 5 小时")
         await self.checked(SHOP, t)
         t = await self.jump(3.7, "还剩不到 2 小时")
         await self.checked(SHOP, t)
         t = await self.jump(1.4, "还剩不到 30 分钟：最后一级提醒，@ 负责人并抄送邮件")
         await self.checked(SHOP, t)
-        self.say("⑤ 客服在最后关头处理了这一单")
+        self.say("⑥ 客服在最后关头处理了这一单")
         c.handle(ESCALATING)
         await self.checked(SHOP, self.now())
-        self.say("⑥ 第二天早上的每日汇总：昨天不是商家同意的退款（损失）和可联系买家补款的订单")
+        self.say("⑦ 第二天早上的每日汇总：昨天不是商家同意的退款（损失）和可联系买家补款的订单")
         c.add_items(MALL, yesterdays_refunds(self.now()))
         await self.service.digest()
         await self.settle()
@@ -332,11 +339,14 @@ def print_summary(store: Store, printer: Printer, service: Service, took: float,
         f"自动退款 {events['auto_refunded']} 条（损失 ¥{lost / 100:.2f}），登录提醒 {events['login_required']} 条，"
         f"恢复 {events['recovered']} 条",
         f"截止之外：投诉预警 {events['complaint']} 条，品质退款风险 {events['quality']} 条，"
-        f"平台介入 {events['platform']} 条，每日汇总（含退款核对）{events['money']} 条",
+        f"平台介入 {events['platform']} 条，工单 {events['work_orders']} 条，平台退款 {events['platform_refunds']} 条，"
+        f"每日汇总（含退款核对）{events['money']} 条",
         f"重点订单 {ESCALATING}：逐级提醒 {len(escalating)} 次（{', '.join(escalating)}），最后被处理",
         f"待发送 {store.depth().get('pending', 0)} 条，失败 {store.depth().get('dead', 0)} 条",
     ]
     print("\n".join(lines), flush=True)
     return (len(escalating) >= 3 and events["handled"] >= 2 and events["auto_refunded"] >= 1
             and events["login_required"] >= 1 and events["recovered"] >= 1 and events["complaint"] >= 1
-            and events["quality"] >= 1 and events["money"] >= 1 and not store.depth().get("dead"))
+            and events["quality"] >= 1 and events["money"] >= 1 and events["work_orders"] >= 1
+            and events["work_orders_cleared"] >= 1 and events["platform_refunds"] >= 1
+            and not store.depth().get("dead"))

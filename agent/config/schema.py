@@ -287,8 +287,10 @@ class WatchConfig:
     work_orders_notify: tuple[str, ...] = ()
     platform_refunds_notify: tuple[str, ...] = ()
     money_notify: tuple[str, ...] = ()  # set: the money section goes here as its own message, not in the digest
-    # the same work-order / platform-refund count is told again at most this often
+    # the same work-order count is told again at most this often
     cooldown: str = _key("6h", _DURATION)
+    # 买家催处理 and 平台处理中 are read again when their count changes or after this long (投诉预警: every check)
+    refresh: str = _key("30m", _DURATION_OR_OFF)
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         return {w: getattr(self, f"{w}_notify") for w in WATCHES}

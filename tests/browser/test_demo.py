@@ -35,3 +35,6 @@ def test_the_demo_tells_the_whole_story() -> None:
     assert "【投诉预警】" in out and "【品质退款风险】" in out and "【平台已介入，请准备凭证】" in out
     assert "昨日退款（非商家同意）：2 单，共 ¥65.80" in out and "超时自动退款 · 仅退款" in out
     assert "可联系买家补款：2 单，共 ¥75.80" in out and "本周品质类售后：" in out
+    assert "【工单即将逾期】24小时内将逾期工单 2 单" in out and "工单管理 (http://" in out
+    assert "【工单已处理】" in out and "【平台同意退款】24小时内平台同意退款 " in out
+    assert out.count("【工单即将逾期】") == 1  # told once, cleared before any reminder was due

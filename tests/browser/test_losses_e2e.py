@@ -191,3 +191,41 @@ def test_the_digest_tells_yesterdays_money_lost_and_to_recover(
     assert [x["by"] for x in section["lost"]] == ["timeout", "helper", "platform"]
     assert {x["order_sn"] for x in section["recoverable"]} == {"261121-000000009000002", "261121-000000009000003"}
     store.close()
+
+
+def test_slow_watch_cards_are_read_again_only_when_their_count_changes(
+    sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, smtp: tuple[object, int],  # noqa: F811
+) -> None:
+    config = make_config(tmp_path, sandbox, wecom, smtp[1], watch=True)
+    store = Store(config.agent.data_dir / "agent.db")
+    sandbox.control.set_clock(freeze=True)
+    sn = sn_of(sandbox)
+
+    def cards() -> Counter[int]:
+        return Counter(int(b["quickSearchType"]) for b in sandbox.control.stats()["query_bodies"]
+                       if b.get("quickSearchType") in (18, 20, 6))
+
+    async def checks() -> list[Counter[int]]:
+        notifiers = build_notifiers(config)
+        seen = []
+        async with BrowserPool(timeout_seconds=8) as pool:
+            pipeline = Pipeline(config, store, pool, locators.load(), notifiers)  # one checker: the service's
+            for step in range(4):
+                if step == 3:
+                    sandbox.control.mark(22750431605991, buyer_urged=True)  # 买家催处理: 1 → 2
+                sandbox.control.reset_stats()
+                await pipeline.check()
+                seen.append(cards())
+            await pipeline.dispatch()
+        for n in notifiers.values():
+            await n.aclose()
+        return seen
+
+    first, warm, same, urged = run_async(checks())
+    # the first check logs in and reads in page mode (no queryCount numbers of its own to remember), the second
+    # is the first in API mode: both read every card showing items
+    assert first[20] == 1 and first[6] == 1 and warm == Counter({18: 1, 20: 1, 6: 1})
+    assert same == Counter({18: 1})  # 投诉预警 every check; the others' counts did not change
+    assert urged == Counter({18: 1, 20: 1})  # its count changed: read again, and told
+    assert told(markdown_since(wecom, 0))[(sn[22750431605991], "买家已催")] == 1
+    store.close()
