@@ -9,18 +9,23 @@ from agent.browser.reader import ROLES, RawRead
 from agent.core.models import CheckFailure, Finding, ShopState
 
 
+def default_body(lists: Mapping[str, Any]) -> dict[str, Any]:
+    """queryList's body as the page sends it on load ([request].default; "__null__" is JSON null)."""
+    return {k: (None if v == "__null__" else v) for k, v in lists["request"]["default"].items()}
+
+
+def card_body(lists: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """The body a click on the card `label` sends: its quickSearchType, and the expire sort where it has one."""
+    req, q = lists["request"], lists["quick_filters"]
+    body = {**default_body(lists), req["quick_search_type"]: q["codes"][label]}
+    if label in q["expire_sorted"]:
+        body[req["expire_sort"]] = True
+    return body
+
+
 def guess_plan(lists: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Request bodies from selectors/ alone: the starting guess before anything was learned."""
-    req = lists["request"]
-    default = {k: (None if v == "__null__" else v) for k, v in req["default"].items()}
-    q = lists["quick_filters"]
-    plan = {}
-    for role in ROLES:
-        body = {**default, req["quick_search_type"]: q["codes"][q[role]]}
-        if q[role] in q["expire_sorted"]:
-            body[req["expire_sort"]] = True
-        plan[role] = body
-    return plan
+    return {role: card_body(lists, lists["quick_filters"][role]) for role in ROLES}
 
 
 def count_mismatch(raw: RawRead, lists: Mapping[str, Any]) -> str | None:

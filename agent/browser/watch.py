@@ -11,6 +11,7 @@ from loguru import logger
 from playwright.async_api import BrowserContext
 
 from agent.browser.api_reader import ApiReader
+from agent.browser.plan import card_body, default_body
 from agent.browser.pool import close_quietly
 from agent.browser.reader import ListRead, ReadOptions
 from agent.browser.session import ShopSession
@@ -28,15 +29,7 @@ WatchCache = dict[str, tuple[int, float, ListRead]]
 
 def watch_bodies(lists: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The queryList body per watch card, from selectors/ alone (the card's quickSearchType, high)."""
-    req, q = lists["request"], lists["quick_filters"]
-    default = {k: (None if v == "__null__" else v) for k, v in req["default"].items()}
-    out = {}
-    for role, label in lists.get("watch", {}).items():
-        body = {**default, req["quick_search_type"]: q["codes"][label]}
-        if label in q["expire_sorted"]:
-            body[req["expire_sort"]] = True
-        out[role] = body
-    return out
+    return {role: card_body(lists, label) for role, label in lists.get("watch", {}).items()}
 
 
 def wanted(lists: Mapping[str, Any], counts: Mapping[str, Any], watching: Collection[str]) -> list[str]:
@@ -140,7 +133,7 @@ async def watch_check(config: Config, sel: Mapping[str, Any], options: ReadOptio
 def refunds_body(lists: Mapping[str, Any]) -> dict[str, Any]:
     """queryList's body for 退款成功: the page's default without a card, the status filter set."""
     req, r = lists["request"], lists["refunds"]
-    body = {k: (None if v == "__null__" else v) for k, v in req["default"].items() if k != req["quick_search_type"]}
+    body = {k: v for k, v in default_body(lists).items() if k != req["quick_search_type"]}
     body[r["status_field"]] = [r["refunded_status"]]
     return body
 
