@@ -52,6 +52,7 @@ class ForwardProxy:
         for task in tasks:
             task.cancel()
         self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self._loop.run_until_complete(asyncio.sleep(0.05))  # the closed transports' sockets really close
         self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -84,13 +85,15 @@ class ForwardProxy:
             keep += [("Via", f" 1.1 {self.name}"), ("X-Forwarded-For", f" {peer}"), ("Connection", " close")]
             up_reader, up_writer = await asyncio.open_connection(url.hostname, url.port or 80,
                                                                  local_addr=(self.exit_address, 0))
-            up_writer.write(f"{method} {path} {version}\r\n".encode("latin-1")
-                            + "".join(f"{k}:{v}\r\n" for k, v in keep).encode("latin-1") + b"\r\n" + body)
-            await up_writer.drain()
-            while chunk := await up_reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
-            up_writer.close()
+            try:  # closed whatever happens, a stop cancelling this task included
+                up_writer.write(f"{method} {path} {version}\r\n".encode("latin-1")
+                                + "".join(f"{k}:{v}\r\n" for k, v in keep).encode("latin-1") + b"\r\n" + body)
+                await up_writer.drain()
+                while chunk := await up_reader.read(65536):
+                    writer.write(chunk)
+                    await writer.drain()
+            finally:
+                up_writer.close()
         except (asyncio.IncompleteReadError, OSError, ValueError):
             pass
         finally:
@@ -100,8 +103,12 @@ class ForwardProxy:
         host, _, port = target.rpartition(":")
         self.requests[f"CONNECT {target}"] += 1
         up_reader, up_writer = await asyncio.open_connection(host, int(port), local_addr=(self.exit_address, 0))
-        writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-        await writer.drain()
+        try:
+            writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            await writer.drain()
+        except BaseException:
+            up_writer.close()
+            raise
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
@@ -113,7 +120,10 @@ class ForwardProxy:
             finally:
                 dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            up_writer.close()
 
     def _authorised(self, value: str) -> bool:
         want = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agent.browser.budget import AIM, CALM_SECONDS, RequestBudget
+from agent.browser.budget import AIM, BUSY_SECONDS, CALM_SECONDS, Deferrals, RequestBudget
 from agent.browser.lanes import Lanes
 from tests.conftest import run_async
 
@@ -106,3 +106,42 @@ def test_a_stalled_loop_never_releases_a_burst() -> None:
 
     taken = run_async(go())
     assert max(sum(1 for s in taken if t <= s < t + 1) for t in taken) <= 17  # floor(20 × 0.85)
+
+
+def test_non_urgent_reads_wait_only_while_the_host_is_busy_and_never_past_the_limit() -> None:
+    clock = Clock()
+    budget = RequestBudget(10, clock)
+    defer = Deferrals(budget, limit_seconds=600, clock=clock)
+    assert not defer.skip("店A", "urged")  # an idle host reads everything
+    while budget.backlog() <= BUSY_SECONDS:  # a start-up round books turns far ahead
+        budget.reserve()
+    assert defer.skip("店A", "urged") and defer.skip("店B", "counters")
+    def busy() -> None:
+        while budget.backlog() <= BUSY_SECONDS:
+            budget.reserve()
+
+    clock.t += 599
+    busy()
+    assert defer.skip("店A", "urged")  # still busy, still within the limit
+    clock.t += 1
+    busy()
+    assert not defer.skip("店A", "urged")  # put off for the whole limit: read now, busy or not
+    assert defer.skip("店A", "urged")  # and the next one may wait again
+    clock.t += 10_000  # the booked turns are past: calm
+    assert budget.backlog() == 0 and not defer.skip("店B", "counters")
+    assert defer.deferred == 4
+
+
+def test_a_repeated_read_is_due_once_per_period_and_waits_while_busy() -> None:
+    clock = Clock()
+    budget = RequestBudget(10, clock)
+    defer = Deferrals(budget, limit_seconds=1800, clock=clock)
+    assert defer.due("店A", "counters", 1800)  # never read: due
+    clock.t += 1799
+    assert not defer.due("店A", "counters", 1800)
+    clock.t += 1
+    while budget.backlog() <= BUSY_SECONDS:
+        budget.reserve()
+    assert not defer.due("店A", "counters", 1800)  # due, but the host is busy
+    clock.t += 10_000
+    assert defer.due("店A", "counters", 1800) and not defer.due("店A", "counters", 1800)

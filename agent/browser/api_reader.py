@@ -1,4 +1,4 @@
-"""API mode: the routine check, replaying the learned request bodies through the shop's context (no page)."""
+"""API mode: the routine check, replaying the learned request bodies with the shop's cookies (no page)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,57 @@ from playwright.async_api import BrowserContext
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from agent.browser.reader import ROLES, ListRead, Pacer, RawRead, ReadOptions, server_time
+from agent.browser.reader import ROLES, Answer, ListRead, Pacer, RawRead, ReadOptions, Requester, server_time
 from agent.core import parsers
 from agent.core.models import CheckFailure, ShopState
 
 
-class ApiReader:
-    """The routine check: same-origin requests through the shop's context, no page."""
+class ContextRequester:
+    """A Requester over a browser context's request API (its cookies, proxy and user agent; no page)."""
 
-    def __init__(self, context: BrowserContext, base_url: str, sel: Mapping[str, Any], options: ReadOptions) -> None:
+    def __init__(self, context: BrowserContext) -> None:
         self.context = context
+
+    async def send(self, method: str, url: str, body: Mapping[str, Any] | None, headers: Mapping[str, str],
+                   timeout: float) -> Answer:
+        try:
+            if method == "GET":
+                resp = await self.context.request.get(url, headers=dict(headers), max_redirects=0,
+                                                      fail_on_status_code=False, timeout=timeout * 1000)
+            else:
+                resp = await self.context.request.post(url, data=None if body is None else dict(body),
+                                                       headers=dict(headers), timeout=timeout * 1000)
+        except PlaywrightTimeout as exc:
+            raise TimeoutError(f"no answer in {timeout:.0f} s") from exc
+        except PlaywrightError as exc:
+            raise ConnectionError(exc.message.splitlines()[0]) from exc
+        try:
+            data = await resp.body()
+        except PlaywrightError:  # a redirect: no body, its headers tell
+            data = b""
+        finally:  # the driver keeps every answer's body until it is disposed (or the context closes)
+            with suppress(PlaywrightError):
+                await resp.dispose()
+        return Answer(resp.status, resp.headers, data)
+
+
+def as_requester(target: BrowserContext | Requester) -> Requester:
+    """`target` itself when it sends requests, else its browser context's request API."""
+    return target if isinstance(target, Requester) else ContextRequester(target)
+
+
+class ApiReader:
+    """The routine check: same-origin requests with the shop's cookies (a plain HTTP client or the browser
+    context's request API), no page."""
+
+    def __init__(self, context: BrowserContext | Requester, base_url: str, sel: Mapping[str, Any],
+                 options: ReadOptions) -> None:
+        self.context = context
+        self.requester = as_requester(context)
         self.base_url = base_url
         self.site, self.lists = sel["site"], sel["aftersale_list"]
         self.pacer = Pacer(options)
-        self.timeout_ms = options.timeout_seconds * 1000
+        self.timeout = options.timeout_seconds
         self.server_time = 0.0
         self.last_status, self.last_headers = 200, {}  # of the last answer read with envelope=False
 
@@ -38,24 +75,18 @@ class ApiReader:
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            resp = await self.context.request.post(
-                self.base_url + path, data=None if body is None else dict(body), headers=headers,
-                timeout=self.timeout_ms,
-            )
-        except PlaywrightTimeout as exc:
-            raise CheckFailure(ShopState.TIMEOUT, f"{where}: no answer in {self.timeout_ms / 1000:.0f} s") from exc
-        except PlaywrightError as exc:
-            raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: {exc.message.splitlines()[0]}") from exc
+            resp = await self.requester.send("POST", self.base_url + path, body, headers, self.timeout)
+        except TimeoutError as exc:
+            raise CheckFailure(ShopState.TIMEOUT, f"{where}: no answer in {self.timeout:.0f} s") from exc
+        except ConnectionError as exc:
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: {exc}") from exc
         self.server_time = server_time(resp.headers, self.server_time)
         try:
-            data = await resp.json()
-        except (PlaywrightError, ValueError) as exc:
+            data = resp.json()
+        except (ValueError, UnicodeDecodeError) as exc:
             if resp.status >= 400:
                 parsers.check_envelope(None, self.site, where, resp.status, resp.headers)
             raise CheckFailure(ShopState.LAYOUT_CHANGED, f"{where}: answer is not JSON") from exc
-        finally:  # the driver keeps every answer's body until it is disposed (or the context closes)
-            with suppress(PlaywrightError):
-                await resp.dispose()
         if envelope:
             parsers.check_envelope(data, self.site, where, resp.status, resp.headers)
         else:
@@ -104,11 +135,13 @@ class ApiReader:
         data = await self._post(self.site["api"]["query_list"], body, where)
         return parsers.result_page(data, self.site, self.lists, where)
 
-    async def read(self, bodies: Mapping[str, Mapping[str, Any]], *, check_login: bool = True) -> RawRead:
-        """Everything one check reads; `check_login=False` when the caller has just verified the session."""
+    async def read(self, bodies: Mapping[str, Mapping[str, Any]], *, check_login: bool = True,
+                   counters: bool = True) -> RawRead:
+        """Everything one check reads; `check_login=False` when the caller has just verified the session,
+        `counters=False` leaves the 「售后数据」 counters (queryWaitHandleCount) for a later check."""
         if check_login and not await self.logged_in():
             raise CheckFailure(ShopState.LOGIN_REQUIRED, "checkLogin: login false")
         counts = await self.counts()
-        counters = await self.counters()
+        board = await self.counters() if counters else {}
         lists = {role: await self.read_list(role, bodies[role]) for role in ROLES}
-        return RawRead(mode="api", server_time=self.server_time, lists=lists, counts=counts, counters=counters)
+        return RawRead(mode="api", server_time=self.server_time, lists=lists, counts=counts, counters=board)

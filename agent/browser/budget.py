@@ -53,6 +53,10 @@ class RequestBudget:
         self.taken += 1
         return at - now
 
+    def backlog(self) -> float:
+        """Seconds of turns already booked ahead of now (0: a request asked now would go at once)."""
+        return max(0.0, self._next - self.clock())
+
     def per_window(self) -> int:
         """The most turns any rolling second may hand out now."""
         return max(1, math.floor(self.rate * AIM))
@@ -76,3 +80,47 @@ class RequestBudget:
         self.share = max(SLOWEST, self.share / 2)
         self._calm_since = self.clock()
         self.slowdowns += 1
+
+
+BUSY_SECONDS = 2.0  # turns booked this far ahead: the host is busy (a start-up round, a burst of checks)
+
+
+class Deferrals:
+    """Which non-urgent reads (the 售后数据 counters, 买家催处理, 平台处理中) a check leaves for a later one: only
+    while the host's budget is busy, and never for longer than `limit_seconds` in a row, so the deadline lists of
+    every shop come first when the budget is the limit (a start-up round) and nothing is put off for long."""
+
+    def __init__(self, budget: RequestBudget | None, limit_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.budget = budget
+        self.limit = limit_seconds
+        self.clock = clock
+        self._since: dict[tuple[str, str], float] = {}  # (shop, read) → when it was first put off
+        self._read: dict[tuple[str, str], float] = {}  # (shop, read) → when `due` last said "read it"
+        self.deferred = 0
+
+    def due(self, shop: str, what: str, every: float) -> bool:
+        """Whether a read repeated every `every` seconds is due now and not put off by a busy host (then it
+        counts as read now)."""
+        key, now = (shop, what), self.clock()
+        last = self._read.get(key)
+        if last is not None and now - last < every:
+            return False
+        if self.skip(shop, what):
+            return False
+        self._read[key] = now
+        return True
+
+    def skip(self, shop: str, what: str) -> bool:
+        """True: leave `what` for a later check now; False: read it (it no longer counts as put off)."""
+        key = (shop, what)
+        now = self.clock()
+        if self.budget is None or self.budget.backlog() <= BUSY_SECONDS:
+            self._since.pop(key, None)
+            return False
+        first = self._since.setdefault(key, now)
+        if now - first >= self.limit:
+            del self._since[key]
+            return False
+        self.deferred += 1
+        return True

@@ -15,13 +15,15 @@ from loguru import logger
 from playwright.async_api import BrowserContext, Page
 
 from agent.browser.api_reader import ApiReader
-from agent.browser.budget import RequestBudget
+from agent.browser.budget import Deferrals, RequestBudget
+from agent.browser.http_client import ShopHttp
 from agent.browser.lanes import Lanes, Slot
 from agent.browser.page_reader import PageReader
 from agent.browser.plan import check_stale, count_mismatch, guess_plan
 from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.qr_login import HeldQrLogin
-from agent.browser.reader import ROLES, ListRead, RawRead, ReadOptions
+from agent.browser.reader import ROLES, RawRead, ReadOptions, Requester
+from agent.browser.results import parse_read
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import (
     READ_CAPTCHA,
@@ -35,7 +37,7 @@ from agent.browser.shopfiles import (
 )
 from agent.browser.watch import WatchCache, session_refunds, watch_check
 from agent.config import Config, ShopConfig
-from agent.core import parsers
+from agent.config.durations import seconds
 from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
 from agent.core.money import Refund
 
@@ -52,7 +54,7 @@ class Checker:
 
     def __init__(
         self, config: Config, pool: BrowserPool, sel: Mapping[str, Any], options: ReadOptions | None = None,
-        *, hold_qr_logins: bool = False, read_refunds: bool = False,
+        *, hold_qr_logins: bool = False, read_refunds: bool = False, defer_when_busy: bool = False,
     ) -> None:
         """`hold_qr_logins`: a shop that needs a QR scan keeps its login page open in `ShopResult.open_login`
         (the service waits there for the scan of the QR it pushed); otherwise every context is closed."""
@@ -69,6 +71,8 @@ class Checker:
         self.hold_qr_logins = hold_qr_logins
         self.read_refunds = read_refunds  # `check`: each check reads 退款成功 too (the service: once a day)
         self.watch_cache: dict[str, WatchCache] = {}  # per shop: the watch cards as last read
+        # the service: while the budget is busy, non-urgent reads wait (at most [watch].refresh) for calmer checks
+        self.deferrals = Deferrals(self.options.budget, seconds(config.watch.refresh)) if defer_when_busy else None
         self.active: dict[str, Slot] = {}  # shops whose check holds a slot (or waits for a page slot) now
         self.closing = False  # stop_accepting(): checks still waiting for a slot never start
 
@@ -162,40 +166,64 @@ class Checker:
             return await self._check_shop(shop, mode, slot)
 
     async def _check_shop(self, shop: ShopConfig, mode: str, slot: Slot) -> ShopResult:
-        """One shop; the caller holds its slot (`slot.need_page()` before any page work)."""
+        """One shop; the caller holds its slot (`slot.need_page()` before any page work).
+
+        A warm shop (a learned plan, no login hurdle waiting) is read by plain HTTP requests with its saved
+        cookies, no browser context at all; a lost session, a captcha or a changed answer opens the shop's
+        context from the same session file and goes on as a person would (log in, read the page)."""
         started = time.monotonic()
         result = ShopResult(name=shop.name, checked_at=datetime.now(self.tz))
         session = self.session(shop)
         page: Page | None = None
+        context: BrowserContext | None = None
+        http: ShopHttp | None = None
         handed_over = False
-        context = await session.open()
         try:
             plan = self.load_plan(shop)
             # a warm shop reads at once: its first API answer tells a lost session (43001) as well as checkLogin
             # would, one request fewer; with a hurdle waiting, or nothing learned yet, the session comes first
             api_first = mode == "auto" and plan is not None and self.pending_hurdle(shop) is None
-            relogged = False if api_first else await self._login(shop, session, context, slot)
             raw: RawRead | None = None
             captcha = False  # cookie-only requests met 54001: no more of them in this check
-            if mode == "api" or (mode == "auto" and plan is not None and not relogged):
+            need_login = not api_first
+            if api_first and plan is not None:
+                http = await session.requests()
                 kept = len(result.findings)
                 try:
-                    raw = await self._read_api(shop, context, plan or guess_plan(self.sel["aftersale_list"]), result)
+                    raw = await self._read_api(shop, http, plan, result)
                 except CheckFailure as exc:
-                    lost = api_first and exc.state is ShopState.LOGIN_REQUIRED
-                    if not lost and (exc.state not in _FALLBACK or mode == "api"):
+                    lost = exc.state is ShopState.LOGIN_REQUIRED
+                    if not lost and exc.state not in _FALLBACK:
                         raise
                     del result.findings[kept:]  # what the abandoned attempt saw does not count
                     result.aftersales, result.evidence = [], []
-                    raw = None
-                    if lost:  # the saved session expired: log in again (page work), then read as a person
-                        await self._login(shop, session, context, slot)
-                    else:
+                    need_login = lost  # the saved session expired: log in again (page work), then read as a person
+                    if not lost:
+                        captcha = exc.state is ShopState.CAPTCHA
+                        result.findings.append(
+                            Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
+                        )
+                finally:
+                    await http.save()  # what the backend set, for the context opened next
+            if raw is None:
+                context = await session.open()
+                relogged = await self._login(shop, session, context, slot) if need_login else False
+                if not api_first and (mode == "api" or (mode == "auto" and plan is not None and not relogged)):
+                    kept = len(result.findings)
+                    try:
+                        raw = await self._read_api(shop, context, plan or guess_plan(self.sel["aftersale_list"]),
+                                                   result)
+                    except CheckFailure as exc:
+                        if exc.state not in _FALLBACK or mode == "api":
+                            raise
+                        del result.findings[kept:]
+                        result.aftersales, result.evidence = [], []
                         captcha = exc.state is ShopState.CAPTCHA
                         result.findings.append(
                             Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
                         )
             if raw is None:
+                assert context is not None
                 await slot.need_page()
                 page = await self.pool.new_page(context)
                 try:
@@ -209,19 +237,23 @@ class Checker:
             if captcha:
                 result.findings.append(Finding("watch_failed", "watch cards not read: requests met a captcha"))
             else:
-                await self._watch(shop, context, raw, result)
+                await self._watch(shop, context or http, raw, result)
             result.mode = raw.mode
-            await session.save(context)
+            if context is not None:
+                await session.save(context)
+            elif http is not None:
+                await http.save()
         except CheckFailure as exc:
             result.state, result.error = exc.state, exc.detail
             await save_capture(self._dir(shop), datetime.now(self.tz), page, context, exc)
             if exc.state is ShopState.LOGIN_REQUIRED:
                 await slot.need_page()  # the login page shows the QR
+                context = context or await session.open()
                 result.qr_png = await self._qr(session, context)
                 if result.qr_png and self.hold_qr_logins and not self.closing:
                     result.open_login, handed_over = HeldQrLogin(session, context), True
         finally:
-            if not handed_over:
+            if not handed_over and context is not None:
                 await close_quietly(context)
         result.duration = time.monotonic() - started
         logger.info(
@@ -231,9 +263,13 @@ class Checker:
         )
         return result
 
-    async def _watch(self, shop: ShopConfig, context: BrowserContext, raw: RawRead, result: ShopResult) -> None:
+    async def _watch(self, shop: ShopConfig, context: BrowserContext | Requester | None, raw: RawRead,
+                     result: ShopResult) -> None:
+        assert context is not None
+        deferrals = self.deferrals
         await watch_check(self.config, self.sel, self.options, self.tz, shop, context, raw.counts, result,
-                          refunds=self.read_refunds, cache=self.watch_cache.setdefault(shop.name, {}))
+                          refunds=self.read_refunds, cache=self.watch_cache.setdefault(shop.name, {}),
+                          defer=None if deferrals is None else lambda role: deferrals.skip(shop.name, role))
 
     async def refunds(self, shop: ShopConfig) -> list[Refund]:
         """The shop's newest 退款成功 rows (request-only, like keep-alive); CheckFailure when they cannot be read."""
@@ -250,69 +286,27 @@ class Checker:
             if self.closing:
                 return True  # stopping: nothing to learn
             session = self.session(shop)
-            context = await session.open()
-            try:
-                alive = await asyncio.wait_for(session.verify(context), timeout=self.options.timeout_seconds * 2)
-                if alive:
-                    await session.save(context)
-                return alive
-            finally:
-                await close_quietly(context)
+            http = await session.requests()  # plain HTTP with the saved cookies: no browser context
+            alive = await asyncio.wait_for(session.verify(http), timeout=self.options.timeout_seconds * 2)
+            if alive:
+                await http.save()
+            return alive
 
     def parse_read(self, raw: RawRead, result: ShopResult) -> None:
         """A read's rows as the result's items, counters and findings (the checker's and the doctor's)."""
-        lists, evidence = self.sel["aftersale_list"], self.sel["evidence"]
-        now = datetime.fromtimestamp(raw.server_time, self.tz) if raw.server_time else datetime.now(self.tz)
-        result.checked_at = now
-        after, proof = raw.lists["aftersales"], raw.lists["evidence"]
+        parse_read(raw, result, self.sel, self.tz)
 
-        def times(lr: ListRead) -> list[datetime]:  # each row by the Date of the answer that carried it
-            got = [datetime.fromtimestamp(t, self.tz) if t else now for t in lr.row_times]
-            return got if len(got) == len(lr.rows) else [now] * len(lr.rows)
-
-        where_a, where_e = "queryList[aftersales]", "queryList[evidence]"
-        result.aftersales, found_a = parsers.parse_aftersales(after.rows, lists, times(after), where_a)
-        result.evidence, found_e = parsers.parse_evidence(proof.rows, lists, evidence, times(proof), where_e)
-        if after.from_dom:
-            result.aftersales = parsers.parse_dom_rows(after.dom_rows, lists, now, "DOM[aftersales]")
-            found_a.append(Finding("dom_fallback", "待商家处理: no queryList answer captured; read the page's rows"))
-        if proof.from_dom:
-            result.evidence = parsers.as_evidence(parsers.parse_dom_rows(proof.dom_rows, lists, now, "DOM[evidence]"))
-            found_e.append(Finding("dom_fallback", "待商家举证: no queryList answer captured; read the page's rows"))
-        result.aftersales.sort(key=lambda i: i.deadline)
-        result.evidence.sort(key=lambda i: i.deadline)
-        result.counters = dict(raw.counters)
-        findings = [*raw.findings, *found_a, *found_e]
-        due = sum(1 for i in result.aftersales if i.remaining_seconds < 86400)
-        proof_due = sum(1 for i in result.evidence if i.remaining_seconds < 86400)
-        c, keys, q = lists["counters"], lists["count_keys"], lists["quick_filters"]
-        counter = raw.counters.get(c["expiring_aftersales"], raw.counts.get(keys.get(q["aftersales_expiring"], "")))
-        proof_counter = raw.counters.get(c["expiring_evidence"], raw.counts.get(keys.get(q["evidence_expiring"], "")))
-        read_a = after.total if after.from_dom else len(after.rows)
-        read_e = proof.total if proof.from_dom else len(proof.rows)
-        findings += parsers.consistency(
-            after.total, read_a, q["aftersales"], due, _int(counter), c["expiring_aftersales"]
-        )
-        findings += parsers.consistency(
-            proof.total, read_e, q["evidence"], proof_due, _int(proof_counter), c["expiring_evidence"]
-        )
-        sn = lists["fields"]["order_sn"]
-        for lr, items in ((after, result.aftersales), (proof, result.evidence)):
-            if lr.from_dom:
-                continue
-            by_sn = {i.order_sn: i.remaining_seconds for i in items}
-            api = {r[sn]: by_sn[r[sn]] for r in lr.rows if isinstance(r, Mapping) and r.get(sn) in by_sn}
-            findings += parsers.countdown_findings(lr.dom_rows, api, lists)
-        result.findings += findings
-
-    async def _read_api(self, shop: ShopConfig, context: BrowserContext, plan: dict[str, dict[str, Any]],
+    async def _read_api(self, shop: ShopConfig, context: BrowserContext | Requester, plan: dict[str, dict[str, Any]],
                         result: ShopResult) -> RawRead:
         """An API-mode read, parsed and held against queryCount. Counts and lists are separate requests and
         items arrive or close between them, so a first disagreement is read again before it means a stale body."""
         kept = len(result.findings)
         for last in (False, True):
+            # the 「售后数据」 counters: every check of `check`; in the service every [watch].refresh (their queryCount
+            # twins stand in meanwhile), later while the budget is busy
+            board = self.deferrals is None or self.deferrals.due(shop.name, "counters", self.deferrals.limit)
             raw = await ApiReader(context, shop.base_url, self.sel, self.options).read(
-                plan, check_login=False,  # verified by _login, or the answers tell
+                plan, check_login=False, counters=board,  # verified by _login, or the answers tell
             )
             self.parse_read(raw, result)
             mismatch = count_mismatch(raw, self.sel["aftersale_list"])
@@ -388,6 +382,3 @@ def _suspended_at(task: asyncio.Task[Any]) -> str:
         coro = getattr(coro, "cr_await", None)
     return " > ".join(out) or "?"
 
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -26,6 +26,7 @@ from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Play
 from playwright.async_api import Error as PlaywrightError
 
 from agent.browser.chromium import launch_options
+from agent.browser.http_client import HttpClients, proxy_url
 from agent.config import BrowserConfig, ShopConfig
 from agent.core.models import CheckFailure, ShopState
 
@@ -51,6 +52,7 @@ class Network:
     proxy: dict[str, str] | None = None
     user_agent: str = ""
     locale: str = ""
+    proxy_url: str | None = None  # the same proxy for plain HTTP requests (credentials in the URL)
 
     @classmethod
     def of(cls, shop: ShopConfig) -> Network:
@@ -62,7 +64,7 @@ class Network:
             proxy = {"server": server, "bypass": "<-loopback>"}
             if username:
                 proxy.update(username=username, password=password)
-        return cls(proxy=proxy, user_agent=shop.user_agent, locale=shop.locale)
+        return cls(proxy=proxy, user_agent=shop.user_agent, locale=shop.locale, proxy_url=proxy_url(parts))
 
 
 async def close_quietly(target: Page | BrowserContext, timeout: float = 5.0) -> None:
@@ -117,10 +119,12 @@ class BrowserPool:
         self.launches = 0  # how many times Chromium was launched (relaunches = launches - 1)
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
-        self._user_agent: str | None = None
+        self._user_agent: str | None = None  # the contexts' user agent unless the shop has its own
+        self._browser_ua = ""  # the browser's own, as an ordinary Chrome says it
         self._lock = asyncio.Lock()
         self._page_setup: dict[Page, asyncio.Task[CDPSession | None]] = {}
         self._blocking: set[BrowserContext] = set()
+        self.http = HttpClients()  # request-only work without the browser (http_client.py), closed with it
 
     @classmethod
     def from_config(cls, cfg: BrowserConfig, *, headless: bool | None = None) -> BrowserPool:
@@ -157,6 +161,7 @@ class BrowserPool:
             self._blocking.clear()
             await self._close_browser()
             await self._stop_driver()
+            await self.http.aclose()
 
     async def _close_browser(self) -> None:
         if self._browser is not None:
@@ -195,15 +200,15 @@ class BrowserPool:
         if self.launches > 1:
             logger.warning("Chromium relaunched (launch #{})", self.launches)
         self._user_agent = None
-        if self.headless:
-            # Headless Chromium announces itself as "HeadlessChrome"; present the ordinary browser instead.
-            try:
-                cdp = await browser.new_browser_cdp_session()
-                version = await cdp.send("Browser.getVersion")
-                await cdp.detach()
-                self._user_agent = str(version["userAgent"]).replace("HeadlessChrome/", "Chrome/")
-            except (PlaywrightError, KeyError):
-                self._user_agent = None
+        try:  # headless Chromium announces itself as "HeadlessChrome"; present the ordinary browser instead
+            cdp = await browser.new_browser_cdp_session()
+            version = await cdp.send("Browser.getVersion")
+            await cdp.detach()
+            self._browser_ua = str(version["userAgent"]).replace("HeadlessChrome/", "Chrome/")
+        except (PlaywrightError, KeyError):
+            self._browser_ua = ""
+        if self.headless and self._browser_ua:
+            self._user_agent = self._browser_ua
 
     async def _ensure_browser(self) -> Browser:
         async with self._lock:
@@ -218,6 +223,12 @@ class BrowserPool:
                 await self._launch()
             assert self._browser is not None
             return self._browser
+
+    async def user_agent(self) -> str:
+        """The user agent a shop without its own presents (Chromium's, launched if need be): requests sent
+        without the browser say the same."""
+        await self._ensure_browser()
+        return self._browser_ua
 
     @property
     def browser_version(self) -> str:

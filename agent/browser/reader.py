@@ -8,11 +8,12 @@ same RawRead; parsing into items happens in core.parsers (pure).
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from agent.browser.budget import RequestBudget
 from agent.core.models import CheckFailure, Finding, ShopState
@@ -49,6 +50,28 @@ class RawRead:
     counts: dict[str, Any] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     learned: dict[str, dict[str, Any]] = field(default_factory=dict)  # role -> request body
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One backend answer as a request-only reader sees it: status, headers (lower-case names), body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON (ValueError when it is not)."""
+        return json.loads(self.body.decode("utf-8"))
+
+
+@runtime_checkable
+class Requester(Protocol):
+    """Sends a shop's requests with its cookies, proxy and user agent: the browser context's request API or a
+    plain HTTP client (http_client.ShopHttp). Raises TimeoutError, or ConnectionError with a one-line reason."""
+
+    async def send(self, method: str, url: str, body: Mapping[str, Any] | None, headers: Mapping[str, str],
+                   timeout: float) -> Answer: ...
 
 
 def server_time(headers: Mapping[str, str], fallback: float) -> float:

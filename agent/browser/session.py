@@ -27,9 +27,12 @@ from playwright.async_api import BrowserContext, Locator, Page, Response
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from agent.browser.api_reader import as_requester
 from agent.browser.budget import RequestBudget
-from agent.browser.pool import Network, close_quietly
+from agent.browser.http_client import ShopHttp
+from agent.browser.pool import LOCALE, Network, close_quietly
 from agent.browser.qr_login import QR_TIMEOUT_SECONDS, QrLogin, QrWatch, qr_png_bytes
+from agent.browser.reader import Requester
 from agent.browser.shopfiles import shop_dir, state_path
 from agent.core import parsers
 from agent.core.models import CheckFailure, ShopState
@@ -137,6 +140,13 @@ class ShopSession(QrLogin):
         """A context from the saved storage state when there is one (else an empty context); `har` records it."""
         return await self.pool.new_context(self._readable_state(), network=self.network, har=har)
 
+    async def requests(self) -> ShopHttp:
+        """The saved session over plain HTTP (no browser context): the routine check, keep-alive, 退款成功."""
+        net = self.network or Network()
+        return ShopHttp(self.pool.http, self.state_path, user_agent=net.user_agent or await self.pool.user_agent(),
+                        locale=net.locale or LOCALE, proxy=net.proxy_url,
+                        secrets=tuple((net.proxy or {}).get(k, "") for k in ("password",)))
+
     async def save(self, context: BrowserContext) -> None:
         """Store the context's cookies and local storage: atomically, mode 0600, parent dir 0700."""
         state = await context.storage_state()
@@ -144,8 +154,9 @@ class ShopSession(QrLogin):
         await asyncio.to_thread(write_private, self.state_path, data)
 
     # ---- verification ---------------------------------------------------------------------------
-    async def verify(self, context: BrowserContext) -> bool:
-        """True when `checkLogin` (same-origin, the context's cookies, no page) says `result.login` is true.
+    async def verify(self, context: BrowserContext | Requester) -> bool:
+        """True when `checkLogin` (same-origin, the session's cookies, no page; through a browser context or a
+        plain HTTP client) says `result.login` is true.
 
         A redirect to the login page or a session error code is False; anything unreadable is a typed failure.
         """
@@ -154,29 +165,25 @@ class ShopSession(QrLogin):
         if self.budget is not None:
             await self.budget.take()
         try:
-            resp = await context.request.get(url, max_redirects=0, fail_on_status_code=False, timeout=timeout * 1000)
-        except PlaywrightTimeout as exc:
+            resp = await as_requester(context).send("GET", url, None, {}, timeout)
+        except TimeoutError as exc:
             raise CheckFailure(ShopState.TIMEOUT, f"checkLogin: no answer within {timeout:g} s") from exc
-        except PlaywrightError as exc:
+        except ConnectionError as exc:
             raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: {exc}") from exc
+        if 300 <= resp.status < 400:
+            location = urljoin(url, resp.headers.get("location", ""))
+            if self.on_login_page(location):
+                return False
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: HTTP {resp.status} to {location}")
+        if resp.status == 429:
+            raise CheckFailure(ShopState.RATE_LIMITED, "checkLogin: HTTP 429")
+        if resp.status != 200:
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: HTTP {resp.status}")
         try:
-            if 300 <= resp.status < 400:
-                location = urljoin(url, resp.headers.get("location", ""))
-                if self.on_login_page(location):
-                    return False
-                raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: HTTP {resp.status} to {location}")
-            if resp.status == 429:
-                raise CheckFailure(ShopState.RATE_LIMITED, "checkLogin: HTTP 429")
-            if resp.status != 200:
-                raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: HTTP {resp.status}")
-            try:
-                data = await resp.json()
-            except (PlaywrightError, ValueError) as exc:
-                raise CheckFailure(ShopState.BACKEND_ERROR, "checkLogin: the answer is not JSON") from exc
-            return parsers.login_state(data, self.site, "checkLogin", resp.status, resp.headers)
-        finally:
-            with suppress(PlaywrightError):
-                await resp.dispose()
+            data = resp.json()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CheckFailure(ShopState.BACKEND_ERROR, "checkLogin: the answer is not JSON") from exc
+        return parsers.login_state(data, self.site, "checkLogin", resp.status, resp.headers)
 
     async def confirm_login(self, context: BrowserContext) -> None:
         """After the page left /login: check that the session works, then save it."""

@@ -86,11 +86,12 @@ def save_plan(folder: Path, bodies: Mapping[str, Any], learned_at: str) -> None:
     write_private(folder / "plan.json", json.dumps(doc, ensure_ascii=False, indent=1))
 
 
-async def save_capture(folder: Path, at: datetime, page: Page | None, context: BrowserContext,
+async def save_capture(folder: Path, at: datetime, page: Page | None, context: BrowserContext | None,
                        exc: CheckFailure) -> None:
     """Screenshot and HTML of a failed check under `folder`/captures, the shop's cookie values scrubbed."""
     base = folder / "captures" / f"{at.strftime('%Y%m%d-%H%M%S')}-{exc.state.value}"
-    secrets = [c["value"] for c in await context.cookies() if len(c.get("value", "")) >= 6]
+    cookies = await context.cookies() if context is not None else []
+    secrets = [c["value"] for c in cookies if len(c.get("value", "")) >= 6]
     text = f"{exc.state.value}: {exc.detail}\n"
     try:
         if page is not None and not page.is_closed():

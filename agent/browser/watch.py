@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -12,8 +12,7 @@ from playwright.async_api import BrowserContext
 
 from agent.browser.api_reader import ApiReader
 from agent.browser.plan import card_body, default_body
-from agent.browser.pool import close_quietly
-from agent.browser.reader import ListRead, ReadOptions
+from agent.browser.reader import ListRead, ReadOptions, Requester
 from agent.browser.session import ShopSession
 from agent.config import Config, ShopConfig
 from agent.config.durations import seconds
@@ -46,14 +45,15 @@ def wanted(lists: Mapping[str, Any], counts: Mapping[str, Any], watching: Collec
 
 
 async def read_watch(
-    context: BrowserContext, base_url: str, sel: Mapping[str, Any], options: ReadOptions,
+    context: BrowserContext | Requester, base_url: str, sel: Mapping[str, Any], options: ReadOptions,
     counts: Mapping[str, Any], watching: Collection[str], shop: str,
-    cache: WatchCache | None = None, refresh_seconds: float = 0.0,
+    cache: WatchCache | None = None, refresh_seconds: float = 0.0, defer: Callable[[str], bool] | None = None,
 ) -> tuple[dict[str, ListRead], list[Finding]]:
     """The watch cards' lists through the context's requests; a failure is a finding, never the check's end
     (the deadline lists were read: their alerts must not wait for a watch card). With a `cache`, 买家催处理 and
     平台处理中 are read again only when their queryCount count changed or `refresh_seconds` went by (their
-    notices are not urgent; fewer requests at the backend); 投诉预警 is read on every check."""
+    notices are not urgent; fewer requests at the backend), and `defer` may put them off while the host is busy;
+    投诉预警 is read on every check."""
     lists = sel["aftersale_list"]
     bodies = watch_bodies(lists)
     roles = wanted(lists, counts, watching)
@@ -72,6 +72,10 @@ async def read_watch(
             if (kept is not None and role not in EVERY_CHECK and isinstance(n, int) and kept[0] == n
                     and now - kept[1] < refresh_seconds):
                 out[role] = kept[2]
+                continue
+            if role not in EVERY_CHECK and defer is not None and defer(role):  # the host is busy: a later check
+                if kept is not None:
+                    out[role] = kept[2]
                 continue
             out[role] = await reader.read_list(role, bodies[role])
             if cache is not None and isinstance(n, int):
@@ -109,8 +113,9 @@ def quality_reasons(config: Config, lists: Mapping[str, Any], watching: Collecti
 
 
 async def watch_check(config: Config, sel: Mapping[str, Any], options: ReadOptions, tz: tzinfo, shop: ShopConfig,
-                      context: BrowserContext, counts: Mapping[str, Any], result: ShopResult,
-                      refunds: bool = False, cache: WatchCache | None = None) -> None:
+                      context: BrowserContext | Requester, counts: Mapping[str, Any], result: ShopResult,
+                      refunds: bool = False, cache: WatchCache | None = None,
+                      defer: Callable[[str], bool] | None = None) -> None:
     """A check's watch cards by request, their flags on the result's items; with `refunds` (the `check`
     command) 退款成功 too, as `result.money`. What failed is a finding."""
     watching = config.watching(shop)
@@ -121,7 +126,7 @@ async def watch_check(config: Config, sel: Mapping[str, Any], options: ReadOptio
         except CheckFailure as exc:
             result.findings.append(Finding("refunds_failed", f"退款成功 not read: {exc}"))
     read, found = await read_watch(context, shop.base_url, sel, options, counts, watching, shop.name, cache,
-                                   seconds(config.watch.refresh))
+                                   seconds(config.watch.refresh), defer)
     result.findings += found
     lists = sel["aftersale_list"]
     try:
@@ -138,7 +143,7 @@ def refunds_body(lists: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-async def read_refunds(context: BrowserContext, base_url: str, sel: Mapping[str, Any], options: ReadOptions,
+async def read_refunds(context: BrowserContext | Requester, base_url: str, sel: Mapping[str, Any], options: ReadOptions,
                        tz: tzinfo) -> list[money.Refund]:
     """The newest 退款成功 rows (selectors [refunds].max_pages pages) as refunds; failures raise CheckFailure."""
     lists = sel["aftersale_list"]
@@ -149,11 +154,8 @@ async def read_refunds(context: BrowserContext, base_url: str, sel: Mapping[str,
 
 async def session_refunds(session: ShopSession, base_url: str, sel: Mapping[str, Any], options: ReadOptions,
                           tz: tzinfo) -> list[money.Refund]:
-    """退款成功 through the shop's saved session in a context of its own (cookies saved back)."""
-    context = await session.open()
-    try:
-        got = await read_refunds(context, base_url, sel, options, tz)
-        await session.save(context)
-        return got
-    finally:
-        await close_quietly(context)
+    """退款成功 through the shop's saved session by plain HTTP (no browser context; cookies saved back)."""
+    http = await session.requests()
+    got = await read_refunds(http, base_url, sel, options, tz)
+    await http.save()
+    return got

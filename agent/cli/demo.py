@@ -70,6 +70,10 @@ dispatch_interval = "1s"
 digest_cron = ""
 shutdown_grace = "10s"
 
+[watch]
+# the story's hours pass in seconds: the 售后数据 counters and the watch cards are read on every check
+refresh = "0"
+
 [alerts]
 notify = ["group"]
 admin_notify = ["group", "boss-mail"]

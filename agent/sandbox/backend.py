@@ -48,6 +48,7 @@ class Backend(Logins):
         self.stats: Counter[str] = Counter()
         # who called, per account: "client address via proxy" → requests (the tests' proof of a shop's proxy)
         self.clients: dict[str, Counter[str]] = {}
+        self.agents: dict[str, Counter[str]] = {}  # per account: "User-Agent | Accept-Language" → requests
         self._arrivals: deque[float] = deque()  # real arrival times of backend requests, the last second
         self.peak_per_second = 0  # the most backend requests seen within any one second
         self.query_bodies: deque[dict[str, Any]] = deque(maxlen=200)
@@ -132,7 +133,8 @@ class Backend(Logins):
                 else:
                     raise ValueError(f"unknown setting {key!r}")
 
-    def note_request(self, username: str | None, address: str, via: str, now: float | None = None) -> None:
+    def note_request(self, username: str | None, address: str, via: str, now: float | None = None,
+                     agent: str = "") -> None:
         """One backend request arrived (not the control API, not a static file): who sent it, through what,
         and the busiest second so far."""
         at = time.monotonic() if now is None else now
@@ -143,10 +145,12 @@ class Backend(Logins):
             self.peak_per_second = max(self.peak_per_second, len(self._arrivals))
             if username is not None:
                 self.clients.setdefault(username, Counter())[f"{address} via {via or '-'}"] += 1
+                self.agents.setdefault(username, Counter())[agent] += 1
 
     def reset_traffic(self) -> None:
         with self.lock:
             self.clients.clear()
+            self.agents.clear()
             self._arrivals.clear()
             self.peak_per_second = 0
 

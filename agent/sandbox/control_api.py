@@ -234,6 +234,7 @@ def _stats(h: Handler, body: dict[str, Any]) -> Any:
     with h.backend.lock:
         return {"counts": dict(h.backend.stats), "query_bodies": list(h.backend.query_bodies),
                 "clients": {k: dict(v) for k, v in h.backend.clients.items()},
+                "agents": {k: dict(v) for k, v in h.backend.agents.items()},
                 "peak_per_second": h.backend.peak_per_second}
 
 

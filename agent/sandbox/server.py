@@ -64,7 +64,9 @@ class Handler(QuietHandler):
         if not self.route.startswith(("/__sandbox/", "/static/")):
             sess = self.backend.session_for(self.cookies())
             self.backend.note_request(sess.username if sess else None, self.client_address[0],
-                                      self.headers.get("Via", "").strip())
+                                      self.headers.get("Via", "").strip(),
+                                      agent=f"{self.headers.get('User-Agent', '')} | "
+                                            f"{self.headers.get('Accept-Language', '')}")
         try:
             if self.route.startswith("/__sandbox/"):
                 handle_control(self, method)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from agent.browser.budget import AIM
 from agent.config import Config
+from agent.config.durations import seconds
 
-REQUESTS_PER_CHECK = 4  # a warm check: queryCount, queryWaitHandleCount, two lists (one page each)
-PAUSES_PER_CHECK = 3  # paced pauses between them
+BASE_REQUESTS = 3  # a warm check: queryCount and the two deadline lists (one page each)
 LATENCY = 0.5  # seconds of answers per check, about
 
 
@@ -16,7 +16,9 @@ LATENCY = 0.5  # seconds of answers per check, about
 class Capacity:
     shops: int  # enabled
     per_check: float  # seconds one warm check takes (mostly its paced pauses)
-    round_seconds: float  # every enabled shop checked once
+    requests: float  # backend requests of a routine warm check, at most (watch cards showing items)
+    round_seconds: float  # every enabled shop checked once, in routine
+    startup_seconds: float  # the first round after start-up: the non-urgent reads wait while the budget is busy
     bound_by: str  # "budget" or "checks": which limit sets the round
     interval: float | None  # the shortest check interval (None: cron only)
     holds: int | None  # how many warm shops that interval can hold
@@ -26,16 +28,36 @@ class Capacity:
         return self.interval is None or self.round_seconds <= self.interval
 
 
+def requests_per_check(watching: frozenset[str], interval: float | None, refresh: float) -> tuple[float, float]:
+    """(routine, first round) requests of a warm check in the service: queryCount and the two deadline lists,
+    投诉预警 on every check while it shows items, the 「售后数据」 counters, 买家催处理 and 平台处理中 again after
+    `refresh` (the cards also on a count change); at start-up those three wait (budget.Deferrals)."""
+    complaint = 1.0 if "complaints" in watching else 0.0
+    share = min(1.0, (interval or refresh) / refresh) if refresh > 0 else 1.0
+    repeated = 1 + sum(1 for w in ("urged", "platform") if w in watching)
+    return BASE_REQUESTS + complaint + share * repeated, BASE_REQUESTS + complaint
+
+
 def capacity(config: Config) -> Capacity:
     enabled = [s for s in config.shops if s.enabled]
-    per_check = PAUSES_PER_CHECK * config.agent.pacing_seconds + LATENCY
-    by_budget = REQUESTS_PER_CHECK / (config.agent.max_requests_per_second * AIM)  # seconds of budget per check
-    by_checks = per_check / config.browser.max_concurrent_checks  # seconds of the request lane per check
-    per_shop = max(by_budget, by_checks)
     intervals = [config.schedule.interval_of(s) for s in enabled if config.schedule.interval_of(s)]
     interval = min(intervals) if intervals else None
+    rate = config.agent.max_requests_per_second * AIM
+    refresh = seconds(config.watch.refresh)
+    routine, first = [0.0], [0.0]
+    for shop in enabled:
+        r, f = requests_per_check(config.watching(shop), interval, refresh)
+        routine.append(r)
+        first.append(f)
+    per_request = max(routine) if enabled else float(BASE_REQUESTS)
+    per_check = (per_request - 1) * config.agent.pacing_seconds + LATENCY
+    by_checks = per_check / config.browser.max_concurrent_checks  # seconds of the request lane per check
+    by_budget = per_request / rate  # seconds of budget per check
+    per_shop = max(by_budget, by_checks)
     return Capacity(
-        shops=len(enabled), per_check=per_check, round_seconds=max(per_check, len(enabled) * per_shop),
+        shops=len(enabled), per_check=per_check, requests=per_request,
+        round_seconds=max(per_check, max(sum(routine) / rate, len(enabled) * by_checks)),
+        startup_seconds=max(per_check, max(sum(first) / rate, len(enabled) * by_checks)),
         bound_by="budget" if by_budget >= by_checks else "checks", interval=interval,
         holds=int(interval / per_shop) if interval else None,
     )
@@ -46,7 +68,8 @@ def capacity_lines(config: Config) -> list[str]:
     c = capacity(config)
     limit = (f"[agent] max_requests_per_second = {config.agent.max_requests_per_second:g}" if c.bound_by == "budget"
              else f"[browser] max_concurrent_checks = {config.browser.max_concurrent_checks}")
-    line = (f"capacity: {c.shops} shop(s), a warm check ≈ {c.per_check:.1f} s, a round ≈ {c.round_seconds:.0f} s "
+    line = (f"capacity: {c.shops} shop(s), a warm check ≈ {c.per_check:.1f} s and ≤ {c.requests:.1f} requests, "
+            f"a round ≈ {c.round_seconds:.0f} s, the first after start-up ≈ {c.startup_seconds:.0f} s "
             f"(bound by {limit}; page work: max_pages = {config.browser.pages})")
     if c.interval is not None:
         line += f"; the {c.interval:.0f} s interval holds about {c.holds} warm shops"

@@ -28,7 +28,7 @@ class Pipeline:
                  hold_qr_logins: bool = False, clock: Clock | None = None) -> None:
         self.config, self.store, self.pool, self.sel, self.notifiers = config, store, pool, sel, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
-        self.checker = Checker(config, pool, sel, options, hold_qr_logins=hold_qr_logins)
+        self.checker = Checker(config, pool, sel, options, hold_qr_logins=hold_qr_logins, defer_when_busy=True)
         self.clock = clock or Clock(self.tz)
 
     def detail_url(self, shop_name: str, alert: Alert) -> str:

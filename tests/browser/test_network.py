@@ -84,6 +84,43 @@ def test_each_shop_leaves_through_its_own_proxy_pages_and_requests_alike(
     assert sum(b.requests.values()) and not any("proxy-B" in k for k in seen_a)
 
 
+def test_a_warm_check_goes_by_plain_http_as_the_shop_and_opens_no_browser_context(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, sandbox.url, [
+        {"name": "店A", "username": "示例旗舰店", "user_agent": "Mozilla/5.0 ShopA/1.0", "locale": "zh-TW"},
+        {"name": "店B", "username": "示例旗舰店:客服01"},
+    ])
+    first, _ = check(config)  # logins and page mode: the sessions and plans are saved
+    assert [r.mode for r in first] == ["page", "page"], [r.error for r in first]
+    state = tmp_path / "data"
+    sessions = sorted(state.rglob("state.json"))
+    sandbox.control.reset_stats()
+    opened: list[object] = []
+
+    async def go() -> tuple[list[ShopResult], str]:
+        async with BrowserPool(timeout_seconds=8) as pool:
+            real = pool.new_context
+
+            async def counting(*args: object, **kwargs: object) -> object:
+                opened.append(args)
+                return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+            pool.new_context = counting  # type: ignore[method-assign]
+            results = await Checker(config, pool, locators.load()).check_all()
+            return results, await pool.user_agent()
+
+    second, browser_ua = run_async(go())
+    assert [r.mode for r in second] == ["api", "api"] and all(r.ok for r in second), [r.error for r in second]
+    assert opened == []  # no browser context: the saved cookies went by plain HTTP
+    assert all(r.aftersales for r in second)
+    agents: dict[str, dict[str, int]] = sandbox.control.stats()["agents"]
+    assert set(agents["示例旗舰店"]) == {"Mozilla/5.0 ShopA/1.0 | zh-TW,zh;q=0.9"}  # the shop's own identity
+    assert set(agents["示例旗舰店:客服01"]) == {f"{browser_ua} | zh-CN,zh;q=0.9"}  # the browser's, as Chrome
+    assert "HeadlessChrome" not in browser_ua and "Chrome/" in browser_ua
+    assert sessions and all(p.stat().st_mode & 0o777 == 0o600 for p in sessions)
+
+
 def test_user_agent_and_locale_are_the_shops(sandbox: Sandbox) -> None:
     config_shop = ShopConfig(name="店A", username="示例旗舰店", user_agent="Mozilla/5.0 ShopA/1.0", locale="zh-TW")
 
