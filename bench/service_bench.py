@@ -284,10 +284,14 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
                                                 0.1 if n <= 5 else 0.5), 2)
         res["first_round_s"] = round(res["all_checked_s"] - res["healthz_s"], 1)  # the checks start at once
         first = log_checks(agent, 0)
-        failed = agent.metrics().get("pdd_agent_check_failures_total", {})
+        m = agent.metrics()
+        failed = m.get("pdd_agent_check_failures_total", {})
         res["first_round"] = {"failures": int(sum(failed.values())), "modes": dict(Counter(c.mode for c in first)),
                               "states": dict(Counter(c.state for c in first)),
-                              "check_s": summary([c.seconds for c in first])}
+                              "check_s": summary([c.seconds for c in first]),
+                              # the host's budget turns so far and the non-urgent reads left for later checks
+                              "requests": int(m.get("pdd_agent_backend_requests_total", {}).get("", 0)),
+                              "deferred": int(m.get("pdd_agent_reads_deferred_total", {}).get("", 0))}
         if not cold:
             res.update(steady_phase(agent, ctl, wecom, int(shops[0]["mall_id"]), n, steady, setup.interval))
     except RuntimeError as exc:  # reported with what was measured so far
@@ -349,6 +353,8 @@ def steady_phase(agent: Agent, ctl: SandboxControl, wecom: FakeWeCom, mall_id: i
         "gap_between_checks_s": summary(schedule),
         "check_s_metric": summary(means),
         "outbox": m1.get("pdd_agent_outbox_rows", {}),
+        "requests": int(sum(delta("pdd_agent_backend_requests_total").values())),
+        "deferred": int(sum(delta("pdd_agent_reads_deferred_total").values())),
         "alert_latency": probes,
         "alert_bound_s": interval + JITTER + DISPATCH,
     }

@@ -145,7 +145,9 @@ def _full_snapshot() -> Snapshot:
              for i, name in enumerate(HOSTILE)]
     shops.append(shop("从未成功", state="timeout", last_ok=None, last_duration=None, stale_after=T0 - 1))
     return snap(*shops, outbox={"pending": 4, "dead": 1}, messages_sent={"ops": 9, '渠道"甲': 2},
-                alerts_sent={"ops": 11}, send_failures={"boss-mail": 3}, broken_channels={"boss-mail": "535 auth"})
+                alerts_sent={"ops": 11}, send_failures={"boss-mail": 3}, broken_channels={"boss-mail": "535 auth"},
+                requests={"budget": 50, "rate": 25, "taken": 1234, "slowdowns": 1, "busiest_second": 42,
+                          "deferred": 17, "request_lane": 12, "page_lane": 2})
 
 
 def test_metrics_parse_with_hostile_names_and_round_trip() -> None:
@@ -179,6 +181,11 @@ def test_metrics_parse_with_hostile_names_and_round_trip() -> None:
     assert value("send_failures_total", channel="boss-mail") == 3
     assert [value("outbox_rows", status=s) for s in ("pending", "sent", "dead")] == [4, 0, 1]
     assert value("channel_broken", channel="boss-mail") == 1 and value("channel_broken", channel="ops") == 0
+    # the host's request budget: halved after a rate limit, its turns, busiest second and what waited
+    assert value("request_budget_per_second") == 25 and value("backend_requests_total") == 1234
+    assert value("rate_limit_slowdowns_total") == 1 and value("requests_busiest_second") == 42
+    assert value("reads_deferred_total") == 17
+    assert value("work_in_lane", lane="requests") == 12 and value("work_in_lane", lane="pages") == 2
 
 
 def test_metrics_text_shape() -> None:

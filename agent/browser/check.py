@@ -81,6 +81,16 @@ class Checker:
         self.closing = True
         self.lanes.close()
 
+    def request_stats(self) -> dict[str, float]:
+        """The host's budget and lanes, for /metrics."""
+        b, lanes = self.options.budget, self.lanes
+        out: dict[str, float] = {"request_lane": lanes.in_request_lane, "page_lane": lanes.in_page_lane,
+                                 "deferred": self.deferrals.deferred if self.deferrals else 0}
+        if b is not None:
+            out.update(budget=b.per_second, rate=round(b.rate, 3), taken=b.taken, slowdowns=b.slowdowns,
+                       busiest_second=b.peak_window)
+        return out
+
     @property
     def in_flight(self) -> frozenset[str]:
         """The shops whose check is working now (holding a slot, not waiting for a page slot)."""

@@ -63,6 +63,9 @@ class Snapshot:
     dispatch_interval: float = 10.0
     # channel → {state: ok | failing | broken, failing_since, failures, last_error, next_try, waiting}
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the host's request budget and lanes: budget, rate (now), taken, slowdowns, busiest_second, deferred,
+    # request_lane, page_lane
+    requests: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1)
@@ -246,6 +249,21 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
     out.family("channel_next_try_seconds", "gauge", "Seconds until a failing channel is tried again (0: now).",
                [("", {"channel": c}, max(0.0, round((v.get("next_try") or 0) - snap.updated_at, 1)))
                 for c, v in view.items()])
+    req = snap.requests
+    if req:
+        out.family("request_budget_per_second", "gauge", "Backend requests per second the host may send now "
+                   "(the budget, lowered for a while after a rate limit).", [("", {}, req.get("rate", 0))])
+        out.family("backend_requests_total", "counter", "Backend requests (budget turns) of this process.",
+                   [("", {}, req.get("taken", 0))])
+        out.family("rate_limit_slowdowns_total", "counter", "Rate-limit answers that slowed the whole host down.",
+                   [("", {}, req.get("slowdowns", 0))])
+        out.family("requests_busiest_second", "gauge", "The most budget turns any rolling second handed out.",
+                   [("", {}, req.get("busiest_second", 0))])
+        out.family("reads_deferred_total", "counter", "Non-urgent reads left for a later check while the host was "
+                   "busy.", [("", {}, req.get("deferred", 0))])
+        out.family("work_in_lane", "gauge", "Checks working in each lane now.",
+                   [("", {"lane": "requests"}, req.get("request_lane", 0)),
+                    ("", {"lane": "pages"}, req.get("page_lane", 0))])
     return out.text()
 
 

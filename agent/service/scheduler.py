@@ -358,6 +358,7 @@ class Service:
             broken_channels=self.store.broken(), dispatch_interval=seconds(self.config.schedule.dispatch_interval),
             channels=channel_view(self.config.notifiers, self.store.channel_states(), self.store.owed(now),
                                   self.store.broken()),
+            requests=self.pipeline.checker.request_stats(),
         )
 
     async def heartbeat(self) -> None:
