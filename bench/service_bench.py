@@ -291,7 +291,8 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
                               "check_s": summary([c.seconds for c in first]),
                               # the host's budget turns so far and the non-urgent reads left for later checks
                               "requests": int(m.get("pdd_agent_backend_requests_total", {}).get("", 0)),
-                              "deferred": int(m.get("pdd_agent_reads_deferred_total", {}).get("", 0))}
+                              "deferred": int(m.get("pdd_agent_reads_deferred_total", {}).get("", 0)),
+                              "loop_lag_max_s": m.get("pdd_agent_event_loop_lag_seconds", {}).get("run")}
         if not cold:
             res.update(steady_phase(agent, ctl, wecom, int(shops[0]["mall_id"]), n, steady, setup.interval))
     except RuntimeError as exc:  # reported with what was measured so far
@@ -355,6 +356,7 @@ def steady_phase(agent: Agent, ctl: SandboxControl, wecom: FakeWeCom, mall_id: i
         "outbox": m1.get("pdd_agent_outbox_rows", {}),
         "requests": int(sum(delta("pdd_agent_backend_requests_total").values())),
         "deferred": int(sum(delta("pdd_agent_reads_deferred_total").values())),
+        "loop_lag_max_s": m1.get("pdd_agent_event_loop_lag_seconds", {}).get("run"),
         "alert_latency": probes,
         "alert_bound_s": interval + JITTER + DISPATCH,
     }
@@ -390,7 +392,7 @@ def main() -> None:
     ap.add_argument("--shops", default="1,50", help="comma-separated shop counts (default 1,50)")
     ap.add_argument("--steady-seconds", type=float, default=120.0)
     ap.add_argument("--budget", type=float, default=50.0, help="[agent] max_requests_per_second (default 50)")
-    ap.add_argument("--checks", type=int, default=50, help="[browser] max_concurrent_checks (default 50)")
+    ap.add_argument("--checks", type=int, default=100, help="[browser] max_concurrent_checks (default 100)")
     ap.add_argument("--pages", type=int, default=2, help="[browser] max_pages (default 2)")
     ap.add_argument("--interval", type=int, help="check interval in s for every run (default 60, 600 over 200 shops)")
     ap.add_argument("--json", metavar="PATH", help="also write every number here")

@@ -169,7 +169,7 @@ def test_minimal_file_takes_the_defaults(tmp_path: Path) -> None:
         executable_path="", headless=True, timeout_seconds=30
     )
     assert (config.browser.pages, config.browser.max_concurrent_checks, config.agent.max_requests_per_second) == (
-        2, 50, 10.0)
+        2, 100, 10.0)
     assert config.shops == (ShopConfig(name="店", username="店", base_url="http://127.0.0.1:9"),)
     assert config.shops[0].password() is None
 
@@ -456,7 +456,7 @@ SHOP = '[[shops]]\nname = "店"\nusername = "店"\nbase_url = "http://127.0.0.1:
 
 def test_the_old_single_limit_is_read_as_max_pages_with_a_deprecation(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, "[browser]\nmax_concurrent_shops = 3\n" + SHOP))
-    assert config.browser.pages == 3 and config.browser.max_concurrent_checks == 50
+    assert config.browser.pages == 3 and config.browser.max_concurrent_checks == 100
     [note] = config.deprecations()
     assert "max_concurrent_shops is deprecated (read as max_pages = 3)" in note and "max_concurrent_checks" in note
     both = load_config(_write(tmp_path, "[browser]\nmax_concurrent_shops = 3\nmax_pages = 4\n" + SHOP))

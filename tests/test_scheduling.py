@@ -128,7 +128,7 @@ def test_skipped_checks_are_summarised_not_logged_per_shop(tmp_path: Path) -> No
         logger.remove(sink)
         store.close()
     assert len(lines) == 1 and "checks are not keeping up: 1 scheduled check(s) skipped" in lines[0]
-    assert "max_concurrent_checks = 50, max_pages = 2" in lines[0]
+    assert "max_concurrent_checks = 100, max_pages = 2" in lines[0]
     assert service.skipped == 2  # reported again in 10 minutes
 
 
@@ -138,18 +138,18 @@ def test_a_schedule_the_limits_cannot_keep_is_warned_about(tmp_path: Path) -> No
     shops = "".join(f'[[shops]]\nname = "店{n}"\nusername = "店{n}"\n' for n in range(200))
     (tmp_path / "config.toml").write_text(shops + '[schedule]\ncheck_interval = "60s"\n', encoding="utf-8")
     config = load_config(tmp_path / "config.toml")
-    # 10 requests/s by default (aimed at 8.5); a check makes 3 + 投诉预警 + (counters, two cards) once in 30 min:
+    # 10 requests/s by default (aimed at 9); a check makes 3 + 投诉预警 + (counters, two cards) once in 30 min:
     # 4.1 requests at a 60-s interval, and the budget bounds the round; at start-up the repeated reads wait
     c = capacity(config)
-    assert c.bound_by == "budget" and round(c.round_seconds) == 96 and c.holds == 124 and c.requests == 4.1
-    assert round(c.startup_seconds) == 94
+    assert c.bound_by == "budget" and round(c.round_seconds) == 91 and c.holds == 131 and c.requests == 4.1
+    assert round(c.startup_seconds) == 89
     [warning] = capacity_warnings(config)
-    assert "a round of 200 shops takes about 96 s" in warning and "holds about 124 shops" in warning
+    assert "a round of 200 shops takes about 91 s" in warning and "holds about 131 shops" in warning
     (tmp_path / "config.toml").write_text(shops + '[agent]\nmax_requests_per_second = 50\n'
                                           '[schedule]\ncheck_interval = "60s"\n', encoding="utf-8")
     config = load_config(tmp_path / "config.toml")
-    assert capacity_warnings(config) == [] and round(capacity(config).round_seconds) == 19
-    assert "the 60 s interval holds about 621 warm shops" in capacity_lines(config)[0]
+    assert capacity_warnings(config) == [] and round(capacity(config).round_seconds) == 18
+    assert "the 60 s interval holds about 658 warm shops" in capacity_lines(config)[0]
     (tmp_path / "config.toml").write_text(shops + '[agent]\nmax_requests_per_second = 500\n'
                                           '[browser]\nmax_concurrent_checks = 4\n', encoding="utf-8")
     c = capacity(load_config(tmp_path / "config.toml"))  # few request slots: they bound it (4.5 s × 200 / 4)

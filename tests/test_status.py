@@ -206,7 +206,7 @@ def test_running_and_healthy(cfg: Path) -> None:
     assert "待发送 5，已发送 6，失败 0" in out  # the heartbeat's outbox
     assert "通知渠道：正常" in out
     assert "capacity: 2 shop(s), a warm check ≈ 4.0 s and ≤ 4.5 requests" in out
-    assert "检查间隔 300 秒最多约 566 家" in out
+    assert "检查间隔 300 秒最多约 600 家" in out
 
 
 def test_running_within_three_dispatch_intervals(cfg: Path) -> None:

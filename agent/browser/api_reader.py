@@ -18,6 +18,8 @@ from agent.core.models import CheckFailure, ShopState
 class ContextRequester:
     """A Requester over a browser context's request API (its cookies, proxy and user agent; no page)."""
 
+    gates_budget = False
+
     def __init__(self, context: BrowserContext) -> None:
         self.context = context
 
@@ -67,7 +69,7 @@ class ApiReader:
     async def _post(self, path: str, body: Mapping[str, Any] | None, where: str, *, envelope: bool = True) -> Any:
         """POST `body` (None: no body at all) and return the JSON answer; typed failures for errors (with
         `envelope=False` the caller reads the answer's envelope itself)."""
-        await self.pacer.pause()
+        await self.pacer.pause(gated=self.requester.gates_budget)
         headers = {
             "Origin": self.base_url,
             "Referer": self.base_url + self.site["paths"]["aftersale_list"] + "?msfrom=mms_sidenav",

@@ -1,6 +1,6 @@
 """The host's request budget: every backend request of every shop takes a turn, so more shops never means a burst.
 
-Requests are spaced evenly at the budget's rate (a token bucket holding one token), aimed at 85 % of it, and no
+Requests are spaced evenly at the budget's rate (a token bucket holding one token), aimed at 90 % of it, and no
 rolling second ever hands out more turns than that: a turn delayed by a busy event loop is counted when it is
 really taken, so a stall never releases a burst. A rate-limit answer anywhere (HTTP 429, 操作太过频繁)
 halves the rate for the whole host; it doubles back, step by step, after a calm minute each.
@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-AIM = 0.85  # of the configured rate: the margin for bursts on the way (the driver, the network)
+AIM = 0.9  # of the configured rate: the margin for jitter on the way (the event loop, the network, the server)
 CALM_SECONDS = 60.0  # without a rate-limit answer, before the rate steps back up
 SLOWEST = 1 / 8  # the rate never falls below this share of the budget
 
@@ -62,9 +62,19 @@ class RequestBudget:
         return max(1, math.floor(self.rate * AIM))
 
     async def take(self) -> None:
-        wait = self.reserve()  # booked at once: turns are handed out in the order they were asked for
+        """A turn: spaced at the rate, then within the rolling second."""
+        await self.space()
+        await self.gate()
+
+    async def space(self) -> None:
+        """Wait for the next evenly spaced turn (booked at once: turns are handed out in the order asked for)."""
+        wait = self.reserve()
         if wait > 0:
             await asyncio.sleep(wait)
+
+    async def gate(self) -> None:
+        """Wait until the rolling second has room, and count this request in it: called at the last moment
+        before the request goes out (a plain-HTTP request calls it inside its transport)."""
         while True:  # the rolling second, counted when the turn is really taken
             now = self.clock()
             while self._granted and self._granted[0] <= now - 1.0:
@@ -82,17 +92,18 @@ class RequestBudget:
         self.slowdowns += 1
 
 
-BUSY_SECONDS = 2.0  # turns booked this far ahead: the host is busy (a start-up round, a burst of checks)
+BUSY_SECONDS = 0.5  # turns booked this far ahead: the host is busy (a burst of requests)
 
 
 class Deferrals:
     """Which non-urgent reads (the 售后数据 counters, 买家催处理, 平台处理中) a check leaves for a later one: only
-    while the host's budget is busy, and never for longer than `limit_seconds` in a row, so the deadline lists of
-    every shop come first when the budget is the limit (a start-up round) and nothing is put off for long."""
+    while the host is busy (checks waiting for a request slot, or the budget's turns booked far ahead), and never
+    for longer than `limit_seconds` in a row, so the deadline lists of every shop come first when the host is the
+    limit (a start-up round) and nothing is put off for long."""
 
-    def __init__(self, budget: RequestBudget | None, limit_seconds: float,
+    def __init__(self, busy: Callable[[], bool], limit_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.budget = budget
+        self.busy = busy  # whether the host has more work than its budget and lanes take at once
         self.limit = limit_seconds
         self.clock = clock
         self._since: dict[tuple[str, str], float] = {}  # (shop, read) → when it was first put off
@@ -115,7 +126,7 @@ class Deferrals:
         """True: leave `what` for a later check now; False: read it (it no longer counts as put off)."""
         key = (shop, what)
         now = self.clock()
-        if self.budget is None or self.budget.backlog() <= BUSY_SECONDS:
+        if not self.busy():
             self._since.pop(key, None)
             return False
         first = self._since.setdefault(key, now)

@@ -15,7 +15,7 @@ from loguru import logger
 from playwright.async_api import BrowserContext, Page
 
 from agent.browser.api_reader import ApiReader
-from agent.browser.budget import Deferrals, RequestBudget
+from agent.browser.budget import BUSY_SECONDS, Deferrals, RequestBudget
 from agent.browser.http_client import ShopHttp
 from agent.browser.lanes import Lanes, Slot
 from agent.browser.page_reader import PageReader
@@ -72,7 +72,8 @@ class Checker:
         self.read_refunds = read_refunds  # `check`: each check reads 退款成功 too (the service: once a day)
         self.watch_cache: dict[str, WatchCache] = {}  # per shop: the watch cards as last read
         # the service: while the budget is busy, non-urgent reads wait (at most [watch].refresh) for calmer checks
-        self.deferrals = Deferrals(self.options.budget, seconds(config.watch.refresh)) if defer_when_busy else None
+        self.deferrals = Deferrals(self.busy, seconds(config.watch.refresh)) if defer_when_busy else None
+        self.unread = {s.name for s in config.shops if s.enabled}  # not yet checked by this process
         self.active: dict[str, Slot] = {}  # shops whose check holds a slot (or waits for a page slot) now
         self.closing = False  # stop_accepting(): checks still waiting for a slot never start
 
@@ -80,6 +81,14 @@ class Checker:
         """The service stops: checks still waiting for a slot (a page slot too) end without starting it."""
         self.closing = True
         self.lanes.close()
+
+    def busy(self) -> bool:
+        """More work than the host takes at once: the first round after start-up (a shop not yet checked), checks
+        waiting for a request slot, or budget turns booked far ahead (then non-urgent reads wait:
+        budget.Deferrals)."""
+        budget = self.options.budget
+        return bool(self.unread) or self.lanes.waiting > 0 or (budget is not None
+                                                                and budget.backlog() > BUSY_SECONDS)
 
     def request_stats(self) -> dict[str, float]:
         """The host's budget and lanes, for /metrics."""
@@ -266,6 +275,7 @@ class Checker:
             if not handed_over and context is not None:
                 await close_quietly(context)
         result.duration = time.monotonic() - started
+        self.unread.discard(shop.name)
         logger.info(
             "shop {} checked: state={} mode={} aftersales={} evidence={} in {:.2f}s",
             shop.name, result.state.value, result.mode or "-", len(result.aftersales), len(result.evidence),

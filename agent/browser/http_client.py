@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 from loguru import logger
 
+from agent.browser.budget import RequestBudget
 from agent.browser.reader import Answer
 from agent.core.cookies import apply_set_cookies, cookie_header
 from agent.files import write_private
@@ -56,6 +57,26 @@ def accept_language(locale: str) -> str:
     return lang if base == lang else f"{lang},{base};q=0.9"
 
 
+GATE = "pdd_agent_gate"  # request extension: the budget's rolling-second gate, awaited by the transport
+
+
+class _GatedTransport(httpx.AsyncBaseTransport):
+    """Takes a request's budget gate at the last moment before the connection pool sends it, so a busy event
+    loop between the turn and the wire cannot bunch requests up."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        gate = request.extensions.pop(GATE, None)
+        if gate is not None:
+            await gate()
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 class HttpClients:
     """The process's HTTP clients: one per proxy (shops without a proxy share one), keep-alive connections."""
 
@@ -66,10 +87,10 @@ class HttpClients:
     def client(self, proxy: str | None) -> httpx.AsyncClient:
         got = self._clients.get(proxy)
         if got is None:
-            got = httpx.AsyncClient(proxy=None if self.transport else proxy, transport=self.transport,
-                                    cookies=httpx.Cookies(_NoJar()), follow_redirects=False,
-                                    trust_env=False, limits=httpx.Limits(max_connections=100,
-                                                                         max_keepalive_connections=20))
+            limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+            inner = self.transport or httpx.AsyncHTTPTransport(proxy=proxy, limits=limits, trust_env=False)
+            got = httpx.AsyncClient(transport=_GatedTransport(inner), cookies=httpx.Cookies(_NoJar()),
+                                    follow_redirects=False, trust_env=False)
             self._clients[proxy] = got
         return got
 
@@ -83,9 +104,12 @@ class ShopHttp:
     """One shop's requests over plain HTTP (a `reader.Requester`): its cookies from the session file, its proxy,
     user agent and locale; `save()` writes back what the backend set."""
 
+    gates_budget = True
+
     def __init__(self, clients: HttpClients, state_path: Path, *, user_agent: str, locale: str = "",
-                 proxy: str | None = None, secrets: tuple[str, ...] = ()) -> None:
+                 proxy: str | None = None, secrets: tuple[str, ...] = (), budget: RequestBudget | None = None) -> None:
         self.client = clients.client(proxy)
+        self.budget = budget  # its rolling-second gate is taken in the transport
         self.state_path = state_path
         self.user_agent = user_agent
         self.locale = locale
@@ -123,7 +147,8 @@ class ShopHttp:
         content = None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         self.sent += 1
         try:
-            resp = await self.client.request(method, url, content=content, headers=out, timeout=timeout)
+            resp = await self.client.request(method, url, content=content, headers=out, timeout=timeout,
+                                             extensions={GATE: self.budget.gate} if self.budget else None)
         except httpx.TimeoutException as exc:
             raise TimeoutError(f"no answer in {timeout:.0f} s") from exc
         except httpx.HTTPError as exc:

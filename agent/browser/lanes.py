@@ -20,6 +20,7 @@ class Lanes:
         self._pages = asyncio.Semaphore(pages)
         self.in_request_lane = 0
         self.in_page_lane = 0
+        self.waiting = 0  # work waiting for a request slot (the lane is full)
         self.closing = False  # close(): work still waiting for a page slot ends without starting it
 
     def close(self) -> None:
@@ -39,7 +40,11 @@ class Slot:
         self.waited = 0.0  # seconds spent waiting for a page slot (a check's deadline does not count them)
 
     async def __aenter__(self) -> Slot:
-        await self.lanes._requests.acquire()
+        self.lanes.waiting += 1
+        try:
+            await self.lanes._requests.acquire()
+        finally:
+            self.lanes.waiting -= 1
         self.lanes.in_request_lane += 1
         self.lane = "requests"
         return self

@@ -70,6 +70,8 @@ class Requester(Protocol):
     """Sends a shop's requests with its cookies, proxy and user agent: the browser context's request API or a
     plain HTTP client (http_client.ShopHttp). Raises TimeoutError, or ConnectionError with a one-line reason."""
 
+    gates_budget: bool  # True: it takes the budget's rolling-second gate itself, just before sending
+
     async def send(self, method: str, url: str, body: Mapping[str, Any] | None, headers: Mapping[str, str],
                    timeout: float) -> Answer: ...
 
@@ -90,14 +92,15 @@ class Pacer:
         self.options = options
         self._first = True
 
-    async def pause(self) -> None:
-        """Before each backend request: the shop's own pacing, then a turn of the host's budget."""
+    async def pause(self, *, gated: bool = False) -> None:
+        """Before each backend request: the shop's own pacing, then a turn of the host's budget (`gated`: the
+        requester counts the rolling second itself, at the moment the request goes out)."""
         if not self._first and self.options.pacing_seconds > 0:
             p = self.options.pacing_seconds
             await asyncio.sleep(random.uniform(0.7 * p, 1.3 * p))
         self._first = False
         if self.options.budget is not None:
-            await self.options.budget.take()
+            await (self.options.budget.space() if gated else self.options.budget.take())
 
     async def retry(self, call: Callable[[], Awaitable[Any]]) -> Any:
         for wait in (*self.options.backoff_seconds, None):

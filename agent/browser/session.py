@@ -144,7 +144,7 @@ class ShopSession(QrLogin):
         """The saved session over plain HTTP (no browser context): the routine check, keep-alive, 退款成功."""
         net = self.network or Network()
         return ShopHttp(self.pool.http, self.state_path, user_agent=net.user_agent or await self.pool.user_agent(),
-                        locale=net.locale or LOCALE, proxy=net.proxy_url,
+                        locale=net.locale or LOCALE, proxy=net.proxy_url, budget=self.budget,
                         secrets=tuple((net.proxy or {}).get(k, "") for k in ("password",)))
 
     async def save(self, context: BrowserContext) -> None:
@@ -162,10 +162,11 @@ class ShopSession(QrLogin):
         """
         url = self.url(self.api["check_login"])
         timeout = self.pool.timeout_seconds
+        requester = as_requester(context)
         if self.budget is not None:
-            await self.budget.take()
+            await (self.budget.space() if requester.gates_budget else self.budget.take())
         try:
-            resp = await as_requester(context).send("GET", url, None, {}, timeout)
+            resp = await requester.send("GET", url, None, {}, timeout)
         except TimeoutError as exc:
             raise CheckFailure(ShopState.TIMEOUT, f"checkLogin: no answer within {timeout:g} s") from exc
         except ConnectionError as exc:

@@ -118,7 +118,7 @@ class BrowserConfig:
     max_pages: int | None = _key(None, _rule(lambda v: v is None or 1 <= v <= 16,
                                              "must be 1 to 16, got {v} (取值超出范围)"))
     # request-only checks at once (API mode, keep-alive): no page, a context each; never wait for page work
-    max_concurrent_checks: int = _key(50, _rule(lambda v: 1 <= v <= 500, "must be 1 to 500, got {v} (取值超出范围)"))
+    max_concurrent_checks: int = _key(100, _rule(lambda v: 1 <= v <= 500, "must be 1 to 500, got {v} (取值超出范围)"))
     # deprecated: the one limit of earlier versions; now read as max_pages
     max_concurrent_shops: int | None = _key(None, _rule(lambda v: v is None or 1 <= v <= 16,
                                                         "must be 1 to 16, got {v} (取值超出范围)"))

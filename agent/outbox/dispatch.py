@@ -3,6 +3,7 @@ channel (a failing channel is probed with a short capped backoff, then flushed),
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 from collections import defaultdict
@@ -110,6 +111,7 @@ class Dispatcher:
         # (remaining time) and quiet hours
         self.clock = clock or Clock(self.tz)
         self.rng = rng or random.Random()
+        self._limited: dict[str, float] = {}  # in a run: channel → when its per-minute limit lets the next go
 
     def backoff(self, failures: int, hint: float | None) -> float:
         """The wait before a failing channel's next try: the channel's own hint when it gives one, else
@@ -128,6 +130,7 @@ class Dispatcher:
         by_channel: dict[str, list[OutboxRow]] = defaultdict(list)
         for row in self.store.due(now):  # most urgent first
             by_channel[row.channel].append(row)
+        self._limited = {}
         for channel, rows in by_channel.items():
             st = states.get(channel)
             if st is not None and st.failing and (st.next_try or 0) > now:
@@ -135,9 +138,17 @@ class Dispatcher:
             groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
             for row in rows:
                 groups[(row.shop, str(row.payload.get("failover_from") or ""))].append(row)
+            waiting: list[int] = []
             for (shop, _), group in groups.items():
+                if channel in self._limited:  # the robot's minute is used up: the rest waits, unrendered
+                    waiting += [r.id for r in group]
+                    continue
                 if not await self._send_group(channel, shop, group, now, report):
                     break  # the channel failed: the rest waits for its next try
+                await asyncio.sleep(0)  # many shops' groups: the event loop (the checks' timing) goes on
+            if waiting:
+                self.store.mark_retry(waiting, self._limited[channel], "rate limit (20/min per robot)", count=False)
+                report.deferred += len(waiting)
         return report
 
     async def _send_group(self, channel: str, shop: str, rows: list[OutboxRow], now: float, report: Report) -> bool:
@@ -193,6 +204,7 @@ class Dispatcher:
         if limit and self.store.sent_within(notifier.rate_key, now) + cost > limit:
             oldest = self.store.oldest_within(notifier.rate_key, now) or now
             self.store.mark_retry(ids, oldest + 60.0, "rate limit (20/min per robot)", count=False)
+            self._limited[channel] = oldest + 60.0
             report.deferred += len(ids)
             return DEFERRED
         try:

@@ -137,8 +137,8 @@ class Backend(Logins):
                      agent: str = "") -> None:
         """One backend request arrived (not the control API, not a static file): who sent it, through what,
         and the busiest second so far."""
-        at = time.monotonic() if now is None else now
-        with self.lock:
+        with self.lock:  # the time taken under the lock: arrivals stay in order, the window counts them right
+            at = time.monotonic() if now is None else now
             self._arrivals.append(at)
             while self._arrivals and self._arrivals[0] <= at - 1.0:
                 self._arrivals.popleft()

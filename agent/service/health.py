@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -75,6 +76,36 @@ class Snapshot:
         data: dict[str, Any] = json.loads(text)
         shops = [ShopStatus(**s) for s in data.pop("shops", [])]
         return cls(shops=shops, **data)
+
+
+class LoopLag:
+    """How late the event loop wakes a short sleep: a blocked loop delays every request and timer of the host."""
+
+    PERIOD = 0.05
+
+    def __init__(self) -> None:
+        self.max = 0.0  # seconds, the worst since start
+        self.recent = 0.0  # the worst since the last `take_recent()`
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(self.PERIOD)
+            lag = max(0.0, loop.time() - t - self.PERIOD)
+            self.max, self.recent = max(self.max, lag), max(self.recent, lag)
+
+    def take_recent(self) -> float:
+        got, self.recent = self.recent, 0.0
+        return round(got, 3)
 
 
 def write_heartbeat(data_dir: Path, snapshot: Snapshot) -> Path:
@@ -261,6 +292,10 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
                    [("", {}, req.get("busiest_second", 0))])
         out.family("reads_deferred_total", "counter", "Non-urgent reads left for a later check while the host was "
                    "busy.", [("", {}, req.get("deferred", 0))])
+        out.family("event_loop_lag_seconds", "gauge", "How late the event loop woke a 50-ms sleep: the worst "
+                   "since the last snapshot (window=recent) and since start (window=run).",
+                   [("", {"window": "recent"}, req.get("loop_lag_recent", 0)),
+                    ("", {"window": "run"}, req.get("loop_lag_max", 0))])
         out.family("work_in_lane", "gauge", "Checks working in each lane now.",
                    [("", {"lane": "requests"}, req.get("request_lane", 0)),
                     ("", {"lane": "pages"}, req.get("page_lane", 0))])
