@@ -174,6 +174,30 @@ def test_rate_limit_of_20_a_minute_is_kept_across_restarts(tmp_path: Path) -> No
     assert len(ns["ops"].sent) == 2
 
 
+def test_a_used_up_minute_defers_the_other_shops_at_once_without_rendering_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent.outbox.dispatch as dispatch
+
+    cfg = config(tmp_path)
+    ns = {"ops": Scripted("ops"), "mail": Scripted("mail")}
+    clock = Clock(NOON)
+    store = Store(tmp_path / "agent.db")
+    check(cfg, store, [item(1, timedelta(hours=3))], NOON)
+    for n in range(2, 41):  # 40 shops' alerts at once, a start-up round
+        store.commit_check(f"店{n}", [], [(f"k{n}", "ops", _payload(store))], clock.t)
+    rendered: list[str] = []
+    real = dispatch.render_group
+    monkeypatch.setattr(dispatch, "render_group", lambda shop, *a, **kw: rendered.append(shop) or real(shop, *a, **kw))
+    report = run_async(Dispatcher(cfg, store, ns, clock=clock).run_once())
+    assert len(ns["ops"].sent) == 20  # 20 a minute per robot
+    assert len(rendered) == 21  # the 20 sent and the one that found the minute used up; the rest waited unrendered
+    assert report.deferred == 20 and store.depth()["pending"] == 20  # nothing lost: all wait for the next minute
+    clock.t += 61
+    run_async(Dispatcher(cfg, store, ns, clock=clock).run_once())
+    assert len(ns["ops"].sent) == 40 and store.depth().get("pending", 0) == 0
+
+
 def _payload(store: Store) -> dict[str, object]:
     return dict(json.loads(store.db.execute("SELECT payload FROM outbox LIMIT 1").fetchone()[0]))
 
