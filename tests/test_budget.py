@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from agent.browser.budget import AIM, BUSY_SECONDS, CALM_SECONDS, Deferrals, RequestBudget
 from agent.browser.lanes import Lanes
@@ -145,3 +146,19 @@ def test_a_repeated_read_is_due_once_per_period_and_waits_while_busy() -> None:
     assert not defer.due("店A", "counters", 1800)  # due, but the host is busy
     clock.t += 10_000
     assert defer.due("店A", "counters", 1800) and not defer.due("店A", "counters", 1800)
+
+
+def test_the_service_counts_as_busy_until_every_shop_was_read_once(tmp_path: Path) -> None:
+    from agent.browser.check import Checker
+    from agent.config import load_config, locators
+
+    shops = "".join(f'[[shops]]\nname = "{n}"\nusername = "{n}"\n' for n in ("甲", "乙"))
+    (tmp_path / "c.toml").write_text(shops + '[[shops]]\nname = "停"\nusername = "停"\nenabled = false\n',
+                                     encoding="utf-8")
+    checker = Checker(load_config(tmp_path / "c.toml"), None, locators.load(), defer_when_busy=True)  # type: ignore
+    assert checker.busy() and checker.unread == {"甲", "乙"}  # the start-up round: deadline lists first
+    checker.unread.clear()
+    assert not checker.busy()  # an idle host reads everything
+    assert checker.deferrals is not None and not checker.deferrals.skip("甲", "urged")
+    checker.lanes.waiting = 3  # checks queued for a request slot
+    assert checker.busy() and checker.deferrals.skip("甲", "urged")
