@@ -357,6 +357,8 @@ def steady_phase(agent: Agent, ctl: SandboxControl, wecom: FakeWeCom, mall_id: i
         "requests": int(sum(delta("pdd_agent_backend_requests_total").values())),
         "deferred": int(sum(delta("pdd_agent_reads_deferred_total").values())),
         "loop_lag_max_s": m1.get("pdd_agent_event_loop_lag_seconds", {}).get("run"),
+        # the agent's own count: the most budget turns any rolling second handed out (the sandbox's is below)
+        "busiest_second_agent": m1.get("pdd_agent_requests_busiest_second", {}).get(""),
         "alert_latency": probes,
         "alert_bound_s": interval + JITTER + DISPATCH,
     }

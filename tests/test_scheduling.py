@@ -192,3 +192,49 @@ to = ["d@e.f"]
         store.close()
     assert sorted((r["shop"], r["channel"]) for r in rows) == [("甲", "mail"), ("甲", "ops")]
     assert all(":digest:" in r["dedup_key"] for r in rows)
+
+
+def test_an_interval_shop_is_booked_one_interval_after_its_check_began(tmp_path: Path) -> None:
+    import random
+
+    from agent.core.models import ShopResult
+    from agent.outbox.store import Store
+    from agent.service.scheduler import Service
+    from agent.service.triggers import next_check_at
+
+    cfg = config(tmp_path, schedule='check_interval = "10m"\njitter = "10s"', shop='check_cron = "0 * * * *"')
+    cron_shop, interval_shop = cfg.shops
+    began = datetime(2026, 11, 22, 9, 1, 20, tzinfo=TZ)
+    at = next_check_at(cfg, interval_shop, began, random.Random(1))
+    assert at is not None and began + timedelta(minutes=10) <= at <= began + timedelta(minutes=10, seconds=10)
+    assert next_check_at(cfg, cron_shop, began) is None  # a cron keeps its clock times
+
+    store = Store(tmp_path / "agent.db")
+    service = Service(cfg, store, pool=None, sel={}, notifiers={})  # type: ignore[arg-type]
+
+    class Pipeline:  # the check of 乙 fired at start-up and got its turn 80 s later (the budget's queue)
+        async def check(self, shops: list[object]) -> list[ShopResult]:
+            return [ShopResult(name=s.name, checked_at=datetime.now(TZ) - timedelta(seconds=80))  # type: ignore
+                    for s in shops]
+
+    service.pipeline = Pipeline()  # type: ignore[assignment]
+    later = datetime.now(TZ) + timedelta(hours=3)
+
+    async def main() -> dict[str, datetime]:
+        service.scheduler.start(paused=True)
+        for shop in cfg.shops:
+            service.scheduler.add_job(lambda: None, check_trigger(cfg, shop, TZ), id=f"check:{shop.name}",
+                                      next_run_time=later)
+        for shop in cfg.shops:
+            await service.check_shop(shop.name)
+        booked = {j.id: j.next_run_time for j in service.scheduler.get_jobs()}
+        service.scheduler.shutdown(wait=False)
+        return booked
+
+    try:
+        booked = run_async(main())
+    finally:
+        store.close()
+    assert booked["check:甲"] == later  # the cron shop: untouched
+    wait = (booked["check:乙"] - datetime.now(TZ)).total_seconds()
+    assert 600 - 80 - 5 <= wait <= 600 - 80 + 10 + 1, wait  # one interval (+ jitter) after its check began

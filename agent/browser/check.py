@@ -15,7 +15,7 @@ from loguru import logger
 from playwright.async_api import BrowserContext, Page
 
 from agent.browser.api_reader import ApiReader
-from agent.browser.budget import BUSY_SECONDS, Deferrals, RequestBudget
+from agent.browser.budget import BUSY_SECONDS, Deferrals, RequestBudget, first_round_busy
 from agent.browser.http_client import ShopHttp
 from agent.browser.lanes import Lanes, Slot
 from agent.browser.page_reader import PageReader
@@ -83,12 +83,12 @@ class Checker:
         self.lanes.close()
 
     def busy(self) -> bool:
-        """More work than the host takes at once: the first round after start-up (a shop not yet checked), checks
-        waiting for a request slot, or budget turns booked far ahead (then non-urgent reads wait:
-        budget.Deferrals)."""
+        """More work than the host takes at once: the first round after start-up while the shops not yet read
+        would keep the budget busy for seconds, checks waiting for a request slot, or budget turns booked far
+        ahead (then non-urgent reads wait: budget.Deferrals)."""
         budget = self.options.budget
-        return bool(self.unread) or self.lanes.waiting > 0 or (budget is not None
-                                                                and budget.backlog() > BUSY_SECONDS)
+        return (first_round_busy(len(self.unread), budget) or self.lanes.waiting > 0
+                or (budget is not None and budget.backlog() > BUSY_SECONDS))
 
     def request_stats(self) -> dict[str, float]:
         """The host's budget and lanes, for /metrics."""

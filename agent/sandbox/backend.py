@@ -18,6 +18,7 @@ from agent.sandbox import items as it
 from agent.sandbox.clock import SandboxClock
 from agent.sandbox.logins import Logins
 from agent.sandbox.records import CAPTCHA_TOKEN_TTL_REAL_SECONDS, TRAP_MODES, Account, QrToken, Session, Settings, Shop
+from agent.sandbox.traffic import BusiestSecond
 
 STATUS_FILTER = "afterSalesStatusList"  # queryList's status filter (selectors [refunds].status_field, low)
 
@@ -49,7 +50,7 @@ class Backend(Logins):
         # who called, per account: "client address via proxy" → requests (the tests' proof of a shop's proxy)
         self.clients: dict[str, Counter[str]] = {}
         self.agents: dict[str, Counter[str]] = {}  # per account: "User-Agent | Accept-Language" → requests
-        self._arrivals: deque[float] = deque()  # real arrival times of backend requests, the last second
+        self._arrivals = BusiestSecond()  # real arrival times of backend requests
         self.peak_per_second = 0  # the most backend requests seen within any one second
         self.query_bodies: deque[dict[str, Any]] = deque(maxlen=200)
         self.scenario_name = ""
@@ -135,14 +136,11 @@ class Backend(Logins):
 
     def note_request(self, username: str | None, address: str, via: str, now: float | None = None,
                      agent: str = "") -> None:
-        """One backend request arrived (not the control API, not a static file): who sent it, through what,
-        and the busiest second so far."""
-        with self.lock:  # the time taken under the lock: arrivals stay in order, the window counts them right
-            at = time.monotonic() if now is None else now
-            self._arrivals.append(at)
-            while self._arrivals and self._arrivals[0] <= at - 1.0:
-                self._arrivals.popleft()
-            self.peak_per_second = max(self.peak_per_second, len(self._arrivals))
+        """One backend request arrived (not the control API, not a static file) at `now` (the moment its request
+        was read): who sent it, through what, and the busiest second so far."""
+        at = time.monotonic() if now is None else now  # when it came in, before any wait for the lock
+        with self.lock:
+            self.peak_per_second = self._arrivals.add(at)
             if username is not None:
                 self.clients.setdefault(username, Counter())[f"{address} via {via or '-'}"] += 1
                 self.agents.setdefault(username, Counter())[agent] += 1

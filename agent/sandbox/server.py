@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from importlib import resources
@@ -57,6 +58,7 @@ class Handler(QuietHandler):
         return super().date_time_string(self.backend.clock.now() if timestamp is None else timestamp)
 
     def answer(self, method: str) -> None:
+        arrived = time.monotonic()  # the request is read: it has reached the backend, whatever waits follow
         self.route, self.query, self.raw_body = self.request_parts()
         self._out_cookies: list[str] = []
         with self.backend.lock:
@@ -64,7 +66,7 @@ class Handler(QuietHandler):
         if not self.route.startswith(("/__sandbox/", "/static/")):
             sess = self.backend.session_for(self.cookies())
             self.backend.note_request(sess.username if sess else None, self.client_address[0],
-                                      self.headers.get("Via", "").strip(),
+                                      self.headers.get("Via", "").strip(), now=arrived,
                                       agent=f"{self.headers.get('User-Agent', '')} | "
                                             f"{self.headers.get('Accept-Language', '')}")
         try:

@@ -33,7 +33,7 @@ from agent.outbox.enqueue import queue_digest, queue_new_qr
 from agent.outbox.store import Store
 from agent.service.health import LoopLag, ShopStatus, Snapshot, channel_view, shop_statuses, write_heartbeat
 from agent.service.pipeline import Pipeline
-from agent.service.triggers import check_trigger, stale_after
+from agent.service.triggers import check_trigger, next_check_at, stale_after
 from notifiers.base import Notifier
 
 HEARTBEAT_SECONDS = 5.0
@@ -209,6 +209,7 @@ class Service:
         [result] = results
         await self._take_open_login(shop, result)
         self._record(shop, result, result.duration)
+        self._book_next(shop, result.checked_at)
         self.kick_dispatch()  # alerts go out now, not at the next dispatch tick
         if self.on_check:
             self.on_check(result)
@@ -286,6 +287,11 @@ class Service:
         except Exception as exc:  # the digest goes out without it
             logger.exception("shop {}: reading 退款成功 for the digest crashed", shop.name)
             return type(exc).__name__
+
+    def _book_next(self, shop: ShopConfig, began: datetime) -> None:
+        at, job = next_check_at(self.config, shop, began), self.scheduler.get_job(f"check:{shop.name}")
+        if at is not None and job is not None and not self.stopping:
+            job.modify(next_run_time=max(at, datetime.now(self.tz)))
 
     def kick(self, job_id: str) -> None:
         """Run a scheduled job now (unless stopping)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta, tzinfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -19,6 +20,17 @@ def check_trigger(config: Config, shop: ShopConfig, tz: tzinfo) -> BaseTrigger:
     if cron:
         return cron_trigger(cron, tz, spread)
     return IntervalTrigger(seconds=config.schedule.interval_of(shop), timezone=tz, jitter=int(spread) or None)
+
+
+def next_check_at(config: Config, shop: ShopConfig, began: datetime,
+                  rng: random.Random | None = None) -> datetime | None:
+    """An interval shop's next check, one interval (plus jitter) after this one really began: a round the budget
+    spread out keeps its spread, and no shop waits longer than its interval for its turn (a start-up round's
+    shops fired at once, checked one after another, come back one after another). None for a cron shop."""
+    interval = config.schedule.interval_of(shop)
+    if config.schedule.cron_of(shop) or not interval:
+        return None
+    return began + timedelta(seconds=interval + (rng or random).uniform(0, seconds(config.schedule.jitter)))
 
 
 def stale_after(config: Config, shop: ShopConfig, ref: datetime) -> datetime:
