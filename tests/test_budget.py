@@ -148,7 +148,7 @@ def test_a_repeated_read_is_due_once_per_period_and_waits_while_busy() -> None:
     assert defer.due("店A", "counters", 1800) and not defer.due("店A", "counters", 1800)
 
 
-def test_the_start_up_round_is_busy_only_while_the_shops_not_yet_read_would_fill_the_budget() -> None:
+def test_a_start_up_round_is_busy_only_when_its_shops_would_fill_the_budget() -> None:
     from agent.browser.budget import first_round_busy
 
     budget = RequestBudget(10)  # 9 requests/s aimed: 45 in five seconds, about six full checks
@@ -159,19 +159,27 @@ def test_the_start_up_round_is_busy_only_while_the_shops_not_yet_read_would_fill
     assert first_round_busy(6, budget)
 
 
-def test_the_service_counts_as_busy_until_the_shops_not_yet_read_fit_the_budget(tmp_path: Path) -> None:
+def test_the_service_counts_as_busy_until_every_shop_was_read_once_when_the_shops_fill_the_budget(
+        tmp_path: Path) -> None:
     from agent.browser.check import Checker
     from agent.config import load_config, locators
 
+    def checker_of(names: list[str]) -> Checker:
+        shops = "".join(f'[[shops]]\nname = "{n}"\nusername = "{n}"\n' for n in names)
+        (tmp_path / "c.toml").write_text(shops + '[[shops]]\nname = "停"\nusername = "停"\nenabled = false\n',
+                                         encoding="utf-8")
+        return Checker(load_config(tmp_path / "c.toml"), None, locators.load(), defer_when_busy=True)  # type: ignore
+
+    few = checker_of(["甲", "乙"])
+    assert not few.busy() and few.unread == {"甲", "乙"}  # two shops: their first checks read everything
     names = [f"店{i:02}" for i in range(20)]
-    shops = "".join(f'[[shops]]\nname = "{n}"\nusername = "{n}"\n' for n in names)
-    (tmp_path / "c.toml").write_text(shops + '[[shops]]\nname = "停"\nusername = "停"\nenabled = false\n',
-                                     encoding="utf-8")
-    checker = Checker(load_config(tmp_path / "c.toml"), None, locators.load(), defer_when_busy=True)  # type: ignore
+    checker = checker_of(names)
     assert checker.busy() and checker.unread == set(names)  # the start-up round: deadline lists first
-    for name in names[:14]:
+    for name in names[:19]:
         checker.unread.discard(name)
-    assert not checker.busy()  # six shops left: read in full at once
+    assert checker.busy()  # until the last shop was read
+    checker.unread.clear()
+    assert not checker.busy()  # an idle host reads everything
     assert checker.deferrals is not None and not checker.deferrals.skip("店00", "urged")
     checker.lanes.waiting = 3  # checks queued for a request slot
     assert checker.busy() and checker.deferrals.skip("店00", "urged")

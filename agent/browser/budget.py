@@ -94,15 +94,15 @@ class RequestBudget:
 
 BUSY_SECONDS = 0.5  # turns booked this far ahead: the host is busy (a burst of requests)
 FULL_CHECK_REQUESTS = 7  # a check reading everything: queryCount, the two lists, the four watch cards and counters
-FIRST_ROUND_SECONDS = 5.0  # the shops not yet read need more budget than this: the start-up round is busy
+FIRST_ROUND_SECONDS = 5.0  # all shops read in full need more budget than this: the start-up round is busy
 
 
-def first_round_busy(unread: int, budget: RequestBudget | None) -> bool:
-    """Whether the shops not yet read since start-up, each read in full, would keep the budget busy for more than
-    FIRST_ROUND_SECONDS (a few shops never are: their first checks read everything at once)."""
-    if unread <= 0 or budget is None:
+def first_round_busy(shops: int, budget: RequestBudget | None) -> bool:
+    """Whether `shops` checks reading everything would keep the budget busy for more than FIRST_ROUND_SECONDS:
+    then a start-up round reads the deadline lists first (a few shops never are: their first checks read it all)."""
+    if shops <= 0 or budget is None:
         return False
-    return unread * FULL_CHECK_REQUESTS > FIRST_ROUND_SECONDS * budget.rate * AIM
+    return shops * FULL_CHECK_REQUESTS > FIRST_ROUND_SECONDS * budget.rate * AIM
 
 
 class Deferrals:

@@ -74,6 +74,7 @@ class Checker:
         # the service: while the budget is busy, non-urgent reads wait (at most [watch].refresh) for calmer checks
         self.deferrals = Deferrals(self.busy, seconds(config.watch.refresh)) if defer_when_busy else None
         self.unread = {s.name for s in config.shops if s.enabled}  # not yet checked by this process
+        self.enabled = len(self.unread)
         self.active: dict[str, Slot] = {}  # shops whose check holds a slot (or waits for a page slot) now
         self.closing = False  # stop_accepting(): checks still waiting for a slot never start
 
@@ -83,11 +84,11 @@ class Checker:
         self.lanes.close()
 
     def busy(self) -> bool:
-        """More work than the host takes at once: the first round after start-up while the shops not yet read
-        would keep the budget busy for seconds, checks waiting for a request slot, or budget turns booked far
-        ahead (then non-urgent reads wait: budget.Deferrals)."""
+        """More work than the host takes at once: the first round after start-up (until every shop was read once)
+        when all shops read in full would keep the budget busy for seconds, checks waiting for a request slot,
+        or budget turns booked far ahead (then non-urgent reads wait: budget.Deferrals)."""
         budget = self.options.budget
-        return (first_round_busy(len(self.unread), budget) or self.lanes.waiting > 0
+        return ((bool(self.unread) and first_round_busy(self.enabled, budget)) or self.lanes.waiting > 0
                 or (budget is not None and budget.backlog() > BUSY_SECONDS))
 
     def request_stats(self) -> dict[str, float]:
