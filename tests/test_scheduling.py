@@ -212,10 +212,10 @@ def test_an_interval_shop_is_booked_one_interval_after_its_check_began(tmp_path:
     store = Store(tmp_path / "agent.db")
     service = Service(cfg, store, pool=None, sel={}, notifiers={})  # type: ignore[arg-type]
 
-    class Pipeline:  # the check of 乙 fired at start-up and got its turn 80 s later (the budget's queue)
+    class Pipeline:  # the check of 乙 worked 80 s (the budget's turns); the backend's clock runs 2 h ahead
         async def check(self, shops: list[object]) -> list[ShopResult]:
-            return [ShopResult(name=s.name, checked_at=datetime.now(TZ) - timedelta(seconds=80))  # type: ignore
-                    for s in shops]
+            return [ShopResult(name=s.name, checked_at=datetime.now(TZ) + timedelta(hours=2),  # type: ignore
+                               duration=80.0) for s in shops]
 
     service.pipeline = Pipeline()  # type: ignore[assignment]
     later = datetime.now(TZ) + timedelta(hours=3)
@@ -237,4 +237,5 @@ def test_an_interval_shop_is_booked_one_interval_after_its_check_began(tmp_path:
         store.close()
     assert booked["check:甲"] == later  # the cron shop: untouched
     wait = (booked["check:乙"] - datetime.now(TZ)).total_seconds()
-    assert 600 - 80 - 5 <= wait <= 600 - 80 + 10 + 1, wait  # one interval (+ jitter) after its check began
+    assert 600 - 80 - 5 <= wait <= 600 - 80 + 10 + 1, wait  # one interval (+ jitter) after its check began,
+    # by our clock: the backend's time (checked_at) would book it two hours late
