@@ -212,10 +212,10 @@ def test_an_interval_shop_is_booked_one_interval_after_its_check_began(tmp_path:
     store = Store(tmp_path / "agent.db")
     service = Service(cfg, store, pool=None, sel={}, notifiers={})  # type: ignore[arg-type]
 
-    class Pipeline:  # the check of 乙 worked 80 s (the budget's turns); the backend's clock runs 2 h ahead
+    class Pipeline:  # 乙 began 80 s ago, worked 60 s (the budget's turns); the backend runs 2 h ahead
         async def check(self, shops: list[object]) -> list[ShopResult]:
             return [ShopResult(name=s.name, checked_at=datetime.now(TZ) + timedelta(hours=2),  # type: ignore
-                               duration=80.0) for s in shops]
+                               began=time.time() - 80, duration=60.0) for s in shops]  # 20 s to record it
 
     service.pipeline = Pipeline()  # type: ignore[assignment]
     later = datetime.now(TZ) + timedelta(hours=3)

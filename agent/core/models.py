@@ -119,6 +119,7 @@ class ShopResult:
     qr_png: bytes | None = None  # the login QR when the shop needs a human (login_required)
     open_login: OpenLogin | None = None  # its page, still open, when the checker was asked to hold QR logins
     duration: float = 0.0  # seconds the check worked (waiting for a browser slot not included)
+    began: float = 0.0  # our clock (Unix s, never the backend's) when that work began; 0: not started
     money: dict[str, Any] | None = None  # `check` only: yesterday's refunds not agreed by the merchant, 补款 (JSON)
 
     @property

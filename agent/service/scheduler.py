@@ -209,8 +209,10 @@ class Service:
         [result] = results
         await self._take_open_login(shop, result)
         self._record(shop, result, result.duration)
-        # our clock, not checked_at (the backend's time for a read shop): when the check's own work began
-        self._book_next(shop, datetime.now(self.tz) - timedelta(seconds=result.duration))
+        # when the check's own work began by our clock (checked_at is the backend's time for a read shop)
+        began = (datetime.fromtimestamp(result.began, self.tz) if result.began
+                 else datetime.now(self.tz) - timedelta(seconds=result.duration))
+        self._book_next(shop, began)
         self.kick_dispatch()  # alerts go out now, not at the next dispatch tick
         if self.on_check:
             self.on_check(result)
