@@ -183,3 +183,27 @@ def test_the_service_counts_as_busy_until_every_shop_was_read_once_when_the_shop
     assert checker.deferrals is not None and not checker.deferrals.skip("店00", "urged")
     checker.lanes.waiting = 3  # checks queued for a request slot
     assert checker.busy() and checker.deferrals.skip("店00", "urged")
+
+
+def test_requests_on_their_way_count_until_answered_so_a_stalled_loop_never_bunches_them_at_the_wire() -> None:
+    import asyncio
+
+    budget = RequestBudget(10)  # 9 in any rolling second
+
+    async def main() -> None:
+        for _ in range(9):
+            await budget.admit()  # nine admitted, none answered yet (held between the turn and the wire)
+        tenth = asyncio.ensure_future(budget.admit())
+        await asyncio.sleep(0.05)
+        assert not tenth.done()  # no room: the nine may still reach the wire together
+        t0 = time.monotonic()
+        for _ in range(9):
+            budget.sent()  # answered: each counts in the rolling second from now
+        await asyncio.sleep(0.05)
+        assert not tenth.done()  # the second is full
+        await asyncio.wait_for(tenth, 1.5)
+        assert time.monotonic() - t0 >= 0.99  # room only once the answers are a second old
+        budget.sent()
+        assert budget.peak_window == 9
+
+    asyncio.run(main())

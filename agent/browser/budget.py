@@ -19,6 +19,13 @@ CALM_SECONDS = 60.0  # without a rate-limit answer, before the rate steps back u
 SLOWEST = 1 / 8  # the rate never falls below this share of the budget
 
 
+def _wake(waiter: asyncio.Future[None]) -> bool:
+    if waiter.done():
+        return False
+    waiter.set_result(None)
+    return True
+
+
 class RequestBudget:
     """`await take()` before each backend request; `slowed_down()` when the backend said "too many"."""
 
@@ -32,6 +39,8 @@ class RequestBudget:
         self.slowdowns = 0
         self._granted: deque[float] = deque()  # when the turns of the last second were really taken
         self.peak_window = 0  # the most turns any rolling second has handed out
+        self._on_way = 0  # admitted, not yet answered (see `admit`)
+        self._waiters: list[asyncio.Future[None]] = []  # admits waiting for room, first come first woken
 
     @property
     def rate(self) -> float:
@@ -73,17 +82,50 @@ class RequestBudget:
             await asyncio.sleep(wait)
 
     async def gate(self) -> None:
-        """Wait until the rolling second has room, and count this request in it: called at the last moment
-        before the request goes out (a plain-HTTP request calls it inside its transport)."""
-        while True:  # the rolling second, counted when the turn is really taken
+        """Wait until the rolling second has room, and count this request in it at once (a request sent right
+        after this call, with no wait between; a plain-HTTP request uses `admit` and `sent` instead)."""
+        await self.admit()
+        self.sent()
+
+    async def admit(self) -> None:
+        """Wait until the rolling second has room for one more request besides those already admitted and not
+        yet answered, then count this one as on its way. `sent()` must follow (when its answer came): a request
+        is only known to have left once it is answered, so the ones on their way count too, and a busy event
+        loop that holds them between the turn and the wire can never push more than a rolling second's worth
+        out at once (the budget holds at the wire, not only where turns are handed out)."""
+        loop = asyncio.get_running_loop()
+        while True:
             now = self.clock()
             while self._granted and self._granted[0] <= now - 1.0:
                 self._granted.popleft()
-            if len(self._granted) < self.per_window():
-                self._granted.append(now)
-                self.peak_window = max(self.peak_window, len(self._granted))
+            if len(self._granted) + self._on_way < self.per_window():
+                self._on_way += 1
                 return
-            await asyncio.sleep(self._granted[0] + 1.0 - now + 0.001)
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            timer = (loop.call_later(self._granted[0] + 1.0 - now + 0.001, _wake, waiter)
+                     if self._granted else None)
+            try:
+                await waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif waiter.cancelled() or not waiter.done():
+                    self._wake_next()
+
+    def sent(self) -> None:
+        """An admitted request was answered (or failed): it counts in the rolling second from now."""
+        self._on_way = max(0, self._on_way - 1)
+        self._granted.append(self.clock())
+        self.peak_window = max(self.peak_window, len(self._granted))
+        self._wake_next()
+
+    def _wake_next(self) -> None:
+        while self._waiters:
+            if _wake(self._waiters.pop(0)):
+                return
 
     def slowed_down(self) -> None:
         """The backend answered with a rate limit: halve the whole host's rate (down to 1/8) for a while."""

@@ -57,21 +57,26 @@ def accept_language(locale: str) -> str:
     return lang if base == lang else f"{lang},{base};q=0.9"
 
 
-GATE = "pdd_agent_gate"  # request extension: the budget's rolling-second gate, awaited by the transport
+GATE = "pdd_agent_gate"  # request extension: the budget whose rolling second the transport admits it to
 
 
 class _GatedTransport(httpx.AsyncBaseTransport):
-    """Takes a request's budget gate at the last moment before the connection pool sends it, so a busy event
-    loop between the turn and the wire cannot bunch requests up."""
+    """Admits a request to its budget's rolling second at the last moment before the connection pool sends it,
+    and counts it there until it is answered, so a busy event loop between the turn and the wire cannot bunch
+    requests up."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        gate = request.extensions.pop(GATE, None)
-        if gate is not None:
-            await gate()
-        return await self.inner.handle_async_request(request)
+        budget: RequestBudget | None = request.extensions.pop(GATE, None)
+        if budget is None:
+            return await self.inner.handle_async_request(request)
+        await budget.admit()  # counted as on its way until answered: the pool's waits cannot bunch it up
+        try:
+            return await self.inner.handle_async_request(request)
+        finally:
+            budget.sent()
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -148,7 +153,7 @@ class ShopHttp:
         self.sent += 1
         try:
             resp = await self.client.request(method, url, content=content, headers=out, timeout=timeout,
-                                             extensions={GATE: self.budget.gate} if self.budget else None)
+                                             extensions={GATE: self.budget} if self.budget else None)
         except httpx.TimeoutException as exc:
             raise TimeoutError(f"no answer in {timeout:.0f} s") from exc
         except httpx.HTTPError as exc:
