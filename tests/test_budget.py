@@ -186,8 +186,6 @@ def test_the_service_counts_as_busy_until_every_shop_was_read_once_when_the_shop
 
 
 def test_requests_on_their_way_count_until_answered_so_a_stalled_loop_never_bunches_them_at_the_wire() -> None:
-    import asyncio
-
     budget = RequestBudget(10)  # 9 in any rolling second
 
     async def main() -> None:
@@ -206,4 +204,4 @@ def test_requests_on_their_way_count_until_answered_so_a_stalled_loop_never_bunc
         budget.sent()
         assert budget.peak_window == 9
 
-    asyncio.run(main())
+    run_async(main())
