@@ -107,13 +107,15 @@ class RequestBudget:
                      if self._granted else None)
             try:
                 await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_next()  # woken, then cancelled: the room goes to the next one waiting
+                raise
             finally:
                 if timer is not None:
                     timer.cancel()
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-                elif waiter.cancelled() or not waiter.done():
-                    self._wake_next()
 
     def sent(self) -> None:
         """An admitted request was answered (or failed): it counts in the rolling second from now."""
