@@ -239,3 +239,70 @@ def test_an_interval_shop_is_booked_one_interval_after_its_check_began(tmp_path:
     wait = (booked["check:乙"] - datetime.now(TZ)).total_seconds()
     assert 600 - 80 - 5 <= wait <= 600 - 80 + 10 + 1, wait  # one interval (+ jitter) after its check began,
     # by our clock: the backend's time (checked_at) would book it two hours late
+
+
+def test_a_crowded_round_is_spread_over_the_interval_never_later(tmp_path: Path) -> None:
+    """Start-up: 1,000 shops begin as fast as a 45 req/s budget lets them (15 a second). Booked from their starts
+    alone, the next round keeps that cadence and no slack; spread, it comes earlier, never later, and thinner."""
+    import random
+    from collections import Counter
+
+    from agent.service.triggers import next_check_at
+
+    cfg = config(tmp_path, schedule='check_interval = "10m"\njitter = "10s"')
+    shop, rng, t0 = cfg.shops[0], random.Random(7), datetime(2026, 12, 3, 9, 0, tzinfo=TZ)
+    starts = [t0 + timedelta(seconds=i / 15) for i in range(1000)]
+
+    def densest(times: list[datetime]) -> int:
+        return max(Counter(int((t - t0).total_seconds()) for t in times).values())
+
+    kept = [next_check_at(cfg, shop, b, rng) for b in starts]
+    spread = [next_check_at(cfg, shop, b, rng, spread=True) for b in starts]
+    assert all(a is not None for a in kept + spread)
+    for b, a in zip(starts, spread, strict=True):
+        assert a is not None and b + timedelta(seconds=300) <= a <= b + timedelta(seconds=610)
+    assert densest(kept) >= 12  # the crowd's cadence again: the budget is the limit once more
+    assert densest(spread) <= 9 and densest(spread) < densest(kept) / 1.5  # ≈ 2.6 a second on average
+
+
+@pytest.mark.parametrize(("agent", "earliest"), [("", 300 - 5), ("max_requests_per_second = 0.01", 600 - 5)])
+def test_a_crowded_check_comes_back_earlier_where_twice_the_load_fits(tmp_path: Path, agent: str,
+                                                                     earliest: float) -> None:
+    """A check that began in a crowded host is booked up to half an interval earlier, unless the schedule could
+    not take the extra load (a round longer than half the interval: then every round would be crowded again)."""
+    from agent.core.models import ShopResult
+    from agent.outbox.store import Store
+    from agent.service.scheduler import Service
+
+    cfg = config(tmp_path, schedule=f'check_interval = "10m"\njitter = "10s"\n[agent]\n{agent}')
+    store = Store(tmp_path / "agent.db")
+    service = Service(cfg, store, pool=None, sel={}, notifiers={})  # type: ignore[arg-type]
+    assert service.spreads is (not agent)
+
+    class Pipeline:
+        async def check(self, shops: list[object]) -> list[ShopResult]:
+            return [ShopResult(name=s.name, checked_at=datetime.now(TZ), began=time.time(),  # type: ignore
+                               crowded=True) for s in shops]
+
+    service.pipeline = Pipeline()  # type: ignore[assignment]
+
+    async def main() -> list[float]:
+        service.scheduler.start(paused=True)
+        waits = []
+        for _ in range(40):
+            for shop in cfg.shops:
+                service.scheduler.add_job(lambda: None, check_trigger(cfg, shop, TZ), id=f"check:{shop.name}",
+                                          next_run_time=datetime.now(TZ) + timedelta(hours=3),
+                                          replace_existing=True)
+                await service.check_shop(shop.name)
+            waits += [(j.next_run_time - datetime.now(TZ)).total_seconds() for j in service.scheduler.get_jobs()]
+        service.scheduler.shutdown(wait=False)
+        return waits
+
+    try:
+        waits = run_async(main())
+    finally:
+        store.close()
+    assert all(earliest <= w <= 610 + 1 for w in waits), (min(waits), max(waits))
+    if not agent:
+        assert min(waits) < 450  # really earlier, not just allowed to be

@@ -192,7 +192,7 @@ class Checker:
         cookies, no browser context at all; a lost session, a captcha or a changed answer opens the shop's
         context from the same session file and goes on as a person would (log in, read the page)."""
         started = time.monotonic()
-        result = ShopResult(name=shop.name, checked_at=datetime.now(self.tz), began=time.time())
+        result = ShopResult(name=shop.name, checked_at=datetime.now(self.tz), began=time.time(), crowded=self.busy())
         session = self.session(shop)
         page: Page | None = None
         context: BrowserContext | None = None

@@ -120,6 +120,7 @@ class ShopResult:
     open_login: OpenLogin | None = None  # its page, still open, when the checker was asked to hold QR logins
     duration: float = 0.0  # seconds the check worked (waiting for a browser slot not included)
     began: float = 0.0  # our clock (Unix s, never the backend's) when that work began; 0: not started
+    crowded: bool = False  # the host had more work than its budget and lanes take at once when it began
     money: dict[str, Any] | None = None  # `check` only: yesterday's refunds not agreed by the merchant, 补款 (JSON)
 
     @property

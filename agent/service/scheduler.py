@@ -31,6 +31,7 @@ from agent.core.money import Refund
 from agent.outbox.dispatch import Report
 from agent.outbox.enqueue import queue_digest, queue_new_qr
 from agent.outbox.store import Store
+from agent.service.capacity import capacity
 from agent.service.health import LoopLag, ShopStatus, Snapshot, channel_view, shop_statuses, write_heartbeat
 from agent.service.pipeline import Pipeline
 from agent.service.triggers import check_trigger, next_check_at, stale_after
@@ -64,6 +65,8 @@ class Service:
         self.pipeline = Pipeline(config, store, pool, sel, notifiers, hold_qr_logins=True, clock=self.clock)
         store.probe_channels_now(self.clock.now())  # a restart tries failing channels at once
         self.qr_timeout = qr_timeout
+        c = capacity(config)  # a crowded round is spread over the interval only where even twice its load fits
+        self.spreads = c.interval is not None and 2 * c.round_seconds <= c.interval
         self.scheduler = make_scheduler(self.tz)
         self.started_at = self.clock.now()
         self.stopping = False
@@ -212,7 +215,7 @@ class Service:
         # when the check's own work began by our clock (checked_at is the backend's time for a read shop)
         began = (datetime.fromtimestamp(result.began, self.tz) if result.began
                  else datetime.now(self.tz) - timedelta(seconds=result.duration))
-        self._book_next(shop, began)
+        self._book_next(shop, began, spread=result.crowded and self.spreads)
         self.kick_dispatch()  # alerts go out now, not at the next dispatch tick
         if self.on_check:
             self.on_check(result)
@@ -291,8 +294,8 @@ class Service:
             logger.exception("shop {}: reading 退款成功 for the digest crashed", shop.name)
             return type(exc).__name__
 
-    def _book_next(self, shop: ShopConfig, began: datetime) -> None:
-        at, job = next_check_at(self.config, shop, began), self.scheduler.get_job(f"check:{shop.name}")
+    def _book_next(self, shop: ShopConfig, began: datetime, *, spread: bool = False) -> None:
+        at, job = next_check_at(self.config, shop, began, spread=spread), self.scheduler.get_job(f"check:{shop.name}")
         if at is not None and job is not None and not self.stopping:
             job.modify(next_run_time=max(at, datetime.now(self.tz)))
 

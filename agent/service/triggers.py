@@ -22,15 +22,19 @@ def check_trigger(config: Config, shop: ShopConfig, tz: tzinfo) -> BaseTrigger:
     return IntervalTrigger(seconds=config.schedule.interval_of(shop), timezone=tz, jitter=int(spread) or None)
 
 
-def next_check_at(config: Config, shop: ShopConfig, began: datetime,
-                  rng: random.Random | None = None) -> datetime | None:
-    """An interval shop's next check, one interval (plus jitter) after this one really began: a round the budget
-    spread out keeps its spread, and no shop waits longer than its interval for its turn (a start-up round's
-    shops fired at once, checked one after another, come back one after another). None for a cron shop."""
+def next_check_at(config: Config, shop: ShopConfig, began: datetime, rng: random.Random | None = None,
+                  *, spread: bool = False) -> datetime | None:
+    """An interval shop's next check, one interval (plus jitter) after this one really began: no shop waits longer
+    than its interval for its turn. With `spread` (the check began in a crowded host, e.g. a start-up round whose
+    shops fired at once and began as fast as the budget let them) it comes up to half an interval earlier, at
+    random, so the next round is spread over the interval instead of keeping the crowd's cadence, which left no
+    slack and made every later round wait for the budget again. None for a cron shop."""
     interval = config.schedule.interval_of(shop)
     if config.schedule.cron_of(shop) or not interval:
         return None
-    return began + timedelta(seconds=interval + (rng or random).uniform(0, seconds(config.schedule.jitter)))
+    r = rng or random
+    earlier = r.uniform(0, interval / 2) if spread else 0.0
+    return began + timedelta(seconds=interval - earlier + r.uniform(0, seconds(config.schedule.jitter)))
 
 
 def stale_after(config: Config, shop: ShopConfig, ref: datetime) -> datetime:
