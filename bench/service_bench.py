@@ -57,8 +57,9 @@ class Setup(NamedTuple):
     pages: int
 OPS_KEY, PROBE_KEY = "bench-ops-0f3a", "bench-probe-7c1e"  # not the channel names: keys are redacted
 PROBE_DEADLINE = 20 * 60  # inside the last after-sales stage (30m)
-CHECKED = re.compile(r"^(\d\d):(\d\d):(\d\d) \S+ +shop (.+?) checked: state=(\S+) mode=(\S+) .* in ([\d.]+)s$", re.M)
-NOTABLE = re.compile(r"^\d\d:\d\d:\d\d (WARNING|ERROR|CRITICAL)")
+CHECKED = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \S+ +shop (.+?) checked: state=(\S+) mode=(\S+) .* in ([\d.]+)s$",
+                     re.M)
+NOTABLE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (WARNING|ERROR|CRITICAL)")
 Metrics = dict[str, dict[str, float]]  # sample name -> joined label values ("" when none) -> value
 
 
@@ -97,7 +98,9 @@ class Agent:
         self._out = out.open("w")
         env = {**os.environ, "BENCH_PASSWORD": PASSWORD, "PYTHONUNBUFFERED": "1"}
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)], cwd=ROOT,
+        # JSON lines: their times have milliseconds (a shop's gap is measured from them), read back by `human`
+        self.proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config), "--log-json"],
+                                     cwd=ROOT,
                                      stdout=self._out, stderr=subprocess.STDOUT, env=env)
         self.pss: list[tuple[float, float]] = []
         self.pss_kinds: dict[str, float] = {}  # peak PSS per kind of process (python, driver, chromium)
@@ -175,31 +178,49 @@ def summary(xs: list[float]) -> dict[str, Any]:
 
 
 class Check(NamedTuple):
-    """One "shop X checked: ..." log line; `at` is its time of day in seconds."""
+    """One "shop X checked: ..." log line; `at` is its time of day in seconds (milliseconds included)."""
 
-    at: int
+    at: float
     shop: str
     state: str
     mode: str
     seconds: float
 
 
+def human(line: str) -> str:
+    """A JSON log line as "HH:MM:SS.mmm LEVEL    message" (a line that is not JSON as it is)."""
+    try:
+        rec = json.loads(line)
+        return f"{rec['time'][11:23]} {rec['level']:<7} {rec['message']}"
+    except (ValueError, KeyError, TypeError):
+        return line
+
+
+def log_lines(path: Path, start: int = 0, end: int | None = None) -> list[str]:
+    raw = path.read_bytes()[start:end].decode("utf-8", "replace") if path.exists() else ""
+    return [human(ln) for ln in raw.splitlines()]
+
+
 def log_checks(agent: Agent, start: int, end: int | None = None) -> list[Check]:
-    raw = agent.log_path.read_bytes()[start:end].decode("utf-8", "replace")
-    return [Check(int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]), m[4], m[5], m[6], float(m[7]))
+    raw = "\n".join(log_lines(agent.log_path, start, end))
+    return [Check(int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + int(m[4]) / 1000, m[5], m[6], m[7], float(m[8]))
             for m in CHECKED.finditer(raw)]
 
 
-def gaps(checks: list[Check], *, starts: bool = False) -> list[float]:
+def gaps(checks: list[Check], *, starts: bool = False, skip: int = 0) -> list[float]:
     """Seconds between consecutive checks of the same shop, from the end of one to the end of the next, or with
     `starts` from the start of one to the start of the next (log time minus the check's own seconds: what an
-    interval schedule keeps). The log's time of day has 1-s resolution."""
+    interval schedule keeps), leaving out each shop's first `skip` gaps. Log times have milliseconds, the
+    check's seconds two decimals."""
     last: dict[str, float] = {}
+    seen: Counter[str] = Counter()
     out: list[float] = []
     for c in checks:
-        at = c.at - c.seconds if starts else float(c.at)
+        at = c.at - c.seconds if starts else c.at
         if c.shop in last:
-            out.append(round((at - last[c.shop]) % 86400, 1))
+            seen[c.shop] += 1
+            if seen[c.shop] > skip:
+                out.append(round((at - last[c.shop]) % 86400, 1))
         last[c.shop] = at
     return out
 
@@ -207,15 +228,15 @@ def gaps(checks: list[Check], *, starts: bool = False) -> list[float]:
 def anomalies(agent: Agent, shops: list[str]) -> dict[str, Any]:
     """WARNING / ERROR lines of the whole run (plus console lines the log file lacks) grouped by shape, and
     what the stop did: jobs in flight at SIGTERM, checks that still ran, jobs cancelled."""
-    text = agent.log_path.read_text("utf-8", "replace") if agent.log_path.exists() else ""
-    lines = text.splitlines()
+    lines = log_lines(agent.log_path)
+    text = "\n".join(lines)
     logged = set(lines)
-    extra = [ln for ln in agent.out_path.read_text("utf-8", "replace").splitlines() if ln.strip() and ln not in logged]
+    extra = [ln for ln in log_lines(agent.out_path) if ln.strip() and ln not in logged]
     groups: Counter[str] = Counter()
     examples: dict[str, str] = {}
     names = sorted(shops, key=len, reverse=True)
     for line in [ln for ln in lines if NOTABLE.match(ln)] + [f"(console only) {ln}" for ln in extra]:
-        shape = re.sub(r'"[^"]*"', '"…"', line[9:] if NOTABLE.match(line) else line)
+        shape = re.sub(r'"[^"]*"', '"…"', line[13:] if NOTABLE.match(line) else line)
         for name in names:
             shape = shape.replace(name, "<shop>")
         shape = re.sub(r"\d+(\.\d+)?", "#", shape)
@@ -366,6 +387,8 @@ def steady_phase(agent: Agent, ctl: SandboxControl, wecom: FakeWeCom, mall_id: i
         "check_modes": dict(Counter(c.mode for c in window)),
         "gap_between_checks_s": summary(schedule),  # start to start
         "gap_between_ends_s": summary(ends),
+        # after each shop's first gap (the start-up round's checks come back up to half an interval early)
+        "gap_later_rounds_s": summary(gaps(logged, starts=True, skip=1)),
         "check_s_metric": summary(means),
         "outbox": m1.get("pdd_agent_outbox_rows", {}),
         "requests": int(sum(delta("pdd_agent_backend_requests_total").values())),
@@ -437,8 +460,9 @@ def main() -> None:
             if plan is None:
                 raise SystemExit("the cold start learned no request plan: cannot prime the routine checks")
             for n in counts:
-                # the steady phase sees each shop checked again: at least one interval and a round
-                steady = max(args.steady_seconds, setup(n).interval + JITTER + 60.0)
+                # the steady phase sees each shop checked twice more: the start-up round's checks come back
+                # spread over the interval (up to half of it early), the next ones one interval later
+                steady = max(args.steady_seconds, 2 * (setup(n).interval + JITTER) + 60.0)
                 r = bench(n, url, ctl, wecom, tmp, steady, setup(n), plan)
                 results.append(r)
                 print(row(r), flush=True)
