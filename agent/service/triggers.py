@@ -12,6 +12,8 @@ from agent.config import Config, ShopConfig
 from agent.config.crontab import cron_trigger
 from agent.config.durations import seconds
 
+FIRING_ALLOWANCE = 0.5  # s: a booked check begins a little after its time (the scheduler, a busy event loop)
+
 
 def check_trigger(config: Config, shop: ShopConfig, tz: tzinfo) -> BaseTrigger:
     """When `shop` is checked: its own interval or cron, else [schedule]'s."""
@@ -28,13 +30,15 @@ def next_check_at(config: Config, shop: ShopConfig, began: datetime, rng: random
     than its interval for its turn. With `spread` (the check began in a crowded host, e.g. a start-up round whose
     shops fired at once and began as fast as the budget let them) it comes up to half an interval earlier, at
     random, so the next round is spread over the interval instead of keeping the crowd's cadence, which left no
-    slack and made every later round wait for the budget again. None for a cron shop."""
+    slack and made every later round wait for the budget again. The jitter drawn leaves FIRING_ALLOWANCE for the
+    check to begin after its time, so it begins within interval + jitter. None for a cron shop."""
     interval = config.schedule.interval_of(shop)
     if config.schedule.cron_of(shop) or not interval:
         return None
-    r = rng or random
+    r, jitter = rng or random, seconds(config.schedule.jitter)
     earlier = r.uniform(0, interval / 2) if spread else 0.0
-    return began + timedelta(seconds=interval - earlier + r.uniform(0, seconds(config.schedule.jitter)))
+    late = r.uniform(0, jitter - min(FIRING_ALLOWANCE, jitter / 10))  # the check starts within the jitter
+    return began + timedelta(seconds=interval - earlier + late)
 
 
 def stale_after(config: Config, shop: ShopConfig, ref: datetime) -> datetime:
