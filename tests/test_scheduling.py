@@ -14,7 +14,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from agent.config import Config, ConfigError, load_config
 from agent.config.crontab import cron_trigger, cron_weekdays
-from agent.service.scheduler import make_scheduler
+from agent.service.scheduler import Service, make_scheduler
 from agent.service.triggers import check_trigger, stale_after
 from tests.conftest import run_async
 
@@ -194,12 +194,30 @@ to = ["d@e.f"]
     assert all(":digest:" in r["dedup_key"] for r in rows)
 
 
+async def checked_and_booked(service: Service, cfg: Config, later: datetime,
+                             rounds: int = 1) -> list[dict[str, datetime]]:
+    """Each round: every shop's check job booked at `later`, every shop checked once by `service.check_shop`,
+    then when each job runs next (by job id)."""
+    service.scheduler.start(paused=True)
+    out = []
+    try:
+        for _ in range(rounds):
+            for shop in cfg.shops:
+                service.scheduler.add_job(lambda: None, check_trigger(cfg, shop, TZ), id=f"check:{shop.name}",
+                                          next_run_time=later, replace_existing=True)
+            for shop in cfg.shops:
+                await service.check_shop(shop.name)
+            out.append({j.id: j.next_run_time for j in service.scheduler.get_jobs()})
+    finally:
+        service.scheduler.shutdown(wait=False)
+    return out
+
+
 def test_an_interval_shop_is_booked_one_interval_after_its_check_began(tmp_path: Path) -> None:
     import random
 
     from agent.core.models import ShopResult
     from agent.outbox.store import Store
-    from agent.service.scheduler import Service
     from agent.service.triggers import next_check_at
 
     cfg = config(tmp_path, schedule='check_interval = "10m"\njitter = "10s"', shop='check_cron = "0 * * * *"')
@@ -220,19 +238,8 @@ def test_an_interval_shop_is_booked_one_interval_after_its_check_began(tmp_path:
     service.pipeline = Pipeline()  # type: ignore[assignment]
     later = datetime.now(TZ) + timedelta(hours=3)
 
-    async def main() -> dict[str, datetime]:
-        service.scheduler.start(paused=True)
-        for shop in cfg.shops:
-            service.scheduler.add_job(lambda: None, check_trigger(cfg, shop, TZ), id=f"check:{shop.name}",
-                                      next_run_time=later)
-        for shop in cfg.shops:
-            await service.check_shop(shop.name)
-        booked = {j.id: j.next_run_time for j in service.scheduler.get_jobs()}
-        service.scheduler.shutdown(wait=False)
-        return booked
-
     try:
-        booked = run_async(main())
+        [booked] = run_async(checked_and_booked(service, cfg, later))
     finally:
         store.close()
     assert booked["check:甲"] == later  # the cron shop: untouched
@@ -273,7 +280,6 @@ def test_a_crowded_check_comes_back_earlier_where_twice_the_load_fits(tmp_path: 
     not take the extra load (a round longer than half the interval: then every round would be crowded again)."""
     from agent.core.models import ShopResult
     from agent.outbox.store import Store
-    from agent.service.scheduler import Service
 
     cfg = config(tmp_path, schedule=f'check_interval = "10m"\njitter = "10s"\n[agent]\n{agent}')
     store = Store(tmp_path / "agent.db")
@@ -287,23 +293,11 @@ def test_a_crowded_check_comes_back_earlier_where_twice_the_load_fits(tmp_path: 
 
     service.pipeline = Pipeline()  # type: ignore[assignment]
 
-    async def main() -> list[float]:
-        service.scheduler.start(paused=True)
-        waits = []
-        for _ in range(40):
-            for shop in cfg.shops:
-                service.scheduler.add_job(lambda: None, check_trigger(cfg, shop, TZ), id=f"check:{shop.name}",
-                                          next_run_time=datetime.now(TZ) + timedelta(hours=3),
-                                          replace_existing=True)
-                await service.check_shop(shop.name)
-            waits += [(j.next_run_time - datetime.now(TZ)).total_seconds() for j in service.scheduler.get_jobs()]
-        service.scheduler.shutdown(wait=False)
-        return waits
-
     try:
-        waits = run_async(main())
+        rounds = run_async(checked_and_booked(service, cfg, datetime.now(TZ) + timedelta(hours=3), rounds=40))
     finally:
         store.close()
+    waits = [(at - datetime.now(TZ)).total_seconds() for booked in rounds for at in booked.values()]
     assert all(earliest <= w <= 610 + 1 for w in waits), (min(waits), max(waits))
     if not agent:
         assert min(waits) < 450  # really earlier, not just allowed to be
