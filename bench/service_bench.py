@@ -57,8 +57,7 @@ class Setup(NamedTuple):
     pages: int
 OPS_KEY, PROBE_KEY = "bench-ops-0f3a", "bench-probe-7c1e"  # not the channel names: keys are redacted
 PROBE_DEADLINE = 20 * 60  # inside the last after-sales stage (30m)
-CHECKED = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \S+ +shop (.+?) checked: state=(\S+) mode=(\S+) .* in ([\d.]+)s$",
-                     re.M)
+CHECKED = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \S+ +shop (.+?) checked: state=(\S+) mode=(\S+) .* in ([\d.]+)s$")
 NOTABLE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (WARNING|ERROR|CRITICAL)")
 Metrics = dict[str, dict[str, float]]  # sample name -> joined label values ("" when none) -> value
 
@@ -100,8 +99,7 @@ class Agent:
         self.started = time.monotonic()
         # JSON lines: their times have milliseconds (a shop's gap is measured from them), read back by `human`
         self.proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config), "--log-json"],
-                                     cwd=ROOT,
-                                     stdout=self._out, stderr=subprocess.STDOUT, env=env)
+                                     cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT, env=env)
         self.pss: list[tuple[float, float]] = []
         self.pss_kinds: dict[str, float] = {}  # peak PSS per kind of process (python, driver, chromium)
         self._stop = threading.Event()
@@ -202,9 +200,8 @@ def log_lines(path: Path, start: int = 0, end: int | None = None) -> list[str]:
 
 
 def log_checks(agent: Agent, start: int, end: int | None = None) -> list[Check]:
-    raw = "\n".join(log_lines(agent.log_path, start, end))
     return [Check(int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3]) + int(m[4]) / 1000, m[5], m[6], m[7], float(m[8]))
-            for m in CHECKED.finditer(raw)]
+            for ln in log_lines(agent.log_path, start, end) if (m := CHECKED.match(ln))]
 
 
 def gaps(checks: list[Check], *, starts: bool = False, skip: int = 0) -> list[float]:
