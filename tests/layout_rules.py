@@ -23,8 +23,13 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "agent.outbox": frozenset({"agent.config", "agent.core", "agent.clock", "agent.files", "notifiers"}),
     "agent.service": frozenset({"agent", "agent.config", "agent.core", "agent.clock", "agent.files",
                                 "agent.httpserve", "agent.browser", "agent.outbox", "notifiers"}),
+    # the team page: reads the store and the service's snapshot, acts through agent.outbox.holds; the service
+    # never imports it (it only calls the listeners the page registers)
+    "agent.web": frozenset({"agent.config", "agent.core", "agent.clock", "agent.files", "agent.outbox",
+                            "agent.service"}),
     "agent.cli": frozenset({"agent", "agent.config", "agent.core", "agent.clock", "agent.files", "agent.httpserve",
-                            "agent.browser", "agent.outbox", "agent.service", "agent.sandbox", "notifiers"}),
+                            "agent.browser", "agent.outbox", "agent.service", "agent.sandbox", "agent.web",
+                            "notifiers"}),
     "agent": frozenset({"agent.cli"}),  # agent/__init__.py and agent/__main__.py (`python -m agent`)
 }
 PLAYWRIGHT_ROOM = "agent.browser"

@@ -27,6 +27,7 @@ from agent.config import (
 )
 from agent.config.durations import parse_duration
 from agent.config.loader import _mask
+from agent.config.schema import MemberConfig, TeamConfig, WebConfig
 from agent.config.toml_lines import line_map as _line_map
 from agent.outbox.enqueue import rules_config
 
@@ -97,13 +98,16 @@ def test_example_loads_with_defaults_and_paths_relative_to_the_file(
 
 def test_example_shows_every_schema_key() -> None:
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    deprecated = {"max_concurrent_shops"}  # still read, no longer shown
+    deprecated = {"max_concurrent_shops", "health_port", "health_host"}  # still read, no longer shown
     for table, cls in (("agent", AgentConfig), ("browser", BrowserConfig)):
         assert set(data[table]) == {f.name for f in dataclasses.fields(cls)} - deprecated, table
     assert set(data["shops"][0]) == {f.name for f in dataclasses.fields(ShopConfig)}
     assert set(data) == {f.name for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
     assert set(data["alerts"]) == {f.name for f in dataclasses.fields(AlertsConfig)}
     assert set(data["watch"]) == {f.name for f in dataclasses.fields(WatchConfig)}
+    assert set(data["web"]) == {f.name for f in dataclasses.fields(WebConfig)}
+    assert set(data["team"]) - {"members"} == {f.name for f in dataclasses.fields(TeamConfig)} - {"members"}
+    assert set(data["team"]["members"][0]) == {f.name for f in dataclasses.fields(MemberConfig)}
     names = {f.metadata.get("toml", f.name) for f in dataclasses.fields(NotifierConfig)}
     assert set(data["notifiers"]["ops"]) | set(data["notifiers"]["boss-mail"]) == names
 

@@ -133,6 +133,22 @@ def _add_alerts(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     n.set_defaults(func=lambda a: _run("agent.cli.notify_test", a.config, a.channel))
 
 
+def _add_team(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    t = sub.add_parser("team", help="the team page: members' passwords, read-only API tokens (团队页面)")
+    t.set_defaults(func=lambda _args: (t.print_help(), 2)[1])
+    acts = t.add_subparsers(dest="team_command", metavar="ACTION")
+    for name, text in (("passwd", "set a member's page password (its hash is written into the config)"),
+                       ("token", "make a read-only API token for a monitor (printed once)"),
+                       ("revoke", "revoke a read-only API token")):
+        p = acts.add_parser(name, help=text)
+        p.add_argument("name", help="the member's name" if name == "passwd" else "the token's name")
+        p.add_argument("--config", default="config.toml")
+        if name == "passwd":
+            p.add_argument("--stdin", action="store_true", help="read the password from standard input (scripts)")
+        p.set_defaults(func=lambda a, act=name: _run("agent.cli.team_cmd", a.config, act, a.name,
+                                                     from_stdin=getattr(a, "stdin", False)))
+
+
 def _run(module: str, *args: object, **kwargs: object) -> int:
     """Import a command module only when it runs (Playwright is not needed for `config check`)."""
     import importlib
@@ -154,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agent(sub)
     _add_service(sub)
     _add_alerts(sub)
+    _add_team(sub)
     return parser
 
 

@@ -24,8 +24,8 @@ from agent.core.models import CheckFailure
 from agent.outbox.dispatch import Report, build_notifiers
 from agent.outbox.store import ChannelState, Store
 from agent.service.capacity import capacity_lines, capacity_warnings
-from agent.service.endpoint import HealthServer
 from agent.service.scheduler import Service
+from agent.web.app import WebServer, build_app
 from notifiers.base import Notifier
 from notifiers.wecom import parse_webhook
 
@@ -126,7 +126,7 @@ async def _main(config: Config, sel: Mapping[str, Any], once: bool) -> int:
         service = Service(config, store, pool, sel, notifiers)
         if once:
             return await _once(service)
-        return await _serve(config, service)
+        return await _serve(config, service, sel)
     finally:
         for n in notifiers.values():
             await n.aclose()
@@ -185,7 +185,36 @@ def owed_lines(owed: Mapping[str, Mapping[str, int]], states: Mapping[str, Chann
     return out
 
 
-async def _serve(config: Config, service: Service) -> int:
+def mms_url(config: Config, sel: Mapping[str, Any]) -> Any:
+    """An item's detail page on mms (the team page's 「后台」 link)."""
+    detail = sel["site"]["paths"]["detail"]
+
+    def url(state: Any) -> str:
+        shop = config.shop(state.shop)
+        return shop.base_url + detail.format(id=state.item_id, order_sn=state.order_sn) if shop else ""
+    return url
+
+
+async def start_web(config: Config, service: Service, sel: Mapping[str, Any]) -> WebServer | None:
+    """The team page, /healthz and /metrics on [web] listen (and the deprecated health port); None when an address
+    cannot be bound (said on stderr)."""
+    web = WebServer(build_app(config, service.store, service, mms_url(config, sel)), config.listen_addresses())
+    try:
+        await web.start()
+    except OSError as exc:
+        await web.stop()
+        logger.error("cannot listen on {}: {}", ", ".join(config.listen_addresses()), exc)
+        print(f"团队页面无法监听 / the team page cannot listen on {', '.join(config.listen_addresses())}: {exc}",
+              file=sys.stderr)
+        return None
+    for url in web.urls:
+        logger.info("team page on {}/ (also /healthz, /metrics, /api/v1/status)", url)
+    if not config.web_on_loopback() and config.web.open_on_loopback:
+        logger.warning("[web] open_on_loopback is ignored: the page also listens beyond loopback, a login is required")
+    return web
+
+
+async def _serve(config: Config, service: Service, sel: Mapping[str, Any]) -> int:
     loop = asyncio.get_running_loop()
     stop, hurry = asyncio.Event(), asyncio.Event()
 
@@ -199,16 +228,9 @@ async def _serve(config: Config, service: Service) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    health: HealthServer | None = None
-    if config.agent.health_port:
-        try:
-            health = HealthServer(service.snapshot_for_http, host=config.agent.health_host, tz=service.tz,
-                                  port=config.agent.health_port).start()
-        except OSError as exc:
-            logger.error("cannot listen on {}:{}: {}", config.agent.health_host, config.agent.health_port, exc)
-            print(f"健康检查端口无法监听 / health port unavailable: {exc}", file=sys.stderr)
-            return 2
-        logger.info("health endpoint on {}/healthz and /metrics", health.url)
+    web = await start_web(config, service, sel)
+    if web is None:
+        return 2
     _first_check_progress(service)
     service.start()
     logger.info("pdd-agent {} running (pid {}); data in {}", service.latest.version, os.getpid(),
@@ -217,8 +239,7 @@ async def _serve(config: Config, service: Service) -> int:
         await stop.wait()
         await service.shutdown(hurry=hurry)
     finally:
-        if health is not None:
-            health.stop()
+        await web.stop()  # the page's streams end before the store closes
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     logger.info("stopped")

@@ -368,6 +368,70 @@ class NotifierConfig:
                 "to": self.to, "timeout_seconds": self.timeout_seconds}
 
 
+def _listen_ok(v: str) -> bool:
+    host, _, port = v.rpartition(":")
+    return bool(host.strip("[]")) and port.isdigit() and 0 <= int(port) <= 65535
+
+
+_LISTEN = _rule(lambda v: not v or _listen_ok(v),
+                'expected "host:port" such as "127.0.0.1:8700" or "0.0.0.0:8700", got {v} (监听地址无效)',
+                str.strip)
+_PUBLIC_URL = _rule(lambda v: not v or (urlsplit(v).scheme in ("http", "https") and urlsplit(v).hostname),
+                    'expected the http(s) address the team\'s phones open, such as "http://192.168.1.20:8700", '
+                    'or "" for no links, got {v} (网址无效)', lambda v: v.strip().rstrip("/"))
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebConfig:
+    """[web]: the team page (待办, claims, notes) and /healthz, /metrics, served by `pdd-agent run`."""
+
+    # "0.0.0.0:8700" for phones on the LAN (a login is then required); empty: 127.0.0.1:8700, or the deprecated
+    # [agent] health_host:health_port when those are set
+    listen: str = _key("", _LISTEN)
+    public_url: str = _key("", _PUBLIC_URL)  # the address in the alerts' 「认领 / 查看」 links; "": no links
+    open_on_loopback: bool = False  # listening on loopback only: the page needs no login (one person)
+    session_hours: float = _key(168.0, _rule(lambda v: v > 0, "must be more than 0, got {v} (必须大于 0)"))
+
+
+
+DEFAULT_LISTEN = "127.0.0.1:8700"
+
+
+def split_listen(address: str) -> tuple[str, int]:
+    """("host", port) of a "host:port" listen address."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+_MOBILE = _rule(lambda v: not v or re.fullmatch(r"\+?\d{5,15}", v), "expected a phone number such as "
+                '"13800001234", got {v} (手机号格式无效)', str.strip)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberConfig:
+    """One [[team.members]] entry: a person who claims and closes items on the team page."""
+
+    name: str = _key(check=_NONEMPTY)  # shown on the page and in 「已认领：张三」
+    mobile: str = _key("", _MOBILE)  # @-ed in the group when an item they claimed reaches a later stage
+    password_hash: str = ""  # written by `pdd-agent team passwd NAME`; empty: cannot log in yet
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeamConfig:
+    """[team]: who may claim items, and what a claim quiets."""
+
+    # while an item is claimed, stages further than this before the deadline are not broadcast
+    claimed_quiet_until: str = _key("2h", _DURATION)
+    evidence_claimed_quiet_until: str = _key("4h", _DURATION)  # the same for 举证 stages (12h skipped, 4h and 1h sent)
+    claim_ttl: str = _key("2h", _DURATION)  # a claim not renewed from the page lapses after this
+    note_max_chars: int = _key(500, _rule(lambda v: 1 <= v <= 5000, "must be 1 to 5000, got {v} (取值超出范围)"))
+    members: tuple[MemberConfig, ...] = _key((), unique="name")
+
+    def member(self, name: str) -> MemberConfig | None:
+        return next((m for m in self.members if m.name == name), None)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole resolved config file."""
@@ -379,6 +443,8 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     notifiers: dict[str, NotifierConfig] = field(default_factory=dict)
+    web: WebConfig = field(default_factory=WebConfig)
+    team: TeamConfig = field(default_factory=TeamConfig)
     path: Path = field(default=Path("config.toml"), metadata={"internal": True})  # the file, absolute
 
     def check_fields(self) -> list[tuple[KeyPath, str]]:
@@ -394,11 +460,35 @@ class Config:
                 if name not in self.notifiers:
                     known = ", ".join(self.notifiers) or "none defined"
                     out.append((path, f"unknown channel {_show(name)}; [notifiers.*] has: {known} (未定义的通知渠道)"))
+        if not self.web_on_loopback() and not any(m.password_hash for m in self.team.members):
+            where = ", ".join(self.listen_addresses())
+            out.append((("web", "listen"), f"the team page listens beyond loopback ({where})"
+                        " and needs a login: add [[team.members]] and run `pdd-agent team passwd NAME` "
+                        "(非本机地址必须设置团队成员和密码)"))
         return out
 
     def deprecations(self) -> list[str]:
         """Keys still read but on their way out, each with what replaces it."""
-        return self.browser.deprecations()
+        out = self.browser.deprecations()
+        if self.agent.health_port:
+            now = (f"[web] listen = {self.web.listen} serves them, and {self.agent.health_host}:"
+                   f"{self.agent.health_port} too" if self.web.listen else
+                   f"read as [web] listen = \"{self.agent.health_host}:{self.agent.health_port}\"")
+            out.append(f"agent.health_port / agent.health_host are deprecated ({now}): /healthz and /metrics are "
+                       "served "
+                       "by the team page's [web] listen (已弃用：请改用 [web] listen)")
+        return out
+
+    def listen_addresses(self) -> tuple[str, ...]:
+        """Where `pdd-agent run` serves the team page, /healthz and /metrics: [web] listen (else the deprecated
+        health_host:health_port, else 127.0.0.1:8700), plus health_host:health_port when both are set."""
+        old = f"{self.agent.health_host}:{self.agent.health_port}" if self.agent.health_port else ""
+        first = self.web.listen or old or DEFAULT_LISTEN
+        return tuple(dict.fromkeys(a for a in (first, old) if a))
+
+    def web_on_loopback(self) -> bool:
+        """Every address the page is served on is loopback (then `open_on_loopback` may skip the login)."""
+        return all(split_listen(a)[0] in LOOPBACK_HOSTS for a in self.listen_addresses())
 
     def channels_for(self, shop: ShopConfig) -> tuple[str, ...]:
         return shop.notify or self.alerts.notify

@@ -66,6 +66,7 @@ class RenderedMessage:
     html: str
     mention: bool = False
     keys: tuple[str, ...] = ()  # the alerts this part carries: the dispatcher marks exactly these sent
+    mention_mobiles: tuple[str, ...] = ()  # members who claimed an item of this part: @ them too
 
 
 def _clean(text: str) -> str:
@@ -172,6 +173,7 @@ class _Ctx:
     tz: tzinfo
     now: datetime | None
     detail_url: Callable[[Alert], str] | None
+    page_url: Callable[[Alert], str] | None = None
 
 
 def _item_lines(a: Alert, n: int, ctx: _Ctx, reason_cut: int | None, goods_cut: int | None,
@@ -215,9 +217,29 @@ def _item_lines(a: Alert, n: int, ctx: _Ctx, reason_cut: int | None, goods_cut: 
     for k in dict.fromkeys([a.kind, *(e.kind for e in extra)]):
         if k in _NOTICE:
             lines.append([("t", f"{_NOTICE[k][0]}：{_NOTICE[k][1]}")])
+    lines += _claim_lines(a.claim)
     url = safe_url(ctx.detail_url(a)) if ctx.detail_url else ""
-    if url and a.kind != "handled":
-        lines.append([("l", "查看详情", url)])
+    page = safe_url(ctx.page_url(a)) if ctx.page_url and a.kind not in ("handled", "auto_refunded") else ""
+    links: Line = [*([("l", "查看详情", url)] if url and a.kind != "handled" else []),
+                   *([("t", " · ")] if url and page and a.kind != "handled" else []),
+                   *([("l", "认领 / 查看", page)] if page else [])]
+    if links:
+        lines.append(links)
+    return lines
+
+
+def _claim_lines(claim: Mapping[str, object] | None) -> list[Line]:
+    """The team's hold on the item: 「已认领：张三 14:05」 (or a done mark PDD contradicts) and the latest note."""
+    if not claim:
+        return []
+    who, at = str(claim.get("member") or ""), str(claim.get("at") or "")
+    if claim.get("done"):
+        lines: list[Line] = [[("c", f"{who} {at} 已标记处理，但平台仍显示待处理：请立即核实", "warning")]]
+    else:
+        lines = [[("c", f"已认领：{who} {at}".rstrip(), "info")]]
+    note = str(claim.get("note") or "")
+    if note:
+        lines.append([("t", f"备注：{_cut(note, 200)[0]}")])
     return lines
 
 
@@ -302,6 +324,7 @@ def group_title(shop: str, alerts: Sequence[Alert]) -> str:
 def render_group(
     shop: str, alerts: Sequence[Alert], *, channel_kind: str, max_bytes: int | None,
     detail_url: Callable[[Alert], str] | None, tz: tzinfo, now: datetime | None = None,
+    page_url: Callable[[Alert], str] | None = None,
 ) -> list[RenderedMessage]:
     """One shop's alerts of one cycle for one channel: one message, or parts split on item boundaries.
 
@@ -309,12 +332,12 @@ def render_group(
     `max_bytes` bounds the UTF-8 size of `markdown` for WeCom kinds (`text` otherwise); parts get 「(i/n)」
     titles and an item is never split — one too large alone has its reason (then goods name) cut with 「…」,
     saying so. `now` (when given) recomputes time left, so a late send reads 「已超时」. Only the caller's
-    http(s) URL becomes a link.
+    http(s) URLs become links (`detail_url` on mms, `page_url` the team page's 「认领 / 查看」).
     """
     if not alerts:
         return []
     ordered, extras = _merge_items(sorted(alerts, key=_urgency))
-    ctx = _Ctx(shop, tz, now, detail_url)
+    ctx = _Ctx(shop, tz, now, detail_url, page_url)
     title = group_title(shop, alerts)
     use_md = channel_kind in MARKDOWN_KINDS
 
@@ -372,6 +395,8 @@ def render_group(
             html=_page(title + marker, [_html(lines) for _, lines in part]),
             mention=any(a.is_last_stage for a, _ in part),
             keys=tuple(k for a, _ in part for k in (a.key, *(e.key for e in extras.get(a.key, ())))),
+            mention_mobiles=tuple(dict.fromkeys(str(a.claim["mobile"]) for a, _ in part
+                                                if a.claim and a.claim.get("mobile"))),
         ))
     return out
 

@@ -138,6 +138,8 @@ class Alert:
     attach_qr: bool = False
     count: int = 0  # work_orders / platform_refunds: the counter now
     was: int = 0  # … and as last told
+    # the team's hold (core.claims.annotate): {"member", "at" (HH:MM), "mobile", "done", "note"}; None: unclaimed
+    claim: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (ISO datetimes); `Alert.from_dict` reverses it."""

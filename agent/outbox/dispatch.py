@@ -18,6 +18,7 @@ from agent.clock import Clock
 from agent.config import Config
 from agent.config.durations import seconds
 from agent.core import notices
+from agent.core.claims import item_key
 from agent.core.digest import render_digest
 from agent.core.models import Item
 from agent.core.render import RenderedMessage, render_group
@@ -122,6 +123,12 @@ class Dispatcher:
         cap = seconds(self.config.alerts.retry_max)
         return min(base * 2 ** max(0, failures - 1) * self.rng.uniform(0.8, 1.2), cap)
 
+    def page_url(self, alert: Alert) -> str:
+        """The item's page on the team page ([web] public_url): 「认领 / 查看」 in the alert; "" without an item."""
+        if alert.item is None:
+            return ""
+        return f"{self.config.web.public_url}/items/{item_key(alert.shop, alert.item.kind, alert.item.id)}"
+
     async def run_once(self) -> Report:
         report = Report()
         now = self.clock.now()
@@ -182,7 +189,8 @@ class Dispatcher:
             return True
         detail = (lambda a: self.detail_url(shop, a)) if self.detail_url else None
         parts = render_group(shop, [alerts[r.dedup_key] for r in rows], channel_kind=notifier.kind,
-                             max_bytes=notifier.max_bytes, detail_url=detail, tz=self.tz, now=local)
+                             max_bytes=notifier.max_bytes, detail_url=detail, tz=self.tz, now=local,
+                             page_url=self.page_url if self.config.web.public_url else None)
         if rows[0].payload.get("failover_from"):  # copies of urgent alerts whose channel fails: say so
             label = str(rows[0].payload.get("failover_label") or rows[0].payload["failover_from"])
             parts = [self._failover_note(p, label) for p in parts]
@@ -251,7 +259,7 @@ class Dispatcher:
     def _message(self, notifier: Notifier, part: RenderedMessage, rows: list[OutboxRow]) -> Message:
         qr = next((base64.b64decode(r.payload["qr_png_b64"]) for r in rows
                    if r.payload.get("qr_png_b64") and r.dedup_key in part.keys), None)
-        mentions = notifier.mention_mobiles if part.mention else ()
+        mentions = tuple(dict.fromkeys((*(notifier.mention_mobiles if part.mention else ()), *part.mention_mobiles)))
         return Message(title=part.title, markdown=part.markdown, text=part.text, html=part.html,
                        mention_mobiles=mentions, image_png=qr)
 

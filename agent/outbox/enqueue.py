@@ -10,12 +10,16 @@ from zoneinfo import ZoneInfo
 from agent.config import Config, ShopConfig
 from agent.config.durations import parse_duration
 from agent.core import losses, notices
+from agent.core.claims import TeamRules, annotate, gate, holder
 from agent.core.models import Item, ShopResult
 from agent.core.money import Refund, money_json
 from agent.core.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory
 from agent.outbox.store import Store
+from agent.outbox.team_store import Team
 
-KEEP_CLOSED = timedelta(days=8)  # closed items are remembered this long (late 1028s, the digest's week)
+# closed items (with their claims and timeline) are remembered this long: late 1028s, the digest's week, the team
+# page's 历史 of 30 days
+KEEP_CLOSED = timedelta(days=31)
 
 
 def rules_config(config: Config) -> RulesConfig:
@@ -25,6 +29,53 @@ def rules_config(config: Config) -> RulesConfig:
         evidence_before=tuple(map(parse_duration, a.evidence_before)), confirm_handled=a.confirm_handled,
         health_cooldown=parse_duration(a.health_cooldown), failure_threshold=a.failure_threshold,
     )
+
+
+def team_rules(config: Config) -> TeamRules:
+    t = config.team
+    return TeamRules(quiet_until=parse_duration(t.claimed_quiet_until),
+                     evidence_quiet_until=parse_duration(t.evidence_claimed_quiet_until),
+                     ttl=parse_duration(t.claim_ttl), members=frozenset(m.name for m in t.members))
+
+
+Line = tuple[str, str, str, str, str]  # (kind, item_id, actor, action, detail): a timeline line
+
+
+def apply_claims(config: Config, store: Store, shop: str, alerts: list[Alert], previous: dict[Any, ItemState],
+                 states: list[ItemState], ours: float) -> tuple[list[Alert], list[Line]]:
+    """The team's holds on this check's alerts (`core.claims.gate`): quiet stages dropped (a timeline line says
+    so), claimed ones carrying the holder, the @ and the latest note; and a timeline line per item closed now."""
+    team = Team(store)
+    claims = team.claims(shop)
+    if not claims and not any(s.closed for s in states):
+        return alerts, []
+    rules, tz = team_rules(config), ZoneInfo(config.agent.timezone)
+    out: list[Alert] = []
+    lines: list[Line] = []
+    held = {k: c for k, c in claims.items() if c.member or c.done_by}
+    notes = team.latest_notes(held) if held else {}
+    for a in alerts:
+        c = claims.get((shop, a.item.kind, a.item.id)) if a.item is not None else None
+        decision = gate(a, c, ours, rules)
+        if decision == "quiet" and a.item is not None:
+            who = (c.member or c.done_by or "") if c else ""
+            lines.append((a.item.kind, a.item.id, "系统", "stage_quiet", f"{a.event}:{who}"))
+            continue
+        if c is not None and decision in ("claimed", "done_last"):
+            m = config.team.member(c.member or c.done_by or "")
+            a = annotate(a, c, decision, tz, m.mobile if m else "", notes.get((shop, c.kind, c.item_id), ""))
+        out.append(a)
+    for st in states:
+        before = previous.get((st.kind, st.item_id))
+        if not st.closed or (before is not None and before.closed):
+            continue
+        lines.append((st.kind, st.item_id, "系统", "closed", st.outcome))
+        c = claims.get((shop, st.kind, st.item_id))
+        who = holder(c, ours, rules, st.deadline.timestamp()) if c else None
+        who = who or (c.done_by if c else None)
+        if who and st.outcome == "handled":
+            lines.append((st.kind, st.item_id, who, "closed_by", st.outcome))
+    return out, lines
 
 
 def channels(config: Config, shop: ShopConfig, alert: Alert) -> tuple[str, ...]:
@@ -61,6 +112,7 @@ def record_result(
     active = {k: datetime.fromtimestamp(v, now.tzinfo) for k, v in health.health.items()}
     alerts: list[Alert] = []
     states: list[ItemState] = []
+    lines: list[Line] = []
     counters = losses.CounterMemory.from_dict(health.counters)
     if result.ok:
         previous = {k: ItemState.from_dict(v) for k, v in store.load_items(shop.name).items()}
@@ -73,6 +125,8 @@ def record_result(
                                                           parse_duration(config.watch.cooldown), now,
                                                           sum(a.kind == "auto_refunded" for a in alerts))
         alerts += found_counters
+        alerts, lines = apply_claims(config, store, shop.name, alerts, previous, states,
+                                     now.timestamp() if queued_at is None else queued_at)
     failures = 0 if result.ok else health.consecutive_failures + 1
     found = health_alerts(shop.name, result.state, result.error or "", failures, active, cfg, now,
                           qr_png_available=qr_png is not None)
@@ -82,7 +136,7 @@ def record_result(
     check = (result.ok, result.state.value, result.error, {k: v.timestamp() for k, v in memory.items()})
     store.commit_check(shop.name, [s.to_dict() for s in states], rows, now.timestamp(),
                        drop_closed_before=(now - KEEP_CLOSED).timestamp(), check=check, queued_at=queued_at,
-                       counters=counters.to_dict())
+                       counters=counters.to_dict(), events=lines)
     return alerts
 
 

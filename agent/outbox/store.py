@@ -51,6 +51,26 @@ _MIGRATIONS = (
     """
     ALTER TABLE shops ADD COLUMN counters TEXT NOT NULL DEFAULT '{}';
     """,
+    # issue 21: the team page — claims, the item timeline (audit), read-only API tokens; open items by column
+    """
+    CREATE TABLE claims (
+        shop TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL, member TEXT, claimed_at REAL,
+        renewed_at REAL, deadline REAL, done_by TEXT, done_at REAL, version INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (shop, kind, item_id)
+    );
+    CREATE TABLE item_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, shop TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL,
+        at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX item_events_item ON item_events (shop, kind, item_id, id);
+    CREATE INDEX item_events_at ON item_events (at);
+    CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, last_used_at REAL
+    );
+    ALTER TABLE items ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
+    UPDATE items SET closed = COALESCE(json_extract(data, '$.closed'), 0);
+    CREATE INDEX items_closed ON items (closed);
+    """,
 )
 
 # Most urgent first: the last stage, complaint warnings and critical health, then by the item's deadline (ISO
@@ -151,7 +171,7 @@ class Store:
         self, shop: str, states: Iterable[Mapping[str, Any]], alerts: Iterable[tuple[str, str, Mapping[str, Any]]],
         now: float, *, drop_closed_before: float | None = None,
         check: tuple[bool, str, str | None, Mapping[str, float]] | None = None, queued_at: float | None = None,
-        counters: Mapping[str, Any] | None = None,
+        counters: Mapping[str, Any] | None = None, events: Iterable[tuple[str, str, str, str, str]] = (),
     ) -> int:
         """Item states and new (key, channel, payload) alerts in one transaction; returns alerts queued.
 
@@ -159,7 +179,8 @@ class Store:
         ignored: that is the deduplication across checks and restarts. `check` = (ok, state, error, active
         health alerts) records the shop's health in the same transaction. `queued_at` (default `now`) stamps
         the outbox rows: the dispatcher's own clock, when `now` is the backend's. `counters` replaces the
-        counter rules' memory (with `check` given).
+        counter rules' memory (with `check` given). `events` (kind, item_id, actor, action, detail) are lines of
+        the items' timelines (quiet stages, closes), stamped `queued_at`.
         """
         queued, at = 0, now if queued_at is None else queued_at
         prev = self.shop_health(shop)
@@ -170,9 +191,10 @@ class Store:
                     db.execute("UPDATE shops SET counters = ? WHERE shop = ?", (json.dumps(dict(counters)), shop))
             for st in states:
                 db.execute(
-                    "INSERT INTO items (shop, kind, item_id, data) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (shop, kind, item_id) DO UPDATE SET data = excluded.data",
-                    (shop, st["kind"], str(st["item_id"]), json.dumps(st, ensure_ascii=False, default=str)),
+                    "INSERT INTO items (shop, kind, item_id, data, closed) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (shop, kind, item_id) DO UPDATE SET data = excluded.data, closed = excluded.closed",
+                    (shop, st["kind"], str(st["item_id"]), json.dumps(st, ensure_ascii=False, default=str),
+                     1 if st.get("closed") else 0),
                 )
             for key, channel, payload in alerts:
                 cur = db.execute(
@@ -181,13 +203,19 @@ class Store:
                     (key, channel, shop, json.dumps(payload, ensure_ascii=False, default=str), at, at),
                 )
                 queued += cur.rowcount
+            db.executemany("INSERT INTO item_events (shop, kind, item_id, at, actor, action, detail) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [(shop, k, i, at, who, what, d) for k, i, who, what, d in events])
             if drop_closed_before is not None:
                 # closed items are kept a while (to answer late questions), then forgotten
                 db.execute(
-                    "DELETE FROM items WHERE shop = ? AND json_extract(data, '$.closed') = 1 "
-                    "AND json_extract(data, '$.last_seen_ts') < ?",
+                    "DELETE FROM items WHERE shop = ? AND closed = 1 AND json_extract(data, '$.last_seen_ts') < ?",
                     (shop, drop_closed_before),
                 )
+                db.execute(
+                    "DELETE FROM claims WHERE shop = ? AND NOT EXISTS (SELECT 1 FROM items i WHERE i.shop = "
+                    "claims.shop AND i.kind = claims.kind AND i.item_id = claims.item_id)", (shop,))
+                db.execute("DELETE FROM item_events WHERE shop = ? AND at < ?", (shop, drop_closed_before))
         return queued
 
     def enqueue(self, alerts: Iterable[tuple[str, str, str, Mapping[str, Any]]], now: float) -> int:

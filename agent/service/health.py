@@ -43,6 +43,7 @@ class ShopStatus:
     failures: int = 0  # of which failed
     last_duration: float | None = None  # seconds the last check took
     duration_sum: float = 0.0  # total seconds of this process's checks
+    finding: str | None = None  # the latest check's last consistency finding (rows vs total, …)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from agent.config.crontab import cron_trigger
 from agent.config.durations import seconds
 from agent.core.models import CheckFailure, OpenLogin, ShopResult, ShopState
 from agent.core.money import Refund
+from agent.outbox import holds
 from agent.outbox.dispatch import Report
 from agent.outbox.enqueue import queue_digest, queue_new_qr
 from agent.outbox.store import Store
@@ -38,6 +39,7 @@ from agent.service.triggers import check_trigger, next_check_at, stale_after
 from notifiers.base import Notifier
 
 HEARTBEAT_SECONDS = 5.0
+SWEEP_SECONDS = 2.0  # lapsed claims are found (and their due stage queued) within this
 PUBLISH_DELAY = 0.5  # a finished check shows in /healthz, /metrics and the heartbeat file within this
 
 
@@ -85,6 +87,8 @@ class Service:
         self.latest = self._snapshot()
         self._publishing: asyncio.TimerHandle | None = None  # a publish booked by _publish_soon
         self.on_check: Callable[[ShopResult], None] | None = None  # the demo listens here
+        self.listeners: list[Callable[[str], None]] = []  # the team page: "items" | "shops" | "channels" changed
+        self.qr_images: dict[str, bytes] = {}  # shops whose QR login waits for a scan: the QR the team was sent
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -109,6 +113,9 @@ class Service:
         if sched.digest_cron:
             self.scheduler.add_job(self._tracked(self.digest), cron_trigger(sched.digest_cron, self.tz),
                                    id="digest", name="digest")
+        self.scheduler.add_job(self._tracked(self.sweep_claims),
+                               IntervalTrigger(seconds=SWEEP_SECONDS, timezone=self.tz),
+                               id="claims", name="claims")
         self.scheduler.add_job(self.heartbeat, IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=self.tz),
                                id="heartbeat", name="heartbeat", next_run_time=now)
         self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
@@ -154,6 +161,21 @@ class Service:
             self.scheduler.shutdown(wait=False)
         logging.getLogger("apscheduler.scheduler").removeFilter(_no_max_instances_lines)
         await self.heartbeat()
+
+    def changed(self, topic: str) -> None:
+        """Tell the listeners (the team page's event stream) that `topic` changed."""
+        for listen in self.listeners:
+            try:
+                listen(topic)
+            except Exception:  # a listener never breaks the service
+                logger.exception("change listener failed")
+
+    async def sweep_claims(self) -> None:
+        """Claims that lapsed (TTL, member removed, deadline moved) open again; their due stage goes out now."""
+        changed = holds.sweep(self.config, self.store, self.clock.backend_local(), self.clock.now())
+        if changed:
+            self.changed("items")
+            self.kick_dispatch()
 
     def _skipped(self, event: JobSubmissionEvent) -> None:
         """A check came due while the previous one of the same shop still ran or waited for a browser slot:
@@ -217,6 +239,7 @@ class Service:
                  else datetime.now(self.tz) - timedelta(seconds=result.duration))
         self._book_next(shop, began, spread=result.crowded and self.spreads)
         self.kick_dispatch()  # alerts go out now, not at the next dispatch tick
+        self.changed("items")
         if self.on_check:
             self.on_check(result)
         return result
@@ -269,6 +292,8 @@ class Service:
     async def _dispatch_locked(self) -> Report:
         report = await self.pipeline.dispatch()
         self.sent.add(report)
+        if report.sent or report.dead or report.retried:
+            self.changed("items")
         return report
 
     async def digest(self) -> None:
@@ -314,11 +339,15 @@ class Service:
         if self.stopping or shop.name in self.qr_waits:
             await login.close()
             return
+        if result.qr_png:
+            self.qr_images[shop.name] = result.qr_png
         self.qr_waits[shop.name] = asyncio.create_task(self._wait_qr(shop, login))
 
     async def _wait_qr(self, shop: ShopConfig, login: OpenLogin) -> None:
         try:
             async def push(png: bytes) -> None:  # the pushed QR expired and the page renewed it
+                self.qr_images[shop.name] = png
+                self.changed("shops")
                 queue_new_qr(self.config, self.store, shop, png, self.clock.local())
                 self.kick_dispatch()
 
@@ -329,6 +358,7 @@ class Service:
             logger.info("QR login of {} did not complete: {}", shop.name, str(exc).splitlines()[0] if str(exc) else exc)
         finally:
             self.qr_waits.pop(shop.name, None)
+            self.qr_images.pop(shop.name, None)
             await login.close()
 
     # ---- health ---------------------------------------------------------------------------------
@@ -339,13 +369,15 @@ class Service:
         st = replace(st, state=result.state.value, last_check=now, checks=st.checks + 1,
                      failures=st.failures + (0 if result.ok else 1), last_duration=duration,
                      duration_sum=st.duration_sum + duration, consecutive_failures=health.consecutive_failures,
-                     last_error=None if result.ok else result.error)
+                     last_error=None if result.ok else result.error,
+                     finding=result.findings[-1].message if result.findings else None)
         if result.ok:
             deadlines = [i.deadline.timestamp() - result.checked_at.timestamp() + now
                          for i in (*result.aftersales, *result.evidence)]
             st = replace(st, last_ok=now, pending_aftersale=len(result.aftersales),
                          pending_evidence=len(result.evidence), next_deadline=min(deadlines, default=None))
         self.status[shop.name] = self._scheduled(shop, st)
+        self.changed("shops")
         self._publish_soon()  # /healthz and the heartbeat file (read by `status`) see it within PUBLISH_DELAY
         if result.state is not ShopState.OK:
             logger.warning("shop {} not read: {} ({} failure(s) in a row)", shop.name, result.state.value,

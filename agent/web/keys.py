@@ -1,0 +1,73 @@
+"""The application's typed state: what the handlers use (`Deps`, under `DEPS`) and what they read of the service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+
+from agent.config import Config
+from agent.core.rules import ItemState
+from agent.outbox.enqueue import rules_config, team_rules
+from agent.outbox.store import Store
+from agent.outbox.team_store import Team
+from agent.service.health import Snapshot
+from agent.web.auth import Signer, Throttle
+from agent.web.hub import Hub
+from agent.web.model import View
+
+LOCAL_NAME = "本机"  # who acts on an open loopback page when the team has no single member
+
+
+class Source(Protocol):
+    """What the page reads from the running service (`agent.service.scheduler.Service` is one)."""
+
+    listeners: list[Callable[[str], None]]
+    qr_images: dict[str, bytes]
+
+    def snapshot_for_http(self) -> Snapshot: ...
+    def kick_dispatch(self) -> None: ...
+    def changed(self, topic: str) -> None: ...
+    @property
+    def clock(self) -> Any: ...
+
+
+@dataclass
+class Deps:
+    """Everything the handlers use, built once per application."""
+
+    config: Config
+    store: Store
+    source: Source
+    mms_url: Callable[[ItemState], str]
+    signer: Signer
+    env: jinja2.Environment
+    hub: Hub = field(default_factory=Hub)
+    throttle: Throttle = field(default_factory=Throttle)
+
+    @property
+    def team(self) -> Team:
+        return Team(self.store)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.config.agent.timezone)
+
+    def view(self) -> View:
+        return View(self.team, rules_config(self.config), team_rules(self.config), self.tz, self.mms_url)
+
+    def now(self) -> float:
+        return float(self.source.clock.now())
+
+    def open_member(self) -> str:
+        members = self.config.team.members
+        return members[0].name if len(members) == 1 else LOCAL_NAME
+
+
+DEPS = web.AppKey("deps", Deps)
+
+
