@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -13,10 +15,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.config import AgentConfig, Config, ScheduleConfig, ShopConfig
+from agent.config import AgentConfig, Config, ScheduleConfig, ShopConfig, load_config
 from agent.core.rules import ItemState
 from agent.outbox.store import Store
-from agent.service.endpoint import METRICS_CONTENT_TYPE, HealthServer
 from agent.service.health import (
     ShopStatus,
     Snapshot,
@@ -26,9 +27,12 @@ from agent.service.health import (
     shop_statuses,
     write_heartbeat,
 )
+from agent.web.api import METRICS_CONTENT_TYPE
+from tests.web_helpers import FakeClock, FakeService, served_app
 
 T0 = 1_795_240_800.0  # 2026-11-21 14:00:00 in Asia/Shanghai
 SH = ZoneInfo("Asia/Shanghai")
+ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ['引号"店', "反斜杠\\店", "换行\n店", '全都\\"\n}, x="1', "示例旗舰店"]
 
 
@@ -225,20 +229,25 @@ class Holder:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[Holder, httpx.Client, HealthServer]]:
+def served(tmp_path: Path) -> Iterator[tuple[Holder, httpx.Client, str]]:
+    """/healthz and /metrics as `pdd-agent run` serves them: the team page's application."""
     holder = Holder(snap(shop("示例旗舰店"), shop("二号店", state="sms_required")))
-    server = HealthServer(holder, port=0, clock=lambda: T0).start()
-    client = httpx.Client(base_url=server.url, timeout=10)
-    try:
-        yield holder, client, server
-    finally:
-        client.close()
-        server.stop()
+    config = dataclasses.replace(load_config(ROOT / "config.example.toml"),
+                                 agent=AgentConfig(data_dir=tmp_path / "data"))
+    store = Store(tmp_path / "data" / "agent.db")
+    service = FakeService(holder, clock=FakeClock(T0 - time.time()))
+    with served_app(config, store, service) as (url, _):
+        client = httpx.Client(base_url=url, timeout=10)
+        try:
+            yield holder, client, url
+        finally:
+            client.close()
+    store.close()
 
 
-def test_healthz_200_then_503_then_500_and_still_serving(served: tuple[Holder, httpx.Client, HealthServer]) -> None:
-    holder, client, server = served
-    assert server.url == f"http://127.0.0.1:{server.port}" and server.port > 0
+def test_healthz_200_then_503_then_500_and_still_serving(served: tuple[Holder, httpx.Client, str]) -> None:
+    holder, client, url = served
+    assert url.startswith("http://127.0.0.1:")
     r = client.get("/healthz")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     assert r.json() == {"status": "ok", "reasons": [], "shops": {"示例旗舰店": "ok", "二号店": "sms_required"}}
@@ -260,7 +269,7 @@ def test_healthz_200_then_503_then_500_and_still_serving(served: tuple[Holder, h
     assert client.get("/healthz").status_code == 200
 
 
-def test_metrics_endpoint_and_404(served: tuple[Holder, httpx.Client, HealthServer]) -> None:
+def test_metrics_endpoint_and_404(served: tuple[Holder, httpx.Client, str]) -> None:
     _, client, _ = served
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"] == METRICS_CONTENT_TYPE
@@ -268,7 +277,7 @@ def test_metrics_endpoint_and_404(served: tuple[Holder, httpx.Client, HealthServ
     assert got[("pdd_agent_shop_up", frozenset({("shop", "二号店")}))] == 0
     assert got[("pdd_agent_healthy", frozenset())] == 1
     assert client.get("/metrics?x=1").status_code == 200
-    assert client.get("/").status_code == 404
+    assert client.get("/", follow_redirects=False).status_code == 303  # the team page: log in first
     assert client.get("/healthz/extra").status_code == 404
     assert json.loads(client.get("/healthz").text)["status"] == "ok"  # the connection survives a 404
 

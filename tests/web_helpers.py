@@ -66,13 +66,22 @@ def served_app(config: Config, store: Store, service: Any) -> Iterator[tuple[str
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(start())
+        try:
+            loop.run_until_complete(start())
+        except BaseException as exc:  # told to the test, not lost in the thread
+            holder["error"] = exc
+            ready.set()
+            return
         ready.set()
         loop.run_forever()
 
     thread = threading.Thread(target=run, daemon=True, name="web-test")
     thread.start()
     assert ready.wait(30), "the web app did not start"
+    if "error" in holder:
+        thread.join(5)
+        loop.close()
+        raise holder["error"]
     try:
         yield holder["url"], loop
     finally:

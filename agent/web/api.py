@@ -13,7 +13,7 @@ from agent.core.claims import clean_note
 from agent.outbox.holds import act
 from agent.outbox.team_store import Conflict, NotFound
 from agent.service.health import healthz, render_metrics
-from agent.web.keys import DEPS
+from agent.web.keys import DEPS, WHO
 from agent.web.pages import filters
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -72,7 +72,7 @@ async def items(request: web.Request) -> web.Response:
         size = min(1000, max(1, int(request.query.get("page_size", "100"))))
     except ValueError:
         size = 100
-    data = deps.view().items(filters(request), str(request["member"] or ""), deps.now(), page_size=size)
+    data = deps.view().items(filters(request), str(request[WHO].member or ""), deps.now(), page_size=size)
     return _json(data)
 
 
@@ -98,7 +98,7 @@ async def action(request: web.Request) -> web.Response:
     try:
         version = body.get("version")
         text = clean_note(str(body.get("text") or ""), deps.config.team.note_max_chars) if what == "note" else ""
-        act(deps.config, deps.store, key, what, str(request["member"]), deps.source.clock.backend_local(), deps.now(),
+        act(deps.config, deps.store, key, what, str(request[WHO].member), deps.source.clock.backend_local(), deps.now(),
             expected=int(version) if version is not None else None, member=body.get("member") or None, text=text)
     except NotFound:
         return _json({"error": "no such item (没有这个售后单)"}, 404)
@@ -106,7 +106,7 @@ async def action(request: web.Request) -> web.Response:
         return _json({"error": "the item changed (该售后单刚被更新)", "item": deps.view().item(key, deps.now())}, 409)
     except ValueError as exc:
         return _json({"error": str(exc)}, 400)
-    logger.info("team API: {} {} {}", request["member"], what, key)
+    logger.info("team API: {} {} {}", request[WHO].member, what, key)
     deps.source.changed("items")
     deps.source.kick_dispatch()
     return _json(deps.view().item(key, deps.now()))

@@ -18,7 +18,7 @@ from agent.core.rules import ItemState
 from agent.outbox.store import Store
 from agent.web import api, pages
 from agent.web.auth import COOKIE, Signer, load_key
-from agent.web.keys import DEPS, LOCAL_NAME, Deps, Source
+from agent.web.keys import DEPS, LOCAL_NAME, WHO, Deps, Source, Who
 
 STATIC = Path(__file__).parent / "static"
 PUBLIC = ("/login", "/healthz", "/metrics", "/static/")
@@ -36,7 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def identity(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """request["member"] / ["nonce"] / ["via"]: a signed session, an open loopback page, or (GET /api only) a
+    """request[WHO]: a signed session, an open loopback page, or (GET /api only) a
     read-only token. Anything else: the login page, or 401 for the API."""
     deps = request.app[DEPS]
     now = time.time()
@@ -52,7 +52,7 @@ async def identity(request: web.Request, handler: Handler) -> web.StreamResponse
             if request.method != "GET":
                 raise web.HTTPForbidden(text='{"error": "read-only token"}', content_type="application/json")
             member, via = f"token:{name}", "token"
-    request["member"], request["nonce"], request["via"] = member, nonce, via
+    request[WHO] = Who(member, nonce, via)
     if member is None and not request.path.startswith(PUBLIC):
         if request.path.startswith(("/api/", "/events", "/fragment/")):
             raise web.HTTPUnauthorized(text='{"error": "login required (请先登录)"}', content_type="application/json")
@@ -68,7 +68,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         token = request.headers.get("X-CSRF-Token")
         if token is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             token = str((await request.post()).get("_csrf") or "")
-        nonce = request["nonce"] or (request.cookies.get("pdd_login", "") if request.path == "/login" else "")
+        nonce = request[WHO].nonce or (request.cookies.get("pdd_login", "") if request.path == "/login" else "")
         if not nonce or not deps.signer.csrf_ok(nonce, token):
             logger.warning("refused a POST to {} without a valid CSRF token", request.path)
             raise web.HTTPForbidden(text="CSRF token missing or wrong (页面已过期，请刷新后重试)")
@@ -96,7 +96,7 @@ def build_app(config: Config, store: Store, source: Source, mms_url: Callable[[I
     app[DEPS] = deps
     pages.setup_routes(app)
     api.setup_routes(app)
-    app.router.add_get("/events", lambda r: deps.hub.stream(r), name="events")
+    app.router.add_get("/events", deps.hub.stream, name="events")
     app.router.add_static("/static/", STATIC, name="static")
     source.listeners.append(deps.hub.publish)
 

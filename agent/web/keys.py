@@ -23,6 +23,18 @@ from agent.web.model import View
 LOCAL_NAME = "本机"  # who acts on an open loopback page when the team has no single member
 
 
+@dataclass(frozen=True)
+class Who:
+    """Who asks: a member (None: nobody), the session's nonce (CSRF), and how: session | loopback | token."""
+
+    member: str | None = None
+    nonce: str = ""
+    via: str = ""
+
+
+WHO = web.RequestKey("who", Who)
+
+
 class Source(Protocol):
     """What the page reads from the running service (`agent.service.scheduler.Service` is one)."""
 

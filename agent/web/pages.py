@@ -16,6 +16,7 @@ from agent.outbox.holds import act
 from agent.outbox.team_store import Conflict, NotFound
 from agent.web import keys as appmod
 from agent.web.auth import COOKIE, LOGIN_COOKIE, check_password
+from agent.web.keys import WHO, Who
 from agent.web.model import KINDS, Filters, channels_view, shops_view
 
 ACTIONS = ("claim", "release", "done", "note")
@@ -23,10 +24,11 @@ ACTIONS = ("claim", "release", "done", "note")
 
 def render(request: web.Request, name: str, status: int = 200, **ctx: Any) -> web.Response:
     deps = request.app[appmod.DEPS]
-    nonce = request.get("nonce", "")
+    who = request.get(WHO) or Who()
+    nonce = who.nonce
     html = deps.env.get_template(name).render(
-        me=request.get("member"), csrf=deps.signer.csrf(nonce) if nonce else "", path=request.path,
-        via=request.get("via", ""), **ctx)
+        me=who.member, csrf=deps.signer.csrf(nonce) if nonce else "", path=request.path,
+        via=who.via, **ctx)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
 
@@ -44,7 +46,7 @@ def filters(request: web.Request) -> Filters:
 def _todo_ctx(request: web.Request) -> dict[str, Any]:
     deps = request.app[appmod.DEPS]
     f = filters(request)
-    data = deps.view().items(f, request["member"] or "", deps.now())
+    data = deps.view().items(f, request[WHO].member or "", deps.now())
     snap = deps.source.snapshot_for_http()
     work = [] if f.kind not in ("", "work_orders") else [
         {"shop": s.shop, "count": int(s.counters.get("tickets") or 0)}
@@ -81,7 +83,7 @@ async def item_action(request: web.Request) -> web.Response:
     try:
         version = int(str(form.get("version"))) if form.get("version") not in (None, "") else None
         text = clean_note(str(form.get("text") or ""), deps.config.team.note_max_chars) if action == "note" else ""
-        act(deps.config, deps.store, key, action, request["member"], deps.source.clock.backend_local(), deps.now(),
+        act(deps.config, deps.store, key, action, request[WHO].member, deps.source.clock.backend_local(), deps.now(),
             expected=version, member=str(form.get("member") or "") or None, text=text)
     except NotFound:
         raise web.HTTPNotFound(text="没有这个售后单 / no such item") from None
@@ -90,7 +92,7 @@ async def item_action(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/items/{key}?msg={quote(msg)}") from None
     except ValueError as exc:
         raise web.HTTPSeeOther(f"/items/{key}?msg={quote(str(exc))}") from None
-    logger.info("team page: {} {} {}", request["member"], action, key)
+    logger.info("team page: {} {} {}", request[WHO].member, action, key)
     deps.source.changed("items")
     deps.source.kick_dispatch()
     raise web.HTTPSeeOther(target)
