@@ -192,7 +192,8 @@ def test_passwords_and_the_toml_writer(tmp_path: Path) -> None:
     from agent.cli.team_cmd import set_hash
     h = hash_password("secret pw")
     assert check_password("secret pw", h) and not check_password("other", h) and not check_password("x", "junk")
-    text = '# top\n[[team.members]]\nname = "张三" # the boss\n\n[[team.members]]\nname = "李四"\npassword_hash = "old"\n'
+    text = ('# top\n[[team.members]]\nname = "张三" # the boss\n\n'
+            '[[team.members]]\nname = "李四"\npassword_hash = "old"\n')
     out = set_hash(set_hash(text, "李四", "new"), "张三", "h1")
     assert out.count("password_hash") == 2 and '"new"' in out and '"h1"' in out and "# the boss" in out
     with pytest.raises(ValueError):
