@@ -201,3 +201,23 @@ def test_items_keys_are_stable_and_distinct() -> None:
 def test_a_claim_from_another_time_zone_is_shown_in_the_agent_zone() -> None:
     a = annotate(stage_alert(2 * 3600), held(at=datetime(2026, 11, 21, 6, 5, tzinfo=TZ).timestamp()), "claimed", TZ)
     assert a.claim is not None and a.claim["at"] == "06:05"
+
+
+def test_the_digest_shows_who_handled_what_and_who_holds_what(tmp_path: Path) -> None:
+    from agent.core.digest import render_digest
+    from agent.outbox.enqueue import queue_digest
+    cfg = team_config(tmp_path, ttl="48h")
+    store = Store(tmp_path / "agent.db")
+    a, b = item(1, timedelta(hours=3)), item(2, timedelta(hours=5))
+    check(cfg, store, [a, b], NOON - timedelta(days=1))
+    holds.act(cfg, store, item_key("店", "aftersale", a.id), "done", "张三", NOON, T - 20 * H)
+    check(cfg, store, [b], NOON - timedelta(days=1) + timedelta(hours=1))  # a left the list: 已处理
+    holds.act(cfg, store, item_key("店", "aftersale", b.id), "claim", "张三", NOON, T)
+    queue_digest(cfg, store, cfg.shops[0], NOON)
+    [row] = [r for r in store.rows() if ":digest:" in r["dedup_key"]]
+    import json
+    team = json.loads(row["payload"])["digest"]["team"]
+    assert team == {"handled": {"张三": 1}, "claimed": {b.id: "张三"}}
+    msg = render_digest("店", [dataclasses.replace(b, deadline=NOON + timedelta(hours=4))], [], [], NOON, TZ,
+                        team=team)
+    assert "昨日处理（按成员）：**张三 1 单**" in msg.markdown and "已认领：张三" in msg.markdown

@@ -30,6 +30,7 @@ def render_digest(
     shop: str, aftersales: Sequence[Item], evidence: Sequence[Item], missed_yesterday: Sequence[Item | ItemState],
     now: datetime, tz: tzinfo, *, day: date | None = None, max_items: int = 10, max_bytes: int | None = 4096,
     money: Mapping[str, Any] | None = None, quality: Mapping[str, int] | None = None, only_money: bool = False,
+    team: Mapping[str, Any] | None = None,
 ) -> RenderedMessage:
     """The daily digest: pending counts, due within 24 h, evidence owed, money at risk, yesterday's missed
     items (the caller picks them: closed as auto_refunded with a deadline yesterday). Lists are cut to
@@ -37,7 +38,8 @@ def render_digest(
     `now`) is the day the title names: the digest's own day, even when quiet hours held it past midnight.
     `money` (watch.money_json's form, or {"error": …}) adds 退款核对: yesterday's refunds the merchant did not
     agree to and 可联系买家补款; `quality` ({"count", "refunded"}) the week's quality-related requests;
-    `only_money`: the money section alone (its own channels)."""
+    `only_money`: the money section alone (its own channels). `team` ({"handled": {member: n}, "claimed":
+    {item id: member}}) adds what each member handled yesterday and who holds which open item."""
     window = timedelta(hours=24)
     due = sorted((i for i in [*aftersales, *evidence] if i.deadline - now <= window), key=lambda i: i.deadline)
     at_risk = sum({(i.kind, i.id): i.refund_amount_fen for i in [*aftersales, *evidence]}.values())
@@ -55,6 +57,13 @@ def render_digest(
     if quality is not None:
         summary.append([("t", "本周品质类售后："), ("b", f"{quality['count']} 单"),
                         ("t", f"（已退款 {quality['refunded']} 单，计入品质退款率）")])
+    held = dict((team or {}).get("claimed") or {})
+    if team is not None:
+        done = "、".join(f"{m} {n} 单" for m, n in sorted((team.get("handled") or {}).items(), key=lambda x: -x[1]))
+        summary.append([("t", "昨日处理（按成员）："), ("b", done or "无")])
+        open_n = len(aftersales) + len(evidence)
+        summary.append([("t", "认领情况："), ("b", f"已认领 {len(held)} 单"),
+                        ("t", f"，未认领 {open_n - len(held)} 单")])
     if only_money:
         summary = []
 
@@ -69,8 +78,9 @@ def render_digest(
             for n, i in enumerate(due[:limit], start=1):
                 tag = "售后" if i.kind == "aftersale" else "待举证"
                 left = remaining_zh((i.deadline - now) // timedelta(seconds=1))
+                who = f" · 已认领：{held[i.id]}" if i.id in held else ""
                 rows.append([("t", f"{n}. 〔{tag}〕{i.type} 订单 {i.order_sn} · {yuan(i.refund_amount_fen)} · "
-                                   f"截止 {deadline_zh(i.deadline, tz)} · {left}")])
+                                   f"截止 {deadline_zh(i.deadline, tz)} · {left}{who}")])
             if len(due) > limit:
                 rows.append([("t", f"…另有 {len(due) - limit} 单")])
             sections.append(rows)

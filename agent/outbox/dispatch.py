@@ -68,7 +68,7 @@ def _digest(row: OutboxRow, shop: str, notifier: Notifier, local: datetime, tz: 
     items = {k: [Item.from_json(i) for i in d[k]] for k in ("aftersales", "evidence", "missed")}
     return render_digest(shop, items["aftersales"], items["evidence"], items["missed"], local, tz,
                          day=date.fromisoformat(d["day"]), max_bytes=notifier.max_bytes, money=d.get("money"),
-                         quality=d.get("quality"), only_money=bool(d.get("only_money")))
+                         quality=d.get("quality"), only_money=bool(d.get("only_money")), team=d.get("team"))
 
 
 @dataclass

@@ -153,6 +153,23 @@ def _open_items(states: list[ItemState], now: datetime) -> tuple[list[Item], lis
     return [i for i in items if i.kind == "aftersale"], [i for i in items if i.kind == "evidence"]
 
 
+def team_digest(config: Config, store: Store, shop: str, states: list[ItemState], now: datetime,
+                tz: ZoneInfo) -> dict[str, Any]:
+    """The digest's team lines: what each member handled yesterday (marked done or held when PDD closed it), and
+    who holds which open item now."""
+    local = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = (local - timedelta(days=1)).timestamp(), local.timestamp()
+    team = Team(store)
+    rules, ours = team_rules(config), now.timestamp()
+    claimed = {}
+    for (_, kind, item_id), c in team.claims(shop).items():
+        st = next((s for s in states if s.kind == kind and s.item_id == item_id and not s.closed), None)
+        who = holder(c, ours, rules, st.deadline.timestamp()) if st else None
+        if who:
+            claimed[item_id] = who
+    return {"handled": team.handled_by(shop, start, end), "claimed": claimed}
+
+
 def quality_week(states: list[ItemState], now: datetime, refunded_sns: set[str]) -> dict[str, int]:
     """The week's quality-related requests (first seen in the last 7 days) and how many ended as refunds (an
     automatic refund, or on the 退款成功 list)."""
@@ -183,7 +200,8 @@ def queue_digest(config: Config, store: Store, shop: ShopConfig, now: datetime, 
     data: dict[str, Any] = {"digest": {
         "day": day, "aftersales": [i.to_json() for i in after], "evidence": [i.to_json() for i in proof],
         "missed": [s.as_item(now).to_json() for s in missed],
-        "quality": quality_week(states, now, sns) if "quality" in watching else None}}
+        "quality": quality_week(states, now, sns) if "quality" in watching else None,
+        "team": team_digest(config, store, shop.name, states, now, tz) if config.team.members else None}}
     at = now.timestamp() if queued_at is None else queued_at
     apart = config.watch.money_notify if money is not None else ()
     data["digest"]["money"] = None if apart else money

@@ -195,12 +195,12 @@ class Team:
                 out[k] = r[0]
         return out
 
-    def handled_by(self, since: float, until: float | None = None) -> dict[str, int]:
-        """Per member, the items they marked done or held when PDD closed them (the digest's 「按成员」)."""
-        q = ("SELECT actor, COUNT(DISTINCT shop || kind || item_id) FROM item_events WHERE action IN ('done', "
-             "'closed_by') AND at >= ?" + (" AND at < ?" if until is not None else "") + " GROUP BY actor")
-        args: tuple[Any, ...] = (since, until) if until is not None else (since,)
-        return dict(self.db.execute(q, args).fetchall())
+    def handled_by(self, shop: str, since: float, until: float) -> dict[str, int]:
+        """Per member, the shop's items they marked done or held when PDD closed them (the digest's 「按成员」)."""
+        rows = self.db.execute(
+            "SELECT actor, COUNT(DISTINCT kind || ':' || item_id) FROM item_events WHERE shop = ? AND action IN "
+            "('done', 'closed_by') AND at >= ? AND at < ? GROUP BY actor", (shop, since, until))
+        return dict(rows.fetchall())
 
     def audit(self, limit: int = 200) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT id, shop, kind, item_id, at, actor, action, detail FROM item_events "
