@@ -24,6 +24,9 @@ class FakeClock:
     def now(self) -> float:
         return time.time() + self.offset
 
+    def from_backend(self, backend: float) -> float:
+        return backend
+
     def backend_local(self, now: float | None = None) -> Any:
         from datetime import datetime
         from zoneinfo import ZoneInfo

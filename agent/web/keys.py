@@ -70,7 +70,8 @@ class Deps:
         return ZoneInfo(self.config.agent.timezone)
 
     def view(self) -> View:
-        return View(self.team, rules_config(self.config), team_rules(self.config), self.tz, self.mms_url)
+        return View(self.team, rules_config(self.config), team_rules(self.config), self.tz, self.mms_url,
+                    self.source.clock.from_backend)
 
     def now(self) -> float:
         return float(self.source.clock.now())

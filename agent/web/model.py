@@ -53,11 +53,14 @@ def _hhmm(ts: float | None, tz: tzinfo) -> str:
 
 
 class View:
-    """Reads for the page over the store, in the given zone; `mms_url(state)` links an item to its mms page."""
+    """Reads for the page over the store, in the given zone; `mms_url(state)` links an item to its mms page;
+    `ours(t)` turns the backend's time into ours, so a countdown ticking on the phone's clock is right even when
+    the backend's clock is off."""
 
     def __init__(self, team: Team, rules: RulesConfig, team_rules: TeamRules, tz: tzinfo,
-                 mms_url: Callable[[ItemState], str]) -> None:
+                 mms_url: Callable[[ItemState], str], ours: Callable[[float], float] = lambda t: t) -> None:
         self.team, self.rules, self.team_rules, self.tz, self.mms_url = team, rules, team_rules, tz, mms_url
+        self.ours = ours  # a backend time as ours (the browser's clock ticks the countdowns)
 
     def row(self, st: ItemState, claim: Claim | None, sends: Iterable[Send], notes: int, now: float) -> dict[str, Any]:
         thresholds = self.rules.thresholds(st.kind)
@@ -80,7 +83,7 @@ class View:
             "flag_keys": sorted(flags), "item_id": st.item_id, "order_sn": st.order_sn, "type": st.type,
             "reason": st.reason, "goods_name": st.goods_name, "amount_fen": st.refund_amount_fen,
             "amount": f"¥{st.refund_amount_fen / 100:,.2f}", "deadline": st.deadline.isoformat(),
-            "deadline_ms": int(deadline * 1000),
+            "deadline_ms": int(self.ours(deadline) * 1000),
             "deadline_local": st.deadline.astimezone(self.tz).strftime("%m-%d %H:%M"),
             "stages": list(stages.values()), "claimed_by": who,
             "claimed_at": _hhmm(claim.claimed_at, self.tz) if who and claim else "",
