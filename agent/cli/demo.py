@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -21,8 +22,11 @@ from zoneinfo import ZoneInfo
 from agent.browser.pool import BrowserPool
 from agent.cli import logsetup
 from agent.cli.demo_view import LocalInbox, email_text, wecom_text
+from agent.cli.run_cmd import mms_url
 from agent.config import load_config, locators
+from agent.core.claims import item_key
 from agent.core.models import ShopResult
+from agent.outbox import holds
 from agent.outbox.dispatch import build_notifiers
 from agent.outbox.store import Store
 from agent.sandbox.backend import Backend
@@ -31,6 +35,7 @@ from agent.sandbox.run import builtin_scenario
 from agent.sandbox.server import SandboxServer
 from agent.sandbox.wecom import FakeWeCom
 from agent.service.scheduler import Service
+from agent.web.app import WebServer, build_app
 
 SHOP, QR_SHOP = "示例旗舰店", "示例专营店"
 MALL = 100001
@@ -77,6 +82,15 @@ refresh = "0"
 [alerts]
 notify = ["group"]
 admin_notify = ["group", "boss-mail"]
+
+[web]
+listen = "127.0.0.1:{web_port}"
+public_url = "http://127.0.0.1:{web_port}"
+open_on_loopback = true
+
+[[team.members]]
+name = "张三"
+mobile = "13900005678"
 
 [notifiers.group]
 type = "wecom"
@@ -174,6 +188,13 @@ class Director:
         await self._wait_logged_in(QR_SHOP)
         t = await self.jump(1.5, "重点关注的订单「尺码不合适」进入 24 小时提醒")
         await self.checked(SHOP, t)
+        self.say("   客服张三在团队页面上认领了「尺码不合适」：之后 6 小时的提醒不再群发，2 小时和 30 分钟的提醒"
+                 "仍然群发，并标明「已认领：张三」、@ 张三")
+        holds.act(self.service.config, self.service.store, item_key(SHOP, "aftersale", str(ESCALATING)), "claim",
+                  "张三", self.service.clock.backend_local(), self.service.clock.now())
+        holds.act(self.service.config, self.service.store, item_key(SHOP, "aftersale", str(ESCALATING)), "note",
+                  "张三", self.service.clock.backend_local(), self.service.clock.now(), text="已联系买家，换码处理中")
+        self.service.changed("items")
         self.say("④ 客服处理了投诉预警单，也提交了另一单的举证")
         c.handle(HOSTILE)
         c.handle(PROOF_LATER)
@@ -241,6 +262,15 @@ class Printer:
             await asyncio.sleep(0.2)
 
 
+def web_port() -> int:
+    """8700 (the service's default) when it is free, else any free port."""
+    for port in (8700, 0):
+        with socket.socket() as s, suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            return int(s.getsockname()[1])
+    return 0
+
+
 def run_demo(*, port: int = 0, fast: bool = False, color: bool | None = None) -> int:
     color = sys.stdout.isatty() if color is None else color
     logsetup.setup("ERROR")
@@ -253,7 +283,7 @@ def run_demo(*, port: int = 0, fast: bool = False, color: bool | None = None) ->
         try:
             path = Path(tmp) / "config.toml"
             path.write_text(CONFIG.format(shop=SHOP, qr_shop=QR_SHOP, url=sandbox.url, webhook=wecom.webhook_url(
-                WECOM_KEY), smtp_port=inbox.port), encoding="utf-8")
+                WECOM_KEY), smtp_port=inbox.port, web_port=web_port()), encoding="utf-8")
             os.environ["PDD_DEMO_PASSWORD"] = "demo-pass"
             with SandboxControl(sandbox.url) as control:
                 control.set_clock(rate=CLOCK_RATE)
@@ -279,8 +309,13 @@ async def _demo(path: Path, control: SandboxControl, printer: Printer, fast: boo
     notifiers = build_notifiers(config)
     started = time.monotonic()
     outcome = "完成 / finished"
+    sel = locators.load()
     async with BrowserPool.from_config(config.browser, headless=True) as pool:
-        service = Service(config, store, pool, locators.load(), notifiers)
+        service = Service(config, store, pool, sel, notifiers)
+        page = WebServer(build_app(config, store, service, mms_url(config, sel)), config.listen_addresses())
+        await page.start()
+        print(f"{bold}团队页面 / team page{reset}：{page.urls[0]}/ "
+              "（演示期间可在浏览器中打开：待办、认领、店铺、渠道、历史）", flush=True)
         director = Director(service, control, say, fast)
         printing = asyncio.create_task(printer.run())
         story = asyncio.create_task(director.story())
@@ -301,6 +336,7 @@ async def _demo(path: Path, control: SandboxControl, printer: Printer, fast: boo
             printer.poll()
             for n in notifiers.values():
                 await n.aclose()
+            await page.stop()
     ok = print_summary(store, printer, service, time.monotonic() - started, outcome, bold, reset)
     store.close()
     return 0 if ok and outcome.startswith("完成") else 1
@@ -333,6 +369,8 @@ def print_summary(store: Store, printer: Printer, service: Service, took: float,
     escalating = sorted({r["payload"]["event"] for r in sent if r["payload"].get("item")
                          and str(r["payload"]["item"].get("id")) == str(ESCALATING)
                          and str(r["payload"].get("event", "")).startswith("stage")})
+    claimed = [r for r in sent
+               if r["channel"] == "group" and (r["payload"].get("claim") or {}).get("member") == "张三"]
     checks = sum(s.checks for s in service.status.values())
     failures = sum(s.failures for s in service.status.values())
     lines = [
@@ -345,11 +383,12 @@ def print_summary(store: Store, printer: Printer, service: Service, took: float,
         f"截止之外：投诉预警 {events['complaint']} 条，品质退款风险 {events['quality']} 条，"
         f"平台介入 {events['platform']} 条，工单 {events['work_orders']} 条，平台退款 {events['platform_refunds']} 条，"
         f"每日汇总（含退款核对）{events['money']} 条",
-        f"重点订单 {ESCALATING}：逐级提醒 {len(escalating)} 次（{', '.join(escalating)}），最后被处理",
+        f"重点订单 {ESCALATING}：逐级提醒 {len(escalating)} 次（{', '.join(escalating)}），"
+        f"张三认领后 6 小时提醒未群发，{len(claimed)} 条提醒标明「已认领：张三」，最后被处理",
         f"待发送 {store.depth().get('pending', 0)} 条，失败 {store.depth().get('dead', 0)} 条",
     ]
     print("\n".join(lines), flush=True)
-    return (len(escalating) >= 3 and events["handled"] >= 2 and events["auto_refunded"] >= 1
+    return (len(escalating) >= 3 and len(claimed) >= 2 and events["handled"] >= 2 and events["auto_refunded"] >= 1
             and events["login_required"] >= 1 and events["recovered"] >= 1 and events["complaint"] >= 1
             and events["quality"] >= 1 and events["money"] >= 1 and events["work_orders"] >= 1
             and events["work_orders_cleared"] >= 1 and events["platform_refunds"] >= 1

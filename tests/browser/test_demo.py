@@ -19,9 +19,11 @@ def test_the_demo_tells_the_whole_story() -> None:
     assert r.returncode == 0, out[-4000:] + r.stderr[-4000:]
     assert "\033[" not in out  # --no-color
     assert "演示结束 / demo summary：完成" in out
-    # the escalating item went through every stage, then was handled
-    assert "逐级提醒 4 次（stage0, stage1, stage2, stage3）" in out
-    assert "【紧急·售后】" in out and "@138****1234" in out
+    # the escalating item went through its stages, claimed by 张三 after the first (6 h quiet), then was handled
+    assert "逐级提醒 3 次（stage0, stage2, stage3），张三认领后 6 小时提醒未群发，2 条提醒标明「已认领：张三」" in out
+    assert "【紧急·售后】" in out and "@138****1234" in out and "@139****5678" in out
+    assert "已认领：张三" in out and "备注：已联系买家，换码处理中" in out
+    assert "团队页面 / team page：http://127.0.0.1:" in out and "认领 / 查看 (http://127.0.0.1:" in out
     assert "【已处理】" in out and "【已超时自动退款，损失 ¥89.90】" in out
     # the QR-only shop: a login alert with the QR drawn, the scan, the recovery
     assert "需要登录（扫码）" in out and "[图片] 登录二维码" in out and "▄▄▄▄▄" in out
