@@ -73,6 +73,9 @@ class Team:
         rows = self.db.execute("SELECT data FROM items WHERE closed = 0")
         return [ItemState.from_dict(json.loads(d)) for (d,) in rows]
 
+    def open_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM items WHERE closed = 0").fetchone()[0])
+
     def closed_since(self, since: float) -> list[ItemState]:
         rows = self.db.execute("SELECT data FROM items WHERE closed = 1 AND json_extract(data, '$.last_seen_ts') >= ?",
                                (since,))

@@ -56,12 +56,11 @@ async def status(request: web.Request) -> web.Response:
         if c.get("state") != "ok":
             reasons.append(f"channel {name}: {c.get('state')}: {c.get('last_error') or ''} (通知渠道异常)".strip())
     reasons = list(dict.fromkeys(reasons))
-    open_items = deps.team.open_items()
     body = {"status": "ok" if not reasons else "degraded", "reasons": reasons,
             "shops": [{"name": s.name, "state": s.state, "last_ok": s.last_ok} for s in snap.shops],
             "channels": {n: {"state": c.get("state"), "waiting": c.get("waiting", 0)}
                          for n, c in snap.channels.items()},
-            "items": {"open": len(open_items)}}
+            "items": {"open": deps.team.open_count()}}
     return _json(body, 200 if not reasons else 503)
 
 
