@@ -55,7 +55,7 @@ def fill(data_dir: Path, shops: int, items: int) -> Path:
     now = datetime.now(TZ)
     per = max(1, items // shops)
     for s, shop in enumerate(cfg.shops):
-        def item(n: int, left_h: float) -> Item:
+        def item(n: int, left_h: float, s: int = s) -> Item:
             return Item(kind="aftersale", id=f"{s:04d}{n:05d}", order_sn=f"261121-{s:04d}{n:011d}", type="仅退款",
                         status="待商家处理", reason="不想要了，质量问题" * (n % 3 + 1), goods_name="保温杯 500ml",
                         refund_amount_fen=1290 + n, deadline=now + timedelta(hours=left_h),
