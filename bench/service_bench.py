@@ -72,7 +72,8 @@ def write_config(path: Path, url: str, shops: list[dict[str, Any]], data_dir: Pa
                  setup: Setup) -> Path:
     """Production defaults but the schedule; the first shop alerts on its own robot key (the latency probe)."""
     q = json.dumps  # a JSON string is a valid TOML basic string
-    lines = ["[agent]", f"data_dir = {q(str(data_dir))}", "pacing_seconds = 1.0", f"health_port = {port}",
+    lines = ["[web]", f'listen = "127.0.0.1:{port}"', "open_on_loopback = true",  # the viewers need no login
+             "[agent]", f"data_dir = {q(str(data_dir))}", "pacing_seconds = 1.0",
              f"max_requests_per_second = {setup.budget}",
              "[browser]", f"max_pages = {setup.pages}", f"max_concurrent_checks = {setup.checks}",
              "timeout_seconds = 30", "[schedule]", f"check_interval = {q(f'{setup.interval}s')}",
@@ -87,6 +88,34 @@ def write_config(path: Path, url: str, shops: list[dict[str, Any]], data_dir: Pa
             lines.append('notify = ["probe"]')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+class Viewers:
+    """Open team pages (`n`), each as the browser's script does it: the 待办 page once, then an event stream and a
+    refetch of the list on every "items" event. Counts the refetches."""
+
+    def __init__(self, url: str, n: int) -> None:
+        self.url, self.fetches, self.stop = url, 0, threading.Event()
+        self.threads = [threading.Thread(target=self._view, daemon=True) for _ in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _view(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            try:
+                client.get("/")
+                with client.stream("GET", "/events", timeout=None) as events:
+                    for line in events.iter_lines():
+                        if self.stop.is_set():
+                            return
+                        if line == "event: items":
+                            client.get("/fragment/items")
+                            self.fetches += 1
+            except httpx.HTTPError:  # the agent stopped
+                return
+
+    def close(self) -> None:
+        self.stop.set()
 
 
 class Agent:
@@ -278,10 +307,10 @@ def run_probes(ctl: SandboxControl, wecom: FakeWeCom, mall_id: int, count: int, 
 
 
 def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, steady: float, setup: Setup,
-          plan: dict[str, Any] | None) -> dict[str, Any]:
+          plan: dict[str, Any] | None, viewers: int = 0) -> dict[str, Any]:
     """One agent run with `n` shops: primed (plan given) with a steady phase, or cold (no session) start-up only."""
     cold = plan is None
-    tag = f"{n}-cold" if cold else str(n)
+    tag = f"{n}-cold" if cold else f"{n}-v{viewers}"
     scenario = generate_scenario(42, n, pending=20, expiring=0, evidence=2, closed=2)
     ctl.load(scenario)
     shops = cast(list[dict[str, Any]], scenario["shops"])
@@ -293,9 +322,12 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
     wecom.clear()
     ctl.reset_stats()  # the busiest second is the agent's alone
     agent = Agent(config, port, data_dir, tmp / f"console-{tag}.txt")
-    res: dict[str, Any] = {"shops": n, "cold": cold, "setup": setup._asdict(), "data_dir": str(data_dir)}
+    res: dict[str, Any] = {"shops": n, "cold": cold, "setup": setup._asdict(), "data_dir": str(data_dir),
+                           "viewers": viewers}
+    pages: Viewers | None = None
     try:
         res["healthz_s"] = round(agent.wait(lambda: agent.get("/healthz") is not None, "/healthz", 60, 0.05), 2)
+        pages = Viewers(f"http://127.0.0.1:{port}", viewers) if viewers and not cold else None
 
         polled = [time.monotonic()]
 
@@ -328,6 +360,9 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
     except RuntimeError as exc:  # reported with what was measured so far
         res["error"] = str(exc)
         print(f"  {tag}: {exc}", flush=True)
+    if pages is not None:
+        pages.close()
+        res["page_fetches"] = pages.fetches
     try:
         if agent.proc.poll() is None:
             took, res["exit_code"] = agent.stop()
@@ -434,6 +469,8 @@ def main() -> None:
     ap.add_argument("--interval", type=int, help="check interval in s for every run (default 60, 600 over 200 shops)")
     ap.add_argument("--json", metavar="PATH", help="also write every number here")
     ap.add_argument("--workdir", metavar="DIR", help="keep configs, data and logs here (default: a temporary one)")
+    ap.add_argument("--viewers", default="0", help="comma-separated counts of open team pages per shop count, each "
+                    "run once (e.g. 0,10: the same shops without and with ten pages)")
     args = ap.parse_args()
     counts = [int(x) for x in args.shops.split(",") if x]
     proc, url = start_sandbox()
@@ -460,9 +497,11 @@ def main() -> None:
                 # the steady phase sees each shop checked twice more: the start-up round's checks come back
                 # spread over the interval (up to half of it early), the next ones one interval later
                 steady = max(args.steady_seconds, 2 * (setup(n).interval + JITTER) + 60.0)
-                r = bench(n, url, ctl, wecom, tmp, steady, setup(n), plan)
-                results.append(r)
-                print(row(r), flush=True)
+                for v in (int(x) for x in args.viewers.split(",") if x):
+                    r = bench(n, url, ctl, wecom, tmp, steady, setup(n), plan, viewers=v)
+                    results.append(r)
+                    print(row(r) + (f"  ({v} pages open, {r.get('page_fetches', 0)} list refetches)" if v else ""),
+                          flush=True)
     finally:
         ctl.close()
         wecom.stop()
