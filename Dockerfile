@@ -69,8 +69,8 @@ ENV PATH=/opt/pdd-agent/venv/bin:$PATH \
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
-# Only served when the config sets [agent] health_port = 9108 and health_host = "0.0.0.0".
-EXPOSE 9108
+# The team page, /healthz and /metrics: reachable from outside only with [web] listen = "0.0.0.0:8700".
+EXPOSE 8700
 
 # `pdd-agent run` finishes the check in flight within [schedule] shutdown_grace (60 s by default), sends the
 # outbox once and exits 0: give it 120 s (`docker stop -t 120`, `--stop-timeout 120`, compose stop_grace_period).
@@ -78,8 +78,8 @@ STOPSIGNAL SIGTERM
 
 # `pdd-agent status` exits 0 only while the service runs and is healthy (it reads the heartbeat the service
 # rewrites every few seconds), so it works without the health port. Trade-off: each probe starts a Python
-# process (a fraction of a CPU-second, hence the 60 s interval); with health_port set, a cheaper probe is
-#   python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=5)"
+# process (a fraction of a CPU-second, hence the 60 s interval); a cheaper probe is
+#   python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8700/healthz', timeout=5)"
 # A shop that needs a login makes the container "unhealthy": Docker only reports that, it restarts nothing.
 HEALTHCHECK --interval=60s --timeout=30s --start-period=5m --retries=3 \
     CMD ["/opt/pdd-agent/venv/bin/pdd-agent", "status", "--config", "/etc/pdd-agent/config.toml"]
