@@ -468,6 +468,23 @@ def test_the_old_single_limit_is_read_as_max_pages_with_a_deprecation(tmp_path: 
     assert load_config(_write(tmp_path, SHOP)).deprecations() == []
 
 
+def test_the_old_health_port_is_read_as_the_web_listen_address(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert load_config(_write(tmp_path, SHOP)).listen_addresses() == ("127.0.0.1:8700",)
+    old = load_config(_write(tmp_path, "[agent]\nhealth_port = 9108\n" + SHOP))
+    assert old.listen_addresses() == ("127.0.0.1:8700",) and old.health_addresses() == ("127.0.0.1:9108",)
+    [note] = old.deprecations()
+    assert "127.0.0.1:9108 still answers /healthz and /metrics" in note and "(127.0.0.1:8700)" in note
+    lan = load_config(_write(tmp_path, '[agent]\nhealth_port = 9108\nhealth_host = "0.0.0.0"\n' + SHOP))
+    assert lan.health_addresses() == ("0.0.0.0:9108",) and lan.web_on_loopback()  # the old keys keep working
+    path = _write(tmp_path, "[agent]\nhealth_port = 9108\n" + SHOP)
+    assert cli.main(["config", "check", "--config", str(path)]) == 0
+    assert "health_port / agent.health_host are deprecated" in capsys.readouterr().err
+    with pytest.raises(ConfigError) as exc:  # the page beyond loopback without anybody who can log in
+        load_config(_write(tmp_path, '[web]\nlisten = "0.0.0.0:8700"\n' + SHOP))
+    assert "web.listen" in str(exc.value)
+
+
 def test_config_check_prints_deprecations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path, "[browser]\nmax_concurrent_shops = 3\n" + SHOP)
     assert cli.main(["config", "check", "--config", str(path)]) == 0

@@ -153,6 +153,23 @@ def test_api_claim_conflict_note_escaped_and_reassign(page: Page) -> None:
     assert [e["who"] for e in timeline if e["who"] in ("张三", "李四")] == ["张三", "张三", "张三"]
 
 
+def test_audit_qr_and_redirects(page: Page) -> None:
+    page.login()
+    h = {"X-CSRF-Token": page.csrf()}
+    page.client.post(f"/api/v1/items/{KEY}/claim", json={}, headers=h)
+    page.client.post(f"/api/v1/items/{KEY}/release", json={}, headers=h)
+    actions = page.client.get("/api/v1/audit").json()["actions"]
+    assert [(a["actor"], a["action"]) for a in actions] == [("张三", "released"), ("张三", "claimed")]
+    assert page.client.get("/shops/店/qr.png").status_code == 404
+    page.service.qr_images["店"] = b"\x89PNG fake"
+    assert "扫码登录" in page.client.get("/shops").text
+    r = page.client.get("/shops/店/qr.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content == b"\x89PNG fake"
+    for evil in ("//evil.example/", "/\\evil.example", "https://evil.example/"):
+        r = page.client.post(f"/items/{KEY}/note", data={"_csrf": page.csrf(), "text": "x", "next": evil})
+        assert r.status_code == 303 and r.headers["location"] == "/", evil
+
+
 def test_read_only_token_and_status_503_then_200(page: Page) -> None:
     token = Team(page.store).new_token("kuma", time.time())
     h = {"Authorization": f"Bearer {token}"}

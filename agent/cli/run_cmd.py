@@ -198,17 +198,21 @@ def mms_url(config: Config, sel: Mapping[str, Any]) -> Any:
 async def start_web(config: Config, service: Service, sel: Mapping[str, Any]) -> WebServer | None:
     """The team page, /healthz and /metrics on [web] listen (and the deprecated health port); None when an address
     cannot be bound (said on stderr)."""
-    web = WebServer(build_app(config, service.store, service, mms_url(config, sel)), config.listen_addresses())
+    web = WebServer(build_app(config, service.store, service, mms_url(config, sel)), config.listen_addresses(),
+                    config.health_addresses())
+    where = ", ".join((*config.listen_addresses(), *config.health_addresses()))
     try:
         await web.start()
     except OSError as exc:
         await web.stop()
-        logger.error("cannot listen on {}: {}", ", ".join(config.listen_addresses()), exc)
-        print(f"团队页面无法监听 / the team page cannot listen on {', '.join(config.listen_addresses())}: {exc}",
+        logger.error("cannot listen on {}: {}", where, exc)
+        print(f"团队页面无法监听 / the team page cannot listen on {where}: {exc} (可在 [web] listen 改端口)",
               file=sys.stderr)
         return None
     for url in web.urls:
         logger.info("team page on {}/ (also /healthz, /metrics, /api/v1/status)", url)
+    for url in web.health_urls:
+        logger.info("health endpoint on {}/healthz and /metrics (deprecated [agent] health_port)", url)
     if not config.web_on_loopback() and config.web.open_on_loopback:
         logger.warning("[web] open_on_loopback is ignored: the page also listens beyond loopback, a login is required")
     return web

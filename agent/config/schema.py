@@ -471,20 +471,20 @@ class Config:
         """Keys still read but on their way out, each with what replaces it."""
         out = self.browser.deprecations()
         if self.agent.health_port:
-            now = (f"[web] listen = {self.web.listen} serves them, and {self.agent.health_host}:"
-                   f"{self.agent.health_port} too" if self.web.listen else
-                   f"read as [web] listen = \"{self.agent.health_host}:{self.agent.health_port}\"")
-            out.append(f"agent.health_port / agent.health_host are deprecated ({now}): /healthz and /metrics are "
-                       "served "
-                       "by the team page's [web] listen (已弃用：请改用 [web] listen)")
+            out.append(f"agent.health_port / agent.health_host are deprecated: {self.agent.health_host}:"
+                       f"{self.agent.health_port} still answers /healthz and /metrics, and so does the team page's "
+                       f"[web] listen ({self.listen_addresses()[0]}); point monitors there and remove these keys "
+                       "(已弃用：/healthz 和 /metrics 已由 [web] listen 提供)")
         return out
 
     def listen_addresses(self) -> tuple[str, ...]:
-        """Where `pdd-agent run` serves the team page, /healthz and /metrics: [web] listen (else the deprecated
-        health_host:health_port, else 127.0.0.1:8700), plus health_host:health_port when both are set."""
+        """Where `pdd-agent run` serves the team page, /healthz, /metrics and /api/v1: [web] listen."""
+        return (self.web.listen or DEFAULT_LISTEN,)
+
+    def health_addresses(self) -> tuple[str, ...]:
+        """The deprecated [agent] health_host:health_port, still answering /healthz and /metrics only (as before)."""
         old = f"{self.agent.health_host}:{self.agent.health_port}" if self.agent.health_port else ""
-        first = self.web.listen or old or DEFAULT_LISTEN
-        return tuple(dict.fromkeys(a for a in (first, old) if a))
+        return (old,) if old and old not in self.listen_addresses() else ()
 
     def web_on_loopback(self) -> bool:
         """Every address the page is served on is loopback (then `open_on_loopback` may skip the login)."""

@@ -111,6 +111,16 @@ async def action(request: web.Request) -> web.Response:
     return _json(deps.view().item(key, deps.now()))
 
 
+async def audit(request: web.Request) -> web.Response:
+    """GET /api/v1/audit?limit=: the members' actions, newest first (who, when, what, on which item)."""
+    deps = request.app[DEPS]
+    try:
+        limit = min(1000, max(1, int(request.query.get("limit", "200"))))
+    except ValueError:
+        limit = 200
+    return _json({"actions": deps.team.audit(limit)})
+
+
 def setup_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", health, name="healthz")
@@ -118,4 +128,5 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/v1/status", status, name="api_status")
     r.add_get("/api/v1/items", items, name="api_items")
     r.add_get("/api/v1/items/{key}", item, name="api_item")
+    r.add_get("/api/v1/audit", audit, name="api_audit")
     r.add_post("/api/v1/items/{key}/{action:claim|release|done|note}", action, name="api_action")

@@ -108,23 +108,40 @@ def build_app(config: Config, store: Store, source: Source, mms_url: Callable[[I
     return app
 
 
-class WebServer:
-    """Runs the application on the config's listen addresses inside the running loop."""
+def build_health_app(page: web.Application) -> web.Application:
+    """/healthz and /metrics alone, as the deprecated [agent] health_port served them (no login, nothing else)."""
+    app = web.Application()
+    app[DEPS] = page[DEPS]
+    app.router.add_get("/healthz", api.health)
+    app.router.add_get("/metrics", api.metrics)
+    return app
 
-    def __init__(self, app: web.Application, addresses: tuple[str, ...]) -> None:
-        self.app, self.addresses = app, addresses
-        self.runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5, access_log=None)
-        self.urls: list[str] = []
+
+class WebServer:
+    """Runs the application on the config's listen addresses inside the running loop (and the deprecated health
+    port's own small application, when one is given)."""
+
+    def __init__(self, app: web.Application, addresses: tuple[str, ...], health: tuple[str, ...] = ()) -> None:
+        self.app, self.addresses, self.health = app, addresses, health
+        self.runners = [(web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5, access_log=None),
+                         addresses)]
+        if health:
+            self.runners.append((web.AppRunner(build_health_app(app), access_log=None), health))
+        self.urls: list[str] = []  # the page's
+        self.health_urls: list[str] = []
 
     async def start(self) -> None:
         """Raises OSError when an address cannot be bound (the caller says which and exits)."""
-        await self.runner.setup()
-        for address in self.addresses:
-            host, port = split_listen(address)
-            await web.TCPSite(self.runner, host, port, reuse_address=True).start()
-        for addr in self.runner.addresses:
-            host, port = str(addr[0]), int(addr[1])
-            self.urls.append(f"http://{'[' + host + ']' if ':' in host else host}:{port}")
+        for n, (runner, addresses) in enumerate(self.runners):
+            await runner.setup()
+            for address in addresses:
+                host, port = split_listen(address)
+                await web.TCPSite(runner, host, port, reuse_address=True).start()
+            for addr in runner.addresses:
+                host, port = str(addr[0]), int(addr[1])
+                (self.urls if n == 0 else self.health_urls).append(
+                    f"http://{'[' + host + ']' if ':' in host else host}:{port}")
 
     async def stop(self) -> None:
-        await self.runner.cleanup()
+        for runner, _ in self.runners:
+            await runner.cleanup()

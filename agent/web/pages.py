@@ -79,7 +79,7 @@ async def item_action(request: web.Request) -> web.Response:
     key, action = request.match_info["key"], request.match_info["action"]
     form = await request.post()
     nxt = str(form.get("next") or "")
-    target = nxt if nxt.startswith("/") and not nxt.startswith("//") else f"/items/{key}"
+    target = _next(nxt) if nxt else f"/items/{key}"
     try:
         version = int(str(form.get("version"))) if form.get("version") not in (None, "") else None
         text = clean_note(str(form.get("text") or ""), deps.config.team.note_max_chars) if action == "note" else ""
@@ -125,8 +125,10 @@ async def history(request: web.Request) -> web.Response:
 
 
 def _next(value: str) -> str:
+    """A path of ours to go to after a form (never another site: no "//host", no backslash tricks)."""
     parts = urlsplit(value)
-    return value if value.startswith("/") and not value.startswith("//") and not parts.netloc else "/"
+    ok = value.startswith("/") and not value.startswith("//") and "\\" not in value and not parts.netloc
+    return value if ok else "/"
 
 
 async def login_form(request: web.Request) -> web.Response:

@@ -50,7 +50,8 @@ data_dir = "{tmp_path / 'data'}"
 pacing_seconds = {pacing}
 rate_limit_backoff = [4.0]
 login_retry_hours = 0
-health_port = {port}
+[web]
+listen = "127.0.0.1:{port}"
 [browser]
 timeout_seconds = 8
 {browser}
@@ -411,7 +412,7 @@ def test_the_canvas_qr_is_pushed_renewed_when_it_expires_and_a_scan_logs_the_sho
     sandbox.control.load("logins")
     sandbox.control.settings(qr_ttl=6)
     monkeypatch.setenv("PDD_TEST_PASSWORD", "sandbox-pass")
-    port = free_port()
+    port, page_port = free_port(), free_port()  # the deprecated health port still answers /healthz
     config = tmp_path / "config.toml"
     config.write_text(f"""
 [agent]
@@ -419,6 +420,9 @@ data_dir = "{tmp_path / 'data'}"
 pacing_seconds = 0
 login_retry_hours = 0
 health_port = {port}
+[web]
+listen = "127.0.0.1:{page_port}"
+open_on_loopback = true
 [browser]
 timeout_seconds = 8
 [[shops]]
@@ -452,6 +456,11 @@ webhook_url = "{wecom.webhook_url('k1')}"
     assert any("需要登录（扫码）" in t and "禁止在网页版登录" in t for t in shop_messages(wecom, "扫码登录店"))
     renewed = wait_until(lambda: images()[1:], "the renewed QR image", agent, timeout=40)[0]
     assert qr_matrix(renewed) != qr_matrix(first)
+    # the team page's 店铺 shows the QR waiting for a scan: the one the team was sent last
+    page = f"http://127.0.0.1:{page_port}"
+    assert "扫码登录" in httpx.get(f"{page}/shops", timeout=5).text
+    shown = httpx.get(f"{page}/shops/扫码登录店/qr.png", timeout=5)
+    assert shown.status_code == 200 and qr_matrix(shown.content) in (qr_matrix(renewed), *map(qr_matrix, images()[2:]))
     sandbox.control.settings(qr_ttl=300)
     sandbox.control.scan_qr("扫码登录店", confirm=False)
     wait_until(lambda: "已扫码" in agent.log(), "「已扫码，请在手机上确认」 in the log", agent)
