@@ -221,3 +221,21 @@ def test_the_digest_shows_who_handled_what_and_who_holds_what(tmp_path: Path) ->
     msg = render_digest("店", [dataclasses.replace(b, deadline=NOON + timedelta(hours=4))], [], [], NOON, TZ,
                         team=team)
     assert "昨日处理（按成员）：**张三 1 单**" in msg.markdown and "已认领：张三" in msg.markdown
+
+
+def test_a_check_says_whether_the_page_needs_a_refetch(tmp_path: Path) -> None:
+    from agent.core.models import ShopResult
+    from agent.outbox.enqueue import record_result
+    cfg = team_config(tmp_path)
+    store = Store(tmp_path / "agent.db")
+    a = item(1, timedelta(hours=30))
+
+    def changed(items: list, at: datetime) -> bool:  # type: ignore[type-arg]
+        result = ShopResult(name="店", checked_at=at, aftersales=items)
+        record_result(cfg, store, cfg.shops[0], result, at)
+        return result.changed
+
+    assert changed([a], NOON)  # a new item
+    assert not changed([a], NOON + timedelta(minutes=10))  # the same list, later: nothing the page shows moved
+    assert changed([a], NOON + timedelta(hours=7))  # its 24 h stage
+    assert changed([], NOON + timedelta(hours=7, minutes=10))  # it left the list

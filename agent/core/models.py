@@ -122,6 +122,7 @@ class ShopResult:
     began: float = 0.0  # our clock (Unix s, never the backend's) when that work began; 0: not started
     crowded: bool = False  # the host had more work than its budget and lanes take at once when it began
     money: dict[str, Any] | None = None  # `check` only: yesterday's refunds not agreed by the merchant, 补款 (JSON)
+    changed: bool = True  # set when recorded: an item came, went, moved its deadline or stage, or an alert was queued
 
     @property
     def ok(self) -> bool:

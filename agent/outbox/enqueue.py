@@ -132,6 +132,10 @@ def record_result(
                           qr_png_available=qr_png is not None)
     alerts += found
     memory = health_memory(active, result.state, found)
+    if result.ok:
+        def shape(items: Any) -> set[tuple[Any, ...]]:
+            return {(s.kind, s.item_id, s.deadline, s.last_stage, s.closed, s.urged) for s in items}
+        result.changed = bool(alerts) or shape(previous.values()) != shape(states)
     rows = [(a.key, ch, payload(a, qr_png)) for a in alerts for ch in channels(config, shop, a)]
     check = (result.ok, result.state.value, result.error, {k: v.timestamp() for k, v in memory.items()})
     store.commit_check(shop.name, [s.to_dict() for s in states], rows, now.timestamp(),

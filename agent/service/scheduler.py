@@ -239,7 +239,8 @@ class Service:
                  else datetime.now(self.tz) - timedelta(seconds=result.duration))
         self._book_next(shop, began, spread=result.crowded and self.spreads)
         self.kick_dispatch()  # alerts go out now, not at the next dispatch tick
-        self.changed("items")
+        if result.changed:  # the open pages refetch only when something they show moved
+            self.changed("items")
         if self.on_check:
             self.on_check(result)
         return result

@@ -24,8 +24,14 @@
     var a = document.activeElement;
     return a && box.contains(a) && (a.tagName === "TEXTAREA" || a.tagName === "INPUT" || a.tagName === "SELECT");
   }
-  var pending = false;
-  function refresh() {
+  var pending = false, last = 0, later = null;
+  function refresh() {  // at most one refetch a second (a burst of changes costs one), none while hidden
+    var wait = last + (document.getElementById("shops") ? 10000 : 1000) - Date.now();
+    if (wait > 0 || document.hidden) {
+      if (!later) later = setTimeout(function () { later = null; refresh(); }, Math.max(wait, 1000));
+      return;
+    }
+    last = Date.now();
     var rows = document.getElementById("rows"), page = document.querySelector(".item-page");
     var box = rows || page;
     if (!box) { if (document.getElementById("shops")) location.reload(); return; }
