@@ -73,6 +73,24 @@ class Team:
         rows = self.db.execute("SELECT data FROM items WHERE closed = 0")
         return [ItemState.from_dict(json.loads(d)) for (d,) in rows]
 
+    def open_index(self) -> list[tuple[str, str, str, float, bool]]:
+        """(shop, kind, item_id, deadline epoch, quality) of every open item, most urgent first — without parsing
+        each item's JSON (the 待办 list parses only the page it shows)."""
+        # SQLite's julianday() reads the ISO deadline with its offset: epoch seconds, sorted in SQL
+        rows = self.db.execute(
+            "SELECT shop, kind, item_id, (julianday(json_extract(data, '$.deadline')) - 2440587.5) * 86400.0 AS d, "
+            "COALESCE(json_extract(data, '$.quality'), 0) FROM items WHERE closed = 0 ORDER BY d, shop, item_id")
+        return [(s, k, i, round(d, 3), bool(q)) for s, k, i, d, q in rows]
+
+    def states(self, keys: Iterable[tuple[str, str, str]]) -> list[ItemState]:
+        """The items of (shop, kind, item_id) keys, in that order (unknown keys left out)."""
+        out = []
+        for k in keys:
+            r = self.db.execute("SELECT data FROM items WHERE shop = ? AND kind = ? AND item_id = ?", k).fetchone()
+            if r:
+                out.append(ItemState.from_dict(json.loads(r[0])))
+        return out
+
     def open_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM items WHERE closed = 0").fetchone()[0])
 

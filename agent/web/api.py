@@ -71,7 +71,7 @@ async def items(request: web.Request) -> web.Response:
         size = min(1000, max(1, int(request.query.get("page_size", "100"))))
     except ValueError:
         size = 100
-    data = deps.view().items(filters(request), str(request[WHO].member or ""), deps.now(), page_size=size)
+    data = deps.items(filters(request), str(request[WHO].member or ""), size)
     return _json(data)
 
 

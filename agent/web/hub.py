@@ -22,8 +22,10 @@ class Hub:
         self._pending: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self.sent = 0  # events delivered (all clients), for the benchmark
+        self.versions: dict[str, int] = {}  # topic → changes so far (what the page's cache is keyed by)
 
     def publish(self, topic: str) -> None:
+        self.versions[topic] = self.versions.get(topic, 0) + 1
         if not self.queues:
             return
         self._pending.add(topic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,9 +19,10 @@ from agent.outbox.team_store import Team
 from agent.service.health import Snapshot
 from agent.web.auth import Signer, Throttle
 from agent.web.hub import Hub
-from agent.web.model import View
+from agent.web.model import PAGE_SIZE, Filters, View
 
 LOCAL_NAME = "本机"  # who acts on an open loopback page when the team has no single member
+CACHE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Deps:
     env: jinja2.Environment
     hub: Hub = field(default_factory=Hub)
     throttle: Throttle = field(default_factory=Throttle)
+    cache: dict[Any, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def team(self) -> Team:
@@ -72,6 +75,20 @@ class Deps:
     def view(self) -> View:
         return View(self.team, rules_config(self.config), team_rules(self.config), self.tz, self.mms_url,
                     self.source.clock.from_backend)
+
+    def items(self, f: Filters, me: str, page_size: int = PAGE_SIZE) -> dict[str, Any]:
+        """The 待办 list, shared by the pages that ask between two changes (every open page refetches after the
+        same event): kept until the next "items" change, at most CACHE_SECONDS."""
+        key = (self.hub.versions.get("items", 0), f, me if f.mine else "", page_size)
+        now = time.monotonic()
+        hit = self.cache.get(key)
+        if hit is not None and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        if len(self.cache) > 64 or (self.cache and next(iter(self.cache))[0] != key[0]):
+            self.cache.clear()
+        data = self.view().items(f, me, self.now(), page_size=page_size)
+        self.cache[key] = (now, data)
+        return data
 
     def now(self) -> float:
         return float(self.source.clock.now())

@@ -94,33 +94,35 @@ class View:
         }
 
     def items(self, f: Filters, me: str, now: float, *, page_size: int = PAGE_SIZE) -> dict[str, Any]:
-        """The 待办 list: open items of every shop most urgent first (deadline), filtered, one page of rows."""
-        states = sorted(self.team.open_items(), key=lambda s: (s.deadline, s.shop, s.item_id))
+        """The 待办 list: open items of every shop most urgent first (deadline), filtered, one page of rows. The
+        filters run on the index (no item's JSON parsed); only the page's rows are read in full."""
+        index = self.team.open_index()
         claims = self.team.claims()
-        counts = self.team.note_counts()
         if f.shop:
-            states = [s for s in states if s.shop == f.shop]
+            index = [r for r in index if r[0] == f.shop]
         if f.kind in ("aftersale", "evidence"):
-            states = [s for s in states if s.kind == f.kind]
-        elif f.kind in ("complaint", "quality", "platform"):
-            states = [s for s in states if f.kind == "quality" and s.quality
-                      or f.kind in {x.event for x in self.team.sends(s.shop, s.kind, s.item_id)}]
+            index = [r for r in index if r[1] == f.kind]
+        elif f.kind == "quality":
+            index = [r for r in index if r[4] or "quality" in {x.event for x in self.team.sends(*r[:3])}]
+        elif f.kind in ("complaint", "platform"):
+            index = [r for r in index if f.kind in {x.event for x in self.team.sends(*r[:3])}]
         elif f.kind == "work_orders":
-            states = []
+            index = []
 
-        def held(s: ItemState) -> str | None:
-            return holder(claims.get((s.shop, s.kind, s.item_id)), now, self.team_rules, s.deadline.timestamp())
+        def held(r: tuple[str, str, str, float, bool]) -> str | None:
+            return holder(claims.get(r[:3]), now, self.team_rules, r[3])
 
         if f.mine:
-            states = [s for s in states if held(s) == me]
+            index = [r for r in index if held(r) == me]
         if f.claimed == "-":
-            states = [s for s in states if held(s) is None]
+            index = [r for r in index if held(r) is None]
         elif f.claimed:
-            states = [s for s in states if held(s) == f.claimed]
-        total = len(states)
+            index = [r for r in index if held(r) == f.claimed]
+        total = len(index)
         pages = max(1, -(-total // page_size))
         page = min(max(1, f.page), pages)
-        chosen = states[(page - 1) * page_size: page * page_size]
+        chosen = self.team.states(r[:3] for r in index[(page - 1) * page_size: page * page_size])
+        counts = self.team.note_counts()
         rows = [self.row(s, claims.get((s.shop, s.kind, s.item_id)), self.team.sends(s.shop, s.kind, s.item_id),
                          counts.get((s.shop, s.kind, s.item_id), 0), now) for s in chosen]
         return {"items": rows, "total": total, "page": page, "pages": pages, "page_size": page_size}

@@ -46,7 +46,7 @@ def filters(request: web.Request) -> Filters:
 def _todo_ctx(request: web.Request) -> dict[str, Any]:
     deps = request.app[appmod.DEPS]
     f = filters(request)
-    data = deps.view().items(f, request[WHO].member or "", deps.now())
+    data = deps.items(f, request[WHO].member or "")
     snap = deps.source.snapshot_for_http()
     work = [] if f.kind not in ("", "work_orders") else [
         {"shop": s.shop, "count": int(s.counters.get("tickets") or 0)}
