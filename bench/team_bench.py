@@ -74,9 +74,14 @@ def fill(data_dir: Path, shops: int, items: int) -> Path:
     return config
 
 
-def serve(config_path: str) -> None:
-    """The child: the application on a free port with a still service (its snapshot from the config)."""
+def serve(config_path: str, cache: bool) -> None:
+    """The child: the application on a free port with a still service (its snapshot from the config). Without
+    `cache` every request computes its list, as the first page to ask after a change does."""
     import asyncio
+
+    import agent.web.keys
+    if not cache:
+        agent.web.keys.CACHE_SECONDS = 0.0
 
     from agent.clock import Clock
     from agent.config import load_config
@@ -165,33 +170,38 @@ def main() -> None:
     ap.add_argument("--idle-seconds", type=float, default=30.0)
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--serve", metavar="CONFIG", help=argparse.SUPPRESS)
+    ap.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, not args.no_cache)
         return
     with tempfile.TemporaryDirectory(prefix="team-bench-") as d:
         t0 = time.perf_counter()
         config = fill(Path(d), args.shops, args.items)
         print(f"store filled: {args.shops} shops, {args.items} open + {args.items} closed items in "
               f"{time.perf_counter() - t0:.1f} s", flush=True)
-        child = subprocess.Popen([sys.executable, "-m", "bench.team_bench", "--serve", str(config)], cwd=ROOT,
-                                 stdout=subprocess.PIPE, text=True)
-        try:
-            assert child.stdout is not None
-            url = child.stdout.readline().strip()
-            res: dict[str, Any] = {"shops": args.shops, "items": args.items, "paths": {}}
-            with httpx.Client(base_url=url, timeout=30) as client:
-                for path in PATHS:
-                    res["paths"][path] = timings(client, path)
-                    print(f"  {path:<32} median {res['paths'][path]['median_ms']:>7.1f} ms   p95 "
-                          f"{res['paths'][path]['p95_ms']:>7.1f} ms   {res['paths'][path]['bytes']:>8} bytes",
-                          flush=True)
-            res["idle_cpu_s"] = {str(n): round(idle_cpu(child.pid, url, n, args.idle_seconds), 3) for n in (0, 10)}
-            print(f"  idle {args.idle_seconds:g} s: CPU {res['idle_cpu_s']['0']} s with no page open, "
-                  f"{res['idle_cpu_s']['10']} s with ten event streams open", flush=True)
-        finally:
-            child.terminate()
-            child.wait(10)
+        res: dict[str, Any] = {"shops": args.shops, "items": args.items, "paths": {}, "shared": {}}
+        for cache, where in ((False, "paths"), (True, "shared")):
+            print("after a change (each request computes its list):" if not cache else
+                  "the other pages after the same change (the list shared):", flush=True)
+            child = subprocess.Popen([sys.executable, "-m", "bench.team_bench", "--serve", str(config),
+                                      *([] if cache else ["--no-cache"])], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            try:
+                assert child.stdout is not None
+                url = child.stdout.readline().strip()
+                with httpx.Client(base_url=url, timeout=30) as client:
+                    for path in PATHS:
+                        t = res[where][path] = timings(client, path)
+                        print(f"  {path:<32} median {t['median_ms']:>7.1f} ms   p95 {t['p95_ms']:>7.1f} ms   "
+                              f"{t['bytes']:>8} bytes", flush=True)
+                if cache:
+                    res["idle_cpu_s"] = {str(n): round(idle_cpu(child.pid, url, n, args.idle_seconds), 3)
+                                         for n in (0, 10)}
+                    print(f"  idle {args.idle_seconds:g} s: CPU {res['idle_cpu_s']['0']} s with no page open, "
+                          f"{res['idle_cpu_s']['10']} s with ten event streams open", flush=True)
+            finally:
+                child.terminate()
+                child.wait(10)
     if args.json:
         Path(args.json).write_text(json.dumps(res, ensure_ascii=False, indent=1), encoding="utf-8")
 
