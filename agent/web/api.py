@@ -24,6 +24,14 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json", charset="utf-8")
 
 
+def _int_param(request: web.Request, name: str, default: int, most: int = 1000) -> int:
+    """A query parameter as an integer from 1 to `most`; `default` when absent or not a number."""
+    try:
+        return min(most, max(1, int(request.query.get(name, str(default)))))
+    except ValueError:
+        return default
+
+
 async def health(request: web.Request) -> web.Response:
     """GET /healthz: 200 healthy, 503 not (with the reasons), 500 when the snapshot fails."""
     deps = request.app[DEPS]
@@ -67,10 +75,7 @@ async def status(request: web.Request) -> web.Response:
 async def items(request: web.Request) -> web.Response:
     """GET /api/v1/items: the 待办 list as JSON (same filters and paging as the page; page_size up to 1000)."""
     deps = request.app[DEPS]
-    try:
-        size = min(1000, max(1, int(request.query.get("page_size", "100"))))
-    except ValueError:
-        size = 100
+    size = _int_param(request, "page_size", 100)
     data = deps.items(filters(request), str(request[WHO].member or ""), size)
     return _json(data)
 
@@ -113,12 +118,7 @@ async def action(request: web.Request) -> web.Response:
 
 async def audit(request: web.Request) -> web.Response:
     """GET /api/v1/audit?limit=: the members' actions, newest first (who, when, what, on which item)."""
-    deps = request.app[DEPS]
-    try:
-        limit = min(1000, max(1, int(request.query.get("limit", "200"))))
-    except ValueError:
-        limit = 200
-    return _json({"actions": deps.team.audit(limit)})
+    return _json({"actions": request.app[DEPS].team.audit(_int_param(request, "limit", 200))})
 
 
 def setup_routes(app: web.Application) -> None:
