@@ -194,6 +194,11 @@ def test_open_on_loopback_skips_the_login(tmp_path: Path) -> None:
     with served_app(cfg, store, FakeService(lambda: snap)) as (url, _):
         r = httpx.get(url + "/", timeout=10)
         assert r.status_code == 200 and "待办" in r.text and "本机" in r.text
+        token = re.search(r'name="csrf" content="([^"]+)"', r.text)
+        assert token
+        check(cfg, store, [item(1, timedelta(hours=5))], NOON)
+        r = httpx.post(url + f"/api/v1/items/{KEY}/claim", json={}, headers={"X-CSRF-Token": token.group(1)})
+        assert r.status_code == 200 and r.json()["claimed_by"] == "本机"  # a claim that holds (本机 counts)
     store.close()
 
 

@@ -13,6 +13,7 @@ from agent.core.rules import Alert, ItemState, RulesConfig, current_stage, sever
 # a deadline that moved by more than this since the claim means a new clock: the claim (or done mark) lapses
 DEADLINE_MOVED = 60.0
 NOTE_SHOWN = 200  # characters of the latest note an alert carries
+LOCAL_MEMBER = "本机"  # who acts on an open loopback page ([web] open_on_loopback) when the team is not one member
 
 Gate = Literal["send", "quiet", "claimed", "done_last"]
 LapseReason = Literal["expired", "member_removed", "deadline_moved"]

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from agent.config import Config, ShopConfig
 from agent.config.durations import parse_duration
 from agent.core import losses, notices
-from agent.core.claims import TeamRules, annotate, gate, holder
+from agent.core.claims import LOCAL_MEMBER, TeamRules, annotate, gate, holder
 from agent.core.models import Item, ShopResult
 from agent.core.money import Refund, money_json
 from agent.core.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory
@@ -35,7 +35,8 @@ def team_rules(config: Config) -> TeamRules:
     t = config.team
     return TeamRules(quiet_until=parse_duration(t.claimed_quiet_until),
                      evidence_quiet_until=parse_duration(t.evidence_claimed_quiet_until),
-                     ttl=parse_duration(t.claim_ttl), members=frozenset(m.name for m in t.members))
+                     ttl=parse_duration(t.claim_ttl), members=frozenset(
+                         [*(m.name for m in t.members), *([LOCAL_MEMBER] if config.web.open_on_loopback else [])]))
 
 
 Line = tuple[str, str, str, str, str]  # (kind, item_id, actor, action, detail): a timeline line

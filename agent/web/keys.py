@@ -12,6 +12,7 @@ import jinja2
 from aiohttp import web
 
 from agent.config import Config
+from agent.core.claims import LOCAL_MEMBER
 from agent.core.rules import ItemState
 from agent.outbox.enqueue import rules_config, team_rules
 from agent.outbox.store import Store
@@ -21,7 +22,7 @@ from agent.web.auth import Signer, Throttle
 from agent.web.hub import Hub
 from agent.web.model import PAGE_SIZE, Filters, View
 
-LOCAL_NAME = "本机"  # who acts on an open loopback page when the team has no single member
+LOCAL_NAME = LOCAL_MEMBER  # who acts on an open loopback page when the team has no single member
 CACHE_SECONDS = 10.0
 
 
