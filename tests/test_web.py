@@ -220,3 +220,35 @@ def test_passwords_and_the_toml_writer(tmp_path: Path) -> None:
     assert out.count("password_hash") == 2 and '"new"' in out and '"h1"' in out and "# the boss" in out
     with pytest.raises(ValueError):
         set_hash(text, "王五", "x")
+
+
+def test_the_first_change_goes_out_at_once_and_a_burst_after_it_once_a_second() -> None:
+    import asyncio
+
+    from agent.web.hub import COALESCE, Hub
+    from tests.conftest import run_async
+
+    async def scenario() -> list[tuple[float, str]]:
+        hub, got = Hub(), []
+        q: asyncio.Queue[str | None] = asyncio.Queue()
+        hub.queues.add(q)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        async def take() -> tuple[float, str]:
+            topic = await q.get()
+            return loop.time() - t0, str(topic)
+
+        hub.publish("items")
+        got.append(await take())
+        for _ in range(20):  # a round of checks
+            hub.publish("items")
+            hub.publish("shops")
+            await asyncio.sleep(0.01)
+        got += [await take() for _ in range(2)]
+        assert q.empty() and hub.versions == {"items": 21, "shops": 20}
+        return got
+
+    (first, t1), *burst = run_async(scenario())
+    assert first < 0.1 and t1 == "items"
+    assert sorted(t for _, t in burst) == ["items", "shops"] and all(COALESCE - 0.05 <= at < COALESCE + 0.3
+                                                                     for at, _ in burst)

@@ -1,5 +1,5 @@
-"""Server-sent events: every open page hears only which topic changed ("items", "shops"), coalesced, then
-refetches; a comment every 15 s keeps proxies from closing an idle stream."""
+"""Server-sent events: every open page hears only which topic changed ("items", "shops") — the first change at
+once, a burst after it as one event a second — then refetches; a comment every 15 s keeps an idle stream open."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 from aiohttp import web
 
 KEEPALIVE = 15.0
-COALESCE = 0.3  # changes within this go out as one event
+COALESCE = 1.0  # changes after an event wait for this and go out as one (a round of checks: one refetch a second)
 MAX_CLIENTS = 100
 
 
@@ -21,6 +21,7 @@ class Hub:
         self.queues: set[asyncio.Queue[str | None]] = set()
         self._pending: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._last = -COALESCE  # when events last went out (the loop's clock)
         self.sent = 0  # events delivered (all clients), for the benchmark
         self.versions: dict[str, int] = {}  # topic → changes so far (what the page's cache is keyed by)
 
@@ -29,11 +30,13 @@ class Hub:
         if not self.queues:
             return
         self._pending.add(topic)
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(COALESCE, self._flush)
+        if self._timer is None:  # the first change goes out at once, the ones after it at most once per COALESCE
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(max(loop.time(), self._last + COALESCE), self._flush)
 
     def _flush(self) -> None:
         self._timer = None
+        self._last = asyncio.get_running_loop().time()
         topics, self._pending = sorted(self._pending), set()
         for q in list(self.queues):
             for t in topics:
