@@ -69,10 +69,6 @@ class Team:
         self.db: sqlite3.Connection = store.db
 
     # ---- items --------------------------------------------------------------------------------
-    def open_items(self) -> list[ItemState]:
-        rows = self.db.execute("SELECT data FROM items WHERE closed = 0")
-        return [ItemState.from_dict(json.loads(d)) for (d,) in rows]
-
     def open_index(self) -> list[tuple[str, str, str, float, bool]]:
         """(shop, kind, item_id, deadline epoch, quality) of every open item, most urgent first — without parsing
         each item's JSON (the 待办 list parses only the page it shows)."""

@@ -191,14 +191,16 @@ class View:
                 "per_member": dict(per_member.most_common())}
 
 
-def shops_view(snapshot: Any, counts: Mapping[str, int], qr: Mapping[str, bytes], tz: tzinfo) -> list[dict[str, Any]]:
-    """店铺: each shop's session state, last read, next check, open items, latest finding, a QR waiting for a scan."""
+def shops_view(snapshot: Any, counts: Mapping[tuple[str, str], int], qr: Mapping[str, bytes],
+               tz: tzinfo) -> list[dict[str, Any]]:
+    """店铺: each shop's session state, last read, next check, open items ((shop, kind) → count, as the store has
+    them), latest finding, a QR waiting for a scan."""
     out = []
     for s in snapshot.shops:
         out.append({"name": s.name, "state": s.state, "state_zh": SHOP_STATE_ZH.get(s.state, s.state),
                     "ok": s.state == "ok", "enabled": s.enabled, "last_ok": _hhmm(s.last_ok, tz),
                     "last_check": _hhmm(s.last_check, tz), "next_run": _hhmm(s.next_run, tz),
-                    "open": counts.get(s.name, 0), "aftersale": s.pending_aftersale, "evidence": s.pending_evidence,
+                    "aftersale": counts.get((s.name, "aftersale"), 0), "evidence": counts.get((s.name, "evidence"), 0),
                     "error": s.last_error or "", "finding": s.finding or "", "qr": s.name in qr})
     return out
 

@@ -100,9 +100,9 @@ async def item_action(request: web.Request) -> web.Response:
 
 async def shops(request: web.Request) -> web.Response:
     deps = request.app[appmod.DEPS]
-    counts: dict[str, int] = {}
-    for st in deps.team.open_items():
-        counts[st.shop] = counts.get(st.shop, 0) + 1
+    counts: dict[tuple[str, str], int] = {}
+    for shop, kind, *_ in deps.team.open_index():
+        counts[(shop, kind)] = counts.get((shop, kind), 0) + 1
     rows = shops_view(deps.source.snapshot_for_http(), counts, deps.source.qr_images, deps.tz)
     return render(request, "shops.html", shops=rows)
 
