@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -150,8 +149,3 @@ def clean_note(text: str, limit: int) -> str:
     if len(text) > limit:
         raise ValueError(f"备注最多 {limit} 个字 / a note holds at most {limit} characters")
     return text
-
-
-def open_claims(claims: Collection[Claim]) -> list[Claim]:
-    """The claims that hold or mark something (not the released, forgotten ones)."""
-    return [c for c in claims if c.member is not None or c.done_by is not None]

@@ -7,7 +7,7 @@ import hashlib
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -186,12 +186,6 @@ class Team:
             self._event(db, new, now, "系统", "lapsed", f"{c.member or c.done_by or ''}:{reason}")
             return new
 
-    def record(self, events: Iterable[tuple[ItemState, str, str]], now: float) -> None:
-        """System lines of timelines: (item, action, detail) — quiet stages, closes."""
-        with self.store.tx() as db:
-            for st, action, detail in events:
-                self._event(db, Claim(shop=st.shop, kind=st.kind, item_id=st.item_id), now, "系统", action, detail)
-
     # ---- timeline -----------------------------------------------------------------------------
     def events(self, shop: str, kind: str, item_id: str) -> list[Event]:
         rows = self.db.execute("SELECT id, at, actor, action, detail FROM item_events WHERE shop = ? AND kind = ? "
@@ -243,10 +237,6 @@ class Team:
         with self.store.tx() as db:
             db.execute("UPDATE api_tokens SET last_used_at = ? WHERE name = ?", (now, r[0]))
         return str(r[0])
-
-    def tokens(self) -> list[Mapping[str, Any]]:
-        rows = self.db.execute("SELECT name, created_at, last_used_at FROM api_tokens ORDER BY name")
-        return [{"name": n, "created_at": c, "last_used_at": u} for n, c, u in rows]
 
     def revoke(self, name: str) -> bool:
         with self.store.tx() as db:

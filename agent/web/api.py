@@ -9,8 +9,6 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
-from agent.core.claims import clean_note
-from agent.outbox.holds import act
 from agent.outbox.team_store import Conflict, NotFound
 from agent.service.health import healthz, render_metrics
 from agent.web.keys import DEPS, WHO
@@ -101,18 +99,14 @@ async def action(request: web.Request) -> web.Response:
         return _json({"error": "the body must be a JSON object"}, 400)
     try:
         version = body.get("version")
-        text = clean_note(str(body.get("text") or ""), deps.config.team.note_max_chars) if what == "note" else ""
-        act(deps.config, deps.store, key, what, str(request[WHO].member), deps.source.clock.backend_local(), deps.now(),
-            expected=int(version) if version is not None else None, member=body.get("member") or None, text=text)
+        deps.act(key, what, str(request[WHO].member), version=int(version) if version is not None else None,
+                 member=body.get("member") or None, text=str(body.get("text") or ""))
     except NotFound:
         return _json({"error": "no such item (没有这个售后单)"}, 404)
     except Conflict:
         return _json({"error": "the item changed (该售后单刚被更新)", "item": deps.view().item(key, deps.now())}, 409)
     except ValueError as exc:
         return _json({"error": str(exc)}, 400)
-    logger.info("team API: {} {} {}", request[WHO].member, what, key)
-    deps.source.changed("items")
-    deps.source.kick_dispatch()
     return _json(deps.view().item(key, deps.now()))
 
 

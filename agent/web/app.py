@@ -14,11 +14,12 @@ from loguru import logger
 
 from agent.config import Config
 from agent.config.schema import split_listen
+from agent.core.claims import LOCAL_MEMBER
 from agent.core.rules import ItemState
 from agent.outbox.store import Store
 from agent.web import api, pages
-from agent.web.auth import COOKIE, Signer, load_key
-from agent.web.keys import DEPS, LOCAL_NAME, WHO, Deps, Source, Who
+from agent.web.auth import COOKIE, LOGIN_COOKIE, Signer, load_key
+from agent.web.keys import DEPS, WHO, Deps, Source, Who
 
 STATIC = Path(__file__).parent / "static"
 PUBLIC = ("/login", "/healthz", "/metrics", "/static/")
@@ -42,7 +43,7 @@ async def identity(request: web.Request, handler: Handler) -> web.StreamResponse
     now = time.time()
     session = deps.signer.read(request.cookies.get(COOKIE), now)
     member, nonce, via = None, "", ""
-    if session is not None and (deps.config.team.member(session.member) or session.member == LOCAL_NAME):
+    if session is not None and (deps.config.team.member(session.member) or session.member == LOCAL_MEMBER):
         member, nonce, via = session.member, session.nonce, "session"
     elif deps.config.web.open_on_loopback and deps.config.web_on_loopback() and _loopback(request.remote):
         member, nonce, via = deps.open_member(), "loopback", "loopback"
@@ -68,7 +69,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         token = request.headers.get("X-CSRF-Token")
         if token is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             token = str((await request.post()).get("_csrf") or "")
-        nonce = request[WHO].nonce or (request.cookies.get("pdd_login", "") if request.path == "/login" else "")
+        nonce = request[WHO].nonce or (request.cookies.get(LOGIN_COOKIE, "") if request.path == "/login" else "")
         if not nonce or not deps.signer.csrf_ok(nonce, token):
             logger.warning("refused a POST to {} without a valid CSRF token", request.path)
             raise web.HTTPForbidden(text="CSRF token missing or wrong (页面已过期，请刷新后重试)")
@@ -122,7 +123,6 @@ class WebServer:
     port's own small application, when one is given)."""
 
     def __init__(self, app: web.Application, addresses: tuple[str, ...], health: tuple[str, ...] = ()) -> None:
-        self.app, self.addresses, self.health = app, addresses, health
         self.runners = [(web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5, access_log=None),
                          addresses)]
         if health:

@@ -22,7 +22,6 @@ class Hub:
         self._pending: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._last = -COALESCE  # when events last went out (the loop's clock)
-        self.sent = 0  # events delivered (all clients), for the benchmark
         self.versions: dict[str, int] = {}  # topic → changes so far (what the page's cache is keyed by)
 
     def publish(self, topic: str) -> None:
@@ -67,7 +66,6 @@ class Hub:
                 if topic is None:
                     break
                 await resp.write(f"event: {topic}\ndata: {json.dumps({'topic': topic})}\n\n".encode())
-                self.sent += 1
         except ConnectionResetError:  # the page went away
             return resp
         finally:

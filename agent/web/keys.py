@@ -10,10 +10,12 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
+from loguru import logger
 
 from agent.config import Config
-from agent.core.claims import LOCAL_MEMBER
+from agent.core.claims import LOCAL_MEMBER, clean_note
 from agent.core.rules import ItemState
+from agent.outbox import holds
 from agent.outbox.enqueue import rules_config, team_rules
 from agent.outbox.store import Store
 from agent.outbox.team_store import Team
@@ -22,7 +24,6 @@ from agent.web.auth import Signer, Throttle
 from agent.web.hub import Hub
 from agent.web.model import PAGE_SIZE, Filters, View
 
-LOCAL_NAME = LOCAL_MEMBER  # who acts on an open loopback page when the team has no single member
 CACHE_SECONDS = 10.0
 
 
@@ -91,12 +92,23 @@ class Deps:
         self.cache[key] = (now, data)
         return data
 
+    def act(self, key: str, action: str, actor: str, *, version: int | None = None, member: str | None = None,
+            text: str = "") -> None:
+        """A member's action from the page or the API (`outbox.holds.act`), then the pages hear of it and the
+        outbox goes (a release's due stage at once). Raises NotFound, Conflict, ValueError (a bad note too)."""
+        note = clean_note(text, self.config.team.note_max_chars) if action == "note" else ""
+        holds.act(self.config, self.store, key, action, actor, self.source.clock.backend_local(), self.now(),
+                  expected=version, member=member, text=note)
+        logger.info("team page: {} {} {}", actor, action, key)
+        self.source.changed("items")
+        self.source.kick_dispatch()
+
     def now(self) -> float:
         return float(self.source.clock.now())
 
     def open_member(self) -> str:
         members = self.config.team.members
-        return members[0].name if len(members) == 1 else LOCAL_NAME
+        return members[0].name if len(members) == 1 else LOCAL_MEMBER
 
 
 DEPS = web.AppKey("deps", Deps)

@@ -11,19 +11,14 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from loguru import logger
 
-from agent.core.claims import clean_note
-from agent.outbox.holds import act
 from agent.outbox.team_store import Conflict, NotFound
-from agent.web import keys as appmod
 from agent.web.auth import COOKIE, LOGIN_COOKIE, check_password
-from agent.web.keys import WHO, Who
+from agent.web.keys import DEPS, WHO, Who
 from agent.web.model import KINDS, Filters, channels_view, shops_view
-
-ACTIONS = ("claim", "release", "done", "note")
 
 
 def render(request: web.Request, name: str, status: int = 200, **ctx: Any) -> web.Response:
-    deps = request.app[appmod.DEPS]
+    deps = request.app[DEPS]
     who = request.get(WHO) or Who()
     nonce = who.nonce
     html = deps.env.get_template(name).render(
@@ -44,7 +39,7 @@ def filters(request: web.Request) -> Filters:
 
 
 def _todo_ctx(request: web.Request) -> dict[str, Any]:
-    deps = request.app[appmod.DEPS]
+    deps = request.app[DEPS]
     f = filters(request)
     data = deps.items(f, request[WHO].member or "")
     snap = deps.source.snapshot_for_http()
@@ -65,7 +60,7 @@ async def fragment(request: web.Request) -> web.Response:
 
 
 async def item(request: web.Request) -> web.Response:
-    deps = request.app[appmod.DEPS]
+    deps = request.app[DEPS]
     try:
         data = deps.view().item(request.match_info["key"], deps.now())
     except NotFound:
@@ -75,16 +70,15 @@ async def item(request: web.Request) -> web.Response:
 
 
 async def item_action(request: web.Request) -> web.Response:
-    deps = request.app[appmod.DEPS]
+    deps = request.app[DEPS]
     key, action = request.match_info["key"], request.match_info["action"]
     form = await request.post()
     nxt = str(form.get("next") or "")
     target = _next(nxt) if nxt else f"/items/{key}"
     try:
         version = int(str(form.get("version"))) if form.get("version") not in (None, "") else None
-        text = clean_note(str(form.get("text") or ""), deps.config.team.note_max_chars) if action == "note" else ""
-        act(deps.config, deps.store, key, action, request[WHO].member, deps.source.clock.backend_local(), deps.now(),
-            expected=version, member=str(form.get("member") or "") or None, text=text)
+        deps.act(key, action, str(request[WHO].member), version=version, member=str(form.get("member") or "") or None,
+                 text=str(form.get("text") or ""))
     except NotFound:
         raise web.HTTPNotFound(text="没有这个售后单 / no such item") from None
     except Conflict as exc:
@@ -92,14 +86,11 @@ async def item_action(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/items/{key}?msg={quote(msg)}") from None
     except ValueError as exc:
         raise web.HTTPSeeOther(f"/items/{key}?msg={quote(str(exc))}") from None
-    logger.info("team page: {} {} {}", request[WHO].member, action, key)
-    deps.source.changed("items")
-    deps.source.kick_dispatch()
     raise web.HTTPSeeOther(target)
 
 
 async def shops(request: web.Request) -> web.Response:
-    deps = request.app[appmod.DEPS]
+    deps = request.app[DEPS]
     counts: dict[tuple[str, str], int] = {}
     for shop, kind, *_ in deps.team.open_index():
         counts[(shop, kind)] = counts.get((shop, kind), 0) + 1
@@ -108,19 +99,19 @@ async def shops(request: web.Request) -> web.Response:
 
 
 async def shop_qr(request: web.Request) -> web.Response:
-    png = request.app[appmod.DEPS].source.qr_images.get(request.match_info["name"])
+    png = request.app[DEPS].source.qr_images.get(request.match_info["name"])
     if png is None:
         raise web.HTTPNotFound(text="没有等待扫码的二维码 / no QR waiting")
     return web.Response(body=png, content_type="image/png")
 
 
 async def channels(request: web.Request) -> web.Response:
-    deps = request.app[appmod.DEPS]
+    deps = request.app[DEPS]
     return render(request, "channels.html", channels=channels_view(deps.source.snapshot_for_http(), deps.tz))
 
 
 async def history(request: web.Request) -> web.Response:
-    deps = request.app[appmod.DEPS]
+    deps = request.app[DEPS]
     return render(request, "history.html", h=deps.view().history(deps.now()))
 
 
@@ -132,7 +123,7 @@ def _next(value: str) -> str:
 
 
 async def login_form(request: web.Request) -> web.Response:
-    deps = request.app[appmod.DEPS]
+    deps = request.app[DEPS]
     nonce = request.cookies.get(LOGIN_COOKIE) or deps.signer.issue("", time.time())[1].nonce
     resp = render(request, "login.html", login_csrf=deps.signer.csrf(nonce), nxt=_next(request.query.get("next", "/")),
                   error="", members=bool(deps.config.team.members))
@@ -141,7 +132,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    deps = request.app[appmod.DEPS]
+    deps = request.app[DEPS]
     form = await request.post()
     name, password = str(form.get("name") or "").strip(), str(form.get("password") or "")
     nxt = _next(str(form.get("next") or "/"))
