@@ -12,11 +12,13 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True)
 class Message:
-    """One notification, rendered once for every channel kind; each notifier picks the fields it needs.
+    """One notification, rendered by the caller for the channel's `dialect`; each notifier picks its fields.
 
-    `markdown` is the WeCom markdown body and `html` the email body, both already escaped by the caller;
-    `text` is plain text. `mention_mobiles` are the phone numbers to @ (WeCom), `image_png` an image to
-    attach (the login QR code).
+    `markdown` is the WeCom markdown body, `html` the email body, `text` plain text, and `body` the body in the
+    channel's own dialect when it has one (DingTalk markdown, a Feishu post as JSON), all already escaped.
+    `mention_mobiles` are the phone numbers to @ (WeCom, DingTalk), `mention_open_ids` the Feishu open_ids;
+    `urgent` marks the last stage (a channel's @all goes only there); `image_png` is an image to attach (the
+    login QR code), for channels with `images`.
     """
 
     title: str
@@ -25,6 +27,9 @@ class Message:
     html: str
     mention_mobiles: tuple[str, ...] = ()
     image_png: bytes | None = None
+    body: str = ""
+    mention_open_ids: tuple[str, ...] = ()
+    urgent: bool = False
 
 
 class NotifyError(Exception):
@@ -46,6 +51,11 @@ class RetryableError(NotifyError):
     def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(code, message)
         self.retry_after = retry_after
+
+
+class RateLimitedError(RetryableError):
+    """The channel refused this send for its rate limit (WeCom 45009, DingTalk 130101 / 410100, Feishu 11232):
+    nothing was delivered; `retry_after` is how long the channel blocks."""
 
 
 class PermanentError(NotifyError):
@@ -76,23 +86,42 @@ def utf8_len(s: str) -> int:
     return len(s.encode("utf-8"))
 
 
+RateLimit = tuple[int, float]  # at most this many messages in any window of this many seconds
+
+
 class Notifier(ABC):
     """A channel. `send` delivers one Message or raises RetryableError / PermanentError.
 
-    Class attributes describe the channel for the dispatcher: `max_bytes` (largest body in UTF-8 bytes,
-    None = no limit) and `rate_per_minute` (None = no limit), applied per `rate_key` bucket. `rate_key`
-    identifies the bucket (e.g. a hash of the webhook key), never the secret itself. `mention_mobiles` are
-    the people the channel @-s on urgent messages (the caller copies them into `Message.mention_mobiles`).
+    Class attributes describe the channel for the dispatcher: `dialect` (how the caller renders the body:
+    "wecom", "dingtalk", "feishu" or "text"), `max_bytes` (largest body in that dialect, UTF-8 bytes, None = no
+    limit), `rate_limits` (each (count, seconds) applied to every bucket in `rate_keys`, counted by us before
+    sending), `images` (it can carry `Message.image_png`) and `verified` (a success answer proves delivery;
+    False when only an HTTP status is read). `rate_keys` name the buckets (e.g. a hash of the webhook key, or
+    one per person of a WeCom app), never a secret. `mention_mobiles` / `mention_open_ids` are the people the
+    channel @-s on urgent messages (the caller copies them into the Message).
 
     `Notifier.from_config(table)` builds the channel a config table describes, by its "type".
     """
 
     kind: ClassVar[str]
+    dialect: ClassVar[str] = "text"
     max_bytes: ClassVar[int | None] = None
-    rate_per_minute: ClassVar[int | None] = None
+    rate_limits: ClassVar[tuple[RateLimit, ...]] = ()
+    images: ClassVar[bool] = False
+    verified: ClassVar[bool] = True
     rate_key: str
     mention_mobiles: tuple[str, ...] = ()
+    mention_open_ids: tuple[str, ...] = ()
     types: ClassVar[dict[str, type[Notifier]]] = {}  # the channel types `from_config` builds (notifiers/__init__)
+
+    @property
+    def rate_keys(self) -> tuple[str, ...]:
+        """The buckets one message counts in (default: the channel's one `rate_key`)."""
+        return (self.rate_key,)
+
+    def cost(self, message: Message) -> int:
+        """How many of the channel's messages `message` becomes (its rate limits count these)."""
+        return 1
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any]) -> Notifier:

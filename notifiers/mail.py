@@ -46,8 +46,9 @@ def build_email(
     date: datetime | None = None,
     message_id: str | None = None,
 ) -> EmailMessage:
-    """The email for `message`: multipart/alternative (plain text, then HTML), UTF-8 bodies in base64,
-    RFC 2047 subject, `From` = `sender` (the SMTP login user). Pure apart from the default date and id."""
+    """The email for `message`: multipart/alternative (plain text, then HTML), UTF-8 bodies in base64, the
+    image (if any) as a PNG attachment, RFC 2047 subject, `From` = `sender` (the SMTP login user). Pure apart
+    from the default date and id."""
     if not to:
         raise ValueError("an email needs at least one recipient")
     from_addr = _address(sender)
@@ -60,6 +61,8 @@ def build_email(
     msg["MIME-Version"] = "1.0"
     msg.set_content(message.text, charset="utf-8", cte="base64")
     msg.add_alternative(message.html, subtype="html", charset="utf-8", cte="base64")
+    if message.image_png is not None:  # the login QR code the text says to scan
+        msg.add_attachment(message.image_png, maintype="image", subtype="png", filename="pdd-login-qr.png")
     return msg
 
 
@@ -68,7 +71,7 @@ class SmtpMailer(Notifier):
 
     kind: ClassVar[str] = "email"
     max_bytes: ClassVar[int | None] = None
-    rate_per_minute: ClassVar[int | None] = None
+    images: ClassVar[bool] = True
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any]) -> SmtpMailer:

@@ -8,7 +8,7 @@ variable and reference it as `${ENV}` in the config). Removing the robot from th
 key (errcode 93000).
 
 WeCom answers HTTP 200 even for failures; only `errcode == 0` is success. Limits are UTF-8 bytes
-(markdown 4096, text 2048) and 20 messages a minute per robot (`rate_per_minute`; the dispatcher enforces
+(markdown 4096, text 2048) and 20 messages a minute per robot (`rate_limits`; the dispatcher enforces
 it). Markdown cannot @ by phone number, so mentions go in a following `text` message with
 `mentioned_mobile_list`.
 """
@@ -25,7 +25,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from notifiers.base import Message, Notifier, PermanentError, RetryableError, redact, secret_hash, utf8_len
+from notifiers.base import (
+    Message,
+    Notifier,
+    PermanentError,
+    RateLimitedError,
+    RetryableError,
+    redact,
+    secret_hash,
+    utf8_len,
+)
 
 WECOM_SEND_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
 MARKDOWN_MAX_BYTES = 4096
@@ -58,8 +67,10 @@ class WeComRobot(Notifier):
     """One WeCom group robot (webhook)."""
 
     kind: ClassVar[str] = "wecom"
+    dialect: ClassVar[str] = "wecom"
     max_bytes: ClassVar[int | None] = MARKDOWN_MAX_BYTES
-    rate_per_minute: ClassVar[int | None] = 20
+    rate_limits: ClassVar[tuple[tuple[int, float], ...]] = ((20, RATE_WINDOW_S),)
+    images: ClassVar[bool] = True
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any]) -> WeComRobot:
@@ -106,6 +117,10 @@ class WeComRobot(Notifier):
             done.add(name)
         self._done.pop(memo_key, None)
         return "\n".join(answers)
+
+    def cost(self, message: Message) -> int:
+        """The markdown, the image and the @ text are each a message of the robot's 20 a minute."""
+        return 1 + (message.image_png is not None) + bool(message.mention_mobiles)
 
     async def aclose(self) -> None:
         if self._own_client and self._client is not None:
@@ -186,8 +201,10 @@ class WeComRobot(Notifier):
             return self._clean(text.strip())
         errmsg = self._clean(str(data.get("errmsg", "")))
         code = f"errcode {errcode}"
+        if errcode == 45009:
+            raise RateLimitedError(code, errmsg, retry_after=RATE_WINDOW_S)
         if errcode in RETRYABLE_ERRCODES:
-            raise RetryableError(code, errmsg, retry_after=RATE_WINDOW_S if errcode == 45009 else None)
+            raise RetryableError(code, errmsg)
         raise PermanentError(code, errmsg)
 
     def _clean(self, text: str) -> str:

@@ -71,7 +71,7 @@ def test_lapse_reasons() -> None:
 
 def test_annotation_and_escaped_note_in_markdown_and_html() -> None:
     a = annotate(stage_alert(2 * 3600), held(), "claimed", TZ, "13800001111", "<script>alert(1)</script> @所有人")
-    [msg] = render_group("店", [a], channel_kind="wecom", max_bytes=4096, detail_url=None, tz=TZ, now=NOON)
+    [msg] = render_group("店", [a], dialect="wecom", max_bytes=4096, detail_url=None, tz=TZ, now=NOON)
     assert "已认领：张三 12:00" in msg.markdown and msg.mention_mobiles == ("13800001111",)
     assert "<script>" not in msg.markdown and "＜script＞" in msg.markdown and "@所有人" not in msg.markdown
     assert "&lt;script&gt;" in msg.html and "<script>" not in msg.html

@@ -27,7 +27,7 @@ from agent.config import (
 )
 from agent.config.durations import parse_duration
 from agent.config.loader import _mask
-from agent.config.schema import MemberConfig, TeamConfig, WebConfig
+from agent.config.schema import NOTIFIER_TYPES, MemberConfig, TeamConfig, WebConfig
 from agent.config.toml_lines import line_map as _line_map
 from agent.outbox.enqueue import rules_config
 
@@ -109,7 +109,8 @@ def test_example_shows_every_schema_key() -> None:
     assert set(data["team"]) - {"members"} == {f.name for f in dataclasses.fields(TeamConfig)} - {"members"}
     assert set(data["team"]["members"][0]) == {f.name for f in dataclasses.fields(MemberConfig)}
     names = {f.metadata.get("toml", f.name) for f in dataclasses.fields(NotifierConfig)}
-    assert set(data["notifiers"]["ops"]) | set(data["notifiers"]["boss-mail"]) == names
+    assert set().union(*data["notifiers"].values()) == names
+    assert {t["type"] for t in data["notifiers"].values()} == set(NOTIFIER_TYPES)
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ class Scripted(Notifier):
 
     kind: ClassVar[str] = "wecom"
     max_bytes: ClassVar[int | None] = 4096
-    rate_per_minute: ClassVar[int | None] = 20
+    rate_limits: ClassVar[tuple[tuple[int, float], ...]] = ((20, 60.0),)
 
     def __init__(self, name: str) -> None:
         self.rate_key = f"wecom:{name}"

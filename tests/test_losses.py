@@ -141,7 +141,7 @@ def test_rendered_notices_tell_what_to_do_and_by_when() -> None:
     assert {a.kind for a in alerts} == {"aftersale", "complaint", "quality"}
     title = group_title(SHOP, alerts)
     assert "1 单投诉预警" in title and "1 单品质退款风险" in title and "1 单即将逾期" in title
-    [msg] = render_group(SHOP, alerts, channel_kind="wecom", max_bytes=4096, detail_url=None, tz=TZ, now=T0)
+    [msg] = render_group(SHOP, alerts, dialect="wecom", max_bytes=4096, detail_url=None, tz=TZ, now=T0)
     assert msg.markdown.count("订单 261121-1") == 1  # one block for the item, its notices merged in
     assert "【投诉预警】" in msg.markdown and "【品质退款风险】" in msg.markdown and "【买家已催】" in msg.markdown
     assert "联系买家" in msg.markdown and "截止 11月21日 11:30" in msg.markdown
@@ -151,7 +151,7 @@ def test_rendered_notices_tell_what_to_do_and_by_when() -> None:
 def test_counter_notices_render_with_the_work_order_link() -> None:
     got, _ = losses.counter_notices(SHOP, counters(2, 4), losses.CounterMemory(), ALL, 3600, T0)
     url = "https://mms.pinduoduo.com/aftersales/work_order/list"
-    [msg] = render_group(SHOP, got, channel_kind="wecom", max_bytes=4096, tz=TZ,
+    [msg] = render_group(SHOP, got, dialect="wecom", max_bytes=4096, tz=TZ,
                          detail_url=lambda a: url if a.kind == "work_orders" else "")
     assert "24小时内将逾期工单 **2 单**" in msg.markdown and f"[工单管理]({url})" in msg.markdown
     assert "24小时内平台同意退款 **4 单**" in msg.markdown and "联系买家补款" in msg.markdown

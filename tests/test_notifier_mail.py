@@ -282,5 +282,5 @@ def test_constructor_validates(plain: Smtp) -> None:
         SmtpMailer("h", 25, "ssl", USER, PASSWORD, USER, ())
     mailer = plain.mailer("none")
     assert PASSWORD not in repr(mailer) and USER in repr(mailer)
-    assert (mailer.kind, mailer.max_bytes, mailer.rate_per_minute) == ("email", None, None)
+    assert (mailer.kind, mailer.max_bytes, mailer.rate_limits) == ("email", None, ())
     assert PASSWORD not in mailer.rate_key and USER not in mailer.rate_key

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import segno
 
+from agent.config.schema import NOTIFIER_TYPES
 from agent.sandbox.wecom import FakeWeCom
 from notifiers import REGISTRY, Message, NotifyError, PermanentError, RetryableError, SmtpMailer, WeComRobot
 from notifiers.wecom import parse_webhook
@@ -238,11 +239,13 @@ def test_rate_key_and_repr_name_the_robot_without_the_key() -> None:
     other = WeComRobot("another-robot-key-0000000000")
     assert by_url.rate_key == by_key.rate_key != other.rate_key
     assert KEY not in by_key.rate_key and KEY not in repr(by_key) and "a5aa" in repr(by_key)
-    assert (WeComRobot.kind, WeComRobot.max_bytes, WeComRobot.rate_per_minute) == ("wecom", 4096, 20)
+    assert (WeComRobot.kind, WeComRobot.max_bytes, WeComRobot.rate_limits) == ("wecom", 4096, ((20, 60.0),))
 
 
 def test_registry_and_independence_from_agent() -> None:
-    assert REGISTRY == {"wecom": WeComRobot, "email": SmtpMailer}
+    assert set(REGISTRY) == set(NOTIFIER_TYPES)  # every type the config accepts has its notifier
+    assert REGISTRY["wecom"] is WeComRobot and REGISTRY["email"] is SmtpMailer
+    assert all(cls.kind == kind for kind, cls in REGISTRY.items())
     code = "import sys, notifiers; print(sorted(m for m in sys.modules if m == 'agent' or m.startswith('agent.')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -58,7 +58,7 @@ def health(state: ShopState, failures: int = 1, active: dict[str, datetime] | No
 
 
 def wecom(alerts: list[Alert], max_bytes: int | None = 4096, **kw: object) -> list[RenderedMessage]:
-    return render_group(SHOP, alerts, channel_kind="wecom", max_bytes=max_bytes, detail_url=url, tz=TZ, **kw)  # type: ignore[arg-type]
+    return render_group(SHOP, alerts, dialect="wecom", max_bytes=max_bytes, detail_url=url, tz=TZ, **kw)  # type: ignore[arg-type]
 
 
 # ---- escaping ------------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def forty() -> list[Alert]:
 ], ids=["wecom-4096", "wecom-2500", "wecom-text-2048"])
 def test_a_big_group_splits_on_item_boundaries(kind: str, limit: int, field: str) -> None:
     alerts = forty()
-    parts = render_group(SHOP, alerts, channel_kind=kind, max_bytes=limit, detail_url=url, tz=TZ)
+    parts = render_group(SHOP, alerts, dialect=kind, max_bytes=limit, detail_url=url, tz=TZ)
     n = len(parts)
     assert n >= 3
     joined = ""
@@ -258,7 +258,7 @@ def test_a_big_group_splits_on_item_boundaries(kind: str, limit: int, field: str
 
 
 def test_email_is_one_message() -> None:
-    parts = render_group(SHOP, forty(), channel_kind="email", max_bytes=None, detail_url=url, tz=TZ)
+    parts = render_group(SHOP, forty(), dialect="email", max_bytes=None, detail_url=url, tz=TZ)
     assert len(parts) == 1 and "(1/" not in parts[0].title and parts[0].html.count("<a href=") == 40
 
 

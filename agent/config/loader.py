@@ -47,7 +47,7 @@ _FAILED: Any = object()  # stands for a value that already produced a problem
 _SCALARS: dict[Any, str] = {str: "a string", int: "an integer", float: "a number", bool: "a boolean (true/false)",
                             Path: "a path (a string)"}
 _ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}; $${NAME} stays a literal ${NAME}
-_SECRET = re.compile(r"(^|_)(password|passwd|secret|token|key|webhook|webhook_url)(_|$)", re.IGNORECASE)
+_SECRET = re.compile(r"(^|_)(password|passwd|secret|token|key|webhook|webhook_url|urls)(_|$)", re.IGNORECASE)
 
 
 def _dotted(key: KeyPath) -> str:

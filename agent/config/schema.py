@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.config.channels import check_channel
 from agent.config.crontab import cron_trigger
 from agent.config.durations import parse_duration, seconds
 from agent.config.toml_lines import KeyPath
@@ -241,7 +242,14 @@ def _durations(values: tuple[str, ...]) -> tuple[str, ...]:
 _DURATION = _rule(lambda v: _duration_at_least(v, 1), 'expected a duration such as "6h", "30m", got {v} (时长格式无效)')
 _QUIET = _rule(lambda v: not v or re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", v),
                'expected "HH:MM-HH:MM" such as "23:00-07:30", or "" for none, got {v} (免打扰时段格式无效)', str.strip)
-NOTIFIER_TYPES = ("wecom", "email")
+_MOBILE = _rule(lambda v: not v or re.fullmatch(r"\+?\d{5,15}", v), "expected a phone number such as "
+                '"13800001234", got {v} (手机号格式无效)', str.strip)
+
+
+_OPEN_ID = _rule(lambda v: not v or re.fullmatch(r"ou_[0-9a-zA-Z]{8,64}", v), 'expected a Feishu open_id such '
+                 'as "ou_7d8a6e6df7621556ce0d21922b676706ccs", got {v} (飞书 open_id 格式无效)', str.strip)
+
+NOTIFIER_TYPES = ("wecom", "wecom_app", "dingtalk", "feishu", "email", "apprise")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -321,12 +329,22 @@ class ScheduleConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class NotifierConfig:
-    """One [notifiers.NAME] channel: a WeCom group robot or an email account."""
+    """One [notifiers.NAME] channel: a WeCom group robot or app, a DingTalk or Feishu robot, email, Apprise URLs."""
 
     type: str = _key(check=_rule(lambda v: v in NOTIFIER_TYPES,
                                  f"expected one of {NOTIFIER_TYPES}, got {{v}} (未知的通知类型)"))
-    webhook_url: str = ""  # wecom: the robot's URL (or its key)
-    mention_mobiles: tuple[str, ...] = ()  # wecom: @ these on the last stage
+    webhook_url: str = ""  # wecom (its URL or key), dingtalk, feishu: the robot's webhook
+    secret: str = ""  # dingtalk (SEC…), feishu: the signing secret (加签 / 签名校验), from ${ENV}
+    keyword: str = ""  # dingtalk, feishu: the robot's 自定义关键词, put into every message that lacks it
+    mention_mobiles: tuple[str, ...] = ()  # wecom, dingtalk: @ these on the last stage
+    mention_open_ids: tuple[str, ...] = ()  # feishu: @ these (open_ids, ou_…) on the last stage
+    at_all: bool = False  # dingtalk, feishu: @所有人 on the last stage
+    corp_id: str = ""  # wecom_app: 企业ID
+    corp_secret: str = ""  # wecom_app: the app's Secret, from ${ENV}
+    agent_id: int = 0  # wecom_app: the app's AgentId
+    to_users: tuple[str, ...] = ()  # wecom_app: the members' 账号 (userid)
+    api_base: str = ""  # wecom_app: "" for https://qyapi.weixin.qq.com (a relay or a test server otherwise)
+    urls: tuple[str, ...] = ()  # apprise: its URLs (schan://, pushplus://, bark://, tgram://…), from ${ENV}
     host: str = ""  # email
     port: int = 0  # 0: 465 for ssl, 587 for starttls, 25 for none
     security: str = _key("ssl", _rule(lambda v: v in ("ssl", "starttls", "none"),
@@ -338,18 +356,7 @@ class NotifierConfig:
     timeout_seconds: float = _key(15.0, _rule(lambda v: v > 0, "must be more than 0, got {v} (必须大于 0)"))
 
     def check_fields(self) -> list[tuple[KeyPath, str]]:
-        if self.type == "wecom" and not self.webhook_url:
-            return [(("webhook_url",), "missing (required for type wecom) (缺少必填项)")]
-        if self.type == "email":
-            out: list[tuple[KeyPath, str]] = []
-            if not self.host:
-                out.append((("host",), "missing (required for type email) (缺少必填项)"))
-            if not self.to:
-                out.append((("to",), "needs at least one address (至少一个收件人)"))
-            if not (self.sender or self.username):
-                out.append((("from",), "missing: set from or username (缺少发件人)"))
-            return out
-        return []
+        return check_channel(self)
 
     def password(self) -> str | None:
         return (os.environ.get(self.password_env) or None) if self.password_env else None
@@ -360,12 +367,17 @@ class NotifierConfig:
 
     def table(self) -> dict[str, Any]:
         """The channel as `Notifier.from_config` takes it: its keys, the password read from the environment now."""
-        if self.type == "wecom":
-            return {"type": self.type, "webhook_url": self.webhook_url, "mention_mobiles": self.mention_mobiles,
-                    "timeout_seconds": self.timeout_seconds}
-        return {"type": self.type, "host": self.host, "port": self.smtp_port, "security": self.security,
-                "username": self.username, "password": self.password(), "from": self.sender or self.username,
-                "to": self.to, "timeout_seconds": self.timeout_seconds}
+        common = {"type": self.type, "timeout_seconds": self.timeout_seconds}
+        if self.type == "email":
+            return {**common, "host": self.host, "port": self.smtp_port, "security": self.security,
+                    "username": self.username, "password": self.password(), "from": self.sender or self.username,
+                    "to": self.to}
+        keys = {"wecom": ("webhook_url", "mention_mobiles"),
+                "dingtalk": ("webhook_url", "secret", "keyword", "mention_mobiles", "at_all"),
+                "feishu": ("webhook_url", "secret", "keyword", "mention_open_ids", "at_all"),
+                "wecom_app": ("corp_id", "corp_secret", "agent_id", "to_users", "api_base"),
+                "apprise": ("urls",)}[self.type]
+        return {**common, **{k: getattr(self, k) for k in keys}}
 
 
 def _listen_ok(v: str) -> bool:
@@ -404,16 +416,13 @@ def split_listen(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-_MOBILE = _rule(lambda v: not v or re.fullmatch(r"\+?\d{5,15}", v), "expected a phone number such as "
-                '"13800001234", got {v} (手机号格式无效)', str.strip)
-
-
 @dataclass(frozen=True, kw_only=True)
 class MemberConfig:
     """One [[team.members]] entry: a person who claims and closes items on the team page."""
 
     name: str = _key(check=_NONEMPTY)  # shown on the page and in 「已认领：张三」
     mobile: str = _key("", _MOBILE)  # @-ed in the group when an item they claimed reaches a later stage
+    feishu_open_id: str = _key("", _OPEN_ID)  # the same in a Feishu group (a Feishu bot cannot @ by phone)
     password_hash: str = ""  # written by `pdd-agent team passwd NAME`; empty: cannot log in yet
 
 

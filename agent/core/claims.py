@@ -109,9 +109,10 @@ def gate(alert: Alert, claim: Claim | None, now: float, rules: TeamRules) -> Gat
     return "claimed"
 
 
-def annotate(alert: Alert, claim: Claim, decision: Gate, tz: Any, mobile: str = "", note: str = "") -> Alert:
-    """The alert carrying the hold: who, since when (local HH:MM), whose phone to @, the latest note (raw:
-    rendering escapes it)."""
+def annotate(alert: Alert, claim: Claim, decision: Gate, tz: Any, mobile: str = "", note: str = "",
+             open_id: str = "") -> Alert:
+    """The alert carrying the hold: who, since when (local HH:MM), whose phone (and Feishu open_id) to @, the
+    latest note (raw: rendering escapes it)."""
     if decision == "claimed":
         who, at = claim.member or "", claim.claimed_at
     elif decision == "done_last":
@@ -120,7 +121,7 @@ def annotate(alert: Alert, claim: Claim, decision: Gate, tz: Any, mobile: str = 
         return alert
     when = datetime.fromtimestamp(at or 0, tz).strftime("%H:%M") if at else ""
     info = {"member": who, "at": when, "mobile": mobile, "done": decision == "done_last",
-            "note": note[:NOTE_SHOWN]}
+            "note": note[:NOTE_SHOWN], "open_id": open_id}
     return replace(alert, claim=info)
 
 

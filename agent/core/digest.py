@@ -6,23 +6,10 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
+from agent.core import markup
 from agent.core.models import Item
 from agent.core.money import BY_ZH, Refund
-from agent.core.render import (
-    SEP,
-    Line,
-    RenderedMessage,
-    _clean,
-    _html,
-    _md,
-    _page,
-    _text,
-    deadline_zh,
-    md_escape,
-    remaining_zh,
-    text_escape,
-    yuan,
-)
+from agent.core.render import Line, RenderedMessage, _clean, _html, _page, deadline_zh, remaining_zh, yuan
 from agent.core.rules import ItemState
 
 
@@ -30,12 +17,13 @@ def render_digest(
     shop: str, aftersales: Sequence[Item], evidence: Sequence[Item], missed_yesterday: Sequence[Item | ItemState],
     now: datetime, tz: tzinfo, *, day: date | None = None, max_items: int = 10, max_bytes: int | None = 4096,
     money: Mapping[str, Any] | None = None, quality: Mapping[str, int] | None = None, only_money: bool = False,
-    team: Mapping[str, Any] | None = None,
+    team: Mapping[str, Any] | None = None, dialect: str = "wecom",
 ) -> RenderedMessage:
     """The daily digest: pending counts, due within 24 h, evidence owed, money at risk, yesterday's missed
     items (the caller picks them: closed as auto_refunded with a deadline yesterday). Lists are cut to
-    `max_items` rows, fewer if needed to keep the markdown within `max_bytes`. `day` (default: today at
-    `now`) is the day the title names: the digest's own day, even when quiet hours held it past midnight.
+    `max_items` rows, fewer if needed to keep the body in `dialect` (markup.DIALECTS) within `max_bytes`.
+    `day` (default: today at `now`) is the day the title names: the digest's own day, even when quiet hours
+    held it past midnight.
     `money` (watch.money_json's form, or {"error": …}) adds 退款核对: yesterday's refunds the merchant did not
     agree to and 可联系买家补款; `quality` ({"count", "refunded"}) the week's quality-related requests;
     `only_money`: the money section alone (its own channels). `team` ({"handled": {member: n}, "claimed":
@@ -67,12 +55,14 @@ def render_digest(
     if only_money:
         summary = []
 
-    def build(limit: int) -> tuple[list[list[Line]], str]:
+    dialect = dialect if dialect in markup.DIALECTS else "text"
+
+    def build(limit: int) -> list[list[Line]]:
         sections: list[list[Line]] = [summary] if summary else []
         if money is not None:
             sections += money_sections(money, tz, limit)
         if only_money:
-            return sections, SEP.join([f"### {md_escape(title)}", *(_md(sec) for sec in sections)])
+            return sections
         if due:
             rows: list[Line] = [[("b", "24 小时内到期")]]
             for n, i in enumerate(due[:limit], start=1):
@@ -92,16 +82,16 @@ def render_digest(
             if len(missed_yesterday) > limit:
                 rows.append([("t", f"…另有 {len(missed_yesterday) - limit} 单")])
             sections.append(rows)
-        return sections, SEP.join([f"### {md_escape(title)}", *(_md(sec) for sec in sections)])
+        return sections
 
     for limit in range(max_items, -1, -1):
-        sections, markdown = build(limit)
-        if max_bytes is None or len(markdown.encode("utf-8")) <= max_bytes:
+        sections = build(limit)
+        if max_bytes is None or markup.size(dialect, title, sections) <= max_bytes:
             break
     return RenderedMessage(
-        title=_clean(title), markdown=markdown,
-        text=SEP.join([text_escape(title), *(_text(sec) for sec in sections)]),
+        title=_clean(title), markdown=markup.body("wecom", title, sections), text=markup.body("text", title, sections),
         html=_page(title, [_html(sec) for sec in sections]),
+        body=markup.body(dialect, title, sections) if dialect in ("dingtalk", "feishu") else "",
     )
 
 

@@ -1,26 +1,35 @@
-"""Rendering (pure): alerts and digests as WeCom markdown, plain text and email HTML — escaped, ordered, byte-split."""
+"""Rendering (pure): alerts as each channel's message (markdown, post, text, email HTML) — escaped, ordered, split."""
 
 from __future__ import annotations
 
-import html
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from urllib.parse import quote
 
+from agent.core import markup
+from agent.core.markup import (
+    DIALECTS,
+    SEP,
+    Line,
+    Piece,
+    _clean,
+    _html,
+    _md,
+    _text,
+    html_escape,
+    md_escape,
+    safe_url,
+    text_escape,
+)
+from agent.core.markup import page as _page
 from agent.core.rules import FAILING, RECOVERED, Alert
 
-MARKDOWN_KINDS = frozenset({"wecom", "markdown"})  # channel kinds whose size limit applies to `markdown`
-SEP = "\n\n"
-_WS = re.compile(r"\s+")
-# control characters, zero-width and bidirectional overrides (which can disguise text)
-_CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
-# WeCom markdown specials → full-width look-alikes: no tags (<@all>, <font>, <script>), no links, no formatting
-_MD = str.maketrans({"<": "＜", ">": "＞", "@": "＠", "[": "［", "]": "］", "*": "＊", "`": "｀", "#": "＃",
-                     "&": "＆", "\\": "＼"})
-_HEX = {"warning": "#e8590c", "info": "#2b8a3e", "comment": "#868e96"}
+__all__ = ["SEP", "Line", "Piece", "RenderedMessage", "_clean", "_html", "_md", "_page", "_text", "deadline_zh",
+           "group_title", "html_escape", "md_escape", "remaining_zh", "render_group", "safe_url", "text_escape",
+           "yuan"]
+
 _RANK = {"critical": 0, "warning": 1, "info": 2}
 _SECTION = {"health": 0, "complaint": 1, "quality": 2, "platform": 2, "urged": 2, "aftersale": 3, "evidence": 3,
             "work_orders": 4, "platform_refunds": 4, "auto_refunded": 5, "handled": 6}
@@ -67,24 +76,8 @@ class RenderedMessage:
     mention: bool = False
     keys: tuple[str, ...] = ()  # the alerts this part carries: the dispatcher marks exactly these sent
     mention_mobiles: tuple[str, ...] = ()  # members who claimed an item of this part: @ them too
-
-
-def _clean(text: str) -> str:
-    return _WS.sub(" ", _CTRL.sub("", text))
-
-
-def md_escape(text: str) -> str:
-    """Untrusted text for WeCom markdown: one line, no tags, mentions, links or formatting."""
-    return _clean(text).translate(_MD)
-
-
-def text_escape(text: str) -> str:
-    """Untrusted text for plain text (also WeCom `text`, where <@userid> would ping): one line, no @."""
-    return _clean(text).replace("@", "＠")
-
-
-def html_escape(text: str) -> str:
-    return html.escape(_clean(text), quote=True)
+    body: str = ""  # the body in the channel's dialect (DingTalk markdown, a Feishu post as JSON); "" for the rest
+    mention_open_ids: tuple[str, ...] = ()  # the same members' Feishu open_ids (Feishu cannot @ by phone)
 
 
 def _span(seconds: int) -> str:
@@ -114,54 +107,6 @@ def deadline_zh(dt: datetime, tz: tzinfo) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
-def safe_url(url: str) -> str:
-    """An http(s) URL safe inside a markdown link and an href (brackets, quotes, spaces encoded); else ""."""
-    url = url.strip()
-    if not re.match(r"https?://", url, re.IGNORECASE):
-        return ""
-    return quote(url, safe="/:?#&=%+,;~!$.-_")
-
-
-# A block is lines of pieces: ("t", text) escaped text, ("b", text) bold, ("c", text, colour), ("k", text) a
-# command, ("l", label, url) a link. Each format below renders the same pieces; buyer text is only ever "t"/"b".
-Piece = tuple[str, ...]
-Line = list[Piece]
-
-
-def _markup(lines: Sequence[Line], pieces: Mapping[str, Callable[..., str]], plain: Callable[[str], str],
-            newline: str) -> str:
-    """Lines of pieces in one markup: each piece by its kind ("b" bold, "c" colour, "k" command, "l" link)."""
-    return newline.join("".join(pieces[p[0]](*p[1:]) if p[0] in pieces else plain(p[1]) for p in line)
-                        for line in lines)
-
-
-_MD_PIECES: dict[str, Callable[..., str]] = {
-    "b": lambda s: f"**{md_escape(s)}**",
-    "c": lambda s, colour: f'<font color="{colour}">{md_escape(s)}</font>',
-    "k": lambda s: "`" + _clean(s).translate(str.maketrans({"`": "'", "<": "＜", ">": "＞"})) + "`",
-    "l": lambda label, url: f"[{md_escape(label)}]({url})",
-}
-_HTML_PIECES: dict[str, Callable[..., str]] = {
-    "b": lambda s: f"<b>{html_escape(s)}</b>",
-    "c": lambda s, colour: f'<span style="color:{_HEX[colour]}">{html_escape(s)}</span>',
-    "k": lambda s: f"<code>{html_escape(s)}</code>",
-    "l": lambda label, url: f'<a href="{html.escape(url, quote=True)}">{html_escape(label)}</a>',
-}
-_TEXT_PIECES: dict[str, Callable[..., str]] = {"l": lambda label, url: f"{label}：{url}"}
-
-
-def _md(lines: Sequence[Line]) -> str:
-    return _markup(lines, _MD_PIECES, md_escape, "\n")
-
-
-def _text(lines: Sequence[Line]) -> str:
-    return _markup(lines, _TEXT_PIECES, text_escape, "\n")
-
-
-def _html(lines: Sequence[Line]) -> str:
-    return _markup(lines, _HTML_PIECES, html_escape, "<br>")
-
-
 def _cut(text: str, n: int | None) -> tuple[str, bool]:
     text = _clean(text).strip()
     return (text, False) if n is None or len(text) <= n else (text[:n] + "…", True)
@@ -174,6 +119,7 @@ class _Ctx:
     now: datetime | None
     detail_url: Callable[[Alert], str] | None
     page_url: Callable[[Alert], str] | None = None
+    qr_links: Mapping[str, str] | None = None  # None: the channel shows the QR image; else alert key → QR page
 
 
 def _item_lines(a: Alert, n: int, ctx: _Ctx, reason_cut: int | None, goods_cut: int | None,
@@ -272,7 +218,12 @@ def _health_lines(a: Alert, n: int, ctx: _Ctx) -> list[Line]:
     shop = ctx.shop if re.fullmatch(r"[\w.:+=,@%/-]+", ctx.shop) else shlex.quote(ctx.shop)  # 示例旗舰店 stays bare
     hint: Line = [("t", before), ("k", command.format(shop=shop)), ("t", after)] if command else []
     if a.event == "login_required" and a.attach_qr:
-        hint[0] = ("t", "请扫描随后发送的二维码，或运行 ")
+        link = safe_url(ctx.qr_links.get(a.key, "")) if ctx.qr_links is not None else ""
+        if ctx.qr_links is None:
+            hint[0] = ("t", "请扫描随后发送的二维码，或运行 ")
+        elif link:  # a channel that cannot carry the image: a short-lived link to it
+            hint = [("t", "请用手机打开 "), ("l", "登录二维码", link), ("t", "（15 分钟内有效）扫码，或运行 "),
+                    *hint[1:]]
     elif a.event == FAILING:
         hint = [("t", f"已连续失败 {a.failures} 次（{a.state}），截图与页面见数据目录下的 "),
                 ("k", f"shops/{ctx.shop}/captures/")]
@@ -322,34 +273,33 @@ def group_title(shop: str, alerts: Sequence[Alert]) -> str:
 
 
 def render_group(
-    shop: str, alerts: Sequence[Alert], *, channel_kind: str, max_bytes: int | None,
+    shop: str, alerts: Sequence[Alert], *, dialect: str, max_bytes: int | None,
     detail_url: Callable[[Alert], str] | None, tz: tzinfo, now: datetime | None = None,
-    page_url: Callable[[Alert], str] | None = None,
+    page_url: Callable[[Alert], str] | None = None, qr_links: Mapping[str, str] | None = None,
 ) -> list[RenderedMessage]:
     """One shop's alerts of one cycle for one channel: one message, or parts split on item boundaries.
 
     Most urgent first (health, then item alerts critical first and by deadline, then auto-refunds, then 已处理).
-    `max_bytes` bounds the UTF-8 size of `markdown` for WeCom kinds (`text` otherwise); parts get 「(i/n)」
+    `max_bytes` bounds the UTF-8 size of the body in `dialect` (markup.DIALECTS: WeCom markdown, DingTalk
+    markdown, a Feishu post; anything else is plain text); parts get 「(i/n)」
     titles and an item is never split — one too large alone has its reason (then goods name) cut with 「…」,
     saying so. `now` (when given) recomputes time left, so a late send reads 「已超时」. Only the caller's
-    http(s) URLs become links (`detail_url` on mms, `page_url` the team page's 「认领 / 查看」).
+    http(s) URLs become links (`detail_url` on mms, `page_url` the team page's 「认领 / 查看」). `qr_links` (alert key →
+    URL) is for channels that cannot carry the login QR image: its link, or none (then the command to run).
     """
     if not alerts:
         return []
     ordered, extras = _merge_items(sorted(alerts, key=_urgency))
-    ctx = _Ctx(shop, tz, now, detail_url, page_url)
+    ctx = _Ctx(shop, tz, now, detail_url, page_url, qr_links)
     title = group_title(shop, alerts)
-    use_md = channel_kind in MARKDOWN_KINDS
+    dialect = dialect if dialect in DIALECTS else "text"
 
-    def size(lines: list[Line]) -> int:
-        return len((_md(lines) if use_md else _text(lines)).encode("utf-8"))
-
-    def head(marker: str) -> str:
-        return f"### {md_escape(title + marker)}" if use_md else text_escape(title + marker)
+    def size(lines: list[Line]) -> int:  # one block's share of a body
+        return markup.size(dialect, "", [lines]) - markup.size(dialect, "", [])
 
     budget = None
     if max_bytes is not None:
-        budget = max_bytes - len(head(f" ({len(ordered)}/{len(ordered)})").encode("utf-8")) - len(SEP)
+        budget = max_bytes - markup.size(dialect, f"{title} ({len(ordered)}/{len(ordered)})", [])
 
     def block(a: Alert, n: int) -> list[Line]:
         if a.kind in ("work_orders", "platform_refunds"):
@@ -377,28 +327,34 @@ def render_group(
         raise ValueError(f"max_bytes={max_bytes} is too small for one item of {shop}")
 
     parts: list[list[tuple[Alert, list[Line]]]] = [[]]
-    used = 0
+    longest = f"{title} ({len(ordered)}/{len(ordered)})"
     for n, a in enumerate(ordered, start=1):
         lines = block(a, n)
-        if budget is not None and parts[-1] and used + len(SEP) + size(lines) > budget:
+        if max_bytes is not None and parts[-1] and \
+                markup.size(dialect, longest, [*(b for _, b in parts[-1]), lines]) > max_bytes:
             parts.append([])
-        used = size(lines) + (used + len(SEP) if parts[-1] else 0)
         parts[-1].append((a, lines))
     out = []
     for i, part in enumerate(parts, start=1):
         marker = f" ({i}/{len(parts)})" if len(parts) > 1 else ""
-        md_head = f"### {md_escape(title + marker)}"
+        blocks = [lines for _, lines in part]
         out.append(RenderedMessage(
             title=_clean(title + marker),
-            markdown=SEP.join([md_head, *(_md(lines) for _, lines in part)]),
-            text=SEP.join([text_escape(title + marker), *(_text(lines) for _, lines in part)]),
-            html=_page(title + marker, [_html(lines) for _, lines in part]),
+            markdown=markup.body("wecom", title + marker, blocks),
+            text=markup.body("text", title + marker, blocks),
+            html=_page(title + marker, [_html(lines) for lines in blocks]),
             mention=any(a.is_last_stage for a, _ in part),
             keys=tuple(k for a, _ in part for k in (a.key, *(e.key for e in extras.get(a.key, ())))),
-            mention_mobiles=tuple(dict.fromkeys(str(a.claim["mobile"]) for a, _ in part
-                                                if a.claim and a.claim.get("mobile"))),
+            mention_mobiles=_claimers(part, "mobile"),
+            body=markup.body(dialect, title + marker, blocks) if dialect in ("dingtalk", "feishu") else "",
+            mention_open_ids=_claimers(part, "open_id"),
         ))
     return out
+
+
+def _claimers(part: Sequence[tuple[Alert, list[Line]]], field: str) -> tuple[str, ...]:
+    """The `field` (mobile, open_id) of each member holding an item of `part`, once each."""
+    return tuple(dict.fromkeys(str(a.claim[field]) for a, _ in part if a.claim and a.claim.get(field)))
 
 
 def _merge_items(ordered: Sequence[Alert]) -> tuple[list[Alert], dict[str, tuple[Alert, ...]]]:
@@ -428,11 +384,3 @@ def _merge_items(ordered: Sequence[Alert]) -> tuple[list[Alert], dict[str, tuple
         if len(group) > 1:
             extras[lead.key] = tuple(a for a in group if a is not lead)
     return kept, extras
-
-
-def _page(title: str, blocks: Sequence[str]) -> str:
-    """A minimal UTF-8 HTML page for email: the title, then one <div> per block."""
-    body = "".join(f'<div style="margin:10px 0;line-height:1.6">{b}</div>' for b in blocks)
-    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html_escape(title)}</title></head>'
-            f'<body style="font-family:sans-serif;font-size:14px"><h3>{html_escape(title)}</h3>{body}'
-            '<p style="color:#868e96;font-size:12px">pdd-agent 自动发送</p></body></html>')

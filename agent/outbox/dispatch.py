@@ -28,7 +28,9 @@ from notifiers.base import Message, Notifier, PermanentError, RetryableError
 
 FAILOVER_NOTE = "（{channel}发送失败，改由此渠道发送）"
 SENT, DEFERRED, FAILED = "sent", "deferred", "failed"  # what one delivery did
-CHANNEL_LABELS = {"wecom": "企业微信", "email": "邮件"}
+CHANNEL_LABELS = {"wecom": "企业微信", "wecom_app": "企业微信应用", "dingtalk": "钉钉", "feishu": "飞书",
+                  "email": "邮件", "apprise": "Apprise"}
+QR_LINK_SECONDS = 900.0  # a login QR linked from a channel that cannot carry the image: valid this long
 
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:
@@ -68,7 +70,8 @@ def _digest(row: OutboxRow, shop: str, notifier: Notifier, local: datetime, tz: 
     items = {k: [Item.from_json(i) for i in d[k]] for k in ("aftersales", "evidence", "missed")}
     return render_digest(shop, items["aftersales"], items["evidence"], items["missed"], local, tz,
                          day=date.fromisoformat(d["day"]), max_bytes=notifier.max_bytes, money=d.get("money"),
-                         quality=d.get("quality"), only_money=bool(d.get("only_money")), team=d.get("team"))
+                         quality=d.get("quality"), only_money=bool(d.get("only_money")), team=d.get("team"),
+                         dialect=notifier.dialect)
 
 
 @dataclass
@@ -112,7 +115,7 @@ class Dispatcher:
         # (remaining time) and quiet hours
         self.clock = clock or Clock(self.tz)
         self.rng = rng or random.Random()
-        self._limited: dict[str, float] = {}  # in a run: channel → when its per-minute limit lets the next go
+        self._limited: dict[str, tuple[float, str]] = {}  # in a run: channel → when its limit lets the next go, why
 
     def backoff(self, failures: int, hint: float | None) -> float:
         """The wait before a failing channel's next try: the channel's own hint when it gives one, else
@@ -154,7 +157,7 @@ class Dispatcher:
                     break  # the channel failed: the rest waits for its next try
                 await asyncio.sleep(0)  # many shops' groups: the event loop (the checks' timing) goes on
             if waiting:
-                self.store.mark_retry(waiting, self._limited[channel], "rate limit (20/min per robot)", count=False)
+                self.store.mark_retry(waiting, *self._limited[channel], count=False)
                 report.deferred += len(waiting)
         return report
 
@@ -188,9 +191,10 @@ class Dispatcher:
         if not rows:
             return True
         detail = (lambda a: self.detail_url(shop, a)) if self.detail_url else None
-        parts = render_group(shop, [alerts[r.dedup_key] for r in rows], channel_kind=notifier.kind,
+        parts = render_group(shop, [alerts[r.dedup_key] for r in rows], dialect=notifier.dialect,
                              max_bytes=notifier.max_bytes, detail_url=detail, tz=self.tz, now=local,
-                             page_url=self.page_url if self.config.web.public_url else None)
+                             page_url=self.page_url if self.config.web.public_url else None,
+                             qr_links=None if notifier.images else self._qr_links(shop, rows, now))
         if rows[0].payload.get("failover_from"):  # copies of urgent alerts whose channel fails: say so
             label = str(rows[0].payload.get("failover_label") or rows[0].payload["failover_from"])
             parts = [self._failover_note(p, label) for p in parts]
@@ -206,13 +210,13 @@ class Dispatcher:
                        now: float, report: Report, sent: int = 1) -> str:
         """Send one message carrying the first `sent` of `rows`: SENT, DEFERRED (the per-minute limit; `rows`
         wait) or FAILED (the channel failed; `rows` wait for its next try, or are dead when it refused them)."""
-        cost = 2 if message.mention_mobiles else 1  # a WeCom @ is a second message
-        limit = notifier.rate_per_minute
+        cost = notifier.cost(message)  # e.g. a WeCom @ is a second message
         ids = [r.id for r in rows]
-        if limit and self.store.sent_within(notifier.rate_key, now) + cost > limit:
-            oldest = self.store.oldest_within(notifier.rate_key, now) or now
-            self.store.mark_retry(ids, oldest + 60.0, "rate limit (20/min per robot)", count=False)
-            self._limited[channel] = oldest + 60.0
+        now = max(now, self.clock.now())  # sends are counted at their own time: a long run must not bunch them
+        limited = self._rate_limited(notifier, cost, now)
+        if limited is not None:
+            self.store.mark_retry(ids, *limited, count=False)
+            self._limited[channel] = limited
             report.deferred += len(ids)
             return DEFERRED
         try:
@@ -231,15 +235,20 @@ class Dispatcher:
         except PermanentError as exc:
             self.store.mark_dead(ids, str(exc))
             report.dead += len(ids)
+            for row in rows:  # the channel will not take them: urgent alerts go out through the others at once
+                if not _is_digest(row) and not row.payload.get("failover_from") and \
+                        urgent(Alert.from_dict({**row.payload, "key": row.dedup_key})):
+                    report.failed_over += self._copy(row, channel, now)
             report.count(channel, failures=1)
             report.errors.append(f"{channel}: {exc}")
             logger.error("channel {} refused the message permanently: {}", channel, exc)
             if self.store.set_broken(channel, now, str(exc)):  # once per breakage
                 self._notice(channel, notices.channel_broken(channel, shop, str(exc), self._at(now)), now)
             return FAILED
-        for _ in range(cost):
-            self.store.record_send(notifier.rate_key, now)
-        self.store.mark_sent(ids[:sent], now)
+        for key in notifier.rate_keys:
+            for _ in range(cost):
+                self.store.record_send(key, now)
+        self.store.mark_sent(ids[:sent], now, verified=notifier.verified)
         self.store.clear_broken(channel)
         for row in rows[:sent]:
             origin = row.payload.get("failover_from")
@@ -256,12 +265,37 @@ class Dispatcher:
         logger.info("sent {} alert(s) of {} to {}: {}", sent, shop, channel, answer[:80])
         return SENT
 
+    def _rate_limited(self, notifier: Notifier, cost: int, now: float) -> tuple[float, str] | None:
+        """When a message of `cost` would break one of the channel's rate limits in one of its buckets: the time
+        to try again and why; None when it may go now."""
+        for key in notifier.rate_keys:
+            for count, window in notifier.rate_limits:
+                if self.store.sent_within(key, now, window) + cost > count:
+                    oldest = self.store.oldest_within(key, now, window) or now
+                    return oldest + window, f"rate limit ({count} per {window:g} s, {notifier.kind})"
+        return None
+
+    def _qr_links(self, shop: str, rows: list[OutboxRow], now: float) -> dict[str, str]:
+        """For a channel that cannot carry the login QR image: each QR alert's short-lived link on the team page
+        ([web] public_url), or no link (the message then says which command shows the QR)."""
+        if not self.config.web.public_url:
+            return {}
+        out = {}
+        for r in rows:
+            if r.payload.get("qr_png_b64"):
+                token = self.store.qr_link(shop, base64.b64decode(r.payload["qr_png_b64"]), now + QR_LINK_SECONDS)
+                out[r.dedup_key] = f"{self.config.web.public_url}/qr/{token}.png"
+        return out
+
     def _message(self, notifier: Notifier, part: RenderedMessage, rows: list[OutboxRow]) -> Message:
         qr = next((base64.b64decode(r.payload["qr_png_b64"]) for r in rows
-                   if r.payload.get("qr_png_b64") and r.dedup_key in part.keys), None)
+                   if r.payload.get("qr_png_b64") and r.dedup_key in part.keys), None) if notifier.images else None
         mentions = tuple(dict.fromkeys((*(notifier.mention_mobiles if part.mention else ()), *part.mention_mobiles)))
+        open_ids = tuple(dict.fromkeys((*(notifier.mention_open_ids if part.mention else ()),
+                                        *part.mention_open_ids)))
         return Message(title=part.title, markdown=part.markdown, text=part.text, html=part.html,
-                       mention_mobiles=mentions, image_png=qr)
+                       mention_mobiles=mentions, image_png=qr, body=part.body, mention_open_ids=open_ids,
+                       urgent=part.mention)
 
     def _at(self, now: float) -> datetime:
         """Our time `now` as the backend's local time (what messages say)."""

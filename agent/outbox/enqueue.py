@@ -64,7 +64,8 @@ def apply_claims(config: Config, store: Store, shop: str, alerts: list[Alert], p
             continue
         if c is not None and decision in ("claimed", "done_last"):
             m = config.team.member(c.member or c.done_by or "")
-            a = annotate(a, c, decision, tz, m.mobile if m else "", notes.get((shop, c.kind, c.item_id), ""))
+            a = annotate(a, c, decision, tz, m.mobile if m else "", notes.get((shop, c.kind, c.item_id), ""),
+                         m.feishu_open_id if m else "")
         out.append(a)
     for st in states:
         before = previous.get((st.kind, st.item_id))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -70,6 +71,12 @@ _MIGRATIONS = (
     ALTER TABLE items ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
     UPDATE items SET closed = COALESCE(json_extract(data, '$.closed'), 0);
     CREATE INDEX items_closed ON items (closed);
+    """,
+    # issue 22: sends a channel could not confirm (Apprise: an HTTP status only); login QR images linked from
+    # channels that cannot carry them
+    """
+    ALTER TABLE outbox ADD COLUMN unverified INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE qr_links (token TEXT PRIMARY KEY, shop TEXT NOT NULL, png BLOB NOT NULL, expires_at REAL NOT NULL);
     """,
 )
 
@@ -281,10 +288,31 @@ class Store:
             )
             return cur.rowcount > 0
 
-    def mark_sent(self, ids: Iterable[int], now: float) -> None:
+    def mark_sent(self, ids: Iterable[int], now: float, *, verified: bool = True) -> None:
+        """Sent; `verified=False` when the channel's success does not prove delivery (Apprise)."""
         with self.tx() as db:
-            db.executemany("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
-                           [(now, i) for i in ids])
+            db.executemany("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL, unverified = ? "
+                           "WHERE id = ?", [(now, 0 if verified else 1, i) for i in ids])
+
+    def unverified(self) -> dict[str, int]:
+        """Per channel, how many sent rows were only accepted, not confirmed delivered ("sent, unverified")."""
+        q = "SELECT channel, COUNT(*) FROM outbox WHERE status = 'sent' AND unverified = 1 GROUP BY channel"
+        return dict(self.db.execute(q).fetchall())
+
+    # ---- login QR images behind short-lived links ---------------------------------------------
+    def qr_link(self, shop: str, png: bytes, expires_at: float) -> str:
+        """A new unguessable token for `png` until `expires_at` (expired links are dropped now)."""
+        token = secrets.token_urlsafe(24)
+        with self.tx() as db:
+            db.execute("DELETE FROM qr_links WHERE expires_at < ?", (expires_at - 86400,))
+            db.execute("INSERT INTO qr_links (token, shop, png, expires_at) VALUES (?, ?, ?, ?)",
+                       (token, shop, png, expires_at))
+        return token
+
+    def qr_png(self, token: str, now: float) -> bytes | None:
+        """The image behind a live token; None when unknown or expired."""
+        row = self.db.execute("SELECT png FROM qr_links WHERE token = ? AND expires_at > ?", (token, now)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def mark_retry(self, ids: Iterable[int], next_at: float, error: str, *, count: bool = True) -> None:
         """Try again at `next_at`; `count=False` for deferrals (quiet hours, rate limit) that are no failure."""

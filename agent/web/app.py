@@ -22,7 +22,7 @@ from agent.web.auth import COOKIE, LOGIN_COOKIE, Signer, load_key
 from agent.web.keys import DEPS, WHO, Deps, Source, Who
 
 STATIC = Path(__file__).parent / "static"
-PUBLIC = ("/login", "/healthz", "/metrics", "/static/")
+PUBLIC = ("/login", "/healthz", "/metrics", "/static/", "/qr/")  # /qr/TOKEN.png: the token is the key
 
 
 def _loopback(remote: str | None) -> bool:
@@ -87,6 +87,16 @@ async def no_store(request: web.Request, handler: Handler) -> web.StreamResponse
     return resp
 
 
+async def qr_image(request: web.Request) -> web.Response:
+    """A login QR image linked from a channel that cannot carry images (DingTalk, Feishu): anyone holding the
+    short-lived unguessable link may see it, nothing else is reachable with it."""
+    deps = request.app[DEPS]
+    png = deps.store.qr_png(request.match_info["token"], deps.now())
+    if png is None:
+        raise web.HTTPNotFound(text="二维码链接已过期或无效：请运行 pdd-agent login --qr，或在团队页面「店铺」中查看")
+    return web.Response(body=png, content_type="image/png")
+
+
 def build_app(config: Config, store: Store, source: Source, mms_url: Callable[[ItemState], str]) -> web.Application:
     """The application (wiring only: the caller runs it with `WebServer`)."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("agent.web", "templates"),
@@ -98,6 +108,7 @@ def build_app(config: Config, store: Store, source: Source, mms_url: Callable[[I
     pages.setup_routes(app)
     api.setup_routes(app)
     app.router.add_get("/events", deps.hub.stream, name="events")
+    app.router.add_get("/qr/{token}.png", qr_image, name="qr")
     app.router.add_static("/static/", STATIC, name="static")
     source.listeners.append(deps.hub.publish)
 
