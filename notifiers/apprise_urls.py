@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -64,8 +65,11 @@ class AppriseUrls(Notifier):
         if self._apprise is None:
             module = load_apprise()
             ap = module.Apprise()
-            for u in self.urls:
-                if not ap.add(u):
+            with warnings.catch_warnings():  # its plugins' imports (imghdr on 3.11/3.12) warn: not ours to show
+                warnings.simplefilter("ignore", DeprecationWarning)
+                added = [ap.add(u) for u in self.urls]
+            for u, ok in zip(self.urls, added, strict=True):
+                if not ok:
                     scheme = u.partition("://")[0]
                     raise PermanentError("bad_url", f"Apprise does not understand a {scheme}:// URL of this channel")
             self._apprise = ap

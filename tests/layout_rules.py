@@ -33,6 +33,10 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "agent": frozenset({"agent.cli"}),  # agent/__init__.py and agent/__main__.py (`python -m agent`)
 }
 PLAYWRIGHT_ROOM = "agent.browser"
+# The notifier family: each channel (notifiers/wecom.py, dingtalk.py, feishu.py, wecom_app.py, mail.py,
+# apprise_urls.py) builds on the contract alone and never on another channel; only the package's __init__
+# (the registry) knows them all.
+NOTIFIER_CONTRACT = frozenset({"notifiers.base", "notifiers.webhook"})
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,9 @@ def violations(root: Path) -> list[str]:
         if e.target not in known:
             continue
         graph[e.source].add(e.target)
+        if room(e.source) == "notifiers" and e.source not in ("notifiers", *NOTIFIER_CONTRACT) and \
+                room(e.target) == "notifiers" and e.target not in NOTIFIER_CONTRACT:
+            problems.append(f"{where}: a notifier channel may import only {', '.join(sorted(NOTIFIER_CONTRACT))}")
         src, dst = room(e.source), room(e.target)
         if src == dst:
             continue

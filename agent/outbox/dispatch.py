@@ -235,10 +235,11 @@ class Dispatcher:
         except PermanentError as exc:
             self.store.mark_dead(ids, str(exc))
             report.dead += len(ids)
-            for row in rows:  # the channel will not take them: urgent alerts go out through the others at once
-                if not _is_digest(row) and not row.payload.get("failover_from") and \
-                        urgent(Alert.from_dict({**row.payload, "key": row.dedup_key})):
-                    report.failed_over += self._copy(row, channel, now)
+            if seconds(self.config.alerts.failover_after):  # refused for good: urgent alerts go elsewhere at once
+                for row in rows:
+                    if not _is_digest(row) and not row.payload.get("failover_from") and \
+                            urgent(Alert.from_dict({**row.payload, "key": row.dedup_key})):
+                        report.failed_over += self._copy(row, channel, now)
             report.count(channel, failures=1)
             report.errors.append(f"{channel}: {exc}")
             logger.error("channel {} refused the message permanently: {}", channel, exc)
