@@ -292,7 +292,7 @@ def test_channel_state_in_metrics_and_status(tmp_path: Path) -> None:
     store.channel_failed("ops", T0 - 60, "HTTP 502", T0 + 25)
     view = channel_view(["ops", "mail"], store.channel_states(), store.owed(T0), store.broken())
     assert view["ops"] == {"state": "failing", "failing_since": T0 - 90, "failures": 2, "last_error": "HTTP 502",
-                           "next_try": T0 + 25, "waiting": 2}
+                           "next_try": T0 + 25, "waiting": 2, "type": "", "limited": False, "unverified": 0}
     assert view["mail"]["state"] == "ok" and view["mail"]["waiting"] == 0
     text = render_metrics(snap(channels=view), T0)
     assert 'pdd_agent_channel_failing{channel="ops"} 1' in text.splitlines()
@@ -307,3 +307,27 @@ def test_channel_state_in_metrics_and_status(tmp_path: Path) -> None:
     store.channel_ok("ops")
     assert channel_lines(channel_view(["ops"], store.channel_states(), {}, {}), SH)[0] == "通知渠道：正常"
     assert Snapshot.from_json(snap(channels=view).to_json()).channels == view  # the heartbeat carries it
+
+
+def test_a_channel_throttled_by_its_service_and_unverified_sends_in_metrics_and_status(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from agent.cli.status_cmd import channel_lines
+    from agent.service.health import channel_view
+
+    store = Store(tmp_path / "agent.db")
+    store.enqueue([("k1", "dt", "店", {"kind": "health"}), ("k2", "push", "店", {"kind": "health"})], T0)
+    store.channel_failed("dt", T0 - 10, "rate-limited: errcode 130101: send too fast", T0 + 590)
+    [_, pushed] = store.due(T0)
+    store.mark_sent([pushed.id], T0, verified=False)
+    configs = {"dt": SimpleNamespace(type="dingtalk"), "push": SimpleNamespace(type="apprise")}
+    view = channel_view(configs, store.channel_states(), store.owed(T0), store.broken(), store.unverified())
+    assert view["dt"]["limited"] and view["dt"]["type"] == "dingtalk" and view["push"]["unverified"] == 1
+    text = render_metrics(snap(channels=view, send_failure_classes={"dt": {"rate_limited": 1}}), T0).splitlines()
+    assert 'pdd_agent_channel_rate_limited{channel="dt"} 1' in text
+    assert 'pdd_agent_channel_sent_unverified_rows{channel="push"} 1' in text
+    assert 'pdd_agent_send_failures_by_class_total{channel="dt",class="rate_limited"} 1' in text
+    lines = channel_lines(view, SH)
+    assert any(line.startswith("  dt（钉钉）：被渠道限流（rate-limited: errcode 130101") and "14:09:50 后再发" in line
+               for line in lines), lines
+    assert "  push（Apprise）：正常，待发 0 条，已发送未确认送达 1 条" in lines

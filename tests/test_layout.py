@@ -109,7 +109,8 @@ def test_rules_catch_the_sandbox_and_notifiers_importing_the_product(tmp_path: P
 def test_rules_catch_one_notifier_channel_importing_another(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"notifiers/base.py": "", "notifiers/webhook.py": "from notifiers import base\n",
                             "notifiers/wecom.py": "from notifiers.base import Notifier\n",
-                            "notifiers/dingtalk.py": "from notifiers.webhook import x\nfrom notifiers.wecom import y\n"})
+                            "notifiers/dingtalk.py": "from notifiers.webhook import x\n"
+                                                     "from notifiers.wecom import y\n"})
     [problem] = violations(root)
     assert "notifiers/dingtalk.py:2" in problem and "may import only notifiers.base, notifiers.webhook" in problem
 

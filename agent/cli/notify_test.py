@@ -8,7 +8,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from agent.cli.loading import load_or_report
-from notifiers.base import Message, Notifier, NotifyError
+from agent.core import markup
+from notifiers.base import Message, Notifier, NotifyError, RateLimitedError, RetryableError
 
 
 def main(config_path: str, channel: str) -> int:
@@ -23,11 +24,17 @@ def main(config_path: str, channel: str) -> int:
     now = datetime.now(ZoneInfo(config.agent.timezone)).strftime("%Y-%m-%d %H:%M:%S")
     title = f"pdd-agent 测试消息 / test message ({channel})"
     body = f"这是一条来自 pdd-agent 的测试消息，发送时间 {now}。收到即表示渠道「{channel}」配置正确。"
-    message = Message(title=title, markdown=f"### {title}\n{body}", text=f"{title}\n{body}",
-                      html=f"<h3>{title}</h3><p>{body}</p>")
+    try:
+        notifier = Notifier.from_config(cfg.table())
+    except ValueError as exc:
+        print(f"渠道配置无效 / channel misconfigured: {exc}", file=sys.stderr)
+        return 2
+    blocks = [[[("t", body)]]]
+    message = Message(title=title, markdown=markup.body("wecom", title, blocks),
+                      text=markup.body("text", title, blocks), html=markup.page(title, [markup.html_escape(body)]),
+                      body=markup.body(notifier.dialect, title, blocks) if notifier.dialect != "text" else "")
 
     async def send() -> str:
-        notifier = Notifier.from_config(cfg.table())
         try:
             return await notifier.send(message)
         finally:
@@ -36,11 +43,10 @@ def main(config_path: str, channel: str) -> int:
     try:
         answer = asyncio.run(send())
     except NotifyError as exc:  # its text never holds the key or password
-        kind = "可重试 / retryable" if exc.__class__.__name__ == "RetryableError" else "永久 / permanent"
+        kind = ("限流 / rate-limited" if isinstance(exc, RateLimitedError) else
+                "可重试 / retryable" if isinstance(exc, RetryableError) else "永久 / permanent")
         print(f"发送失败（{kind}）/ send failed: {exc}", file=sys.stderr)
         return 1
-    except ValueError as exc:
-        print(f"渠道配置无效 / channel misconfigured: {exc}", file=sys.stderr)
-        return 2
-    print(f"已发送 / sent via {channel} ({cfg.type}): {answer}")
+    verdict = "已发送 / sent" if notifier.verified else "已提交，未确认送达 / sent, unverified"
+    print(f"{verdict} via {channel} ({cfg.type}): {answer}")
     return 0

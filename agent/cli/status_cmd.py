@@ -18,6 +18,7 @@ from agent.cli.loading import load_or_report
 from agent.cli.terminal import HINTS, ago, clean, remaining_text, state_label, table
 from agent.config import Config
 from agent.core.models import ShopState
+from agent.outbox.dispatch import CHANNEL_LABELS
 from agent.outbox.store import Store
 from agent.service.capacity import capacity_lines
 from agent.service.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses
@@ -85,7 +86,8 @@ def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
         return blank, {}, {}, no_channels
     try:
         broken = store.broken()
-        channels = channel_view(config.notifiers, store.channel_states(), store.owed(now), broken)
+        channels = channel_view(config.notifiers, store.channel_states(), store.owed(now), broken,
+                                store.unverified())
         return shop_statuses(config, store), store.depth(), broken, channels
     except sqlite3.Error as exc:
         notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
@@ -181,15 +183,22 @@ def channel_lines(channels: Mapping[str, Mapping[str, Any]], tz: tzinfo) -> list
     out = [f"通知渠道故障：{'、'.join(clean(n, 40) for n in sorted(bad))}" if bad else "通知渠道：正常"]
     for name, v in sorted(channels.items()):
         waiting = f"待发 {v.get('waiting', 0)} 条"
-        if v.get("state") == "broken":
-            out.append(f"  {clean(name, 40)}：故障（{clean(str(v.get('last_error') or ''), 80)}），{waiting}")
+        if v.get("unverified"):  # Apprise: the service took it, delivery is not confirmed
+            waiting += f"，已发送未确认送达 {v['unverified']} 条"
+        kind = str(v.get("type") or "")
+        label = clean(name, 40) + (f"（{CHANNEL_LABELS.get(kind, clean(kind, 20))}）" if kind else "")
+        if v.get("limited"):
+            nxt = _at(float(v.get("next_try") or 0), tz, "%H:%M:%S")
+            out.append(f"  {label}：被渠道限流（{clean(str(v.get('last_error') or ''), 80)}，{nxt} 后再发），{waiting}")
+        elif v.get("state") == "broken":
+            out.append(f"  {label}：故障（{clean(str(v.get('last_error') or ''), 80)}），{waiting}")
         elif v.get("state") == "failing":
             since = _at(float(v.get("failing_since") or 0), tz, "%m-%d %H:%M:%S")
             nxt = _at(float(v.get("next_try") or 0), tz, "%H:%M:%S")
-            out.append(f"  {clean(name, 40)}：发送失败（自 {since} 起 {v.get('failures', 0)} 次，最近错误 "
+            out.append(f"  {label}：发送失败（自 {since} 起 {v.get('failures', 0)} 次，最近错误 "
                        f"{clean(str(v.get('last_error') or ''), 80)}，下次重试 {nxt}），{waiting}")
         else:
-            out.append(f"  {clean(name, 40)}：正常，{waiting}")
+            out.append(f"  {label}：正常，{waiting}")
     return out
 
 

@@ -24,12 +24,13 @@ from agent.core.models import Item
 from agent.core.render import RenderedMessage, render_group
 from agent.core.rules import Alert
 from agent.outbox.store import OutboxRow, Store
-from notifiers.base import Message, Notifier, PermanentError, RetryableError
+from notifiers.base import Message, Notifier, PermanentError, RateLimitedError, RetryableError
 
 FAILOVER_NOTE = "（{channel}发送失败，改由此渠道发送）"
 SENT, DEFERRED, FAILED = "sent", "deferred", "failed"  # what one delivery did
 CHANNEL_LABELS = {"wecom": "企业微信", "wecom_app": "企业微信应用", "dingtalk": "钉钉", "feishu": "飞书",
                   "email": "邮件", "apprise": "Apprise"}
+RATE_LIMITED = "rate-limited: "  # how a channel's own throttling is marked in its last error
 QR_LINK_SECONDS = 900.0  # a login QR linked from a channel that cannot carry the image: valid this long
 
 
@@ -76,11 +77,13 @@ def _digest(row: OutboxRow, shop: str, notifier: Notifier, local: datetime, tz: 
 
 @dataclass
 class Sent:
-    """One channel's totals: messages delivered, alert rows they carried, failed attempts."""
+    """One channel's totals: messages delivered, alert rows they carried, failed attempts (and by class:
+    transient, rate_limited, permanent)."""
 
     messages: int = 0
     rows: int = 0
     failures: int = 0
+    classes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,14 +97,18 @@ class Report:
     errors: list[str] = field(default_factory=list)
     by_channel: dict[str, Sent] = field(default_factory=dict)
 
-    def count(self, channel: str, messages: int = 0, rows: int = 0, failures: int = 0) -> None:
+    def count(self, channel: str, messages: int = 0, rows: int = 0, failures: int = 0, cls: str = "") -> None:
         c = self.by_channel.setdefault(channel, Sent())
         c.messages, c.rows, c.failures = c.messages + messages, c.rows + rows, c.failures + failures
+        if cls:
+            c.classes[cls] = c.classes.get(cls, 0) + failures
 
     def add(self, other: Report) -> None:
         """Add `other`'s per-channel totals to this report's (the service's running totals)."""
         for channel, c in other.by_channel.items():
-            self.count(channel, c.messages, c.rows, c.failures)
+            self.count(channel, c.messages, c.rows, c.failures - sum(c.classes.values()))
+            for cls, n in c.classes.items():
+                self.count(channel, failures=n, cls=cls)
 
 
 class Dispatcher:
@@ -225,10 +232,12 @@ class Dispatcher:
             prev = self.store.channel_state(channel)
             failures = (prev.failures if prev is not None and prev.failing else 0) + 1
             wait = self.backoff(failures, exc.retry_after)
-            self.store.mark_attempt(ids, str(exc))  # for the record; the rows' next try is the channel's
-            self.store.channel_failed(channel, now, str(exc), now + wait)
+            limited = isinstance(exc, RateLimitedError)  # the service throttles us: nothing was delivered
+            error = f"{RATE_LIMITED}{exc}" if limited else str(exc)
+            self.store.mark_attempt(ids, error)  # for the record; the rows' next try is the channel's
+            self.store.channel_failed(channel, now, error, now + wait)
             report.retried += len(ids)
-            report.count(channel, failures=1)
+            report.count(channel, failures=1, cls="rate_limited" if limited else "transient")
             report.errors.append(f"{channel}: {exc}")
             logger.warning("send to {} failed ({} in a row), next try in {:.1f} s: {}", channel, failures, wait, exc)
             return FAILED
@@ -240,7 +249,7 @@ class Dispatcher:
                     if not _is_digest(row) and not row.payload.get("failover_from") and \
                             urgent(Alert.from_dict({**row.payload, "key": row.dedup_key})):
                         report.failed_over += self._copy(row, channel, now)
-            report.count(channel, failures=1)
+            report.count(channel, failures=1, cls="permanent")
             report.errors.append(f"{channel}: {exc}")
             logger.error("channel {} refused the message permanently: {}", channel, exc)
             if self.store.set_broken(channel, now, str(exc)):  # once per breakage

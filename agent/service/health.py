@@ -61,9 +61,12 @@ class Snapshot:
     messages_sent: dict[str, int] = field(default_factory=dict)  # channel → messages delivered by this process
     alerts_sent: dict[str, int] = field(default_factory=dict)  # channel → alert rows delivered by this process
     send_failures: dict[str, int] = field(default_factory=dict)  # channel → failed send attempts
+    # channel → failed attempts by class: transient, rate_limited (the service throttled us), permanent
+    send_failure_classes: dict[str, dict[str, int]] = field(default_factory=dict)
     broken_channels: dict[str, str] = field(default_factory=dict)  # channel → why it is marked broken
     dispatch_interval: float = 10.0
-    # channel → {state: ok | failing | broken, failing_since, failures, last_error, next_try, waiting}
+    # channel → {state: ok | failing | broken, type, limited, failing_since, failures, last_error, next_try,
+    # waiting, unverified}
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the host's request budget and lanes: budget, rate (now), taken, slowdowns, busiest_second, deferred,
     # request_lane, page_lane
@@ -266,6 +269,10 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
     out.family("alerts_sent_total", "counter", "Alert rows delivered by this process.", per_channel(snap.alerts_sent))
     out.family("send_failures_total", "counter", "Failed send attempts of this process.",
                per_channel(snap.send_failures))
+    out.family("send_failures_by_class_total", "counter", "Failed send attempts of this process by class: "
+               "transient, rate_limited (the channel's service throttled us), permanent.",
+               [("", {"channel": c, "class": k}, n) for c, by in sorted(snap.send_failure_classes.items())
+                for k, n in sorted(by.items())])
     out.family("outbox_rows", "gauge", "Outbox rows by status.",
                [("", {"status": st}, snap.outbox.get(st, 0)) for st in _OUTBOX_STATUSES]
                + [("", {"status": st}, n) for st, n in sorted(snap.outbox.items()) if st not in _OUTBOX_STATUSES])
@@ -279,6 +286,12 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
     out.family("channel_failing_seconds", "gauge", "How long the channel has been failing (0 when it is not).",
                [("", {"channel": c}, round(snap.updated_at - v["failing_since"], 1) if v.get("failing_since") else 0)
                 for c, v in view.items()])
+    out.family("channel_rate_limited", "gauge", "1 while the channel's service rate-limits us (its block is waited "
+               "out; the agent's own limits normally prevent this).",
+               [("", {"channel": c}, int(bool(v.get("limited")))) for c, v in view.items()])
+    out.family("channel_sent_unverified_rows", "gauge", "Alert rows the channel accepted without confirming "
+               "delivery (Apprise: an HTTP status only).",
+               [("", {"channel": c}, v.get("unverified", 0)) for c, v in view.items()])
     out.family("channel_rows_waiting", "gauge", "Outbox rows of the channel not yet sent.",
                [("", {"channel": c}, v.get("waiting", 0)) for c, v in view.items()])
     out.family("channel_next_try_seconds", "gauge", "Seconds until a failing channel is tried again (0: now).",
@@ -306,18 +319,24 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
     return out.text()
 
 
-def channel_view(names: Iterable[str], states: Mapping[str, Any], owed: Mapping[str, Mapping[str, int]],
-                 broken: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """Each channel's delivery state for status and /metrics, from the store's channel states and queue."""
+def channel_view(names: Iterable[str] | Mapping[str, Any], states: Mapping[str, Any],
+                 owed: Mapping[str, Mapping[str, int]], broken: Mapping[str, str],
+                 unverified: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """Each channel's delivery state for status and /metrics, from the configured channels (name → their config),
+    the store's channel states, queue and unverified sends."""
     out: dict[str, dict[str, Any]] = {}
+    configs = names if isinstance(names, Mapping) else {}
     known = dict.fromkeys((*names, *broken, *owed, *(k for k, v in states.items() if v.failing)))
     for name in known:
         st, n = states.get(name), owed.get(name, {})
         failing = st is not None and st.failing
+        error = (broken.get(name) or (st.last_error if failing else None)) if st or name in broken else None
         out[name] = {
             "state": "broken" if name in broken else "failing" if failing else "ok",
+            "type": str(getattr(configs.get(name), "type", "")),
+            "limited": bool(failing and name not in broken and (error or "").startswith("rate-limited: ")),
             "failing_since": st.failing_since if failing else None, "failures": st.failures if failing else 0,
-            "last_error": (broken.get(name) or (st.last_error if failing else None)) if st or name in broken else None,
-            "next_try": st.next_try if failing else None, "waiting": sum(n.values()),
+            "last_error": error, "next_try": st.next_try if failing else None, "waiting": sum(n.values()),
+            "unverified": (unverified or {}).get(name, 0),
         }
     return out
