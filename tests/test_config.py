@@ -138,6 +138,55 @@ def test_alert_and_notifier_tables(tmp_path: Path, snippet: str, expect: str) ->
     assert re.search(r"config\.toml:\d+: ", str(exc.value))
 
 
+DT = 'type = "dingtalk"\nwebhook_url = "https://oapi.dingtalk.com/robot/send?access_token=t"\n'
+FS = 'type = "feishu"\nwebhook_url = "https://open.feishu.cn/open-apis/bot/v2/hook/t"\n'
+APP = 'type = "wecom_app"\ncorp_id = "ww1"\ncorp_secret = "s"\n'
+
+
+@pytest.mark.parametrize(("snippet", "key", "expect"), [
+    ("[notifiers.d]\n" + DT + 'secret = "abc"\n', "notifiers.d.secret", "a DingTalk secret starts with SEC"),
+    ('[notifiers.d]\ntype = "dingtalk"\nwebhook_url = "http://oapi.dingtalk.com/robot/send?access_token=t"\n',
+     "notifiers.d.webhook_url", "must use https://"),
+    ('[notifiers.d]\ntype = "dingtalk"\nwebhook_url = "https://oapi.dingtalk.com/robot/send"\n',
+     "notifiers.d.webhook_url", "has no ?access_token"),
+    ("[notifiers.d]\n" + DT + 'mention_mobiles = ["138-0000"]\n', "notifiers.d.mention_mobiles", "phone numbers"),
+    ("[notifiers.f]\n" + FS + 'mention_mobiles = ["13800000000"]\n', "notifiers.f.mention_mobiles",
+     "a Feishu bot cannot @ by phone"),
+    ("[notifiers.f]\n" + FS + 'mention_open_ids = ["zhangsan"]\n', "notifiers.f.mention_open_ids",
+     "expected a Feishu open_id"),
+    ('[notifiers.f]\ntype = "feishu"\nwebhook_url = "https://open.feishu.cn/x"\n', "notifiers.f.webhook_url",
+     "hook/TOKEN"),
+    ("[notifiers.a]\n" + APP + 'to_users = ["z"]\n', "notifiers.a.agent_id", "AgentId"),
+    ("[notifiers.a]\n" + APP + "agent_id = 1000002\n", "notifiers.a.to_users", "missing"),
+    ("[notifiers.a]\n" + APP + 'agent_id = 1\nto_users = ["a|b"]\n', "notifiers.a.to_users", "userid"),
+    ('[notifiers.p]\ntype = "apprise"\n', "notifiers.p.urls", "at least one Apprise URL"),
+    ('[notifiers.p]\ntype = "apprise"\nurls = ["dingtalk://SEC1@t/138"]\n', "notifiers.p.urls",
+     'use type = "dingtalk"'),
+    ('[notifiers.p]\ntype = "apprise"\nurls = ["wecom://t"]\n', "notifiers.p.urls", "PushPlus"),
+    ('[[team.members]]\nname = "张三"\nfeishu_open_id = "13800000000"\n', "team.members[0].feishu_open_id",
+     "expected a Feishu open_id"),
+], ids=["ding-sec", "ding-http", "ding-token", "ding-mobile", "feishu-phone", "feishu-openid", "feishu-url",
+        "app-agent", "app-users", "app-pipe", "apprise-empty", "apprise-dingtalk", "apprise-wecom", "member-openid"])
+def test_each_channel_type_is_checked_by_key_and_line(tmp_path: Path, snippet: str, key: str, expect: str) -> None:
+    text = '[[shops]]\nname = "店"\nusername = "店"\n' + snippet
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    [line] = [ln for ln in str(exc.value).splitlines() if f"{key}:" in ln]
+    assert expect in line and re.search(r"config\.toml:\d+: ", line)
+    number = int(re.search(r"config\.toml:(\d+): ", line).group(1))  # type: ignore[union-attr]
+    named = key.rsplit(".", 1)[-1].split("[")[0]
+    assert path.read_text(encoding="utf-8").splitlines()[number - 1].startswith((named, "[notifiers.", "[[team"))
+
+
+def test_channel_secrets_are_masked_in_the_resolved_view(tmp_path: Path) -> None:
+    text = ('[[shops]]\nname = "店"\nusername = "店"\n[notifiers.d]\n' + DT + 'secret = "SECtopsecret"\n'
+            "[notifiers.a]\n" + APP.replace('"s"', '"corp-topsecret"') + 'agent_id = 1\nto_users = ["z"]\n'
+            '[notifiers.p]\ntype = "apprise"\nurls = ["pushplus://token-topsecret"]\n')
+    dumped = json.dumps(masked(load_config(_write(tmp_path, text))), ensure_ascii=False)
+    assert "topsecret" not in dumped and "access_token=t" not in dumped
+
+
 def test_watch_items_per_shop_and_their_channels(tmp_path: Path) -> None:
     text = ('[[shops]]\nname = "甲"\nusername = "甲"\nwatch_off = ["quality", "money"]\nnotify = ["a"]\n'
             '[[shops]]\nname = "乙"\nusername = "乙"\n[alerts]\nnotify = ["b"]\n'

@@ -332,3 +332,46 @@ def test_an_empty_digest() -> None:
     msg = render_digest(SHOP, [], [], [], T0, TZ)
     assert "待商家处理：**0 单**" in msg.markdown and "涉及金额：**¥0.00**" in msg.markdown
     assert "24 小时内到期**" not in msg.markdown
+
+
+@pytest.mark.parametrize(("dialect", "limit"), [("dingtalk", 6000), ("feishu", 8000)])
+def test_dingtalk_and_feishu_bodies_split_within_their_bytes_and_keep_every_item(dialect: str, limit: int) -> None:
+    import json
+
+    alerts = forty()
+    parts = render_group(SHOP, alerts, dialect=dialect, max_bytes=limit, detail_url=url, tz=TZ)
+    assert len(parts) >= 3
+    seen = []
+    for i, part in enumerate(parts, start=1):
+        assert len(part.body.encode("utf-8")) <= limit and part.title.endswith(f"({i}/{len(parts)})")
+        text = part.body
+        if dialect == "feishu":
+            post = json.loads(part.body)["zh_cn"]
+            assert post["title"].endswith(f"({i}/{len(parts)})")
+            text = "\n".join(n.get("text", "") for p in post["content"] for n in p)
+        seen += re.findall(r"订单 (261121-\d{9})", text)
+    assert sorted(seen) == sorted(a.item.order_sn for a in alerts)  # type: ignore[union-attr]
+
+
+def test_hostile_buyer_text_in_dingtalk_markdown_and_feishu_posts() -> None:
+    import json
+
+    nasty = HOSTILE + " @13800001111 ![img](http://evil.example/x.png) _斜体_ <at user_id=\"all\">所有人</at>"
+    a = alert("261121-000000001", reason=nasty, goods=nasty)
+    [ding] = render_group(SHOP, [a], dialect="dingtalk", max_bytes=None, detail_url=url, tz=TZ)
+    for bad in ("<@all>", "<script>", "[点我领红包]", "](http://evil", "**差评**", "@13800001111", "![", "_斜体_",
+                "<at "):
+        assert bad not in ding.body
+    assert f"[查看详情]({BASE}" in ding.body and "<font" not in ding.body  # our link; no colour (not in its subset)
+    [fs] = render_group(SHOP, [a], dialect="feishu", max_bytes=None, detail_url=url, tz=TZ)
+    post = json.loads(fs.body)["zh_cn"]
+    nodes = [n for p in post["content"] for n in p]
+    assert {n["tag"] for n in nodes} == {"text", "a"}  # buyer text cannot become an @ or a link node
+    assert [n["href"] for n in nodes if n["tag"] == "a"] == [url(a)]
+    assert not any("<at" in n["text"] or "@" in n["text"] for n in nodes)
+
+
+def test_wecom_app_text_cannot_carry_a_link_tag_or_an_at() -> None:
+    a = alert("261121-000000001", reason='<a href="http://evil.example">点我</a> <@all> @13800001111')
+    [msg] = render_group(SHOP, [a], dialect="text", max_bytes=2048, detail_url=url, tz=TZ)
+    assert "<a href" not in msg.text and "<@all>" not in msg.text and "@13800001111" not in msg.text
