@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from typing import Any
@@ -98,6 +99,9 @@ def check_channel(n: NotifierConfig) -> Problems:
         if not (n.sender or n.username):
             out.append((("from",), "missing: set from or username (缺少发件人)"))
     elif n.type == "apprise":
+        if importlib.util.find_spec("apprise") is None:
+            out.append((("type",), "needs the optional Apprise package: pip install 'pdd-agent[apprise]' "
+                                   "(未安装 Apprise)"))
         if not n.urls:
             out.append((("urls",), "needs at least one Apprise URL such as \"${PUSHPLUS_URL}\" (至少一个地址)"))
         for u in n.urls:
