@@ -41,7 +41,8 @@ def chats() -> Iterator[tuple[FakeDingTalk, FakeFeishu, FakeWeComApp]]:
 
 
 def configure(sandbox: Sandbox, wecom: FakeWeCom, chats: tuple[FakeDingTalk, FakeFeishu, FakeWeComApp],
-              tmp_path: Path, *, a_notify: str, b_notify: str, alerts: str = "", mail_port: int = 0) -> tuple[Path, int]:
+              tmp_path: Path, *, a_notify: str, b_notify: str, alerts: str = "",
+              mail_port: int = 0) -> tuple[Path, int]:
     ding, feishu, app = chats
     port = free_port()
     path = write_config(tmp_path, sandbox, wecom, port)
