@@ -32,6 +32,7 @@ CHANNEL_LABELS = {"wecom": "企业微信", "wecom_app": "企业微信应用", "d
                   "email": "邮件", "apprise": "Apprise"}
 RATE_LIMITED = "rate-limited: "  # how a channel's own throttling is marked in its last error
 QR_LINK_SECONDS = 900.0  # a login QR linked from a channel that cannot carry the image: valid this long
+PACE_WITHIN_RUN = 1.5  # a rate window that frees up this soon is waited for inside the run
 
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:
@@ -221,6 +222,10 @@ class Dispatcher:
         ids = [r.id for r in rows]
         now = max(now, self.clock.now())  # sends are counted at their own time: a long run must not bunch them
         limited = self._rate_limited(notifier, cost, now)
+        if limited is not None and limited[0] - now <= PACE_WITHIN_RUN:  # a per-second limit (Feishu's 5 a
+            await asyncio.sleep(limited[0] - now)  # second): wait here, not for the next run 10 s away
+            now = max(now, self.clock.now())
+            limited = self._rate_limited(notifier, cost, now)
         if limited is not None:
             self.store.mark_retry(ids, *limited, count=False)
             self._limited[channel] = limited
@@ -255,9 +260,10 @@ class Dispatcher:
             if self.store.set_broken(channel, now, str(exc)):  # once per breakage
                 self._notice(channel, notices.channel_broken(channel, shop, str(exc), self._at(now)), now)
             return FAILED
+        done = max(now, self.clock.now())  # counted when the answer came: never before the service counted it
         for key in notifier.rate_keys:
             for _ in range(cost):
-                self.store.record_send(key, now)
+                self.store.record_send(key, done)
         self.store.mark_sent(ids[:sent], now, verified=notifier.verified)
         self.store.clear_broken(channel)
         for row in rows[:sent]:
