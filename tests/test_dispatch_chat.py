@@ -227,3 +227,30 @@ def test_a_login_qr_is_linked_where_the_channel_cannot_carry_images(world: World
         assert store.qr_png(token.group(1), world.clock.t + 901) is None  # short-lived
     else:
         assert m.extra["links"] == [] and "pdd-agent login --shop 店0 --qr" in m.content
+
+
+def test_no_secret_reaches_the_log_the_store_or_a_notice_when_every_channel_fails(world: World) -> None:
+    from loguru import logger
+
+    cfg = world.config("ding", secret="SEC" + "1" * 64)
+    text = (world.tmp / "config.toml").read_text(encoding="utf-8")
+    text = text.replace(f'secret = "{FS_SECRET}"', 'secret = "wrong-feishu-secret"')
+    text = text.replace(f'corp_secret = "{APP_SECRET}"', 'corp_secret = "wrong-app-secret-0000"')
+    text = text.replace('notify = ["ding"]', 'notify = ["ding", "fs", "boss"]')
+    (world.tmp / "config.toml").write_text(text, encoding="utf-8")
+    cfg = load_config(world.tmp / "config.toml")
+    store = Store(world.tmp / "agent.db")
+    queue(cfg, store, 0, [item(1, timedelta(minutes=20))])
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="DEBUG")
+    try:
+        d, mail = dispatcher(cfg, store, world)
+        run(d)
+        run(d)
+    finally:
+        logger.remove(sink)
+    seen = "\n".join([*lines, *(str(r["last_error"]) for r in store.rows()), *store.broken().values(),
+                      *(m.text for m in mail.sent)])
+    assert "310000" in seen and "19021" in seen and "40001" in seen  # each failed, in its own words
+    for secret in ("SEC" + "1" * 64, "wrong-feishu-secret", "wrong-app-secret-0000", "access_token=dt", "/hook/fs"):
+        assert secret not in seen, secret

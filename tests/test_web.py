@@ -252,3 +252,18 @@ def test_the_first_change_goes_out_at_once_and_a_burst_after_it_once_a_second() 
     assert first < 0.1 and t1 == "items"
     assert sorted(t for _, t in burst) == ["items", "shops"] and all(COALESCE - 0.05 <= at < COALESCE + 0.3
                                                                      for at, _ in burst)
+
+
+def test_a_login_qr_link_needs_no_login_only_its_live_token(page: Page) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"qr" * 50
+    now = page.service.clock.now()
+    token = page.store.qr_link("店", png, now + 900)
+    r = page.client.get(f"/qr/{token}.png")  # not logged in: the link in a DingTalk or Feishu message
+    assert r.status_code == 200 and r.content == png and r.headers["content-type"] == "image/png"
+    assert r.headers["cache-control"] == "no-store"
+    assert page.client.get(f"/qr/{token[:-1]}x.png").status_code == 404  # a guessed token
+    page.service.clock.offset += 901
+    gone = page.client.get(f"/qr/{token}.png")
+    assert gone.status_code == 404 and "pdd-agent login --qr" in gone.text  # expired: what to do instead
+    assert page.client.get("/qr/").status_code in (303, 404)  # nothing else is public under /qr/
+    assert page.client.get("/").status_code == 303  # the rest still needs a login
