@@ -22,14 +22,11 @@ from agent.outbox.store import Store
 from agent.sandbox.dingtalk import FakeDingTalk, Robot
 from agent.sandbox.feishu import Bot, FakeFeishu
 from agent.sandbox.wecom_app import FakeWeComApp
+from tests.chat_helpers import AGENT, APP_SECRET, CORP, FS_SECRET, SEC, ZHANG, channel_tables
 from tests.conftest import run_async
 from tests.test_dispatch import TZ, Clock, Scripted
 
 NOW = datetime.now(TZ).replace(microsecond=0)  # the fakes check signatures against real time (±1 h)
-SEC = "SEC" + "7" * 64
-FS_SECRET = "feishu-secret-123"
-ZHANG = "ou_7d8a6e6df7621556ce0d21922b676706"
-CORP, APP_SECRET, AGENT = "ww0123456789abcdef", "app-secret-xyz-0123456789", 1000002
 
 
 @dataclass
@@ -49,23 +46,7 @@ data_dir = "data"
 [alerts]
 notify = ["{channel}"]
 admin_notify = ["{admin}"]
-[notifiers.ding]
-type = "dingtalk"
-webhook_url = "{self.dingtalk.webhook_url('dt')}"
-secret = "{secret}"
-mention_mobiles = ["13800001111"]
-[notifiers.fs]
-type = "feishu"
-webhook_url = "{self.feishu.webhook_url('fs')}"
-secret = "{FS_SECRET}"
-mention_open_ids = ["{ZHANG}"]
-[notifiers.boss]
-type = "wecom_app"
-corp_id = "{CORP}"
-corp_secret = "{APP_SECRET}"
-agent_id = {AGENT}
-to_users = ["ZhangSan"]
-api_base = "{self.app.url}"
+{channel_tables(self.dingtalk, self.feishu, self.app, secret=secret)}
 [notifiers.mail]
 type = "email"
 host = "127.0.0.1"

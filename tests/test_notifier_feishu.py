@@ -4,7 +4,6 @@ keywords, the 20 KB limit, 5 a second, codes in 200 and 400 bodies, no leak."""
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Iterator
 
 import httpx
@@ -14,18 +13,12 @@ from agent.core import markup
 from agent.sandbox.feishu import Bot, FakeFeishu
 from notifiers import FeishuBot, Message, NotifyError, PermanentError, RateLimitedError, RetryableError
 from notifiers.feishu import sign
+from tests import chat_helpers as chat
+from tests.chat_helpers import ZHANG, Clock
 from tests.conftest import run_async
 
 TOKEN = "0b1c2d3e-4f5a-6b7c-8d9e-0f1a2b3c4d5e"
 SECRET = "f3Kq9WzT2bVx8LmN4pRs"
-ZHANG = "ou_7d8a6e6df7621556ce0d21922b676706"
-
-
-class Clock:
-    t = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
@@ -54,22 +47,11 @@ def msg(body: str | None = None, **kw: object) -> Message:
 
 
 def send(bot: FeishuBot, message: Message) -> str:
-    async def go() -> str:
-        try:
-            return await bot.send(message)
-        finally:
-            await bot.aclose()
-
-    return run_async(go())
+    return chat.send(bot, message)[0]
 
 
 def send_err(bot: FeishuBot, message: Message, kind: type[NotifyError]) -> NotifyError:
-    with pytest.raises(kind) as info:
-        send(bot, message)
-    logged = "".join(traceback.format_exception(info.value))
-    for secret in (TOKEN, SECRET):
-        assert secret not in logged and secret not in repr(bot)
-    return info.value
+    return chat.send_err(bot, message, kind, (TOKEN, SECRET))
 
 
 def test_the_sign_matches_the_reference_vectors_and_goes_in_the_body() -> None:

@@ -4,23 +4,17 @@ on expiry, invaliduser, the trusted-IP rule, the 2048-byte text, the silent drop
 from __future__ import annotations
 
 import asyncio
-import traceback
 from collections.abc import Iterator
 
 import pytest
 
 from agent.sandbox.wecom_app import FakeWeComApp
 from notifiers import Message, NotifyError, PermanentError, RateLimitedError, RetryableError, WeComApp
+from tests import chat_helpers as chat
+from tests.chat_helpers import Clock
 from tests.conftest import run_async
 
 CORP, SECRET, AGENT = "ww3f9a0c1b2d4e5f60", "kT9xQ2mV7bN4cR8sL1pW6zH3jD5fG0aY-uE2iO7qX9w", 1000002
-
-
-class Clock:
-    t = 1_000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
@@ -46,21 +40,11 @@ def msg(text: str = "【示例旗舰店】售后预警：1 单即将逾期\n\n1.
 
 
 def sends(notifier: WeComApp, *messages: Message) -> list[str]:
-    async def go() -> list[str]:
-        try:
-            return [await notifier.send(m) for m in messages]
-        finally:
-            await notifier.aclose()
-
-    return run_async(go())
+    return chat.send(notifier, *messages)
 
 
 def send_err(notifier: WeComApp, message: Message, kind: type[NotifyError]) -> NotifyError:
-    with pytest.raises(kind) as info:
-        sends(notifier, message)
-    logged = "".join(traceback.format_exception(info.value))
-    assert SECRET not in logged and SECRET not in repr(notifier)
-    return info.value
+    return chat.send_err(notifier, message, kind, (SECRET,))
 
 
 def test_two_sends_one_gettoken_and_text_to_each_member(fake: FakeWeComApp) -> None:

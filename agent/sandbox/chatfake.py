@@ -11,12 +11,20 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
 
-FAIL_KINDS = re.compile(r"^(code:-?\d+|http:\d{3}|delay:\d+(\.\d+)?|drop|html|ok)$")
+FAIL_KINDS = re.compile(r"^((err)?code:-?\d+|http:\d{3}|delay:\d+(\.\d+)?|drop|html|ok)$")
 Answer = tuple[int, dict[str, Any]]  # HTTP status, JSON body
+
+
+class Record(Protocol):
+    """What a fake keeps of one accepted message: at least the robot (or member) and a JSON form."""
+
+    key: str
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -69,16 +77,16 @@ class ChatFake(BackgroundServer):
         self.lock = threading.Lock()
         self._scripts: dict[str, deque[str]] = defaultdict(deque)
         self._outages: dict[str, tuple[str, float | None]] = {}
-        self._delivered: list[Delivered] = []
+        self._delivered: list[Any] = []  # Record: Delivered, or a subclass's own form
         self._rejections: list[tuple[str, int | str]] = []
         self.requests = 0
         self.httpd = _Server((host, port), self, verbose)
 
     # ---- control ---------------------------------------------------------------------------
     def fail(self, key: str, kinds: Iterable[str]) -> None:
-        """Queue failures for the next requests on `key`, one per request: "code:N" (the service's own error
-        N, as it answers it), "http:NNN", "drop" (close without answering), "html" (200, not JSON),
-        "delay:S" (answer normally after S seconds), "ok" (no failure)."""
+        """Queue failures for the next requests on `key`, one per request: "code:N" (or "errcode:N": the
+        service's own error N, as it answers it), "http:NNN", "drop" (close without answering), "html" (200,
+        not JSON), "delay:S" (answer normally after S seconds), "ok" (no failure)."""
         kinds = list(kinds)
         for k in kinds:
             if not FAIL_KINDS.match(k):
@@ -97,7 +105,7 @@ class ChatFake(BackgroundServer):
         with self.lock:
             self._outages.pop(key, None)
 
-    def delivered(self, key: str | None = None) -> list[Delivered]:
+    def delivered(self, key: str | None = None) -> list[Any]:
         with self.lock:
             return [m for m in self._delivered if key is None or m.key == key]
 
@@ -106,19 +114,22 @@ class ChatFake(BackgroundServer):
         with self.lock:
             return [r for k, r in self._rejections if key is None or k == key]
 
-    def clear(self) -> None:
+    def clear(self, key: str | None = None) -> None:
+        """Forget what was delivered and refused, the scripts and the rate windows (of one key, or all)."""
         with self.lock:
-            self._delivered.clear()
-            self._rejections.clear()
-            self._scripts.clear()
-            self.requests = 0
-        self.reset_windows()
+            self._delivered = [m for m in self._delivered if key is not None and m.key != key]
+            self._rejections = [r for r in self._rejections if key is not None and r[0] != key]
+            for k in [k for k in self._scripts if key is None or k == key]:
+                del self._scripts[k]
+            if key is None:
+                self.requests = 0
+        self.reset_windows(key)
 
-    def reset_windows(self) -> None:
+    def reset_windows(self, key: str | None = None) -> None:
         """Forget the rate windows (the subclass's)."""
 
     # ---- for subclasses ----------------------------------------------------------------------
-    def deliver(self, message: Delivered) -> None:
+    def deliver(self, message: Any) -> None:
         with self.lock:
             self._delivered.append(message)
 
@@ -138,8 +149,12 @@ class ChatFake(BackgroundServer):
     def script_key(self, path: str, query: dict[str, str]) -> str:
         return path
 
-    def failure(self, key: str, code: int) -> Answer:
+    def failure(self, key: str, code: int, ip: str) -> Answer:
         raise NotImplementedError
+
+    def control(self, method: str, route: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A subclass's own `/__fake/` route (None: not one)."""
+        return None
 
     def route(self, method: str, path: str, query: dict[str, str], raw: bytes, headers: dict[str, str],
               ip: str) -> Answer:
@@ -167,9 +182,9 @@ class _Handler(QuietHandler):
                 self._send(HTTPStatus.OK, b"<html><body>502 Bad Gateway</body></html>", "text/html")
             elif kind == "http":
                 self._json({"error": "server error"}, int(arg))
-            elif kind == "code":
+            elif kind in ("code", "errcode"):
                 fake.reject(key, int(arg))
-                status, body = fake.failure(key, int(arg))
+                status, body = fake.failure(key, int(arg), self.client_address[0])
                 self._json(body, status)
             else:
                 if kind == "delay":
@@ -180,6 +195,8 @@ class _Handler(QuietHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as exc:  # the fake must answer, never hang a test
+            if not path.startswith("/__fake/"):
+                fake.reject(fake.script_key(path, query), "http:500")
             self._json({"error": f"{type(exc).__name__}: {exc}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
     def _control(self, method: str, route: str, query: dict[str, str], raw: bytes) -> None:
@@ -193,8 +210,10 @@ class _Handler(QuietHandler):
             fake.fail(str(body["key"]), [str(k) for k in body["kinds"]])
             self._json({"ok": True})
         elif method == "POST" and route == "clear":
-            fake.clear()
+            fake.clear(body.get("key"))
             self._json({"ok": True})
+        elif (answer := fake.control(method, route, body)) is not None:
+            self._json(answer)
         else:
             self._json({"error": "unknown control route"}, HTTPStatus.NOT_FOUND)
 

@@ -50,7 +50,7 @@ class FakeDingTalk(ChatFake):
     def webhook_url(self, token: str) -> str:
         return f"{self.url}{SEND_PATH}?{urlencode({'access_token': token})}"
 
-    def reset_windows(self) -> None:
+    def reset_windows(self, key: str | None = None) -> None:
         with self.lock:
             self.window.clear()
             for r in self.robots.values():
@@ -59,7 +59,7 @@ class FakeDingTalk(ChatFake):
     def script_key(self, path: str, query: dict[str, str]) -> str:
         return query.get("access_token", "")
 
-    def failure(self, key: str, code: int) -> Answer:
+    def failure(self, key: str, code: int, ip: str) -> Answer:
         return 200, {"errcode": code, "errmsg": _ERRMSG.get(code, "error")}
 
     def _err(self, token: str, code: int, msg: str | None = None) -> Answer:

@@ -45,7 +45,7 @@ class FakeFeishu(ChatFake):
     def webhook_url(self, token: str) -> str:
         return f"{self.url}{HOOK_PATH}{token}"
 
-    def reset_windows(self) -> None:
+    def reset_windows(self, key: str | None = None) -> None:
         with self.lock:
             self.minute.clear()
             self.second.clear()
@@ -53,7 +53,7 @@ class FakeFeishu(ChatFake):
     def script_key(self, path: str, query: dict[str, str]) -> str:
         return path.removeprefix(HOOK_PATH)
 
-    def failure(self, key: str, code: int) -> Answer:
+    def failure(self, key: str, code: int, ip: str) -> Answer:
         return 200, {"code": code, "data": {}, "msg": _MSG.get(code, "error")}
 
     def _err(self, token: str, code: int, status: int = 200, msg: str | None = None) -> Answer:

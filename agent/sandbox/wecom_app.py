@@ -43,7 +43,7 @@ class FakeWeComApp(ChatFake):
         self.dropped: list[tuple[str, str]] = []  # (member, content) WeCom dropped for its rate limits
         self._recent: dict[str, float] = {}  # body → when it was last accepted (duplicate check)
 
-    def reset_windows(self) -> None:
+    def reset_windows(self, key: str | None = None) -> None:
         with self.lock:
             self.minute.clear()
             self.hour.clear()
@@ -58,8 +58,8 @@ class FakeWeComApp(ChatFake):
     def script_key(self, path: str, query: dict[str, str]) -> str:
         return path
 
-    def failure(self, key: str, code: int) -> Answer:
-        return 200, {"errcode": code, "errmsg": self._text(code, "127.0.0.1")}
+    def failure(self, key: str, code: int, ip: str) -> Answer:
+        return 200, {"errcode": code, "errmsg": self._text(code, ip)}
 
     def _text(self, code: int, ip: str) -> str:
         return (f"{_ERRMSG.get(code, 'error')}, hint: [fake], from ip: {ip}, "

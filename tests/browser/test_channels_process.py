@@ -18,21 +18,18 @@ from agent.sandbox.wecom import FakeWeCom
 from agent.sandbox.wecom_app import FakeWeComApp
 from tests.browser.test_alerts_e2e import expected_stage_alerts, sns
 from tests.browser.test_service_process import A, Agent, B, agents, free_port, status, wait_until, write_config
+from tests.chat_helpers import AGENT, APP_SECRET, CORP, FS_SECRET, SEC, ZHANG, channel_tables
 from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.browser
 __all__ = ["agents"]  # the fixture
-SEC = "SEC" + "4" * 64
-FS_SECRET = "feishu-signing-secret"
-ZHANG = "ou_7d8a6e6df7621556ce0d21922b676706"
-CORP, APP_SECRET = "ww11aa22bb33cc44dd", "wecom-app-secret-0123456789"
 
 
 @pytest.fixture
 def chats() -> Iterator[tuple[FakeDingTalk, FakeFeishu, FakeWeComApp]]:
     servers = (FakeDingTalk({"dt": Robot(secret=SEC, keywords=("售后",))}).start(),
                FakeFeishu({"fs": Bot(secret=FS_SECRET, members=(ZHANG,))}).start(),
-               FakeWeComApp(CORP, APP_SECRET, 1000002, ["ZhangSan"]).start())
+               FakeWeComApp(CORP, APP_SECRET, AGENT, ["ZhangSan"]).start())
     try:
         yield servers
     finally:
@@ -50,26 +47,7 @@ def configure(sandbox: Sandbox, wecom: FakeWeCom, chats: tuple[FakeDingTalk, Fak
     text = text.replace(f'name = "{A}"\n', f'name = "{A}"\nnotify = {a_notify}\n', 1)
     text = text.replace(f'name = "{B}"\n', f'name = "{B}"\nnotify = {b_notify}\n', 1)
     text = text.replace('retry_backoff = "1s"\n', 'retry_backoff = "1s"\n' + alerts)
-    text += f"""
-[notifiers.ding]
-type = "dingtalk"
-webhook_url = "{ding.webhook_url('dt')}"
-secret = "{SEC}"
-keyword = "售后"
-mention_mobiles = ["13800001111"]
-[notifiers.fs]
-type = "feishu"
-webhook_url = "{feishu.webhook_url('fs')}"
-secret = "{FS_SECRET}"
-mention_open_ids = ["{ZHANG}"]
-[notifiers.boss]
-type = "wecom_app"
-corp_id = "{CORP}"
-corp_secret = "{APP_SECRET}"
-agent_id = 1000002
-to_users = ["ZhangSan"]
-api_base = "{app.url}"
-"""
+    text += channel_tables(ding, feishu, app, secret=SEC, keyword="售后")
     if mail_port:
         text += (f'[notifiers.mail]\ntype = "email"\nhost = "127.0.0.1"\nport = {mail_port}\nsecurity = "none"\n'
                  'from = "pdd-agent@test.local"\nto = ["boss@test.local"]\n')
