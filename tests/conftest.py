@@ -77,3 +77,24 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     if "executable_path" in opts:
         merged["executable_path"] = opts["executable_path"]
     return merged
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """One real PostgreSQL for the whole run, started the first time a test asks for it."""
+    from tests.pg import Cluster
+
+    cluster = Cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_at(request: pytest.FixtureRequest, tmp_path: Any) -> str | Any:
+    """Where a store lives, once per engine: a SQLite file, or a fresh database of the real PostgreSQL. The store's
+    tests take it so that both engines keep every promise."""
+    if request.param == "sqlite":
+        return tmp_path / "agent.db"
+    return request.getfixturevalue("pg_cluster").database()

@@ -1,7 +1,9 @@
-"""The SQLite store: one-transaction checks, dedup across restarts, retries, rates, channels, shop health."""
+"""The store, on both engines (a SQLite file and a real PostgreSQL): one-transaction checks, dedup across restarts,
+retries, rates, channels, shop health, the urgency order, QR links, unverified sends, the schema version."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +18,17 @@ def state(item: str, stage: int) -> dict[str, object]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Store:
-    return Store(tmp_path / "agent.db")
+def db(store_at: Path | str) -> Iterator[Store]:
+    store = Store(store_at)
+    yield store
+    store.close()
 
 
-def test_file_is_private_and_in_wal_mode(db: Store) -> None:
-    assert db.path.stat().st_mode & 0o777 == 0o600
+def test_sqlite_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    db = Store(tmp_path / "agent.db")
+    assert db.db.dialect == "sqlite" and Path(db.path).stat().st_mode & 0o777 == 0o600
     assert db.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
 
 
 def test_check_writes_states_and_alerts_together_and_dedups(db: Store) -> None:
@@ -40,18 +46,19 @@ def test_a_failed_transaction_leaves_nothing(db: Store) -> None:
     assert db.load_items("s") == {} and db.due(T0) == []
 
 
-def test_crash_between_check_and_dispatch_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
-    first = Store(tmp_path / "agent.db")
+def test_crash_between_check_and_dispatch_loses_nothing_and_sends_nothing_twice(store_at: Path | str) -> None:
+    first = Store(store_at)
     first.commit_check("s", [state("1", 0)], [("a", "ops", {}), ("b", "ops", {})], T0)
     first.db.close()  # "killed" before dispatching
-    second = Store(tmp_path / "agent.db")
+    second = Store(store_at)
     rows = second.due(T0)
     assert [r.dedup_key for r in rows] == ["a", "b"]
     second.mark_sent([rows[0].id], T0 + 1)
     second.close()
-    third = Store(tmp_path / "agent.db")
+    third = Store(store_at)
     assert [r.dedup_key for r in third.due(T0 + 2)] == ["b"]
     assert third.commit_check("s", [], [("a", "ops", {})], T0 + 3) == 0  # a re-check after restart re-sends nothing
+    third.close()
 
 
 def test_retry_and_dead(db: Store) -> None:
@@ -65,16 +72,17 @@ def test_retry_and_dead(db: Store) -> None:
     assert db.rows("dead")[0]["last_error"] == "errcode 93000"
 
 
-def test_send_rate_survives_a_restart(tmp_path: Path) -> None:
-    db = Store(tmp_path / "agent.db")
+def test_send_rate_survives_a_restart(store_at: Path | str) -> None:
+    db = Store(store_at)
     for i in range(20):
         db.record_send("wecom:abc", T0 + i)
     db.close()
-    db = Store(tmp_path / "agent.db")
+    db = Store(store_at)
     assert db.sent_within("wecom:abc", T0 + 30) == 20
     assert db.oldest_within("wecom:abc", T0 + 30) == T0
     assert db.sent_within("wecom:abc", T0 + 70) == 9  # T0+11 … T0+19 are within the last 60 s
     assert db.sent_within("wecom:other", T0 + 30) == 0
+    db.close()
 
 
 def test_broken_channels(db: Store) -> None:
@@ -94,3 +102,46 @@ def test_shop_health_counts_consecutive_failures(db: Store) -> None:
     db.commit_check("s", [], [], T0 + 120, check=(True, "ok", None, {}))
     h = db.shop_health("s")
     assert (h.consecutive_failures, h.last_ok, h.last_error) == (0, T0 + 120, None)
+
+
+def test_most_urgent_first_on_either_engine(db: Store) -> None:
+    def alert(key: str, **payload: object) -> tuple[str, str, dict[str, object]]:
+        return key, "ops", payload
+
+    db.commit_check("s", [], [
+        alert("later", kind="aftersale", item={"deadline": "2026-11-22T10:00:00+08:00"}),
+        alert("sooner", kind="aftersale", item={"deadline": "2026-11-21T18:00:00+08:00"}),
+        alert("health", kind="health", severity="critical"),
+        alert("last", kind="aftersale", is_last_stage=True, item={"deadline": "2026-11-23T10:00:00+08:00"}),
+        alert("info", kind="health", severity="info"),
+        alert("complaint", kind="complaint", item={"deadline": "2026-11-24T10:00:00+08:00"}),
+    ], T0)
+    assert [r.dedup_key for r in db.due(T0)] == ["last", "complaint", "health", "sooner", "later", "info"]
+
+
+def test_qr_links_unverified_sends_and_closed_items_on_either_engine(db: Store) -> None:
+    token = db.qr_link("s", b"\x89PNG-bytes", T0 + 900)
+    assert db.qr_png(token, T0) == b"\x89PNG-bytes" and db.qr_png(token, T0 + 901) is None
+    db.commit_check("s", [], [("a", "push", {}), ("b", "ops", {})], T0)
+    a, b = db.due(T0)
+    db.mark_sent([a.id], T0, verified=False)
+    db.mark_sent([b.id], T0)
+    assert db.unverified() == {"push": 1}
+    closed = {"kind": "aftersale", "item_id": "9", "closed": True, "last_seen_ts": T0 - 40 * 86400}
+    db.commit_check("s", [closed, state("10", 1)], [], T0)
+    db.commit_check("s", [], [], T0, drop_closed_before=T0 - 31 * 86400)  # kept 31 days, then forgotten
+    assert set(db.load_items("s")) == {("aftersale", "10")}
+
+
+def test_a_store_written_by_a_newer_version_is_refused(store_at: Path | str) -> None:
+    from agent.outbox.schema import VERSION, SchemaTooNew
+
+    db = Store(store_at)
+    with db.tx():
+        if db.db.dialect == "sqlite":
+            db.db.execute(f"PRAGMA user_version = {VERSION + 1}")
+        else:
+            db.db.execute("UPDATE pdd_schema SET version = ?", (VERSION + 1,))
+    db.close()
+    with pytest.raises(SchemaTooNew, match="upgrade pdd-agent"):
+        Store(store_at)

@@ -1,4 +1,5 @@
-"""The durable state in data_dir/agent.db (SQLite, WAL): item states, the alert outbox, send rates, shop health.
+"""The durable state (data_dir/agent.db, SQLite WAL; or PostgreSQL): item states, the alert outbox, send rates,
+shop health.
 
 A check writes item states and its new alerts in ONE transaction (deduplicated on (key, channel)); the
 dispatcher claims due rows later. A crash between the two loses nothing and a restart sends nothing twice.
@@ -8,86 +9,24 @@ Times are epoch seconds passed in by the caller (no clock reads here).
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_MIGRATIONS = (
-    """
-    CREATE TABLE items (
-        shop TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL, data TEXT NOT NULL,
-        PRIMARY KEY (shop, kind, item_id)
-    );
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        dedup_key TEXT NOT NULL, channel TEXT NOT NULL, shop TEXT NOT NULL, payload TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',          -- pending | sent | dead
-        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, last_error TEXT,
-        created_at REAL NOT NULL, sent_at REAL,
-        UNIQUE (dedup_key, channel)
-    );
-    CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
-    CREATE TABLE sends (rate_key TEXT NOT NULL, at REAL NOT NULL);
-    CREATE INDEX sends_key ON sends (rate_key, at);
-    CREATE TABLE channels (name TEXT PRIMARY KEY, broken_at REAL, reason TEXT);
-    CREATE TABLE shops (
-        shop TEXT PRIMARY KEY, last_ok REAL, last_error TEXT, last_state TEXT,
-        consecutive_failures INTEGER NOT NULL DEFAULT 0, health TEXT NOT NULL DEFAULT '{}'
-    );
-    """,
-    # issue 10: retry state per channel (not per row), the admins' notice of a long failure
-    """
-    ALTER TABLE channels ADD COLUMN failing_since REAL;
-    ALTER TABLE channels ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE channels ADD COLUMN last_error TEXT;
-    ALTER TABLE channels ADD COLUMN next_try REAL;
-    ALTER TABLE channels ADD COLUMN noticed_at REAL;
-    """,
-    # issue 13: what the counter rules remember per shop (工单, 平台退款)
-    """
-    ALTER TABLE shops ADD COLUMN counters TEXT NOT NULL DEFAULT '{}';
-    """,
-    # issue 21: the team page — claims, the item timeline (audit), read-only API tokens; open items by column
-    """
-    CREATE TABLE claims (
-        shop TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL, member TEXT, claimed_at REAL,
-        renewed_at REAL, deadline REAL, done_by TEXT, done_at REAL, version INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (shop, kind, item_id)
-    );
-    CREATE TABLE item_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, shop TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL,
-        at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX item_events_item ON item_events (shop, kind, item_id, id);
-    CREATE INDEX item_events_at ON item_events (at);
-    CREATE TABLE api_tokens (
-        name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL, last_used_at REAL
-    );
-    ALTER TABLE items ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
-    UPDATE items SET closed = COALESCE(json_extract(data, '$.closed'), 0);
-    CREATE INDEX items_closed ON items (closed);
-    """,
-    # issue 22: sends a channel could not confirm (Apprise: an HTTP status only); login QR images linked from
-    # channels that cannot carry them
-    """
-    ALTER TABLE outbox ADD COLUMN unverified INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE qr_links (token TEXT PRIMARY KEY, shop TEXT NOT NULL, png BLOB NOT NULL, expires_at REAL NOT NULL);
-    """,
-)
+from agent.outbox.engine import Engine, open_engine
+from agent.outbox.schema import migrate
 
-# Most urgent first: the last stage, complaint warnings and critical health, then by the item's deadline (ISO
-# text, one zone), then age
-_URGENCY = (
-    "CASE WHEN json_extract(payload, '$.is_last_stage') = 1 OR json_extract(payload, '$.kind') = 'complaint' "
-    "OR (json_extract(payload, '$.kind') = 'health' AND json_extract(payload, '$.severity') = 'critical') "
-    "THEN 0 ELSE 1 END, "
-    "COALESCE(json_extract(payload, '$.item.deadline'), '9999'), created_at, id"
-)
+
+def _urgency(db: Engine) -> str:
+    """Most urgent first: the last stage, complaint warnings and critical health, then by the item's deadline (ISO
+    text, one zone), then age."""
+    kind = db.json_text("payload", "kind")
+    return (f"CASE WHEN {db.json_true('payload', 'is_last_stage')} OR {kind} = 'complaint' "
+            f"OR ({kind} = 'health' AND {db.json_text('payload', 'severity')} = 'critical') THEN 0 ELSE 1 END, "
+            f"COALESCE({db.json_text('payload', 'item', 'deadline')}, '9999'), created_at, id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,41 +72,26 @@ class ShopHealth:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        new = not path.exists()
-        self.path = path
-        self.db = sqlite3.connect(  # explicit transactions below; one user at a time, from any thread
-            path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        if new:
-            os.chmod(path, 0o600)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
+    """The agent's durable state in one database: a SQLite file (`Path`, the default) or PostgreSQL (a
+    `postgresql://` URL, for several nodes). The SQL is shared; `agent.outbox.engine` holds what differs."""
+
+    def __init__(self, where: Path | str) -> None:
+        self.db: Engine = open_engine(where)
+        self.path = where
+        try:
+            migrate(self.db)
+        except BaseException:
+            self.db.close()
+            raise
+        self._order = _urgency(self.db)
 
     def close(self) -> None:
         self.db.close()
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for n, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-            with self.tx():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {n}")
-
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def tx(self) -> Iterator[Engine]:
+        with self.db.tx() as db:
+            yield db
 
     # ---- items and the check's transaction ---------------------------------------------------
     def load_items(self, shop: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -205,8 +129,8 @@ class Store:
                 )
             for key, channel, payload in alerts:
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO outbox (dedup_key, channel, shop, payload, next_attempt_at, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO outbox (dedup_key, channel, shop, payload, next_attempt_at, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (key, channel, shop, json.dumps(payload, ensure_ascii=False, default=str), at, at),
                 )
                 queued += cur.rowcount
@@ -216,7 +140,7 @@ class Store:
             if drop_closed_before is not None:
                 # closed items are kept a while (to answer late questions), then forgotten
                 db.execute(
-                    "DELETE FROM items WHERE shop = ? AND closed = 1 AND json_extract(data, '$.last_seen_ts') < ?",
+                    f"DELETE FROM items WHERE shop = ? AND closed = 1 AND {db.json_num('data', 'last_seen_ts')} < ?",
                     (shop, drop_closed_before),
                 )
                 db.execute(
@@ -231,8 +155,8 @@ class Store:
             n = 0
             for key, channel, shop, payload in alerts:
                 n += db.execute(
-                    "INSERT OR IGNORE INTO outbox (dedup_key, channel, shop, payload, next_attempt_at, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO outbox (dedup_key, channel, shop, payload, next_attempt_at, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (key, channel, shop, json.dumps(payload, ensure_ascii=False, default=str), now, now),
                 ).rowcount
             return n
@@ -244,7 +168,7 @@ class Store:
         args: tuple[Any, ...] = (now, channel, limit) if channel else (now, limit)
         rows = self.db.execute(
             "SELECT id, dedup_key, channel, shop, payload, attempts, created_at FROM outbox "
-            f"WHERE {where} ORDER BY {_URGENCY} LIMIT ?", args,
+            f"WHERE {where} ORDER BY {self._order} LIMIT ?", args,
         )
         return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
 
@@ -422,7 +346,7 @@ class Store:
         return ShopHealth(shop, row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
 
     @staticmethod
-    def _write_health(db: sqlite3.Connection, prev: ShopHealth, now: float, ok: bool, state: str,
+    def _write_health(db: Engine, prev: ShopHealth, now: float, ok: bool, state: str,
                       error: str | None, health: Mapping[str, float]) -> None:
         failures = 0 if ok else prev.consecutive_failures + 1
         db.execute(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.core.claims import Claim, item_key
 from agent.core.rules import ItemState
+from agent.outbox.engine import Engine
 from agent.outbox.store import Store
 
 _CLAIM = "SELECT shop, kind, item_id, member, claimed_at, renewed_at, deadline, done_by, done_at, version FROM claims"
@@ -66,16 +66,17 @@ class Team:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.db: sqlite3.Connection = store.db
+        self.db: Engine = store.db
 
     # ---- items --------------------------------------------------------------------------------
     def open_index(self) -> list[tuple[str, str, str, float, bool]]:
         """(shop, kind, item_id, deadline epoch, quality) of every open item, most urgent first — without parsing
         each item's JSON (the 待办 list parses only the page it shows)."""
-        # SQLite's julianday() reads the ISO deadline with its offset: epoch seconds, sorted in SQL
-        rows = self.db.execute(
-            "SELECT shop, kind, item_id, (julianday(json_extract(data, '$.deadline')) - 2440587.5) * 86400.0 AS d, "
-            "COALESCE(json_extract(data, '$.quality'), 0) FROM items WHERE closed = 0 ORDER BY d, shop, item_id")
+        # the ISO deadline with its offset as epoch seconds, sorted in SQL
+        db = self.db
+        rows = db.execute(
+            f"SELECT shop, kind, item_id, {db.iso_epoch(db.json_text('data', 'deadline'))} AS d, "
+            f"{db.json_true('data', 'quality')} FROM items WHERE closed = 0 ORDER BY d, shop, item_id")
         return [(s, k, i, round(d, 3), bool(q)) for s, k, i, d, q in rows]
 
     def states(self, keys: Iterable[tuple[str, str, str]]) -> list[ItemState]:
@@ -91,8 +92,8 @@ class Team:
         return int(self.db.execute("SELECT COUNT(*) FROM items WHERE closed = 0").fetchone()[0])
 
     def closed_since(self, since: float) -> list[ItemState]:
-        rows = self.db.execute("SELECT data FROM items WHERE closed = 1 AND json_extract(data, '$.last_seen_ts') >= ?",
-                               (since,))
+        rows = self.db.execute(
+            f"SELECT data FROM items WHERE closed = 1 AND {self.db.json_num('data', 'last_seen_ts')} >= ?", (since,))
         return [ItemState.from_dict(json.loads(d)) for (d,) in rows]
 
     def find(self, key: str) -> ItemState:
@@ -126,7 +127,7 @@ class Team:
         r = self.db.execute(_CLAIM + " WHERE shop = ? AND kind = ? AND item_id = ?", (shop, kind, item_id)).fetchone()
         return _claim(r) if r else Claim(shop=shop, kind=kind, item_id=item_id)
 
-    def _write(self, db: sqlite3.Connection, c: Claim) -> Claim:
+    def _write(self, db: Engine, c: Claim) -> Claim:
         c = replace(c, version=c.version + 1)
         db.execute(
             "INSERT INTO claims (shop, kind, item_id, member, claimed_at, renewed_at, deadline, done_by, done_at, "
@@ -139,7 +140,7 @@ class Team:
         return c
 
     @staticmethod
-    def _event(db: sqlite3.Connection, c: Claim, at: float, actor: str, action: str, detail: str = "") -> None:
+    def _event(db: Engine, c: Claim, at: float, actor: str, action: str, detail: str = "") -> None:
         db.execute("INSERT INTO item_events (shop, kind, item_id, at, actor, action, detail) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (c.shop, c.kind, c.item_id, at, actor, action, detail))
