@@ -92,9 +92,23 @@ def pg_cluster() -> Iterator[Any]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store_at(request: pytest.FixtureRequest, tmp_path: Any) -> str | Any:
+def store_at(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Where a store lives, once per engine: a SQLite file, or a fresh database of the real PostgreSQL. The store's
-    tests take it so that both engines keep every promise."""
+    tests take it so that both engines keep every promise. PostgreSQL connections a test left open are closed
+    after it (as a process exit would)."""
     if request.param == "sqlite":
-        return tmp_path / "agent.db"
-    return request.getfixturevalue("pg_cluster").database()
+        yield tmp_path / "agent.db"
+        return
+    from agent.outbox import engine
+
+    opened: list[engine.PostgresEngine] = []
+    original = engine.PostgresEngine.__init__
+
+    def tracked(self: engine.PostgresEngine, url: str) -> None:
+        original(self, url)
+        opened.append(self)
+
+    monkeypatch.setattr(engine.PostgresEngine, "__init__", tracked)
+    yield request.getfixturevalue("pg_cluster").database()
+    for e in opened:
+        e.close()

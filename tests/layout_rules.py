@@ -37,6 +37,9 @@ PLAYWRIGHT_ROOM = "agent.browser"
 # apprise_urls.py) builds on the contract alone and never on another channel; only the package's __init__
 # (the registry) knows them all.
 NOTIFIER_CONTRACT = frozenset({"notifiers.base", "notifiers.webhook"})
+# The store's engines: psycopg (PostgreSQL) is imported by the engine module alone; the rest of the store speaks SQL
+# through it, so one SQL text serves both engines.
+PSYCOPG_MODULE = "agent.outbox.engine"
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ def violations(root: Path) -> list[str]:
         top = e.target.split(".")[0]
         if top == "playwright" and room(e.source) != PLAYWRIGHT_ROOM:
             problems.append(f"{where}: only agent/browser/ may import Playwright")
+        if top in ("psycopg", "psycopg_pool", "sqlite3") and e.source != PSYCOPG_MODULE:
+            problems.append(f"{where}: only {PSYCOPG_MODULE} may import a database driver")
         if e.target not in known:
             continue
         graph[e.source].add(e.target)

@@ -109,9 +109,9 @@ def sent_texts(ns: Scripted) -> list[str]:
     return [m.markdown for m in ns.sent]
 
 
-def test_claimed_item_skips_6h_and_gets_2h_and_30m_with_the_holder(tmp_path: Path) -> None:
+def test_claimed_item_skips_6h_and_gets_2h_and_30m_with_the_holder(tmp_path: Path, store_at: Path | str) -> None:
     cfg = team_config(tmp_path, ttl="48h")
-    store, ops, clock = Store(tmp_path / "agent.db"), Scripted("ops"), Clock(NOON)
+    store, ops, clock = Store(store_at), Scripted("ops"), Clock(NOON)
     deadline_in = timedelta(hours=23)
     it = item(1, deadline_in)
     check(cfg, store, [it], NOON)  # 24 h stage
@@ -133,9 +133,9 @@ def test_claimed_item_skips_6h_and_gets_2h_and_30m_with_the_holder(tmp_path: Pat
     assert events == ["claimed", "note", "stage_quiet"]
 
 
-def test_a_lapsed_claim_lets_the_due_stage_out_at_once(tmp_path: Path) -> None:
+def test_a_lapsed_claim_lets_the_due_stage_out_at_once(tmp_path: Path, store_at: Path | str) -> None:
     cfg = team_config(tmp_path, ttl="1h")
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     it = item(1, timedelta(hours=7))
     check(cfg, store, [it], NOON)  # the 24 h stage queued
     key = item_key("店", "aftersale", it.id)
@@ -149,9 +149,9 @@ def test_a_lapsed_claim_lets_the_due_stage_out_at_once(tmp_path: Path) -> None:
     assert Team(store).events("店", "aftersale", it.id)[-1].action == "lapsed"
 
 
-def test_done_item_still_listed_gets_the_last_stage_to_everyone(tmp_path: Path) -> None:
+def test_done_item_still_listed_gets_the_last_stage_to_everyone(tmp_path: Path, store_at: Path | str) -> None:
     cfg = team_config(tmp_path)
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     it = item(1, timedelta(hours=3))
     check(cfg, store, [it], NOON)
     holds.act(cfg, store, item_key("店", "aftersale", it.id), "done", "张三", NOON, T)
@@ -165,9 +165,9 @@ def test_done_item_still_listed_gets_the_last_stage_to_everyone(tmp_path: Path) 
     assert '"done": true' in rows[0]["payload"]
 
 
-def test_stale_version_conflicts_and_closed_items_refuse(tmp_path: Path) -> None:
+def test_stale_version_conflicts_and_closed_items_refuse(tmp_path: Path, store_at: Path | str) -> None:
     cfg = team_config(tmp_path)
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     it = item(1, timedelta(hours=3))
     check(cfg, store, [it], NOON)
     key = item_key("店", "aftersale", it.id)
@@ -180,14 +180,14 @@ def test_stale_version_conflicts_and_closed_items_refuse(tmp_path: Path) -> None
         holds.act(cfg, store, key, "claim", "张三", NOON, T)
 
 
-def test_claims_and_timeline_survive_a_reopened_store(tmp_path: Path) -> None:
+def test_claims_and_timeline_survive_a_reopened_store(tmp_path: Path, store_at: Path | str) -> None:
     cfg = team_config(tmp_path)
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     it = item(1, timedelta(hours=3))
     check(cfg, store, [it], NOON)
     holds.act(cfg, store, item_key("店", "aftersale", it.id), "claim", "张三", NOON, T)
     store.close()
-    again = Team(Store(tmp_path / "agent.db"))
+    again = Team(Store(store_at))
     assert again.claim_of("店", "aftersale", it.id).member == "张三"
     assert [e.actor for e in again.events("店", "aftersale", it.id)] == ["张三"]
 
@@ -203,11 +203,11 @@ def test_a_claim_from_another_time_zone_is_shown_in_the_agent_zone() -> None:
     assert a.claim is not None and a.claim["at"] == "06:05"
 
 
-def test_the_digest_shows_who_handled_what_and_who_holds_what(tmp_path: Path) -> None:
+def test_the_digest_shows_who_handled_what_and_who_holds_what(tmp_path: Path, store_at: Path | str) -> None:
     from agent.core.digest import render_digest
     from agent.outbox.enqueue import queue_digest
     cfg = team_config(tmp_path, ttl="48h")
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     a, b = item(1, timedelta(hours=3)), item(2, timedelta(hours=5))
     check(cfg, store, [a, b], NOON - timedelta(days=1))
     holds.act(cfg, store, item_key("店", "aftersale", a.id), "done", "张三", NOON, T - 20 * H)
@@ -223,11 +223,11 @@ def test_the_digest_shows_who_handled_what_and_who_holds_what(tmp_path: Path) ->
     assert "昨日处理（按成员）：**张三 1 单**" in msg.markdown and "已认领：张三" in msg.markdown
 
 
-def test_a_check_says_whether_the_page_needs_a_refetch(tmp_path: Path) -> None:
+def test_a_check_says_whether_the_page_needs_a_refetch(tmp_path: Path, store_at: Path | str) -> None:
     from agent.core.models import ShopResult
     from agent.outbox.enqueue import record_result
     cfg = team_config(tmp_path)
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     a = item(1, timedelta(hours=30))
 
     def changed(items: list, at: datetime) -> bool:  # type: ignore[type-arg]

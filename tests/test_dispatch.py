@@ -95,9 +95,9 @@ Env = tuple[Config, Store, dict[str, Scripted], Clock]
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Env:
+def env(tmp_path: Path, store_at: Path | str) -> Env:
     cfg = config(tmp_path)
-    return cfg, Store(tmp_path / "agent.db"), {"ops": Scripted("ops"), "mail": Scripted("mail")}, Clock(NOON)
+    return cfg, Store(store_at), {"ops": Scripted("ops"), "mail": Scripted("mail")}, Clock(NOON)
 
 
 def run(d: Dispatcher) -> object:
@@ -154,15 +154,15 @@ def test_permanent_failure_marks_dead_and_tells_the_admin_elsewhere(
     assert "通知渠道故障" in notice.text and "ops" in notice.text
 
 
-def test_rate_limit_of_20_a_minute_is_kept_across_restarts(tmp_path: Path) -> None:
+def test_rate_limit_of_20_a_minute_is_kept_across_restarts(tmp_path: Path, store_at: Path | str) -> None:
     cfg = config(tmp_path)
     ns = {"ops": Scripted("ops"), "mail": Scripted("mail")}
     clock = Clock(NOON)
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     for i in range(19):
         store.record_send("wecom:ops", clock.t - 30 + i)
     store.close()
-    store = Store(tmp_path / "agent.db")  # restarted
+    store = Store(store_at)  # restarted
     check(cfg, store, [item(1, timedelta(hours=3))], NOON)
     store.commit_check("店2", [], [("k2", "ops", _payload(store))], clock.t)  # a second shop: a second message
     d = Dispatcher(cfg, store, ns, clock=clock)
@@ -176,13 +176,13 @@ def test_rate_limit_of_20_a_minute_is_kept_across_restarts(tmp_path: Path) -> No
 
 def test_a_used_up_minute_defers_the_other_shops_at_once_without_rendering_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+, store_at: Path | str) -> None:
     import agent.outbox.dispatch as dispatch
 
     cfg = config(tmp_path)
     ns = {"ops": Scripted("ops"), "mail": Scripted("mail")}
     clock = Clock(NOON)
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     check(cfg, store, [item(1, timedelta(hours=3))], NOON)
     for n in range(2, 41):  # 40 shops' alerts at once, a start-up round
         store.commit_check(f"店{n}", [], [(f"k{n}", "ops", _payload(store))], clock.t)
@@ -202,10 +202,10 @@ def _payload(store: Store) -> dict[str, object]:
     return dict(json.loads(store.db.execute("SELECT payload FROM outbox LIMIT 1").fetchone()[0]))
 
 
-def test_quiet_hours_hold_non_urgent_alerts_but_not_the_last_stage(tmp_path: Path) -> None:
+def test_quiet_hours_hold_non_urgent_alerts_but_not_the_last_stage(tmp_path: Path, store_at: Path | str) -> None:
     cfg = config(tmp_path, quiet="23:00-07:30")
     night = datetime(2026, 11, 21, 23, 30, tzinfo=TZ)
-    store, ns, clock = Store(tmp_path / "agent.db"), {"ops": Scripted("ops"), "mail": Scripted("mail")}, Clock(night)
+    store, ns, clock = Store(store_at), {"ops": Scripted("ops"), "mail": Scripted("mail")}, Clock(night)
     check(cfg, store, [item(1, timedelta(hours=20), night), item(2, timedelta(minutes=20), night)], night)
     d = Dispatcher(cfg, store, ns, clock=clock)
     run(d)
@@ -326,13 +326,15 @@ def test_digest_rendered_by_an_earlier_version_is_still_sent(env: Env) -> None:
     assert ns["ops"].sent[-1].title == "【旧】每日售后汇总" and store.depth().get("pending", 0) == 0
 
 
-def test_watch_notices_go_where_watch_routes_them_and_a_shop_can_do_without(tmp_path: Path) -> None:
+def test_watch_notices_go_where_watch_routes_them_and_a_shop_can_do_without(
+    tmp_path: Path, store_at: Path | str,
+) -> None:
     cfg = config(tmp_path)
     text = (tmp_path / "config.toml").read_text(encoding="utf-8").replace(
         "[alerts]", '[watch]\ncomplaints_notify = ["mail"]\n[alerts]')
     (tmp_path / "config.toml").write_text(text, encoding="utf-8")
     cfg = load_config(tmp_path / "config.toml")
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     loud = replace(item(1, timedelta(hours=40)), complaint=True, quality_risk=True)
     check(cfg, store, [loud], NOON)
     routed = {(r["dedup_key"].rsplit(":", 1)[1], r["channel"]) for r in store.rows("pending")}
@@ -346,9 +348,9 @@ def test_watch_notices_go_where_watch_routes_them_and_a_shop_can_do_without(tmp_
     assert other.rows("pending") == []
 
 
-def test_a_complaint_warning_is_never_held_by_quiet_hours(tmp_path: Path) -> None:
+def test_a_complaint_warning_is_never_held_by_quiet_hours(tmp_path: Path, store_at: Path | str) -> None:
     cfg = config(tmp_path, quiet="23:00-07:30")
-    store = Store(tmp_path / "agent.db")
+    store = Store(store_at)
     night = NOON.replace(hour=2)
     check(cfg, store, [replace(item(1, timedelta(hours=40), night), complaint=True, quality_risk=True)], night)
     ns = {"ops": Scripted("ops"), "mail": Scripted("mail")}

@@ -15,9 +15,9 @@ from tests.test_dispatch import NOON, Clock, Env, Scripted, check, config, item,
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Env:
+def env(tmp_path: Path, store_at: Path | str) -> Env:
     notifiers = {"ops": Scripted("ops"), "mail": Scripted("mail")}
-    return config(tmp_path), Store(tmp_path / "agent.db"), notifiers, Clock(NOON)
+    return config(tmp_path), Store(store_at), notifiers, Clock(NOON)
 
 
 def health(shop: str, n: int, critical: bool = False) -> tuple[str, str, str, dict[str, object]]:

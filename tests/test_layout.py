@@ -115,6 +115,14 @@ def test_rules_catch_one_notifier_channel_importing_another(tmp_path: Path) -> N
     assert "notifiers/dingtalk.py:2" in problem and "may import only notifiers.base, notifiers.webhook" in problem
 
 
+def test_rules_catch_a_database_driver_outside_the_store_engine(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {"agent/outbox/__init__.py": "",
+                            "agent/outbox/engine.py": "import psycopg\nimport sqlite3\n",
+                            "agent/outbox/store.py": "def f():\n    import sqlite3\n"})
+    [problem] = violations(root)
+    assert "agent/outbox/store.py:2" in problem and "only agent.outbox.engine may import a database driver" in problem
+
+
 def test_rules_catch_an_import_cycle_inside_one_room(tmp_path: Path) -> None:
     root = _tree(tmp_path, {"agent/config/__init__.py": "", "agent/config/a.py": "from . import b\n",
                             "agent/config/b.py": "from agent.config.a import x\n"})

@@ -69,9 +69,9 @@ class Page:
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Page]:
+def page(tmp_path: Path, store_at: Path | str) -> Iterator[Page]:
     cfg = write(tmp_path)
-    store = Store(tmp_path / "data" / "agent.db")
+    store = Store(store_at)
     snap = Snapshot(pid=1, version="t", started_at=time.time(), updated_at=time.time(), scheduler_running=True,
                     shops=[ShopStatus(name="店", state="ok", last_ok=time.time(), stale_after=time.time() + 600)])
     service = FakeService(lambda: snap, clock=FakeClock(NOON.timestamp() - time.time()))
@@ -187,9 +187,9 @@ def test_read_only_token_and_status_503_then_200(page: Page) -> None:
     assert page.client.get("/api/v1/status", headers=h).status_code == 200
 
 
-def test_open_on_loopback_skips_the_login(tmp_path: Path) -> None:
+def test_open_on_loopback_skips_the_login(tmp_path: Path, store_at: Path | str) -> None:
     cfg = write(tmp_path, "open_on_loopback = true")
-    store = Store(tmp_path / "data" / "agent.db")
+    store = Store(store_at)
     snap = Snapshot(pid=1, version="t", started_at=0, updated_at=time.time())
     with served_app(cfg, store, FakeService(lambda: snap)) as (url, _):
         r = httpx.get(url + "/", timeout=10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +18,7 @@ from agent.cli.terminal import HINTS, ago, clean, remaining_text, state_label, t
 from agent.config import Config
 from agent.core.models import ShopState
 from agent.outbox.dispatch import CHANNEL_LABELS
+from agent.outbox.engine import database_errors
 from agent.outbox.store import Store
 from agent.service.capacity import capacity_lines
 from agent.service.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses
@@ -81,7 +81,7 @@ def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
         return blank, {}, {}, no_channels
     try:
         store = Store(db_path)
-    except (sqlite3.Error, OSError) as exc:
+    except (*database_errors(), OSError) as exc:
         notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
         return blank, {}, {}, no_channels
     try:
@@ -89,7 +89,7 @@ def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
         channels = channel_view(config.notifiers, store.channel_states(), store.owed(now), broken,
                                 store.unverified())
         return shop_statuses(config, store), store.depth(), broken, channels
-    except sqlite3.Error as exc:
+    except database_errors() as exc:
         notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
         return blank, {}, {}, no_channels
     finally:

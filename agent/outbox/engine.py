@@ -144,6 +144,15 @@ class PostgresEngine(Engine):
         return f"EXTRACT(EPOCH FROM ({expr})::timestamptz)::double precision"
 
 
+def database_errors() -> tuple[type[BaseException], ...]:
+    """What either engine raises for a database problem (a locked, corrupt or unreachable store)."""
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
 def open_engine(where: Path | str) -> Engine:
     """The engine of a store location: a `postgresql://` (or `postgres://`) URL, else a SQLite file path."""
     text = str(where)

@@ -308,8 +308,9 @@ class Store:
         with self.tx() as db:
             db.execute(
                 "INSERT INTO channels (name, failing_since, failures, last_error, next_try) VALUES (?, ?, 1, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET failing_since = COALESCE(failing_since, excluded.failing_since), "
-                "failures = failures + 1, last_error = excluded.last_error, next_try = excluded.next_try",
+                "ON CONFLICT (name) DO UPDATE SET "
+                "failing_since = COALESCE(channels.failing_since, excluded.failing_since), "
+                "failures = channels.failures + 1, last_error = excluded.last_error, next_try = excluded.next_try",
                 (channel, now, error, next_try),
             )
 
