@@ -21,15 +21,18 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "agent.sandbox": frozenset({"agent.httpserve"}),
     "agent.browser": frozenset({"agent", "agent.config", "agent.core", "agent.clock", "agent.files"}),
     "agent.outbox": frozenset({"agent.config", "agent.core", "agent.clock", "agent.files", "notifiers"}),
+    # several nodes: the shared schedule (in the store's PostgreSQL) and procrastinate's jobs; the only importer
+    # of procrastinate
+    "agent.cluster": frozenset({"agent.config", "agent.core", "agent.clock", "agent.outbox"}),
     "agent.service": frozenset({"agent", "agent.config", "agent.core", "agent.clock", "agent.files",
-                                "agent.httpserve", "agent.browser", "agent.outbox", "notifiers"}),
+                                "agent.httpserve", "agent.browser", "agent.outbox", "agent.cluster", "notifiers"}),
     # the team page: reads the store and the service's snapshot, acts through agent.outbox.holds; the service
     # never imports it (it only calls the listeners the page registers)
     "agent.web": frozenset({"agent.config", "agent.core", "agent.clock", "agent.files", "agent.outbox",
                             "agent.service"}),
     "agent.cli": frozenset({"agent", "agent.config", "agent.core", "agent.clock", "agent.files", "agent.httpserve",
-                            "agent.browser", "agent.outbox", "agent.service", "agent.sandbox", "agent.web",
-                            "notifiers"}),
+                            "agent.browser", "agent.outbox", "agent.cluster", "agent.service", "agent.sandbox",
+                            "agent.web", "notifiers"}),
     "agent": frozenset({"agent.cli"}),  # agent/__init__.py and agent/__main__.py (`python -m agent`)
 }
 PLAYWRIGHT_ROOM = "agent.browser"
@@ -116,6 +119,8 @@ def violations(root: Path) -> list[str]:
         top = e.target.split(".")[0]
         if top == "playwright" and room(e.source) != PLAYWRIGHT_ROOM:
             problems.append(f"{where}: only agent/browser/ may import Playwright")
+        if top == "procrastinate" and room(e.source) != "agent.cluster":
+            problems.append(f"{where}: only agent/cluster/ may import procrastinate")
         if top in ("psycopg", "psycopg_pool", "sqlite3") and e.source != PSYCOPG_MODULE:
             problems.append(f"{where}: only {PSYCOPG_MODULE} may import a database driver")
         if e.target not in known:

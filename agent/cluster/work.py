@@ -1,0 +1,136 @@
+"""Sharing the checks among nodes with procrastinate: a periodic tick (one node wins each tick) defers the shops
+the schedule says are due, one job per shop with a per-shop `lock` (never two checks of a shop at once) and
+`queueing_lock` (never two waiting); a periodic reaper gives the shops of a silent node back to the schedule.
+
+Checks are never retried by procrastinate (its retry collides with `queueing_lock`, procrastinate #1446/#1543):
+a failed or stalled check ends failed and the schedule defers the shop again. A node presumed dead that wakes
+up cannot write: every check carries its lease, and the commit is fenced on it (`Schedule.fence`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+from procrastinate import App, PsycopgConnector
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.jobs import Status
+
+from agent.cluster.schedule import Fenced, Schedule
+
+RunCheck = Callable[[str, int], Awaitable[None]]  # (shop, lease): check it, commit fenced on the lease
+NextDue = Callable[[str, float, float], float]  # (shop, was due, now) → next due (database time)
+
+
+@dataclass(frozen=True)
+class WorkOptions:
+    """How a node takes part: its name, checks at once, the tick and reaper periods (6-field crons, seconds
+    first), how long a silent node is given before its shops are taken back, its heartbeat."""
+
+    node: str
+    concurrency: int = 10
+    tick_cron: str = "*/2 * * * * *"
+    reap_cron: str = "*/5 * * * * *"
+    stall_seconds: float = 60.0
+    heartbeat_seconds: float = 5.0
+    fetch_seconds: float = 1.0
+
+
+def default_node_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Work:
+    """One node's share of the checks: `await run()` until cancelled (then it stops taking jobs)."""
+
+    def __init__(self, url: str, schedule: Schedule, run_check: RunCheck, next_due: NextDue,
+                 options: WorkOptions) -> None:
+        self.schedule, self.run_check, self.next_due, self.options = schedule, run_check, next_due, options
+        self.app = App(connector=PsycopgConnector(conninfo=url))
+        self.checked = 0
+        self.fenced = 0
+        self._register()
+
+    def _register(self) -> None:
+        opts = self.options
+
+        @self.app.task(name="check_shop", retry=False)
+        async def check_shop(shop: str) -> None:
+            lease = self.schedule.begin(shop, opts.node)
+            try:
+                await self.run_check(shop, lease)
+                self.checked += 1
+            except Fenced as exc:
+                self.fenced += 1
+                logger.warning("node {}: {}", opts.node, exc)
+            finally:
+                self.schedule.end(shop, lease)
+
+        @self.app.periodic(cron=opts.tick_cron)
+        @self.app.task(name="tick", queueing_lock="tick", retry=False)
+        async def tick(timestamp: int) -> None:
+            for shop in self.schedule.claim_due(self.next_due):
+                try:
+                    await check_shop.configure(lock=f"shop:{shop}", queueing_lock=f"shop:{shop}").defer_async(
+                        shop=shop)
+                except AlreadyEnqueued:  # waiting already: late, not skipped
+                    logger.debug("check of {} is already waiting", shop)
+
+        @self.app.periodic(cron=opts.reap_cron)
+        @self.app.task(name="reap", queueing_lock="reap", retry=False)
+        async def reap(timestamp: int) -> None:
+            await self.reap()
+
+        self.check_shop = check_shop
+
+    async def reap(self) -> list[tuple[str, str]]:
+        """Fail the jobs of silent workers (never retried: the schedule defers their shops again) and take back
+        the shops their nodes held."""
+        stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.options.stall_seconds)
+        for job in stalled:
+            assert job.id is not None
+            await self.app.job_manager.finish_job_by_id_async(job.id, status=Status.FAILED, delete_job=False)
+            logger.warning("node {}: job {} ({} {}) of a silent node marked failed", self.options.node, job.id,
+                           job.task_name, job.task_kwargs)
+        taken = self.schedule.take_back(self.options.stall_seconds)
+        for shop, node in taken:
+            logger.warning("node {}: shop {} taken back from silent node {}", self.options.node, shop, node)
+        return taken
+
+    async def migrate(self) -> None:
+        """procrastinate's own tables (when absent) and ours."""
+        async with self.app.open_async():
+            exists = await self.app.connector.execute_query_one_async(
+                "SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present")
+            if not exists["present"]:
+                await self.app.schema_manager.apply_schema_async()
+        self.schedule.create()
+
+    async def run(self) -> None:
+        """Beat and take jobs until cancelled; a cancel stops the worker gracefully (jobs in flight finish
+        within procrastinate's shutdown timeout, else are aborted and end failed)."""
+        beat = asyncio.get_running_loop().create_task(self._beat())
+        try:
+            async with self.app.open_async():
+                await self.app.run_worker_async(
+                    name=self.options.node, concurrency=self.options.concurrency, install_signal_handlers=False,
+                    update_heartbeat_interval=self.options.heartbeat_seconds,
+                    stalled_worker_timeout=self.options.stall_seconds,
+                    fetch_job_polling_interval=self.options.fetch_seconds, delete_jobs="successful",
+                    listen_notify=True)
+        finally:
+            beat.cancel()
+
+    async def _beat(self) -> None:
+        host = socket.gethostname()
+        while True:
+            self.schedule.beat(self.options.node, os.getpid(), host)
+            await asyncio.sleep(self.options.heartbeat_seconds)
+
+    def stats(self) -> dict[str, Any]:
+        return {"node": self.options.node, "checked": self.checked, "fenced": self.fenced}

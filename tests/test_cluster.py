@@ -1,0 +1,114 @@
+"""Three node processes sharing the checks on a real PostgreSQL (procrastinate + the shared schedule): no shop's
+checks overlap, every shop is checked every interval, `kill -9` of a node mid-check hands its shops to another
+within the stall timeout plus a tick (its job ends failed), a node frozen past the stall timeout (SIGSTOP) and
+woken after the takeover cannot commit, SIGTERM leaves no job running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cluster.schedule import Schedule
+from agent.outbox.engine import PostgresEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+INTERVAL, CHECK, STALL, TICK = 3.0, 1.0, 3.0, 1.0
+
+
+class Node:
+    def __init__(self, url: str, name: str, tmp: Path) -> None:
+        self.name, self.log = name, tmp / f"{name}.log"
+        with self.log.open("w") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.cluster_node", url, name, "--interval", str(INTERVAL),
+                 "--check-seconds", str(CHECK), "--stall", str(STALL)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def db(pg_cluster: Any, tmp_path: Path) -> Iterator[tuple[str, PostgresEngine]]:
+    url = pg_cluster.database()
+    out = subprocess.run([sys.executable, "-m", "tests.cluster_node", url, "setup", "--migrate"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    engine = PostgresEngine(url)
+    yield url, engine
+    engine.close()
+
+
+def wait_for(check: Callable[[], Any], what: str, nodes: list[Node], timeout: float = 30) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}:\n" + "\n".join(n.text()[-1500:] for n in nodes))
+
+
+def test_three_nodes_share_checks_survive_a_kill_and_fence_a_frozen_node(
+    db: tuple[str, PostgresEngine], tmp_path: Path,
+) -> None:
+    url, engine = db
+    schedule = Schedule(engine)
+    shops = [f"店{i:02d}" for i in range(24)]
+    schedule.sync(dict.fromkeys(shops, schedule.now()))
+    nodes = [Node(url, f"n{i}", tmp_path) for i in range(3)]
+    try:
+        def held(node: str) -> list[str]:
+            return [s for s, n in schedule.held_by().items() if n == node]
+
+        time.sleep(INTERVAL + 2)  # everyone works a round
+        killed_shops = wait_for(lambda: held("n2"), "n2 in the middle of a check", nodes)
+        nodes[2].proc.send_signal(signal.SIGKILL)  # kill -9 mid-check
+        killed_at = schedule.now()
+        nodes[2].proc.wait(timeout=10)
+        frozen_shops = wait_for(lambda: held("n1"), "n1 in the middle of a check", nodes)
+        os.kill(nodes[1].proc.pid, signal.SIGSTOP)  # presumed dead: no heartbeat, its check half done
+        wait_for(lambda: not set(frozen_shops) & set(held("n1")), "n1's shops taken back", nodes[:1],
+                 timeout=STALL + 6 * TICK)
+        os.kill(nodes[1].proc.pid, signal.SIGCONT)  # it wakes up and tries to commit
+        wait_for(lambda: engine.execute("SELECT count(*) FROM test_fenced WHERE node = 'n1'").fetchone()[0],
+                 "n1's late commit refused", nodes[:2])
+        time.sleep(INTERVAL + 2)
+        for n in nodes[:2]:
+            n.proc.send_signal(signal.SIGTERM)
+        for n in nodes[:2]:
+            assert n.proc.wait(timeout=30) == 0, n.text()[-2000:]
+    finally:
+        for n in nodes:
+            if n.proc.poll() is None:
+                os.kill(n.proc.pid, signal.SIGCONT)
+                n.proc.kill()
+                n.proc.wait()
+
+    checks: dict[str, list[tuple[float, float, str, int]]] = defaultdict(list)
+    for shop, node, lease, started, ended in engine.execute(
+            "SELECT shop, node, lease, started, ended FROM test_checks ORDER BY started"):
+        checks[shop].append((float(started), float(ended), str(node), int(lease)))
+    assert set(checks) == set(shops)  # none skipped
+    for shop, runs in checks.items():
+        for (s1, e1, *_), (s2, _e2, *_) in zip(runs, runs[1:], strict=False):
+            assert s2 >= e1, f"{shop}: two checks overlap"  # never two at once
+            assert s2 - s1 <= INTERVAL + STALL + 4 * TICK + CHECK, f"{shop}: a gap of {s2 - s1:.1f} s"
+    for shop in killed_shops:  # taken over within the stall timeout plus a tick (and the check itself)
+        after = [s for s, _, node, _ in checks[shop] if s > killed_at and node != "n2"]
+        assert after and after[0] - killed_at <= STALL + 3 * TICK + CHECK, (shop, after[:1], killed_at)
+    fenced = engine.execute("SELECT shop, lease FROM test_fenced WHERE node = 'n1'").fetchall()
+    assert {s for s, _ in fenced} <= set(frozen_shops)
+    assert not [r for r in fenced if (r[1], "n1") in {(c[3], c[2]) for c in checks[r[0]]}]  # nothing written
+    statuses = dict(engine.execute("SELECT status, count(*) FROM procrastinate_jobs WHERE task_name = 'check_shop' "
+                                   "GROUP BY status").fetchall())
+    assert statuses.get("failed", 0) >= 1  # the killed node's job ended failed (never retried)
+    assert statuses.get("doing", 0) == 0  # SIGTERM left no job running
