@@ -305,7 +305,7 @@ async def _demo(path: Path, control: SandboxControl, printer: Printer, fast: boo
 
     print(f"{bold}pdd-agent 演示 / demo{reset}：模拟商家后台 {control.base_url}，时钟加速 {CLOCK_RATE:g} 倍；"
           "下面是店铺的企业微信群和店长邮箱会收到的内容。按 Ctrl-C 可随时结束。", flush=True)
-    store = Store(config.agent.data_dir / "agent.db")
+    store = Store(config.store_at())
     notifiers = build_notifiers(config)
     started = time.monotonic()
     outcome = "完成 / finished"

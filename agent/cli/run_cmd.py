@@ -113,7 +113,7 @@ def main(config_path: str, *, once: bool = False, log_json: bool = False) -> int
 
 
 async def _main(config: Config, sel: Mapping[str, Any], once: bool) -> int:
-    store = Store(config.agent.data_dir / "agent.db")
+    store = Store(config.store_at())
     notifiers: dict[str, Notifier] = build_notifiers(config)
     pool = BrowserPool.from_config(config.browser)
     try:

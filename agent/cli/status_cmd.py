@@ -9,7 +9,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from agent.browser import shopfiles
 from agent.browser.shopfiles import shop_dir, state_path
@@ -70,19 +72,27 @@ def session_text(config: Config, name: str, hurdle: dict[str, Any] | None) -> st
 _Gathered = tuple[list[ShopStatus], dict[str, int], dict[str, str], dict[str, dict[str, Any]]]
 
 
+def _db_error(exc: BaseException, config: Config) -> str:
+    """A database error's text without the database password (psycopg may quote the connection string)."""
+    text, url = str(exc), config.cluster.database_url
+    password = urlsplit(url).password if url else None
+    return text.replace(password, "***") if password else text
+
+
 def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
-    """Shops, outbox depth and broken channels from data_dir/agent.db (defaults when no check has run)."""
-    db_path = config.agent.data_dir / "agent.db"
+    """Shops, outbox depth and broken channels from the store (defaults when no check has run)."""
+    where = config.store_at()
+    shown = "the cluster database" if config.cluster.database_url else str(where)  # a URL may hold a password
     blank = [ShopStatus(name=s.name, enabled=s.enabled, interval_seconds=config.schedule.interval_of(s))
              for s in config.shops]
     no_channels = channel_view(config.notifiers, {}, {}, {})
-    if not db_path.exists():
-        notes.append(f"尚未运行过检查 (no check has run yet: {db_path} does not exist)")
+    if isinstance(where, Path) and not where.exists():
+        notes.append(f"尚未运行过检查 (no check has run yet: {where} does not exist)")
         return blank, {}, {}, no_channels
     try:
-        store = Store(db_path)
+        store = Store(where)
     except (*database_errors(), OSError) as exc:
-        notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
+        notes.append(f"无法读取数据库 (cannot read {shown}: {_db_error(exc, config)})")
         return blank, {}, {}, no_channels
     try:
         broken = store.broken()
@@ -90,7 +100,7 @@ def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
                                 store.unverified())
         return shop_statuses(config, store), store.depth(), broken, channels
     except database_errors() as exc:
-        notes.append(f"无法读取数据库 (cannot read {db_path}: {exc})")
+        notes.append(f"无法读取数据库 (cannot read {shown}: {_db_error(exc, config)})")
         return blank, {}, {}, no_channels
     finally:
         store.close()

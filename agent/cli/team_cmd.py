@@ -79,7 +79,7 @@ def token(config_path: str, name: str, revoke: bool = False) -> int:
     config = load_or_report(config_path)
     if config is None:
         return 2
-    store = Store(config.agent.data_dir / "agent.db")
+    store = Store(config.store_at())
     try:
         team = Team(store)
         if revoke:

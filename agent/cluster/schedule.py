@@ -104,9 +104,11 @@ class Schedule:
         with self.db.tx():
             self.db.execute("UPDATE shop_schedule SET lease_node = NULL WHERE shop = ? AND lease = ?", (shop, lease))
 
-    def fence(self, shop: str, lease: int) -> None:
-        """Inside the caller's transaction: lock the shop's row and refuse (Fenced) unless `lease` still holds."""
-        row = self.db.execute("SELECT lease FROM shop_schedule WHERE shop = ? FOR UPDATE", (shop,)).fetchone()
+    def fence(self, shop: str, lease: int, db: Engine | None = None) -> None:
+        """Inside the caller's transaction (on `db`, the store's connection, default ours): lock the shop's row
+        and refuse (Fenced) unless `lease` still holds."""
+        row = (db or self.db).execute("SELECT lease FROM shop_schedule WHERE shop = ? FOR UPDATE",
+                                      (shop,)).fetchone()
         if row is None or int(row[0]) != lease:
             raise Fenced(f"the check of {shop!r} (lease {lease}) was taken over (now lease "
                          f"{None if row is None else row[0]}): its result is not written")

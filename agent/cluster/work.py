@@ -39,6 +39,7 @@ class WorkOptions:
     stall_seconds: float = 60.0
     heartbeat_seconds: float = 5.0
     fetch_seconds: float = 1.0
+    grace_seconds: float | None = None  # on stop, how long checks in flight may take (None: as long as they need)
 
 
 def default_node_name() -> str:
@@ -122,7 +123,8 @@ class Work:
                     update_heartbeat_interval=self.options.heartbeat_seconds,
                     stalled_worker_timeout=self.options.stall_seconds,
                     fetch_job_polling_interval=self.options.fetch_seconds, delete_jobs="successful",
-                    listen_notify=True)
+                    listen_notify=True, **({"shutdown_graceful_timeout": self.options.grace_seconds}
+                                           if self.options.grace_seconds is not None else {}))
         finally:
             beat.cancel()
 

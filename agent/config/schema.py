@@ -441,6 +441,20 @@ class TeamConfig:
         return next((m for m in self.members if m.name == name), None)
 
 
+_DB_URL = _rule(lambda v: not v or (urlsplit(v).scheme in ("postgresql", "postgres") and urlsplit(v).hostname),
+                'expected "" (one machine, SQLite) or a PostgreSQL URL such as "${PDD_DATABASE_URL}" '
+                '(postgresql://user:password@host:5432/pdd), got {v} (数据库地址无效)', str.strip)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """[cluster]: several nodes sharing the work on one PostgreSQL ("": one machine with its SQLite file)."""
+
+    database_url: str = _key("", _DB_URL)  # from ${ENV}: it holds the database password
+    node_name: str = ""  # this node's name in `cluster status`; "": host:pid
+    stall_timeout: str = _key("60s", _DURATION)  # a node silent this long: its shops are checked by another
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole resolved config file."""
@@ -454,6 +468,7 @@ class Config:
     notifiers: dict[str, NotifierConfig] = field(default_factory=dict)
     web: WebConfig = field(default_factory=WebConfig)
     team: TeamConfig = field(default_factory=TeamConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     path: Path = field(default=Path("config.toml"), metadata={"internal": True})  # the file, absolute
 
     def check_fields(self) -> list[tuple[KeyPath, str]]:
@@ -498,6 +513,10 @@ class Config:
     def web_on_loopback(self) -> bool:
         """Every address the page is served on is loopback (then `open_on_loopback` may skip the login)."""
         return all(split_listen(a)[0] in LOOPBACK_HOSTS for a in self.listen_addresses())
+
+    def store_at(self) -> Path | str:
+        """Where the store lives: [cluster] database_url (several nodes), else data_dir/agent.db."""
+        return self.cluster.database_url or self.agent.data_dir / "agent.db"
 
     def channels_for(self, shop: ShopConfig) -> tuple[str, ...]:
         return shop.notify or self.alerts.notify

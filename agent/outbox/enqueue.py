@@ -14,7 +14,7 @@ from agent.core.claims import LOCAL_MEMBER, TeamRules, annotate, gate, holder
 from agent.core.models import Item, ShopResult
 from agent.core.money import Refund, money_json
 from agent.core.rules import Alert, ItemState, RulesConfig, evaluate, health_alerts, health_memory
-from agent.outbox.store import Store
+from agent.outbox.store import Fence, Store
 from agent.outbox.team_store import Team
 
 # closed items (with their claims and timeline) are remembered this long: late 1028s, the digest's week, the team
@@ -103,11 +103,13 @@ def payload(alert: Alert, qr_png: bytes | None) -> dict[str, Any]:
 
 def record_result(
     config: Config, store: Store, shop: ShopConfig, result: ShopResult, now: datetime, qr_png: bytes | None = None,
-    queued_at: float | None = None,
+    queued_at: float | None = None, fence: Fence | None = None,
 ) -> list[Alert]:
     """Evaluate a check and queue its alerts. Item states change only when the shop was read.
 
     `now` must be in the backend's time (the check's `checked_at` for a read shop) so stages match deadlines.
+    `fence` (several nodes) runs first inside the commit's transaction and refuses a check whose lease another
+    node took over: then nothing of it is written.
     """
     cfg = rules_config(config)
     health = store.shop_health(shop.name)
@@ -142,7 +144,7 @@ def record_result(
     check = (result.ok, result.state.value, result.error, {k: v.timestamp() for k, v in memory.items()})
     store.commit_check(shop.name, [s.to_dict() for s in states], rows, now.timestamp(),
                        drop_closed_before=(now - KEEP_CLOSED).timestamp(), check=check, queued_at=queued_at,
-                       counters=counters.to_dict(), events=lines)
+                       counters=counters.to_dict(), events=lines, fence=fence)
     return alerts
 
 

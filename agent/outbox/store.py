@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,8 @@ from typing import Any
 
 from agent.outbox.engine import Engine, open_engine
 from agent.outbox.schema import migrate
+
+Fence = Callable[[Engine], None]  # runs first in a commit's transaction; raises to refuse it
 
 
 def _urgency(db: Engine) -> str:
@@ -103,6 +105,7 @@ class Store:
         now: float, *, drop_closed_before: float | None = None,
         check: tuple[bool, str, str | None, Mapping[str, float]] | None = None, queued_at: float | None = None,
         counters: Mapping[str, Any] | None = None, events: Iterable[tuple[str, str, str, str, str]] = (),
+        fence: Fence | None = None,
     ) -> int:
         """Item states and new (key, channel, payload) alerts in one transaction; returns alerts queued.
 
@@ -111,11 +114,14 @@ class Store:
         health alerts) records the shop's health in the same transaction. `queued_at` (default `now`) stamps
         the outbox rows: the dispatcher's own clock, when `now` is the backend's. `counters` replaces the
         counter rules' memory (with `check` given). `events` (kind, item_id, actor, action, detail) are lines of
-        the items' timelines (quiet stages, closes), stamped `queued_at`.
+        the items' timelines (quiet stages, closes), stamped `queued_at`. `fence(db)` runs first in the
+        transaction and may raise to refuse the whole commit (a check whose lease was taken over).
         """
         queued, at = 0, now if queued_at is None else queued_at
         prev = self.shop_health(shop)
         with self.tx() as db:
+            if fence is not None:
+                fence(db)
             if check is not None:
                 self._write_health(db, prev, now, *check)
                 if counters is not None:

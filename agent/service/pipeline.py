@@ -15,7 +15,7 @@ from agent.core.models import ShopResult
 from agent.core.rules import Alert
 from agent.outbox.dispatch import Dispatcher, Report
 from agent.outbox.enqueue import record_result
-from agent.outbox.store import Store
+from agent.outbox.store import Fence, Store
 from notifiers.base import Notifier
 
 
@@ -45,7 +45,10 @@ class Pipeline:
             return ""
         return shop.base_url + paths["detail"].format(id=alert.item.id, order_sn=alert.item.order_sn)
 
-    async def check(self, shops: Sequence[ShopConfig] | None = None) -> list[ShopResult]:
+    async def check(self, shops: Sequence[ShopConfig] | None = None,
+                    fences: Mapping[str, Fence] | None = None) -> list[ShopResult]:
+        """Check `shops` (default: all enabled) and commit each result; a shop's fence (several nodes: one shop a
+        check) refuses the commit of a check whose lease was taken over, and its error propagates."""
         chosen = [s for s in (shops if shops is not None else self.config.shops) if s.enabled]
         results = await self.checker.check_all(chosen)
         by_name = {s.name: s for s in chosen}
@@ -57,7 +60,7 @@ class Pipeline:
             else:
                 now = self.clock.backend_local()
             record_result(self.config, self.store, shop, result, now, qr_png=result.qr_png,
-                          queued_at=self.clock.now())
+                          queued_at=self.clock.now(), fence=(fences or {}).get(shop.name))
         return results
 
     async def keepalive(self, shop: ShopConfig) -> bool:

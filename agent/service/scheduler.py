@@ -31,9 +31,10 @@ from agent.core.money import Refund
 from agent.outbox import holds
 from agent.outbox.dispatch import Report
 from agent.outbox.enqueue import queue_digest, queue_new_qr
-from agent.outbox.store import Store
+from agent.outbox.store import Fence, Store
 from agent.service.capacity import capacity
 from agent.service.health import LoopLag, ShopStatus, Snapshot, channel_view, shop_statuses, write_heartbeat
+from agent.service.nodes import NodeRole
 from agent.service.pipeline import Pipeline
 from agent.service.triggers import check_trigger, next_check_at, stale_after
 from notifiers.base import Notifier
@@ -89,6 +90,8 @@ class Service:
         self.on_check: Callable[[ShopResult], None] | None = None  # the demo listens here
         self.listeners: list[Callable[[str], None]] = []  # the team page: "items" | "shops" | "channels" changed
         self.qr_images: dict[str, bytes] = {}  # shops whose QR login waits for a scan: the QR the team was sent
+        # one node of several ([cluster] database_url): checks come from the shared schedule, not our timers
+        self.role = NodeRole(config, self._check_leased) if config.cluster.database_url else None
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,9 +102,10 @@ class Service:
             if not shop.enabled:
                 continue
             first = now + timedelta(seconds=random.uniform(0, min(spread, 5.0)))
-            self.scheduler.add_job(self._tracked(self.check_shop), check_trigger(self.config, shop, self.tz),
-                                   args=[shop.name], id=f"check:{shop.name}", name=f"check {shop.name}",
-                                   next_run_time=first)
+            if self.role is None:
+                self.scheduler.add_job(self._tracked(self.check_shop), check_trigger(self.config, shop, self.tz),
+                                       args=[shop.name], id=f"check:{shop.name}", name=f"check {shop.name}",
+                                       next_run_time=first)
             keep = seconds(sched.keepalive_interval)
             interval = sched.interval_of(shop)
             if keep and (not interval or keep < interval):
@@ -122,6 +126,8 @@ class Service:
         logging.getLogger("apscheduler.scheduler").addFilter(_no_max_instances_lines)
         self.scheduler.start()
         self.lag.start()
+        if self.role is not None:
+            self._spawn(self.role.start())
         logger.info("service started: {} shop(s), checks every {}, dispatch every {}", len(self.shops),
                     sched.check_cron or sched.check_interval, sched.dispatch_interval)
 
@@ -130,9 +136,12 @@ class Service:
         send the outbox once. Cancelled checks lose nothing: a check commits only when it completes."""
         grace = seconds(self.config.schedule.shutdown_grace) if grace is None else grace
         self.stopping = True
-        self.pipeline.stop_accepting()  # checks still waiting for a browser slot end without starting
         if self.scheduler.running:
             self.scheduler.pause()
+        if self.role is not None:  # no new shared job; the checks in flight finish within the grace
+            with suppress(Exception):
+                await asyncio.wait_for(self.role.stop(), grace + 10)
+        self.pipeline.stop_accepting()  # checks still waiting for a browser slot end without starting
         busy = {t for t in self.inflight if not t.done()}
         if busy:
             active = len(self.pipeline.in_flight)
@@ -219,14 +228,20 @@ class Service:
         return run
 
     # ---- jobs ---------------------------------------------------------------------------------
-    async def check_shop(self, name: str) -> ShopResult | None:
+    async def _check_leased(self, name: str, fence: Fence) -> None:
+        """A check the shared schedule gave this node; its commit is fenced on the node's lease."""
+        if not self.stopping:
+            await self.check_shop(name, fence)
+
+    async def check_shop(self, name: str, fence: Fence | None = None) -> ShopResult | None:
         shop = self.shops[name]
         if name in self.qr_waits:  # its QR login page is open for a scan: a new check would replace the QR
             logger.debug("check of {} skipped: waiting for the QR scan", name)
             return None
         self.busy.add(name)
         try:
-            results = await self.pipeline.check([shop])
+            results = await (self.pipeline.check([shop], {name: fence}) if fence is not None
+                             else self.pipeline.check([shop]))
         finally:
             self.busy.discard(name)
         if not results:  # a stop ended it before its work
@@ -261,7 +276,7 @@ class Service:
 
     async def keepalive(self, name: str) -> None:
         shop = self.shops[name]
-        if name in self.qr_waits or name in self.busy:
+        if name in self.qr_waits or name in self.busy or (self.role is not None and not self.role.mine(name)):
             return
         try:
             alive = await self.pipeline.keepalive(shop)
@@ -286,12 +301,31 @@ class Service:
             async with self.dispatch_lock:
                 self._dispatch_kicked = False
                 await self._dispatch_locked()
-        task = asyncio.get_running_loop().create_task(self._tracked(kicked)())
+        self._spawn(self._tracked(kicked)())
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        """Run `work` in the background (kept referenced until done; its errors are logged)."""
+        async def logged() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("background work failed")
+        task = asyncio.get_running_loop().create_task(logged())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _dispatch_locked(self) -> Report:
-        report = await self.pipeline.dispatch()
+        if self.role is not None:  # several nodes: one sends at a time (the others' turn comes when it is done)
+            if not self.role.try_dispatch_lock():
+                return Report()
+            try:
+                report = await self.pipeline.dispatch()
+            finally:
+                self.role.release_dispatch_lock()
+        else:
+            report = await self.pipeline.dispatch()
         self.sent.add(report)
         if report.sent or report.dead or report.retried:
             self.changed("items")
