@@ -149,6 +149,17 @@ def _add_team(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                                      from_stdin=getattr(a, "stdin", False)))
 
 
+def _add_cluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    c = sub.add_parser("cluster", help="several nodes on one PostgreSQL ([cluster] database_url) (多机)")
+    c.set_defaults(func=lambda _args: (c.print_help(), 2)[1])
+    acts = c.add_subparsers(dest="cluster_command", metavar="ACTION")
+    for name, text in (("migrate", "create or update the shared tables (also done when a node starts)"),
+                       ("status", "the nodes, their heartbeats and shops, the check jobs, the outbox")):
+        p = acts.add_parser(name, help=text)
+        p.add_argument("--config", default="config.toml")
+        p.set_defaults(func=lambda a, act=name: _run("agent.cli.cluster_cmd", a.config, act))
+
+
 def _run(module: str, *args: object, **kwargs: object) -> int:
     """Import a command module only when it runs (Playwright is not needed for `config check`)."""
     import importlib
@@ -171,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service(sub)
     _add_alerts(sub)
     _add_team(sub)
+    _add_cluster(sub)
     return parser
 
 

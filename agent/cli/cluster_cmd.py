@@ -1,0 +1,74 @@
+"""`pdd-agent cluster migrate|status`: prepare the shared PostgreSQL, and show the nodes, their shops and jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from agent.cli.loading import load_or_report
+from agent.cli.terminal import ago, clean
+from agent.cluster.schedule import Schedule
+from agent.cluster.work import Work, WorkOptions
+from agent.config import Config
+from agent.config.durations import seconds
+from agent.outbox.engine import database_errors
+from agent.outbox.store import Store
+
+
+def main(config_path: str, action: str) -> int:
+    config = load_or_report(config_path)
+    if config is None:
+        return 2
+    if not config.cluster.database_url:
+        print("未配置 [cluster] database_url：单机运行，不需要 cluster 命令 / no [cluster] database_url: one machine",
+              file=sys.stderr)
+        return 2
+    try:
+        return migrate(config) if action == "migrate" else status(config)
+    except database_errors() as exc:
+        print(f"数据库不可用 / database unavailable: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
+        return 1
+
+
+def migrate(config: Config) -> int:
+    """The store's schema, procrastinate's and the shared schedule's (each only when missing); safe to repeat."""
+    store = Store(config.store_at())  # the store's own migrations run on open
+    try:
+        work = Work(config.cluster.database_url, Schedule(store.db), _no_check, lambda s, w, n: n,
+                    WorkOptions(node="migrate"))
+        asyncio.run(work.migrate())
+    finally:
+        store.close()
+    print("数据库已就绪 / database ready: store, job queue and shop schedule tables are in place")
+    return 0
+
+
+async def _no_check(shop: str, lease: int) -> None:  # migrate runs no job
+    raise RuntimeError("migrate runs no check")
+
+
+def status(config: Config) -> int:
+    store = Store(config.store_at())
+    try:
+        schedule = Schedule(store.db)
+        now, stall = schedule.now(), seconds(config.cluster.stall_timeout)
+        held, last = schedule.held_by(), schedule.last_nodes()
+        jobs = dict(store.db.execute("SELECT status::text, count(*) FROM procrastinate_jobs "
+                                     "WHERE task_name = 'check_shop' GROUP BY status").fetchall())
+        lines = ["节点 / nodes:"]
+        for n in schedule.nodes():
+            silent = now - n.heartbeat_at > stall
+            alive = "已停止" if n.stopped_at else ("失联（店铺已交给其他节点）" if silent else "正常")
+            mine = sum(1 for v in last.values() if v == n.name)
+            busy = sum(1 for v in held.values() if v == n.name)
+            lines.append(f"  {clean(n.name, 60)}：{alive}，心跳 {ago(now - n.heartbeat_at)}，上次检查的店铺 {mine} 家，"
+                         f"正在检查 {busy} 家（pid {n.pid} @ {clean(n.host, 40)}）")
+        lines.append(f"检查任务 / check jobs: 等待 {jobs.get('todo', 0)}，进行中 {jobs.get('doing', 0)}，"
+                     f"失败 {jobs.get('failed', 0)}")
+        depth = store.depth()
+        lines.append(f"待发消息 / outbox: 待发 {depth.get('pending', 0)}，已发 {depth.get('sent', 0)}，"
+                     f"失败 {depth.get('dead', 0)}")
+        print("\n".join(lines))
+    finally:
+        store.close()
+    return 0
