@@ -359,3 +359,16 @@ def test_a_complaint_warning_is_never_held_by_quiet_hours(tmp_path: Path, store_
     assert "【投诉预警】" in msg.markdown and "品质退款风险" not in msg.markdown  # quality waits for the morning
     [held] = store.rows("pending")
     assert held["dedup_key"].endswith(":quality") and held["last_error"] == "quiet hours"
+
+
+def test_a_send_whose_outcome_was_lost_is_sent_again_and_marked_possibly_repeated(env: Env) -> None:
+    cfg, store, ns, clock = env
+    check(cfg, store, [item(1, timedelta(hours=5))], NOON)
+    store.commit_check("店2", [], [("k2", "ops", _payload(store))], clock.t)
+    [first, second] = store.due(clock.t)
+    store.mark_sending([first.id], clock.t)  # a dispatcher sent it and died before recording the outcome
+    run(Dispatcher(cfg, store, ns, clock=clock))  # the next dispatcher (another node, or after a restart)
+    assert len(ns["ops"].sent) == 2 and store.depth() == {"sent": 2}  # nothing lost
+    assert store.maybe_repeated() == {"ops": 1}  # the one that may have arrived twice says so
+    marked = store.db.execute("SELECT dedup_key FROM outbox WHERE maybe_repeated = 1").fetchall()
+    assert [r[0] for r in marked] == [first.dedup_key] and second.dedup_key != first.dedup_key

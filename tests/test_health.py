@@ -292,7 +292,8 @@ def test_channel_state_in_metrics_and_status(tmp_path: Path) -> None:
     store.channel_failed("ops", T0 - 60, "HTTP 502", T0 + 25)
     view = channel_view(["ops", "mail"], store.channel_states(), store.owed(T0), store.broken())
     assert view["ops"] == {"state": "failing", "failing_since": T0 - 90, "failures": 2, "last_error": "HTTP 502",
-                           "next_try": T0 + 25, "waiting": 2, "type": "", "limited": False, "unverified": 0}
+                           "next_try": T0 + 25, "waiting": 2, "type": "", "limited": False, "unverified": 0,
+                           "maybe_repeated": 0}
     assert view["mail"]["state"] == "ok" and view["mail"]["waiting"] == 0
     text = render_metrics(snap(channels=view), T0)
     assert 'pdd_agent_channel_failing{channel="ops"} 1' in text.splitlines()

@@ -97,7 +97,7 @@ def _from_store(config: Config, now: float, notes: list[str]) -> _Gathered:
     try:
         broken = store.broken()
         channels = channel_view(config.notifiers, store.channel_states(), store.owed(now), broken,
-                                store.unverified())
+                                store.unverified(), store.maybe_repeated())
         return shop_statuses(config, store), store.depth(), broken, channels
     except database_errors() as exc:
         notes.append(f"无法读取数据库 (cannot read {shown}: {_db_error(exc, config)})")
@@ -195,6 +195,8 @@ def channel_lines(channels: Mapping[str, Mapping[str, Any]], tz: tzinfo) -> list
         waiting = f"待发 {v.get('waiting', 0)} 条"
         if v.get("unverified"):  # Apprise: the service took it, delivery is not confirmed
             waiting += f"，已发送未确认送达 {v['unverified']} 条"
+        if v.get("maybe_repeated"):  # a send whose outcome was lost, sent again
+            waiting += f"，可能重复发送 {v['maybe_repeated']} 条"
         kind = str(v.get("type") or "")
         label = clean(name, 40) + (f"（{CHANNEL_LABELS.get(kind, clean(kind, 20))}）" if kind else "")
         if v.get("limited"):

@@ -231,6 +231,7 @@ class Dispatcher:
             self._limited[channel] = limited
             report.deferred += len(ids)
             return DEFERRED
+        self.store.mark_sending(ids[:sent], now)
         try:
             answer = await notifier.send(message)
         except RetryableError as exc:
@@ -238,6 +239,8 @@ class Dispatcher:
             failures = (prev.failures if prev is not None and prev.failing else 0) + 1
             wait = self.backoff(failures, exc.retry_after)
             limited = isinstance(exc, RateLimitedError)  # the service throttles us: nothing was delivered
+            if limited:
+                self.store.not_sent(ids[:sent])
             error = f"{RATE_LIMITED}{exc}" if limited else str(exc)
             self.store.mark_attempt(ids, error)  # for the record; the rows' next try is the channel's
             self.store.channel_failed(channel, now, error, now + wait)
@@ -247,6 +250,7 @@ class Dispatcher:
             logger.warning("send to {} failed ({} in a row), next try in {:.1f} s: {}", channel, failures, wait, exc)
             return FAILED
         except PermanentError as exc:
+            self.store.not_sent(ids[:sent])
             self.store.mark_dead(ids, str(exc))
             report.dead += len(ids)
             if seconds(self.config.alerts.failover_after):  # refused for good: urgent alerts go elsewhere at once

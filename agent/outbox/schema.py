@@ -66,6 +66,12 @@ SQLITE_MIGRATIONS = (
     ALTER TABLE outbox ADD COLUMN unverified INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE qr_links (token TEXT PRIMARY KEY, shop TEXT NOT NULL, png BLOB NOT NULL, expires_at REAL NOT NULL);
     """,
+    # issue 23: a send in flight is marked, so a send repeated after a crash (or a node's death) between the send
+    # and its commit is marked as possibly repeated
+    """
+    ALTER TABLE outbox ADD COLUMN sending_at REAL;
+    ALTER TABLE outbox ADD COLUMN maybe_repeated INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 # PostgreSQL starts at the SQLite schema's version 5 in one script; later versions add a script to each tuple.
@@ -119,6 +125,10 @@ PG_MIGRATIONS = (
     CREATE TABLE qr_links (
         token TEXT PRIMARY KEY, shop TEXT NOT NULL, png BYTEA NOT NULL, expires_at DOUBLE PRECISION NOT NULL
     );
+    """,
+    """
+    ALTER TABLE outbox ADD COLUMN sending_at DOUBLE PRECISION;
+    ALTER TABLE outbox ADD COLUMN maybe_repeated INTEGER NOT NULL DEFAULT 0;
     """,
 )
 

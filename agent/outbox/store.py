@@ -218,11 +218,29 @@ class Store:
             )
             return cur.rowcount > 0
 
+    def mark_sending(self, ids: Iterable[int], now: float) -> None:
+        """These rows are about to be sent (committed before the send). A row still marked from an earlier send
+        whose outcome was never recorded (a crash, a node's death, an unanswered request) may reach the team twice:
+        it is marked `maybe_repeated`."""
+        with self.tx() as db:
+            db.executemany("UPDATE outbox SET maybe_repeated = CASE WHEN sending_at IS NOT NULL THEN 1 "
+                           "ELSE maybe_repeated END, sending_at = ? WHERE id = ?", [(now, i) for i in ids])
+
+    def not_sent(self, ids: Iterable[int]) -> None:
+        """The send is known not to have arrived (refused, throttled): no repeat can follow from it."""
+        with self.tx() as db:
+            db.executemany("UPDATE outbox SET sending_at = NULL WHERE id = ?", [(i,) for i in ids])
+
     def mark_sent(self, ids: Iterable[int], now: float, *, verified: bool = True) -> None:
         """Sent; `verified=False` when the channel's success does not prove delivery (Apprise)."""
         with self.tx() as db:
-            db.executemany("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL, unverified = ? "
-                           "WHERE id = ?", [(now, 0 if verified else 1, i) for i in ids])
+            db.executemany("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL, unverified = ?, "
+                           "sending_at = NULL WHERE id = ?", [(now, 0 if verified else 1, i) for i in ids])
+
+    def maybe_repeated(self) -> dict[str, int]:
+        """Per channel, sent rows that may have reached the team twice (a send whose outcome was lost)."""
+        q = "SELECT channel, COUNT(*) FROM outbox WHERE status = 'sent' AND maybe_repeated = 1 GROUP BY channel"
+        return dict(self.db.execute(q).fetchall())
 
     def unverified(self) -> dict[str, int]:
         """Per channel, how many sent rows were only accepted, not confirmed delivered ("sent, unverified")."""

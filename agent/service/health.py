@@ -66,7 +66,7 @@ class Snapshot:
     broken_channels: dict[str, str] = field(default_factory=dict)  # channel → why it is marked broken
     dispatch_interval: float = 10.0
     # channel → {state: ok | failing | broken, type, limited, failing_since, failures, last_error, next_try,
-    # waiting, unverified}
+    # waiting, unverified, maybe_repeated}
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the host's request budget and lanes: budget, rate (now), taken, slowdowns, busiest_second, deferred,
     # request_lane, page_lane
@@ -292,6 +292,9 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
     out.family("channel_sent_unverified_rows", "gauge", "Alert rows the channel accepted without confirming "
                "delivery (Apprise: an HTTP status only).",
                [("", {"channel": c}, v.get("unverified", 0)) for c, v in view.items()])
+    out.family("channel_sent_maybe_repeated_rows", "gauge", "Alert rows sent again because the outcome of an "
+               "earlier send was lost (a crash or a node's death between the send and its record): possibly twice.",
+               [("", {"channel": c}, v.get("maybe_repeated", 0)) for c, v in view.items()])
     out.family("channel_rows_waiting", "gauge", "Outbox rows of the channel not yet sent.",
                [("", {"channel": c}, v.get("waiting", 0)) for c, v in view.items()])
     out.family("channel_next_try_seconds", "gauge", "Seconds until a failing channel is tried again (0: now).",
@@ -321,7 +324,8 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
 
 def channel_view(names: Iterable[str] | Mapping[str, Any], states: Mapping[str, Any],
                  owed: Mapping[str, Mapping[str, int]], broken: Mapping[str, str],
-                 unverified: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
+                 unverified: Mapping[str, int] | None = None,
+                 repeated: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
     """Each channel's delivery state for status and /metrics, from the configured channels (name → their config),
     the store's channel states, queue and unverified sends."""
     out: dict[str, dict[str, Any]] = {}
@@ -337,6 +341,6 @@ def channel_view(names: Iterable[str] | Mapping[str, Any], states: Mapping[str, 
             "limited": bool(failing and name not in broken and (error or "").startswith("rate-limited: ")),
             "failing_since": st.failing_since if failing else None, "failures": st.failures if failing else 0,
             "last_error": error, "next_try": st.next_try if failing else None, "waiting": sum(n.values()),
-            "unverified": (unverified or {}).get(name, 0),
+            "unverified": (unverified or {}).get(name, 0), "maybe_repeated": (repeated or {}).get(name, 0),
         }
     return out

@@ -442,7 +442,7 @@ class Service:
             send_failure_classes={k: dict(v.classes) for k, v in counts.items() if v.classes},
             broken_channels=self.store.broken(), dispatch_interval=seconds(self.config.schedule.dispatch_interval),
             channels=channel_view(self.config.notifiers, self.store.channel_states(), self.store.owed(now),
-                                  self.store.broken(), self.store.unverified()),
+                                  self.store.broken(), self.store.unverified(), self.store.maybe_repeated()),
             requests={**self.pipeline.checker.request_stats(), "loop_lag_max": round(self.lag.max, 3),
                       "loop_lag_recent": self.lag.take_recent()},
         )
