@@ -112,3 +112,54 @@ def test_three_nodes_share_checks_survive_a_kill_and_fence_a_frozen_node(
                                    "GROUP BY status").fetchall())
     assert statuses.get("failed", 0) >= 1  # the killed node's job ended failed (never retried)
     assert statuses.get("doing", 0) == 0  # SIGTERM left no job running
+
+
+def test_three_dispatchers_keep_one_robots_rate_in_database_time_despite_skewed_clocks(
+    pg_cluster: Any, tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from agent.clock import Clock as AgentClock
+    from agent.outbox.dispatch import Dispatcher
+    from agent.outbox.store import Store
+    from notifiers.base import Message
+    from tests.conftest import run_async
+    from tests.test_dispatch import NOON, TZ, Scripted, config
+
+    class Timed(Scripted):
+        rate_limits = ((5, 2.0),)  # a robot that takes 5 in any 2 s
+
+        async def send(self, message: Message) -> str:
+            self.at.append(time.time())
+            return await super().send(message)
+
+    url = pg_cluster.database()
+    cfg = config(tmp_path)
+    stores = [Store(url) for _ in range(3)]
+    robot = Timed("ops")
+    robot.at = []
+    try:
+        for n in range(20):
+            stores[0].commit_check(f"店{n}", [], [(f"k{n}", "ops", {"kind": "health", "shop": f"店{n}",
+                                                                      "severity": "warning", "event": "failing",
+                                                                      "created_at": NOON.isoformat(), "key": f"k{n}"})],
+                                   time.time())
+        dispatchers = []
+        for i, store in enumerate(stores):  # each node's clock is off by up to a second
+            skew = (i - 1) * 1.0
+            clock = AgentClock(TZ, source=lambda skew=skew: time.time() + skew)
+            schedule = Schedule(store.db)
+            dispatchers.append(Dispatcher(cfg, store, {"ops": robot, "mail": Scripted("mail")}, clock=clock,
+                                          rate_now=schedule.now))
+        end = time.time() + 12
+        while time.time() < end and stores[0].depth().get("pending", 0):
+            for d in dispatchers:  # one at a time, as the advisory lock makes them
+                run_async(d.run_once())
+            time.sleep(0.1)
+    finally:
+        for s in stores:
+            s.close()
+    assert len(robot.sent) == 20  # all went out
+    at = sorted(robot.at)
+    assert all(at[i + 5] - at[i] >= 2.0 - 0.05 for i in range(len(at) - 5)), at  # never 6 within 2 s
+    assert timedelta(seconds=at[-1] - at[0]) >= timedelta(seconds=6)  # the limit really held them back

@@ -115,7 +115,8 @@ class Report:
 class Dispatcher:
     def __init__(self, config: Config, store: Store, notifiers: Mapping[str, Notifier],
                  detail_url: Callable[[str, Alert], str] | None = None,
-                 clock: Clock | None = None, rng: random.Random | None = None) -> None:
+                 clock: Clock | None = None, rng: random.Random | None = None,
+                 rate_now: Callable[[], float] | None = None) -> None:
         self.config, self.store, self.notifiers = config, store, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
         self.detail_url = detail_url
@@ -124,6 +125,8 @@ class Dispatcher:
         self.clock = clock or Clock(self.tz)
         self.rng = rng or random.Random()
         self._limited: dict[str, tuple[float, str]] = {}  # in a run: channel → when its limit lets the next go, why
+        # the clock of the rate windows: ours, or the database's when several nodes share them
+        self.rate_now = rate_now
 
     def backoff(self, failures: int, hint: float | None) -> float:
         """The wait before a failing channel's next try: the channel's own hint when it gives one, else
@@ -264,7 +267,8 @@ class Dispatcher:
             if self.store.set_broken(channel, now, str(exc)):  # once per breakage
                 self._notice(channel, notices.channel_broken(channel, shop, str(exc), self._at(now)), now)
             return FAILED
-        done = max(now, self.clock.now())  # counted when the answer came: never before the service counted it
+        # counted when the answer came: never before the service counted it
+        done = self.rate_now() if self.rate_now else max(now, self.clock.now())
         for key in notifier.rate_keys:
             for _ in range(cost):
                 self.store.record_send(key, done)
@@ -287,12 +291,13 @@ class Dispatcher:
 
     def _rate_limited(self, notifier: Notifier, cost: int, now: float) -> tuple[float, str] | None:
         """When a message of `cost` would break one of the channel's rate limits in one of its buckets: the time
-        to try again and why; None when it may go now."""
+        (ours) to try again and why; None when it may go now. The windows run on `rate_now` when given."""
+        at = self.rate_now() if self.rate_now else now
         for key in notifier.rate_keys:
             for count, window in notifier.rate_limits:
-                if self.store.sent_within(key, now, window) + cost > count:
-                    oldest = self.store.oldest_within(key, now, window) or now
-                    return oldest + window, f"rate limit ({count} per {window:g} s, {notifier.kind})"
+                if self.store.sent_within(key, at, window) + cost > count:
+                    oldest = self.store.oldest_within(key, at, window) or at
+                    return now + (oldest + window - at), f"rate limit ({count} per {window:g} s, {notifier.kind})"
         return None
 
     def _qr_links(self, shop: str, rows: list[OutboxRow], now: float) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -73,5 +73,7 @@ class Pipeline:
     def in_flight(self) -> frozenset[str]:
         return self.checker.in_flight
 
-    async def dispatch(self) -> Report:
-        return await Dispatcher(self.config, self.store, self.notifiers, self.detail_url, clock=self.clock).run_once()
+    async def dispatch(self, rate_now: Callable[[], float] | None = None) -> Report:
+        """Send what is due; `rate_now` (several nodes: the database's clock) runs the channels' rate windows."""
+        return await Dispatcher(self.config, self.store, self.notifiers, self.detail_url, clock=self.clock,
+                                rate_now=rate_now).run_once()

@@ -321,7 +321,7 @@ class Service:
             if not self.role.try_dispatch_lock():
                 return Report()
             try:
-                report = await self.pipeline.dispatch()
+                report = await self.pipeline.dispatch(rate_now=self.role.schedule.now)
             finally:
                 self.role.release_dispatch_lock()
         else:
