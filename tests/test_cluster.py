@@ -163,3 +163,44 @@ def test_three_dispatchers_keep_one_robots_rate_in_database_time_despite_skewed_
     at = sorted(robot.at)
     assert all(at[i + 5] - at[i] >= 2.0 - 0.05 for i in range(len(at) - 5)), at  # never 6 within 2 s
     assert timedelta(seconds=at[-1] - at[0]) >= timedelta(seconds=6)  # the limit really held them back
+
+
+def test_a_periodic_run_goes_to_one_node_per_period(pg_cluster: Any) -> None:
+    engines = [PostgresEngine(pg_cluster.database())]
+    url = engines[0].url
+    engines += [PostgresEngine(url) for _ in range(2)]
+    try:
+        schedules = [Schedule(e) for e in engines]
+        schedules[0].create()
+        won = [s.claim_run("digest", "2026-12-07", f"n{i}") for i, s in enumerate(schedules)]
+        assert won.count(True) == 1  # the digest of a day: once, whichever node's timer fired first
+        assert schedules[1].claim_run("digest", "2026-12-08", "n1") is True  # the next day is a new period
+    finally:
+        for e in engines:
+            e.close()
+
+
+def test_cluster_import_moves_a_single_machines_store_once(pg_cluster: Any, tmp_path: Path) -> None:
+    from agent.outbox.store import Store
+
+    url = pg_cluster.database()
+    single = Store(tmp_path / "data" / "agent.db")
+    single.commit_check("店", [{"kind": "aftersale", "item_id": "1", "last_stage": 1}], [("k", "ops", {})], 1.0e9)
+    single.close()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[agent]\ndata_dir = "data"\n[[shops]]\nname = "店"\nusername = "店"\n'
+                      f'[cluster]\ndatabase_url = "{url}"\n', encoding="utf-8")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agent", "cluster", *args, "--config", str(config)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+
+    first = cli("import")
+    assert first.returncode == 0 and "items 1" in first.stdout and "outbox 1" in first.stdout, first.stderr
+    again = cli("import")
+    assert again.returncode == 1 and "目标数据库不是空的" in again.stderr  # never mixes two histories
+    shared = Store(url)
+    try:
+        assert [r.dedup_key for r in shared.due(2.0e9)] == ["k"]
+    finally:
+        shared.close()

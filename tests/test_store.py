@@ -145,3 +145,43 @@ def test_a_store_written_by_a_newer_version_is_refused(store_at: Path | str) -> 
     db.close()
     with pytest.raises(SchemaTooNew, match="upgrade pdd-agent"):
         Store(store_at)
+
+
+def test_a_sqlite_store_moves_into_an_empty_store_whole(tmp_path: Path, store_at: Path | str) -> None:
+    from agent.outbox.team_store import Team
+    from agent.outbox.transfer import TargetNotEmpty, copy_store
+
+    if isinstance(store_at, Path):
+        store_at = tmp_path / "target.db"
+    source = Store(tmp_path / "agent.db")
+    source.commit_check("s", [state("1", 2)], [("a", "ops", {"n": 1}), ("b", "ops", {"n": 2})], T0,
+                        check=(False, "timeout", "x", {}), events=[("aftersale", "1", "张三", "note", "已联系")])
+    [a, _b] = source.due(T0)
+    source.mark_sent([a.id], T0 + 1)
+    source.record_send("wecom:abc", T0 + 1)
+    source.channel_failed("ops", T0 + 2, "errcode -1", T0 + 10)
+    token = Team(source).new_token("monitor", T0)
+    png = source.qr_link("s", b"\x89PNG", T0 + 900)
+    target = Store(store_at)
+    counts = copy_store(source, target)
+    assert counts["outbox"] == 2 and counts["item_events"] == 1
+    assert target.load_items("s") == source.load_items("s")
+    assert [r.dedup_key for r in target.due(T0 + 20)] == ["b"] and target.depth() == {"sent": 1, "pending": 1}
+    assert target.sent_within("wecom:abc", T0 + 30) == 1 and target.channel_state("ops") == source.channel_state("ops")
+    assert target.shop_health("s").consecutive_failures == 1
+    assert Team(target).token_name(token, T0 + 5) == "monitor" and target.qr_png(png, T0) == b"\x89PNG"
+    target.commit_check("s2", [], [("c", "ops", {})], T0 + 30)  # new rows number on after the copied ones
+    assert max(r["id"] for r in target.rows()) == 3
+    with pytest.raises(TargetNotEmpty):
+        copy_store(source, target)
+    source.close()
+    target.close()
+
+
+def test_the_import_knows_every_table_of_the_store(tmp_path: Path) -> None:
+    from agent.outbox.transfer import TABLES
+
+    db = Store(tmp_path / "agent.db")
+    names = {r[0] for r in db.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    db.close()
+    assert names - {"sqlite_sequence"} == set(TABLES)  # a new table must be added to the import

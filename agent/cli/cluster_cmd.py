@@ -1,9 +1,11 @@
-"""`pdd-agent cluster migrate|status`: prepare the shared PostgreSQL, and show the nodes, their shops and jobs."""
+"""`pdd-agent cluster migrate|status|import`: prepare the shared PostgreSQL, show the nodes, their shops and jobs,
+move one machine's SQLite store into it."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 from agent.cli.loading import load_or_report
 from agent.cli.terminal import ago, clean
@@ -13,9 +15,10 @@ from agent.config import Config
 from agent.config.durations import seconds
 from agent.outbox.engine import database_errors
 from agent.outbox.store import Store
+from agent.outbox.transfer import TargetNotEmpty, copy_store
 
 
-def main(config_path: str, action: str) -> int:
+def main(config_path: str, action: str, source: str | None = None) -> int:
     config = load_or_report(config_path)
     if config is None:
         return 2
@@ -24,6 +27,8 @@ def main(config_path: str, action: str) -> int:
               file=sys.stderr)
         return 2
     try:
+        if action == "import":
+            return import_sqlite(config, Path(source) if source else config.agent.data_dir / "agent.db")
         return migrate(config) if action == "migrate" else status(config)
     except database_errors() as exc:
         print(f"数据库不可用 / database unavailable: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
@@ -40,6 +45,25 @@ def migrate(config: Config) -> int:
     finally:
         store.close()
     print("数据库已就绪 / database ready: store, job queue and shop schedule tables are in place")
+    return 0
+
+
+def import_sqlite(config: Config, source_path: Path) -> int:
+    """One machine's SQLite store into the (empty) PostgreSQL: items, alerts sent and queued, channel state, claims,
+    the timeline, tokens. Stop the single-node service first; start the nodes after."""
+    if not source_path.exists():
+        print(f"没有找到 SQLite 数据库 / no SQLite store at {source_path}", file=sys.stderr)
+        return 2
+    source, target = Store(source_path), Store(config.store_at())
+    try:
+        counts = copy_store(source, target)
+    except TargetNotEmpty as exc:
+        print(f"未导入 / not imported: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        source.close()
+        target.close()
+    print("已导入 / imported: " + "，".join(f"{t} {n}" for t, n in counts.items()))
     return 0
 
 

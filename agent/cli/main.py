@@ -154,10 +154,14 @@ def _add_cluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     c.set_defaults(func=lambda _args: (c.print_help(), 2)[1])
     acts = c.add_subparsers(dest="cluster_command", metavar="ACTION")
     for name, text in (("migrate", "create or update the shared tables (also done when a node starts)"),
-                       ("status", "the nodes, their heartbeats and shops, the check jobs, the outbox")):
+                       ("status", "the nodes, their heartbeats and shops, the check jobs, the outbox"),
+                       ("import", "move one machine's SQLite store (data_dir/agent.db) into the empty PostgreSQL")):
         p = acts.add_parser(name, help=text)
         p.add_argument("--config", default="config.toml")
-        p.set_defaults(func=lambda a, act=name: _run("agent.cli.cluster_cmd", a.config, act))
+        if name == "import":
+            p.add_argument("--from", dest="source", help="the SQLite file (default: data_dir/agent.db)")
+        p.set_defaults(func=lambda a, act=name: _run("agent.cli.cluster_cmd", a.config, act,
+                                                     getattr(a, "source", None)))
 
 
 def _run(module: str, *args: object, **kwargs: object) -> int:

@@ -21,6 +21,10 @@ CREATE TABLE IF NOT EXISTS shop_schedule (
 CREATE TABLE IF NOT EXISTS cluster_nodes (
     name TEXT PRIMARY KEY, heartbeat_at DOUBLE PRECISION NOT NULL, started_at DOUBLE PRECISION NOT NULL,
     pid INTEGER NOT NULL, host TEXT NOT NULL, stopped_at DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS cluster_runs (
+    job TEXT NOT NULL, period TEXT NOT NULL, node TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (job, period)
 )
 """
 
@@ -122,6 +126,14 @@ class Schedule:
         """Shop → the node that checked it last (a node prefers these: warm connections, the same exit)."""
         rows = self.db.execute("SELECT shop, last_node FROM shop_schedule WHERE last_node IS NOT NULL")
         return {str(s): str(n) for s, n in rows}
+
+    def claim_run(self, job: str, period: str, node: str) -> bool:
+        """True for the one node that runs `job` for `period` (e.g. the digest of a local day); False for the
+        others, whose timers fired too."""
+        with self.db.tx():
+            cur = self.db.execute("INSERT INTO cluster_runs (job, period, node, at) VALUES (?, ?, ?, "
+                                  "EXTRACT(EPOCH FROM clock_timestamp())) ON CONFLICT DO NOTHING", (job, period, node))
+            return cur.rowcount > 0
 
     # ---- nodes --------------------------------------------------------------------------------
     def beat(self, node: str, pid: int, host: str) -> None:

@@ -332,7 +332,11 @@ class Service:
         return report
 
     async def digest(self) -> None:
-        """Each shop's daily digest; shops with [watch].money read their 退款成功 list first (request-only)."""
+        """Each shop's daily digest; shops with [watch].money read their 退款成功 list first (request-only). With
+        several nodes, the first whose timer fires does it for the day."""
+        if self.role is not None and not self.role.schedule.claim_run(
+                "digest", self.clock.backend_local().date().isoformat(), self.role.node):
+            return
         shops = [s for s in self.config.shops if s.enabled]
         reads = await asyncio.gather(*(self._refunds(s) for s in shops))
         now = self.clock.backend_local()
