@@ -47,10 +47,13 @@ COPY pyproject.toml README.md /src/
 COPY agent/ /src/agent/
 COPY notifiers/ /src/notifiers/
 COPY selectors/ /src/selectors/
+# The optional extras: cluster (several nodes on PostgreSQL: psycopg, procrastinate), apprise (the long tail of push
+# services). EXTRAS="" builds the smallest image.
+ARG EXTRAS=cluster,apprise
 RUN set -eux; \
     python3 -m venv /opt/pdd-agent/venv; \
     /opt/pdd-agent/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
-        ${PIP_MIRROR:+--index-url "$PIP_MIRROR"} /src; \
+        ${PIP_MIRROR:+--index-url "$PIP_MIRROR"} "/src${EXTRAS:+[$EXTRAS]}"; \
     rm -rf /src; \
     /opt/pdd-agent/venv/bin/pdd-agent --version
 
