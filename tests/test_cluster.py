@@ -22,6 +22,7 @@ from agent.outbox.engine import PostgresEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERVAL, CHECK, STALL, TICK = 3.0, 1.0, 3.0, 1.0
+SESSION_KEY = "X3vXb0Hq0P0pqgC3mJbYx6m6z8b9Vq2Zr0cW8m4kLhE="  # a test Fernet key
 
 
 class Node:
@@ -189,7 +190,7 @@ def test_cluster_import_moves_a_single_machines_store_once(pg_cluster: Any, tmp_
     single.close()
     config = tmp_path / "config.toml"
     config.write_text(f'[agent]\ndata_dir = "data"\n[[shops]]\nname = "店"\nusername = "店"\n'
-                      f'[cluster]\ndatabase_url = "{url}"\n', encoding="utf-8")
+                      f'[cluster]\ndatabase_url = "{url}"\nsession_keys = "{SESSION_KEY}"\n', encoding="utf-8")
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "agent", "cluster", *args, "--config", str(config)], cwd=ROOT,
@@ -204,3 +205,27 @@ def test_cluster_import_moves_a_single_machines_store_once(pg_cluster: Any, tmp_
         assert [r.dedup_key for r in shared.due(2.0e9)] == ["k"]
     finally:
         shared.close()
+
+
+def test_shared_sessions_are_encrypted_rotatable_and_refused_under_a_wrong_key(pg_cluster: Any) -> None:
+    from cryptography.fernet import Fernet
+
+    from agent.cluster.sessions import SharedSessions
+    from tests.conftest import run_async
+
+    db = PostgresEngine(pg_cluster.database())
+    try:
+        old, new = SESSION_KEY, Fernet.generate_key().decode()
+        state = {"cookies": [{"name": "PASS_ID", "value": "secret-cookie-value", "domain": "x"}], "origins": []}
+        first = SharedSessions(db, old, "n0")
+        first.create()
+        run_async(first.for_shop("店").save(state))
+        raw = bytes(db.execute("SELECT token FROM shop_sessions").fetchone()[0])
+        assert b"secret-cookie-value" not in raw and b"PASS_ID" not in raw  # nothing readable at rest
+        assert SharedSessions(db, old, "n1").for_shop("店").load() == state  # another node, no login
+        rotating = SharedSessions(db, f"{new},{old}", "n1")
+        assert rotating.load("店") == state and rotating.rotate() == 1  # re-encrypted with the new key
+        assert SharedSessions(db, new, "n2").load("店") == state  # the old key can go now
+        assert SharedSessions(db, old, "n2").load("店") is None  # a wrong key: logged out, not a crash
+    finally:
+        db.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.qr_login import HeldQrLogin
 from agent.browser.reader import ROLES, RawRead, ReadOptions, Requester
 from agent.browser.results import parse_read
+from agent.browser.saved import SavedSession
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import (
     READ_CAPTCHA,
@@ -55,6 +56,7 @@ class Checker:
     def __init__(
         self, config: Config, pool: BrowserPool, sel: Mapping[str, Any], options: ReadOptions | None = None,
         *, hold_qr_logins: bool = False, read_refunds: bool = False, defer_when_busy: bool = False,
+        saved_for: Callable[[str], SavedSession] | None = None,
     ) -> None:
         """`hold_qr_logins`: a shop that needs a QR scan keeps its login page open in `ShopResult.open_login`
         (the service waits there for the scan of the QR it pushed); otherwise every context is closed."""
@@ -69,6 +71,7 @@ class Checker:
         self.tz = ZoneInfo(config.agent.timezone)
         self.lanes = Lanes(config.browser.max_concurrent_checks, config.browser.pages)
         self.hold_qr_logins = hold_qr_logins
+        self.saved_for = saved_for  # where a shop's session is kept (several nodes: shared); None: its file
         self.read_refunds = read_refunds  # `check`: each check reads 退款成功 too (the service: once a day)
         self.watch_cache: dict[str, WatchCache] = {}  # per shop: the watch cards as last read
         # the service: while the budget is busy, non-urgent reads wait (at most [watch].refresh) for calmer checks
@@ -298,7 +301,9 @@ class Checker:
             return await session_refunds(self.session(shop), shop.base_url, self.sel, self.options, self.tz)
 
     def session(self, shop: ShopConfig) -> ShopSession:
-        return ShopSession.for_shop(self.pool, shop, self.config.agent.data_dir, self.sel["site"], self.options.budget)
+        saved = self.saved_for(shop.name) if self.saved_for else None
+        return ShopSession.for_shop(self.pool, shop, self.config.agent.data_dir, self.sel["site"], self.options.budget,
+                                    saved=saved)
 
     async def keepalive(self, shop: ShopConfig) -> bool:
         """A light visit between checks (checkLogin through the saved session, cookies saved back): True when

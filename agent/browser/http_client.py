@@ -9,7 +9,6 @@ per proxy (`HttpClients`) and never keep cookies of their own: one shop's cookie
 
 from __future__ import annotations
 
-import asyncio
 import http.cookiejar
 import json
 import time
@@ -19,12 +18,11 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from loguru import logger
 
 from agent.browser.budget import RequestBudget
 from agent.browser.reader import Answer
+from agent.browser.saved import FileSession, SavedSession
 from agent.core.cookies import apply_set_cookies, cookie_header
-from agent.files import write_private
 
 DEFAULT_LOCALE = "zh-CN"
 
@@ -111,25 +109,20 @@ class ShopHttp:
 
     gates_budget = True
 
-    def __init__(self, clients: HttpClients, state_path: Path, *, user_agent: str, locale: str = "",
+    def __init__(self, clients: HttpClients, saved: SavedSession | Path, *, user_agent: str, locale: str = "",
                  proxy: str | None = None, secrets: tuple[str, ...] = (), budget: RequestBudget | None = None) -> None:
         self.client = clients.client(proxy)
         self.budget = budget  # its rolling-second gate is taken in the transport
-        self.state_path = state_path
+        self.saved: SavedSession = FileSession(saved) if isinstance(saved, Path) else saved
         self.user_agent = user_agent
         self.locale = locale
         self.secrets = tuple(s for s in secrets if s)  # never in an error message (the proxy's password)
         self.state: dict[str, Any] = {"cookies": [], "origins": []}
         self.changed = False
         self.sent = 0
-        try:
-            data = json.loads(state_path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and isinstance(data.get("cookies"), list):
-                self.state = data
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as exc:
-            logger.warning("session file {} unreadable ({}); requests go without cookies", state_path, exc)
+        data = self.saved.load()
+        if data is not None and isinstance(data.get("cookies"), list):
+            self.state = data
 
     @property
     def has_session(self) -> bool:
@@ -166,9 +159,8 @@ class ShopHttp:
                       resp.content)
 
     async def save(self) -> None:
-        """Write the session file back when the backend changed a cookie (atomically, mode 0600)."""
+        """Save the session back when the backend changed a cookie (a file: atomically, mode 0600)."""
         if not self.changed:
             return
-        data = json.dumps(self.state, ensure_ascii=False).encode("utf-8")
-        await asyncio.to_thread(write_private, self.state_path, data)
+        await self.saved.save(self.state)
         self.changed = False

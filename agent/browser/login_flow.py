@@ -79,7 +79,7 @@ async def interactive_login(
     try:
         if await session.verify(context):
             await session.save(context)
-            out(f"已登录，会话已保存 / already logged in; session saved to {session.state_path}")
+            out(f"已登录，会话已保存 / already logged in; session saved to {session.saved.where}")
             return
         if not qr:
             password = session.password or (await asyncio.to_thread(prompt, PASSWORD_PROMPT)).strip()
@@ -112,7 +112,7 @@ async def _password_login(
             kind = result.outcome
             if kind is Outcome.SUCCESS:
                 await session.confirm_login(context)
-                out(f"登录成功，会话已保存 / logged in; session saved to {session.state_path}")
+                out(f"登录成功，会话已保存 / logged in; session saved to {session.saved.where}")
                 return True
             if kind is Outcome.QR_ONLY:
                 out(f"{result.text}\n该账号只能扫码登录 / this account logs in by QR code only")
@@ -197,7 +197,7 @@ async def _qr_login(
         with suppress(PlaywrightError):
             await page.wait_for_load_state()
         await session.confirm_login(context)
-        out(f"扫码登录成功，会话已保存 / logged in; session saved to {session.state_path}")
+        out(f"扫码登录成功，会话已保存 / logged in; session saved to {session.saved.where}")
     finally:
         wait.close()
         with suppress(PlaywrightError):
@@ -237,7 +237,7 @@ async def pass_read_captcha(
                 if isinstance(data, Mapping) and data.get("success") is True:
                     break
         await session.save(context)
-        out(f"安全验证已通过，会话已保存 / captcha passed; session saved to {session.state_path}")
+        out(f"安全验证已通过，会话已保存 / captcha passed; session saved to {session.saved.where}")
     finally:
         with suppress(PlaywrightError):
             await close_quietly(page)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,14 +235,14 @@ class BrowserPool:
         """Chromium's version once launched ("" before)."""
         return self._browser.version if self._browser is not None else ""
 
-    def _context_options(self, storage_state: Path | None, network: Network | None,
+    def _context_options(self, storage_state: Path | Mapping[str, Any] | None, network: Network | None,
                          har: Path | None = None) -> dict[str, Any]:
         net = network or Network()
         options: dict[str, Any] = {"locale": net.locale or LOCALE, "timezone_id": TIMEZONE, "viewport": dict(VIEWPORT)}
         if har is not None:  # the doctor's bundle: every request and answer, bodies embedded, written at close
             options.update(record_har_path=str(har), record_har_content="embed")
-        if storage_state is not None:
-            options["storage_state"] = str(storage_state)
+        if storage_state is not None:  # a file, or the state itself (never written to disk)
+            options["storage_state"] = str(storage_state) if isinstance(storage_state, Path) else dict(storage_state)
         if net.user_agent or self._user_agent:
             options["user_agent"] = net.user_agent or self._user_agent
         if net.proxy is not None:
@@ -250,7 +250,8 @@ class BrowserPool:
         return options
 
     async def new_context(
-        self, storage_state: Path | None = None, *, block_assets: bool | None = None, network: Network | None = None,
+        self, storage_state: Path | Mapping[str, Any] | None = None, *, block_assets: bool | None = None,
+        network: Network | None = None,
         har: Path | None = None,
     ) -> BrowserContext:
         """A fresh context (from `storage_state` when given), zh-CN, Asia/Shanghai, 1366x900; `network` gives

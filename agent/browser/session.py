@@ -13,7 +13,6 @@ Every URL, selector, text and field name comes from `selectors/site.toml` (the `
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -33,10 +32,10 @@ from agent.browser.http_client import ShopHttp
 from agent.browser.pool import LOCALE, Network, close_quietly
 from agent.browser.qr_login import QR_TIMEOUT_SECONDS, QrLogin, QrWatch, qr_png_bytes
 from agent.browser.reader import Requester
+from agent.browser.saved import FileSession, SavedSession
 from agent.browser.shopfiles import shop_dir, state_path
 from agent.core import parsers
 from agent.core.models import CheckFailure, ShopState
-from agent.files import write_private
 
 if TYPE_CHECKING:
     from agent.browser.pool import BrowserPool
@@ -84,6 +83,7 @@ class ShopSession(QrLogin):
         login_timeout: float = LOGIN_TIMEOUT_SECONDS,
         network: Network | None = None,
         budget: RequestBudget | None = None,
+        saved: SavedSession | None = None,
     ) -> None:
         self.pool = pool
         self.name = name
@@ -91,6 +91,8 @@ class ShopSession(QrLogin):
         self.username = username
         self.password = password
         self.state_path = Path(state_path)
+        # where the session is kept: the file at state_path, unless the caller keeps it elsewhere (several nodes)
+        self.saved: SavedSession = saved or FileSession(self.state_path)
         self.site = site
         self.paths: Mapping[str, Any] = site["paths"]
         self.api: Mapping[str, Any] = site["api"]
@@ -104,11 +106,12 @@ class ShopSession(QrLogin):
 
     @classmethod
     def for_shop(cls, pool: BrowserPool, shop: ShopConfig, data_dir: Path, site: Mapping[str, Any],
-                 budget: RequestBudget | None = None) -> ShopSession:
-        """The configured shop's session, saved in its folder under `data_dir`, on the shop's own network."""
+                 budget: RequestBudget | None = None, saved: SavedSession | None = None) -> ShopSession:
+        """The configured shop's session, saved in its folder under `data_dir` (or in `saved`), on the shop's own
+        network."""
         return cls(pool, name=shop.name, base_url=shop.base_url, username=shop.username, password=shop.password(),
                    state_path=state_path(shop_dir(data_dir, shop.name)), site=site, network=Network.of(shop),
-                   budget=budget)
+                   budget=budget, saved=saved)
 
     # ---- URLs ---------------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -125,33 +128,20 @@ class ShopSession(QrLogin):
         return path == login or path.startswith(login + "/")
 
     # ---- state file -----------------------------------------------------------------------------
-    def _readable_state(self) -> Path | None:
-        try:
-            data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            logger.warning("shop {}: session file {} unreadable ({}); starting logged out", self.name,
-                           self.state_path, exc)
-            return None
-        return self.state_path if isinstance(data, dict) else None
-
     async def open(self, har: Path | None = None) -> BrowserContext:
         """A context from the saved storage state when there is one (else an empty context); `har` records it."""
-        return await self.pool.new_context(self._readable_state(), network=self.network, har=har)
+        return await self.pool.new_context(self.saved.load(), network=self.network, har=har)
 
     async def requests(self) -> ShopHttp:
         """The saved session over plain HTTP (no browser context): the routine check, keep-alive, 退款成功."""
         net = self.network or Network()
-        return ShopHttp(self.pool.http, self.state_path, user_agent=net.user_agent or await self.pool.user_agent(),
+        return ShopHttp(self.pool.http, self.saved, user_agent=net.user_agent or await self.pool.user_agent(),
                         locale=net.locale or LOCALE, proxy=net.proxy_url, budget=self.budget,
                         secrets=tuple((net.proxy or {}).get(k, "") for k in ("password",)))
 
     async def save(self, context: BrowserContext) -> None:
-        """Store the context's cookies and local storage: atomically, mode 0600, parent dir 0700."""
-        state = await context.storage_state()
-        data = json.dumps(state, ensure_ascii=False).encode("utf-8")
-        await asyncio.to_thread(write_private, self.state_path, data)
+        """Store the context's cookies and local storage (a file: atomically, mode 0600, parent dir 0700)."""
+        await self.saved.save(await context.storage_state())
 
     # ---- verification ---------------------------------------------------------------------------
     async def verify(self, context: BrowserContext | Requester) -> bool:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
-from agent.cli.loading import load_or_report, shop_or_report
+from agent.cli.loading import load_or_report, shared_sessions, shop_or_report
 from agent.cli.terminal import HINTS, clean, remaining_text
 from agent.config import Config, locators
 from agent.core.models import Item, ShopResult
@@ -64,7 +64,8 @@ async def run_checks(config: Config, shop: str | None, mode: str) -> list[ShopRe
     sel = locators.load(config.agent.selectors_dir)
     shops = [s for s in config.shops if shop is None or s.name == shop]
     async with BrowserPool.from_config(config.browser) as pool:
-        return await Checker(config, pool, sel, read_refunds=True).check_all(shops, mode)
+        with shared_sessions(config) as saved_for:
+            return await Checker(config, pool, sel, read_refunds=True, saved_for=saved_for).check_all(shops, mode)
 
 
 def main(config_path: str, *, as_json: bool, shop: str | None, mode: str = "auto", out: TextIO = sys.stdout) -> int:

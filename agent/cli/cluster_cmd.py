@@ -10,6 +10,7 @@ from pathlib import Path
 from agent.cli.loading import load_or_report
 from agent.cli.terminal import ago, clean
 from agent.cluster.schedule import Schedule
+from agent.cluster.sessions import SharedSessions
 from agent.cluster.work import Work, WorkOptions
 from agent.config import Config
 from agent.config.durations import seconds
@@ -19,6 +20,11 @@ from agent.outbox.transfer import TargetNotEmpty, copy_store
 
 
 def main(config_path: str, action: str, source: str | None = None) -> int:
+    if action == "key":  # needs no config: a new key to put in the environment
+        from cryptography.fernet import Fernet
+
+        print(Fernet.generate_key().decode("ascii"))
+        return 0
     config = load_or_report(config_path)
     if config is None:
         return 2
@@ -42,9 +48,13 @@ def migrate(config: Config) -> int:
         work = Work(config.cluster.database_url, Schedule(store.db), _no_check, lambda s, w, n: n,
                     WorkOptions(node="migrate"))
         asyncio.run(work.migrate())
+        sessions = SharedSessions(store.db, config.cluster.session_keys, "migrate")
+        sessions.create()
+        rotated = sessions.rotate()  # every saved session under the first key (older keys may then go)
     finally:
         store.close()
-    print("数据库已就绪 / database ready: store, job queue and shop schedule tables are in place")
+    print("数据库已就绪 / database ready: store, job queue and shop schedule tables are in place; "
+          f"{rotated} saved session(s) encrypted with the first key")
     return 0
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from agent.config import Config, ConfigError, ShopConfig, load_config
 
@@ -30,3 +34,22 @@ def shop_or_report(config: Config, name: str, config_path: str) -> ShopConfig | 
     if shop is None:
         print(f"没有这个店铺 / no shop named {name!r} in {config_path}", file=sys.stderr)
     return shop
+
+
+@contextmanager
+def shared_sessions(config: Config) -> Iterator[Callable[[str], Any] | None]:
+    """Where the shops' sessions are kept for a command: None (each shop's file) on one machine; with [cluster]
+    database_url, the shared encrypted ones (so `login` on any node logs the shop in for every node)."""
+    if not config.cluster.database_url:
+        yield None
+        return
+    from agent.cluster.sessions import SharedSessions
+    from agent.outbox.engine import open_engine
+
+    db = open_engine(config.cluster.database_url)
+    try:
+        sessions = SharedSessions(db, config.cluster.session_keys, f"cli:{os.getpid()}")
+        sessions.create()
+        yield sessions.for_shop
+    finally:
+        db.close()

@@ -155,7 +155,8 @@ def _add_cluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     acts = c.add_subparsers(dest="cluster_command", metavar="ACTION")
     for name, text in (("migrate", "create or update the shared tables (also done when a node starts)"),
                        ("status", "the nodes, their heartbeats and shops, the check jobs, the outbox"),
-                       ("import", "move one machine's SQLite store (data_dir/agent.db) into the empty PostgreSQL")):
+                       ("import", "move one machine's SQLite store (data_dir/agent.db) into the empty PostgreSQL"),
+                       ("key", "print a new key for [cluster] session_keys (the shared sessions' encryption)")):
         p = acts.add_parser(name, help=text)
         p.add_argument("--config", default="config.toml")
         if name == "import":

@@ -441,6 +441,17 @@ class TeamConfig:
         return next((m for m in self.members if m.name == name), None)
 
 
+def _fernet_key(key: str) -> bool:
+    """A Fernet key: 32 bytes in url-safe base64 (checked without the cryptography package)."""
+    import base64
+    import binascii
+
+    try:
+        return len(base64.urlsafe_b64decode(key.strip().encode("ascii"))) == 32
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return False
+
+
 _DB_URL = _rule(lambda v: not v or (urlsplit(v).scheme in ("postgresql", "postgres") and urlsplit(v).hostname),
                 'expected "" (one machine, SQLite) or a PostgreSQL URL such as "${PDD_DATABASE_URL}" '
                 '(postgresql://user:password@host:5432/pdd), got {v} (数据库地址无效)', str.strip)
@@ -453,6 +464,10 @@ class ClusterConfig:
     database_url: str = _key("", _DB_URL)  # from ${ENV}: it holds the database password
     node_name: str = ""  # this node's name in `cluster status`; "": host:pid
     stall_timeout: str = _key("60s", _DURATION)  # a node silent this long: its shops are checked by another
+    # the Fernet key(s) the shops' shared sessions are encrypted with, from ${ENV}: "NEW,OLD" while rotating
+    session_keys: str = _key("", _rule(lambda v: not v or all(_fernet_key(k) for k in v.split(",")),
+                                       "expected one or more Fernet keys separated by commas (generate one with "
+                                       "`pdd-agent cluster key`) (会话密钥格式无效)", str.strip))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -484,6 +499,10 @@ class Config:
                 if name not in self.notifiers:
                     known = ", ".join(self.notifiers) or "none defined"
                     out.append((path, f"unknown channel {_show(name)}; [notifiers.*] has: {known} (未定义的通知渠道)"))
+        if self.cluster.database_url and not self.cluster.session_keys:
+            out.append((("cluster", "session_keys"), "required with database_url: the shops' sessions are shared "
+                        'encrypted; generate a key with `pdd-agent cluster key`, then session_keys = '
+                        '"${PDD_SESSION_KEYS}" (多机运行必须设置会话密钥)'))
         if not self.web_on_loopback() and not any(m.password_hash for m in self.team.members):
             where = ", ".join(self.listen_addresses())
             out.append((("web", "listen"), f"the team page listens beyond loopback ({where})"

@@ -1,7 +1,7 @@
 """The service as one node of several ([cluster] database_url): its checks come from the shared schedule through
-procrastinate instead of its own per-shop timers, each committed fenced on its lease; only one node sends the
-outbox at a time (a PostgreSQL advisory lock, released by the database if the node dies); keep-alive visits only
-the shops this node checked last."""
+procrastinate instead of its own per-shop timers, each committed fenced on its lease; the shops' sessions are
+shared, encrypted; only one node sends the outbox at a time (a PostgreSQL advisory lock, released by the database
+if the node dies); keep-alive visits only the shops this node checked last."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from loguru import logger
 
 from agent.cluster.schedule import Schedule
+from agent.cluster.sessions import SharedSessions
 from agent.cluster.work import Work, WorkOptions, default_node_name
 from agent.config import Config
 from agent.config.crontab import cron_trigger
@@ -35,6 +36,7 @@ class NodeRole:
         self.node = config.cluster.node_name or default_node_name()
         self.db = open_engine(self.url)  # our own connection: the schedule, the dispatch lock
         self.schedule = Schedule(self.db)
+        self.sessions = SharedSessions(self.db, config.cluster.session_keys, self.node)
         self._check = check
         stall = seconds(self.config.cluster.stall_timeout)
         self.work = Work(self.url, self.schedule, self.run_check, self.next_due, WorkOptions(
@@ -46,6 +48,7 @@ class NodeRole:
     async def start(self) -> None:
         """Tables when absent, this config's shops in the schedule (new ones spread over the jitter), the worker."""
         await self.work.migrate()
+        self.sessions.create()
         now, spread = self.schedule.now(), min(seconds(self.config.schedule.jitter), 5.0)
         self.schedule.sync({name: now + random.uniform(0, spread) for name in self.shops})
         self._task = asyncio.get_running_loop().create_task(self.work.run())

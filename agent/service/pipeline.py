@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
 from agent.browser.reader import ReadOptions
+from agent.browser.saved import SavedSession
 from agent.clock import Clock
 from agent.config import Config, ShopConfig
 from agent.core.models import ShopResult
@@ -25,10 +26,12 @@ class Pipeline:
 
     def __init__(self, config: Config, store: Store, pool: BrowserPool, sel: Mapping[str, Any],
                  notifiers: Mapping[str, Notifier], options: ReadOptions | None = None, *,
-                 hold_qr_logins: bool = False, clock: Clock | None = None) -> None:
+                 hold_qr_logins: bool = False, clock: Clock | None = None,
+                 saved_for: Callable[[str], SavedSession] | None = None) -> None:
         self.config, self.store, self.pool, self.sel, self.notifiers = config, store, pool, sel, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
-        self.checker = Checker(config, pool, sel, options, hold_qr_logins=hold_qr_logins, defer_when_busy=True)
+        self.checker = Checker(config, pool, sel, options, hold_qr_logins=hold_qr_logins, defer_when_busy=True,
+                               saved_for=saved_for)
         self.clock = clock or Clock(self.tz)
 
     def detail_url(self, shop_name: str, alert: Alert) -> str:

@@ -65,7 +65,11 @@ class Service:
         self.config, self.store, self.pool, self.notifiers = config, store, pool, notifiers
         self.tz = ZoneInfo(config.agent.timezone)
         self.clock = clock or Clock(self.tz)
-        self.pipeline = Pipeline(config, store, pool, sel, notifiers, hold_qr_logins=True, clock=self.clock)
+        # one node of several ([cluster] database_url): checks come from the shared schedule, not our timers, and
+        # the shops' sessions are shared (encrypted in the database)
+        self.role = NodeRole(config, self._check_leased) if config.cluster.database_url else None
+        self.pipeline = Pipeline(config, store, pool, sel, notifiers, hold_qr_logins=True, clock=self.clock,
+                                 saved_for=self.role.sessions.for_shop if self.role else None)
         store.probe_channels_now(self.clock.now())  # a restart tries failing channels at once
         self.qr_timeout = qr_timeout
         c = capacity(config)  # a crowded round is spread over the interval only where even twice its load fits
@@ -90,8 +94,6 @@ class Service:
         self.on_check: Callable[[ShopResult], None] | None = None  # the demo listens here
         self.listeners: list[Callable[[str], None]] = []  # the team page: "items" | "shops" | "channels" changed
         self.qr_images: dict[str, bytes] = {}  # shops whose QR login waits for a scan: the QR the team was sent
-        # one node of several ([cluster] database_url): checks come from the shared schedule, not our timers
-        self.role = NodeRole(config, self._check_leased) if config.cluster.database_url else None
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:

@@ -20,6 +20,7 @@ from agent.sandbox.wecom import FakeWeCom
 from tests.browser.test_alerts_e2e import expected_stage_alerts, sns
 from tests.browser.test_service_process import ROOT, Agent, agents, free_port, shop_messages, wait_until, write_config
 from tests.conftest import Sandbox
+from tests.test_cluster import SESSION_KEY
 
 pytestmark = pytest.mark.browser
 __all__ = ["agents"]  # the fixture
@@ -34,7 +35,8 @@ def node_configs(tmp_path: Path, sandbox: Sandbox, wecom: FakeWeCom, url: str) -
         port = free_port()
         text = re.sub(r'data_dir = ".*?"', f'data_dir = "{tmp_path / f"data{i}"}"', base)
         text = re.sub(r'listen = "127\.0\.0\.1:\d+"', f'listen = "127.0.0.1:{port}"', text)
-        text += f'\n[cluster]\ndatabase_url = "{url}"\nnode_name = "n{i}"\nstall_timeout = "4s"\n'
+        text += (f'\n[cluster]\ndatabase_url = "{url}"\nnode_name = "n{i}"\nstall_timeout = "4s"\n'
+                 f'session_keys = "{SESSION_KEY}"\n')
         path = tmp_path / f"n{i}.toml"
         path.write_text(text, encoding="utf-8")
         out.append((path, port))
@@ -69,6 +71,10 @@ def test_three_nodes_share_the_shops_and_deliver_every_alert_once(
         assert set(counts.values()) == {1}, (shop, counts)
     checked = {n.log_path.name: len(re.findall(r"shop \S+ checked: state=ok", n.log())) for n in nodes}
     assert sum(1 for v in checked.values() if v) >= 2, checked  # the work is shared
+    logins = Counter(m for n in nodes for m in re.findall(r"shop (\S+): logged in again", n.log()))
+    assert logins and set(logins) <= set(SHOPS)  # the sessions started empty: each shop logged in somewhere
+    assert set(logins.values()) == {1}, logins  # once: its saved session serves every node after that
+    assert not list(tmp_path.glob("data*/shops/*/state.json"))  # no plaintext session on a node's disk
     out = cluster_cmd(configs[0][0], "status")
     assert out.returncode == 0 and out.stdout.count("：正常") == 3, out.stdout + out.stderr
 
@@ -83,6 +89,8 @@ def test_three_nodes_share_the_shops_and_deliver_every_alert_once(
         return all(later <= set(sns(shop_messages(wecom, s, start))) for s in SHOPS)
 
     wait_until(later_delivered, "the next stages with one node dead", nodes[0], timeout=120)
+    logins = Counter(m for n in nodes for m in re.findall(r"shop (\S+): logged in again", n.log()))
+    assert set(logins.values()) <= {1}, logins  # the killed node's shops read with their saved sessions
     time.sleep(3)
     for shop in SHOPS:
         counts = Counter(sns(shop_messages(wecom, shop, start)))
