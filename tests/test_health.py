@@ -332,3 +332,22 @@ def test_a_channel_throttled_by_its_service_and_unverified_sends_in_metrics_and_
     assert any(line.startswith("  dt（钉钉）：被渠道限流（rate-limited: errcode 130101") and "14:09:50 后再发" in line
                for line in lines), lines
     assert "  push（Apprise）：正常，待发 0 条，已发送未确认送达 1 条" in lines
+
+
+def test_a_cluster_node_in_metrics_status_and_the_health_verdict(tmp_path: Path) -> None:
+    from agent.cli.status_cmd import cluster_lines
+
+    cluster = {"node": "n0", "worker": True, "error": "", "jobs": {"todo": 2, "doing": 3, "failed": 1},
+               "nodes": [{"name": "n0", "age": 1.0, "state": "ok"}, {"name": "n1", "age": 2.0, "state": "ok"},
+                         {"name": "n2", "age": 95.0, "state": "silent"}]}
+    text = render_metrics(snap(cluster=cluster), T0).splitlines()
+    assert 'pdd_agent_cluster_nodes{state="ok"} 2' in text and 'pdd_agent_cluster_nodes{state="silent"} 1' in text
+    assert 'pdd_agent_cluster_check_jobs{status="doing"} 3' in text
+    assert 'pdd_agent_cluster_worker_up{node="n0"} 1' in text
+    lines = cluster_lines(cluster)
+    assert lines[0] == "多机：本节点 n0" and any("n2：失联" in x for x in lines) and "进行中 3" in lines[-1]
+    healthy, _ = healthz(snap(cluster=cluster), T0)
+    assert healthy
+    down, reasons = healthz(snap(cluster={**cluster, "worker": False, "error": "database: OperationalError"}), T0)
+    assert not down and any("n0" in r and "OperationalError" in r for r in reasons)
+    assert Snapshot.from_json(snap(cluster=cluster).to_json()).cluster == cluster  # the heartbeat carries it

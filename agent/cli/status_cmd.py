@@ -182,9 +182,23 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
     lines.append(f"待发消息：待发送 {outbox.get('pending', 0)}，已发送 {outbox.get('sent', 0)}，"
                  f"失败 {outbox.get('dead', 0)}")
     lines += channel_lines(channels, tz)
+    if heartbeat is not None and running and heartbeat.cluster:
+        lines += cluster_lines(heartbeat.cluster)
     lines += capacity_lines(config)
     out.write("\n".join(lines) + "\n")
     return 0 if running and healthy else 1
+
+
+def cluster_lines(c: Mapping[str, Any]) -> list[str]:
+    """Several nodes: this node, every node's heartbeat, the shared check jobs."""
+    states = {"ok": "正常", "silent": "失联（店铺已交给其他节点）", "stopped": "已停止"}
+    me = f"多机：本节点 {clean(str(c.get('node', '')), 60)}" + ("" if c.get("worker") else "（未在分担检查）")
+    out = [me]
+    for n in c.get("nodes", []):
+        out.append(f"  {clean(str(n['name']), 60)}：{states.get(n['state'], n['state'])}，心跳 {ago(float(n['age']))}")
+    jobs = c.get("jobs", {})
+    out.append(f"  检查任务：等待 {jobs.get('todo', 0)}，进行中 {jobs.get('doing', 0)}，失败 {jobs.get('failed', 0)}")
+    return out
 
 
 def channel_lines(channels: Mapping[str, Mapping[str, Any]], tz: tzinfo) -> list[str]:

@@ -122,8 +122,8 @@ class Store:
         with self.tx() as db:
             if fence is not None:
                 fence(db)
-            if check is not None:
-                self._write_health(db, prev, now, *check)
+            if check is not None:  # when the shop was last read: our clock (the service's own), not the backend's
+                self._write_health(db, prev, at, *check)
                 if counters is not None:
                     db.execute("UPDATE shops SET counters = ? WHERE shop = ?", (json.dumps(dict(counters)), shop))
             for st in states:
@@ -369,6 +369,12 @@ class Store:
         if row is None:
             return ShopHealth(shop, None, None, None, 0, {})
         return ShopHealth(shop, row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]))
+
+    def shops_read(self) -> dict[str, tuple[float | None, str | None, int, str | None]]:
+        """Every shop's (last read, last state, failures in a row, last error) in one query: what the other nodes
+        of a cluster learned."""
+        rows = self.db.execute("SELECT shop, last_ok, last_state, consecutive_failures, last_error FROM shops")
+        return {str(r[0]): (r[1], r[2], int(r[3] or 0), r[4]) for r in rows}
 
     @staticmethod
     def _write_health(db: Engine, prev: ShopHealth, now: float, ok: bool, state: str,

@@ -44,6 +44,7 @@ class NodeRole:
             heartbeat_seconds=max(1.0, min(10.0, stall / 6)), grace_seconds=seconds(config.schedule.shutdown_grace)))
         self.shops = {s.name: s for s in config.shops if s.enabled}
         self._task: asyncio.Task[None] | None = None
+        self.started = False  # the tables are in place (the snapshot may read them)
 
     async def start(self) -> None:
         """Tables when absent, this config's shops in the schedule (new ones spread over the jitter), the worker."""
@@ -52,6 +53,7 @@ class NodeRole:
         now, spread = self.schedule.now(), min(seconds(self.config.schedule.jitter), 5.0)
         self.schedule.sync({name: now + random.uniform(0, spread) for name in self.shops})
         self._task = asyncio.get_running_loop().create_task(self.work.run())
+        self.started = True
         logger.info("cluster node {}: sharing {} shop(s) on PostgreSQL", self.node, len(self.shops))
 
     async def stop(self) -> None:
@@ -83,6 +85,25 @@ class NodeRole:
 
     async def run_check(self, shop: str, lease: int) -> None:
         await self._check(shop, lambda db: self.schedule.fence(shop, lease, db))
+
+    def view(self) -> dict[str, Any]:
+        """For the snapshot (status, /metrics, the health verdict): this node, every node, the check jobs."""
+        running = self._task is not None and not self._task.done()
+        error = ""
+        if self._task is not None and self._task.done() and not self._task.cancelled():
+            exc = self._task.exception()
+            error = f"{type(exc).__name__}: {str(exc)[:200]}" if exc else "ended"
+        try:
+            now, stall = self.schedule.now(), seconds(self.config.cluster.stall_timeout)
+            nodes = [{"name": n.name, "age": round(now - n.heartbeat_at, 1),
+                      "state": "stopped" if n.stopped_at else ("silent" if now - n.heartbeat_at > stall else "ok")}
+                     for n in self.schedule.nodes()]
+            jobs = dict(self.db.execute("SELECT status::text, count(*) FROM procrastinate_jobs WHERE task_name = "
+                                        "'check_shop' GROUP BY status").fetchall())
+        except Exception as exc:  # the database is unreachable: say so, the service goes on
+            return {"node": self.node, "worker": False, "error": f"database: {type(exc).__name__}", "nodes": [],
+                    "jobs": {}}
+        return {"node": self.node, "worker": running, "error": error, "nodes": nodes, "jobs": jobs}
 
     # ---- one sender at a time -------------------------------------------------------------------
     def try_dispatch_lock(self) -> bool:

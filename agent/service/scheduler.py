@@ -431,8 +431,19 @@ class Service:
         return replace(st, enabled=shop.enabled, interval_seconds=self.config.schedule.interval_of(shop),
                        stale_after=stale_after(self.config, shop, ref).timestamp() if shop.enabled else None)
 
+    def _shared_reads(self) -> None:
+        """Several nodes: a shop another node read counts as read (its time and state from the shared store)."""
+        for name, (last_ok, state, failures, error) in self.store.shops_read().items():
+            st, shop = self.status.get(name), self.shops.get(name)
+            if st is None or shop is None or (last_ok or 0) <= (st.last_ok or 0):
+                continue
+            self.status[name] = self._scheduled(shop, replace(st, last_ok=last_ok, state=state or st.state,
+                                                              consecutive_failures=failures, last_error=error))
+
     def _snapshot(self) -> Snapshot:
         now = self.clock.now()
+        if self.role is not None:
+            self._shared_reads()
         shops = []
         for shop in self.config.shops:
             job = self.scheduler.get_job(f"check:{shop.name}") if self.scheduler.running else None
@@ -451,6 +462,7 @@ class Service:
                                   self.store.broken(), self.store.unverified(), self.store.maybe_repeated()),
             requests={**self.pipeline.checker.request_stats(), "loop_lag_max": round(self.lag.max, 3),
                       "loop_lag_recent": self.lag.take_recent()},
+            cluster=self.role.view() if self.role is not None and self.role.started else {},
         )
 
     async def heartbeat(self) -> None:

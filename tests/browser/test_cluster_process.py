@@ -77,6 +77,11 @@ def test_three_nodes_share_the_shops_and_deliver_every_alert_once(
     assert not list(tmp_path.glob("data*/shops/*/state.json"))  # no plaintext session on a node's disk
     out = cluster_cmd(configs[0][0], "status")
     assert out.returncode == 0 and out.stdout.count("：正常") == 3, out.stdout + out.stderr
+    state = subprocess.run([sys.executable, "-m", "agent", "status", "--config", str(configs[1][0])], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert "多机：本节点 n1" in state.stdout and state.stdout.count("：正常，心跳") == 3, state.stdout
+    metrics = nodes[0].metrics()
+    assert metrics[("pdd_agent_cluster_nodes", (("state", "ok"),))] == 3 and nodes[0].healthz() == 200
 
     nodes[2].proc.send_signal(signal.SIGKILL)  # kill -9: its shops go to the others after the stall timeout
     nodes[2].proc.wait(timeout=10)
