@@ -563,3 +563,19 @@ def test_shop_proxy_from_the_environment_is_masked_in_the_view(tmp_path: Path, m
     assert shop.proxy_shown == "http://***@10.1.2.3:3128" and (shop.user_agent, shop.locale) == ("UA/1", "zh-TW")
     dumped = json.dumps(masked(config), ensure_ascii=False)
     assert "s3cr" not in dumped and "shop1" not in dumped and "http://***@10.1.2.3:3128" in dumped
+
+
+def test_the_cluster_table_is_checked_and_its_secrets_masked(tmp_path: Path) -> None:
+    base = '[[shops]]\nname = "店"\nusername = "店"\n[cluster]\n'
+    msg = _error(tmp_path, base + 'database_url = "mysql://u:p@h/db"\n')
+    assert "cluster.database_url" in msg and "PostgreSQL URL" in msg and "u:p@" not in msg
+    msg = _error(tmp_path, base + 'database_url = "postgresql://pdd:pw@db:5432/pdd"\n')
+    assert "cluster.session_keys: required with database_url" in msg
+    msg = _error(tmp_path, base + 'database_url = "postgresql://pdd:pw@db/pdd"\nsession_keys = "not-a-key"\n')
+    assert "cluster.session_keys" in msg and "Fernet" in msg
+    key = "X3vXb0Hq0P0pqgC3mJbYx6m6z8b9Vq2Zr0cW8m4kLhE="
+    good = base + f'database_url = "postgresql://pdd:pw@db/pdd"\nsession_keys = "{key}"\n'
+    config = load_config(_write(tmp_path, good))
+    assert config.store_at() == "postgresql://pdd:pw@db/pdd"
+    shown = json.dumps(masked(config))
+    assert key not in shown and ":pw@" not in shown and "***@db/pdd" in shown

@@ -47,7 +47,7 @@ _FAILED: Any = object()  # stands for a value that already produced a problem
 _SCALARS: dict[Any, str] = {str: "a string", int: "an integer", float: "a number", bool: "a boolean (true/false)",
                             Path: "a path (a string)"}
 _ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}; $${NAME} stays a literal ${NAME}
-_SECRET = re.compile(r"(^|_)(password|passwd|secret|token|key|webhook|webhook_url|urls)(_|$)", re.IGNORECASE)
+_SECRET = re.compile(r"(^|_)(password|passwd|secret|token|key|keys|webhook|webhook_url|urls)(_|$)", re.IGNORECASE)
 
 
 def _dotted(key: KeyPath) -> str:
@@ -179,7 +179,7 @@ def _mask(value: Any, name: str) -> Any:
         return value and (f"{value} (set)" if os.environ.get(value) else f"{value} (未设置 / not set)")
     if _SECRET.search(name) and value not in ("", None):
         return "***"
-    if name == "proxy" and isinstance(value, str):
+    if name in ("proxy", "database_url") and isinstance(value, str):
         return mask_url(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _mask(getattr(value, f.name), f.name) for f in dataclasses.fields(value)}

@@ -453,8 +453,9 @@ def _fernet_key(key: str) -> bool:
 
 
 _DB_URL = _rule(lambda v: not v or (urlsplit(v).scheme in ("postgresql", "postgres") and urlsplit(v).hostname),
-                'expected "" (one machine, SQLite) or a PostgreSQL URL such as "${PDD_DATABASE_URL}" '
-                '(postgresql://user:password@host:5432/pdd), got {v} (数据库地址无效)', str.strip)
+                'expected "" (one machine, SQLite) or a PostgreSQL URL such as "${{PDD_DATABASE_URL}}" '
+                '(postgresql://user:password@host:5432/pdd); the value is not shown, it may hold a password '
+                '(数据库地址无效)', str.strip)
 
 
 @dataclass(frozen=True, kw_only=True)
