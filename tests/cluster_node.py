@@ -68,6 +68,7 @@ async def main(args: argparse.Namespace) -> None:
     except asyncio.CancelledError:
         pass
     schedule.stopped(args.node)
+    work.release([args.node])
     db.close()
     print(f"node {args.node} stopped", flush=True)
 

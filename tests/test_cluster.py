@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,12 @@ SESSION_KEY = "X3vXb0Hq0P0pqgC3mJbYx6m6z8b9Vq2Zr0cW8m4kLhE="  # a test Fernet ke
 
 
 class Node:
-    def __init__(self, url: str, name: str, tmp: Path) -> None:
+    def __init__(self, url: str, name: str, tmp: Path, interval: float = INTERVAL, check: float = CHECK) -> None:
         self.name, self.log = name, tmp / f"{name}.log"
         with self.log.open("w") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.cluster_node", url, name, "--interval", str(INTERVAL),
-                 "--check-seconds", str(CHECK), "--stall", str(STALL)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "tests.cluster_node", url, name, "--interval", str(interval),
+                 "--check-seconds", str(check), "--stall", str(STALL)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -77,6 +77,7 @@ def test_three_nodes_share_checks_survive_a_kill_and_fence_a_frozen_node(
         nodes[2].proc.wait(timeout=10)
         frozen_shops = wait_for(lambda: held("n1"), "n1 in the middle of a check", nodes)
         os.kill(nodes[1].proc.pid, signal.SIGSTOP)  # presumed dead: no heartbeat, its check half done
+        frozen_shops = sorted({*frozen_shops, *held("n1")})  # what it holds as it freezes
         wait_for(lambda: not set(frozen_shops) & set(held("n1")), "n1's shops taken back", nodes[:1],
                  timeout=STALL + 6 * TICK)
         os.kill(nodes[1].proc.pid, signal.SIGCONT)  # it wakes up and tries to commit
@@ -99,6 +100,7 @@ def test_three_nodes_share_checks_survive_a_kill_and_fence_a_frozen_node(
             "SELECT shop, node, lease, started, ended FROM test_checks ORDER BY started"):
         checks[shop].append((float(started), float(ended), str(node), int(lease)))
     assert set(checks) == set(shops)  # none skipped
+    assert len({r[2] for runs in checks.values() for r in runs if r[0] < killed_at}) == 3  # every node worked
     for shop, runs in checks.items():
         for (s1, e1, *_), (s2, _e2, *_) in zip(runs, runs[1:], strict=False):
             assert s2 >= e1, f"{shop}: two checks overlap"  # never two at once
@@ -229,3 +231,41 @@ def test_shared_sessions_are_encrypted_rotatable_and_refused_under_a_wrong_key(p
         assert SharedSessions(db, old, "n2").load("店") is None  # a wrong key: logged out, not a crash
     finally:
         db.close()
+
+
+def test_a_shop_stays_on_the_node_that_checked_it_once_the_load_is_even(
+    db: tuple[str, PostgresEngine], tmp_path: Path,
+) -> None:
+    url, engine = db
+    schedule = Schedule(engine)
+    shops = [f"店{i:02d}" for i in range(24)]
+    schedule.sync(dict.fromkeys(shops, schedule.now()))
+    nodes = [Node(url, f"n{i}", tmp_path, interval=2.0, check=0.2) for i in range(3)]
+    try:
+        time.sleep(16)  # eight rounds: the first spread at random, then the fair share settles
+        settled = schedule.now() - 6
+    finally:
+        for n in nodes:
+            n.proc.send_signal(signal.SIGTERM)
+        for n in nodes:
+            n.proc.wait(timeout=30)
+    runs: dict[str, list[str]] = defaultdict(list)
+    for shop, node in engine.execute("SELECT shop, node FROM test_checks WHERE started >= ? ORDER BY started",
+                                     (settled,)):
+        runs[str(shop)].append(str(node))
+    stays = [a == b for seq in runs.values() for a, b in zip(seq, seq[1:], strict=False)]
+    assert stays and sum(stays) >= 0.8 * len(stays), f"{sum(stays)} of {len(stays)}"  # warm: the same node
+    per_node = Counter(seq[-1] for seq in runs.values())
+    assert len(per_node) == 3 and max(per_node.values()) <= 12, per_node  # and the load is shared
+
+
+def test_the_tick_and_the_reaper_run_every_few_seconds_all_day() -> None:
+    import croniter
+
+    from agent.cluster.work import WorkOptions
+
+    opts = WorkOptions(node="n")
+    for cron, period in ((opts.tick_cron, 2.0), (opts.reap_cron, 5.0)):  # procrastinate: seconds are the 6th field
+        it = croniter.croniter(cron, 1_796_643_600.0)  # an odd minute too: no minute field may gate it
+        times = [it.get_next(float) for _ in range(40)]
+        assert {round(b - a, 3) for a, b in zip(times, times[1:], strict=False)} == {period}, cron

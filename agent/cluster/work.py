@@ -23,19 +23,20 @@ from procrastinate.jobs import Status
 
 from agent.cluster.schedule import Fenced, Schedule
 
+SHARED = "default"  # the queue every node takes from; each node also has its own, "node:NAME"
 RunCheck = Callable[[str, int], Awaitable[None]]  # (shop, lease): check it, commit fenced on the lease
 NextDue = Callable[[str, float, float], float]  # (shop, was due, now) → next due (database time)
 
 
 @dataclass(frozen=True)
 class WorkOptions:
-    """How a node takes part: its name, checks at once, the tick and reaper periods (6-field crons, seconds
-    first), how long a silent node is given before its shops are taken back, its heartbeat."""
+    """How a node takes part: its name, checks at once, the tick and reaper periods (6-field crons: the sixth
+    field is the seconds), how long a silent node is given before its shops are taken back, its heartbeat."""
 
     node: str
     concurrency: int = 10
-    tick_cron: str = "*/2 * * * * *"
-    reap_cron: str = "*/5 * * * * *"
+    tick_cron: str = "* * * * * */2"  # every 2 s
+    reap_cron: str = "* * * * * */5"  # every 5 s
     stall_seconds: float = 60.0
     heartbeat_seconds: float = 5.0
     fetch_seconds: float = 1.0
@@ -75,10 +76,12 @@ class Work:
         @self.app.periodic(cron=opts.tick_cron)
         @self.app.task(name="tick", queueing_lock="tick", retry=False)
         async def tick(timestamp: int) -> None:
-            for shop in self.schedule.claim_due(self.next_due):
+            due = self.schedule.claim_due(self.next_due)
+            queues = self.affinity(due) if due else {}
+            for shop in due:
                 try:
-                    await check_shop.configure(lock=f"shop:{shop}", queueing_lock=f"shop:{shop}").defer_async(
-                        shop=shop)
+                    await check_shop.configure(lock=f"shop:{shop}", queueing_lock=f"shop:{shop}",
+                                               queue=queues[shop]).defer_async(shop=shop)
                 except AlreadyEnqueued:  # waiting already: late, not skipped
                     logger.debug("check of {} is already waiting", shop)
 
@@ -88,6 +91,35 @@ class Work:
             await self.reap()
 
         self.check_shop = check_shop
+
+    def affinity(self, shops: list[str]) -> dict[str, str]:
+        """Each due shop's queue: the node that checked it last (warm connections, the same exit) while that node
+        is alive and the shop is within its fair share (its first shops by name, up to all shops / live nodes),
+        else the shared queue any node takes from: a node that joins, or whose peer died, gets shops, and the
+        load evens out while every node keeps a stable set."""
+        now, last = self.schedule.now(), self.schedule.last_nodes()
+        alive = {n.name for n in self.schedule.nodes()
+                 if n.stopped_at is None and now - n.heartbeat_at <= self.options.stall_seconds}
+        fair = -(-len(last) // max(1, len(alive)))  # ceil
+        kept: set[str] = set()
+        by_node: dict[str, list[str]] = {}
+        for shop, node in sorted(last.items()):
+            if node in alive:
+                by_node.setdefault(node, []).append(shop)
+        for own in by_node.values():
+            kept.update(own[:fair])
+        return {shop: f"node:{last[shop]}" if shop in kept else SHARED for shop in shops}
+
+    def release(self, nodes: list[str]) -> int:
+        """Jobs waiting in the queues of `nodes` (dead or stopped) go to the shared queue; how many."""
+        if not nodes:
+            return 0
+        marks = ", ".join("?" for _ in nodes)
+        with self.schedule.db.tx():
+            cur = self.schedule.db.execute(
+                f"UPDATE procrastinate_jobs SET queue_name = ? WHERE status = 'todo' AND queue_name IN ({marks})",
+                (SHARED, *(f"node:{n}" for n in nodes)))
+        return int(cur.rowcount or 0)
 
     async def reap(self) -> list[tuple[str, str]]:
         """Fail the jobs of silent workers (never retried: the schedule defers their shops again) and take back
@@ -101,6 +133,13 @@ class Work:
         taken = self.schedule.take_back(self.options.stall_seconds)
         for shop, node in taken:
             logger.warning("node {}: shop {} taken back from silent node {}", self.options.node, shop, node)
+        now = self.schedule.now()
+        gone = [n.name for n in self.schedule.nodes()
+                if n.stopped_at is not None or now - n.heartbeat_at > self.options.stall_seconds]
+        moved = self.release(gone)
+        if moved:
+            logger.warning("node {}: {} waiting check(s) of stopped or silent nodes moved to the shared queue",
+                           self.options.node, moved)
         return taken
 
     async def migrate(self) -> None:
@@ -119,6 +158,7 @@ class Work:
         try:
             async with self.app.open_async():
                 await self.app.run_worker_async(
+                    queues=[f"node:{self.options.node}", SHARED],
                     name=self.options.node, concurrency=self.options.concurrency, install_signal_handlers=False,
                     update_heartbeat_interval=self.options.heartbeat_seconds,
                     stalled_worker_timeout=self.options.stall_seconds,

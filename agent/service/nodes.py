@@ -65,6 +65,7 @@ class NodeRole:
                 pass
         try:
             self.schedule.stopped(self.node)
+            self.work.release([self.node])  # its waiting checks go to the shared queue
         finally:
             self.db.close()
 
