@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from agent.browser.check import Checker
 from agent.browser.page_reader import PageReader
 from agent.browser.pool import BrowserPool, Network, close_quietly
 from agent.browser.reader import ROLES, ReadOptions
+from agent.browser.saved import SavedSession
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import shop_dir
 from agent.browser.watch import apply_watch, quality_reasons, read_watch
@@ -256,9 +257,11 @@ def report(probes: list[Probe]) -> str:
 
 
 async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: Path | None = None,
-              secrets: Iterable[str] = ()) -> tuple[list[Probe], Path, list[str]]:
+              secrets: Iterable[str] = (), saved_for: Callable[[str], SavedSession] | None = None,
+              ) -> tuple[list[Probe], Path, list[str]]:
     """The whole walk for one shop: the probes, the folder of its screenshots and pages, and notes. With
-    `bundle`, the walk is recorded (HAR) and written there redacted, `secrets` scrubbed wherever they show."""
+    `bundle`, the walk is recorded (HAR) and written there redacted, `secrets` scrubbed wherever they show.
+    `saved_for` keeps the shop's session where the service keeps it (several nodes: shared, encrypted)."""
     data_dir, timeout = config.agent.data_dir, config.browser.timeout_seconds
     stamp = datetime.now(ZoneInfo(config.agent.timezone)).strftime("%Y%m%d-%H%M%S")
     out_dir = shop_dir(data_dir, shop.name) / "doctor" / stamp
@@ -266,9 +269,10 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: 
     cookies: list[str] = []
     try:
         async with BrowserPool.from_config(config.browser) as pool:
-            session = ShopSession.for_shop(pool, shop, data_dir, sel["site"])
+            session = ShopSession.for_shop(pool, shop, data_dir, sel["site"],
+                                           saved=saved_for(shop.name) if saved_for else None)
             login_ctx = await pool.new_context(network=Network.of(shop), har=hars / "login.har" if hars else None)
-            doc = Doctor(await pool.new_page(login_ctx), sel, out_dir, Checker(config, pool, sel))
+            doc = Doctor(await pool.new_page(login_ctx), sel, out_dir, Checker(config, pool, sel, saved_for=saved_for))
             try:
                 await doc.login_page(session)
             except CheckFailure as exc:

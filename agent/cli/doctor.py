@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from agent.browser.doctor import report, run
-from agent.cli.loading import config_and_shop
+from agent.cli.loading import config_and_shop, shared_sessions
 from agent.cli.run_cmd import secrets_of
 from agent.config import locators
 
@@ -25,6 +25,8 @@ def main(config_path: str, shop_name: str, out: TextIO = sys.stdout, bundle: str
         return 2
     sel = locators.load(config.agent.selectors_dir)
     secrets = [*secrets_of(config), *(s.username for s in config.shops)]
-    probes, out_dir, notes = asyncio.run(run(config, shop, sel, bundle=target, secrets=secrets))
+    with shared_sessions(config) as saved_for:
+        probes, out_dir, notes = asyncio.run(run(config, shop, sel, bundle=target, secrets=secrets,
+                                                 saved_for=saved_for))
     out.write(report(probes) + "".join(f"\n{n}" for n in notes) + f"\n截图和页面 / captures: {out_dir}\n")
     return 0 if all(p.ok for p in probes) else 1

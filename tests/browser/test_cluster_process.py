@@ -110,3 +110,29 @@ def test_three_nodes_share_the_shops_and_deliver_every_alert_once(
         assert doing == 0  # SIGTERM finished the running checks; the killed node's were reaped
     finally:
         db.close()
+
+
+def test_login_and_doctor_on_a_node_keep_the_session_shared_and_off_the_disk(
+    sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, pg_cluster: Any,
+) -> None:
+    from agent.cluster.sessions import SharedSessions
+
+    url = pg_cluster.database()
+    [(config, _), *_] = node_configs(tmp_path, sandbox, wecom, url)
+    env = {**__import__("os").environ, "PDD_TEST_PASSWORD": "demo-pass"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agent", *args, "--config", str(config)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=180, env=env, stdin=subprocess.DEVNULL)
+
+    login = cli("login", "--shop", SHOPS[0])
+    assert login.returncode == 0 and "the cluster database (encrypted)" in login.stdout, login.stdout + login.stderr
+    doctor = cli("doctor", "--shop", SHOPS[0])
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # every selector matched, with the shared session
+    assert not list(tmp_path.glob("data*/shops/*/state.json"))  # nothing in plaintext on this node's disk
+    db = PostgresEngine(url)
+    try:
+        saved = SharedSessions(db, SESSION_KEY, "test").load(SHOPS[0])
+        assert saved is not None and saved["cookies"]  # where every node finds it
+    finally:
+        db.close()
