@@ -375,3 +375,8 @@ def test_wecom_app_text_cannot_carry_a_link_tag_or_an_at() -> None:
     a = alert("261121-000000001", reason='<a href="http://evil.example">点我</a> <@all> @13800001111')
     [msg] = render_group(SHOP, [a], dialect="text", max_bytes=2048, detail_url=url, tz=TZ)
     assert "<a href" not in msg.text and "<@all>" not in msg.text and "@13800001111" not in msg.text
+
+
+def test_dingtalk_markdown_never_puts_two_bold_runs_side_by_side() -> None:
+    parts = render_group(SHOP, forty(), dialect="dingtalk", max_bytes=None, detail_url=url, tz=TZ)
+    assert "****" not in parts[0].body and "【紧急·售后】**仅退款**" in parts[0].body

@@ -84,7 +84,8 @@ _MD_PIECES: dict[str, Callable[..., str]] = {
 }
 _DMD_PIECES: dict[str, Callable[..., str]] = {
     "b": lambda s: f"**{dmd_escape(s)}**",
-    "c": lambda s, colour: f"**{dmd_escape(s)}**" if colour == "warning" else dmd_escape(s),
+    # no colour in DingTalk's subset, and bold next to bold ("**a****b**") breaks: 【badges】 stand out by themselves
+    "c": lambda s, colour: dmd_escape(s),
     "k": lambda s: _clean(s).translate(str.maketrans({"<": "＜", ">": "＞", "@": "＠", "[": "［", "]": "］"})),
     "l": lambda label, url: f"[{dmd_escape(label)}]({url})",
 }

@@ -17,7 +17,7 @@ from agent.sandbox.feishu import Bot, FakeFeishu
 from agent.sandbox.wecom import FakeWeCom
 from agent.sandbox.wecom_app import FakeWeComApp
 from tests.browser.test_alerts_e2e import expected_stage_alerts, sns
-from tests.browser.test_service_process import A, Agent, B, agents, free_port, status, wait_until, write_config
+from tests.browser.test_service_process import A, Agent, B, MailLog, agents, free_port, status, wait_until, write_config
 from tests.chat_helpers import AGENT, APP_SECRET, CORP, FS_SECRET, SEC, ZHANG, channel_tables
 from tests.conftest import Sandbox
 
@@ -113,13 +113,7 @@ def test_a_failing_dingtalk_robot_fails_over_to_email_and_nothing_is_sent_twice(
                                  alerts='failover_after = "5s"\nadmin_notify = ["mail"]\n', mail_port=inbox.port)
         agent = Agent(config, port, tmp_path)
         agents.append(agent)
-        mails: list[str] = []
-
-        def mail_text() -> str:
-            for m in inbox.take():
-                body = m.get_body(preferencelist=("plain",))
-                mails.append(f"{m['Subject']}\n{body.get_content() if body else ''}")
-            return "\n".join(mails)
+        mail_text = MailLog(inbox).text
 
         # the last stage reaches the boss by email while DingTalk is down (routed to the admins, or copied there)
         wait_until(lambda: "【紧急·售后】" in mail_text(), "the last stage by email", agent)

@@ -20,6 +20,7 @@ from tests.browser.test_service_process import (
     A,
     Agent,
     B,
+    MailLog,
     agents,
     delivered_vs_recorded,
     free_port,
@@ -109,13 +110,7 @@ def test_a_last_stage_alert_fails_over_to_email_and_is_not_sent_twice_after_reco
         expected = sorted(expected_stage_alerts(sandbox, {}))
         agent = Agent(config, port, tmp_path)
         agents.append(agent)
-        mails: list[str] = []
-
-        def mail_text() -> str:
-            for m in inbox.take():
-                body = m.get_body(preferencelist=("plain",))
-                mails.append(f"{m['Subject']}\n{body.get_content() if body else ''}")
-            return "\n".join(mails)
+        mail_text = MailLog(inbox).text
 
         # the most urgent alert of the demo (its last stage) reaches the boss by email while WeCom is down
         wait_until(lambda: "【紧急·售后】" in mail_text(), "the last stage by email", agent, timeout=60)

@@ -195,6 +195,20 @@ def sent_events(db: Path) -> set[str]:
         store.close()
 
 
+class MailLog:
+    """Everything a local inbox received so far, as "subject\nplain text" per mail (`text()` takes the new ones)."""
+
+    def __init__(self, inbox: Any) -> None:
+        self.inbox = inbox
+        self.mails: list[str] = []
+
+    def text(self) -> str:
+        for m in self.inbox.take():
+            body = m.get_body(preferencelist=("plain",))
+            self.mails.append(f"{m['Subject']}\n{body.get_content() if body else ''}")
+        return "\n".join(self.mails)
+
+
 def status(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "agent", "status", "--config", str(config)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
