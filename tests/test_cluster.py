@@ -48,6 +48,16 @@ def db(pg_cluster: Any, tmp_path: Path) -> Iterator[tuple[str, PostgresEngine]]:
     engine.close()
 
 
+def three_nodes(db: tuple[str, PostgresEngine], tmp_path: Path, **node: float,
+                ) -> tuple[PostgresEngine, Schedule, list[str], list[Node]]:
+    """24 shops due now in the shared schedule, and three node processes taking them."""
+    url, engine = db
+    schedule = Schedule(engine)
+    shops = [f"店{i:02d}" for i in range(24)]
+    schedule.sync(dict.fromkeys(shops, schedule.now()))
+    return engine, schedule, shops, [Node(url, f"n{i}", tmp_path, **node) for i in range(3)]
+
+
 def wait_for(check: Callable[[], Any], what: str, nodes: list[Node], timeout: float = 30) -> Any:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -61,11 +71,7 @@ def wait_for(check: Callable[[], Any], what: str, nodes: list[Node], timeout: fl
 def test_three_nodes_share_checks_survive_a_kill_and_fence_a_frozen_node(
     db: tuple[str, PostgresEngine], tmp_path: Path,
 ) -> None:
-    url, engine = db
-    schedule = Schedule(engine)
-    shops = [f"店{i:02d}" for i in range(24)]
-    schedule.sync(dict.fromkeys(shops, schedule.now()))
-    nodes = [Node(url, f"n{i}", tmp_path) for i in range(3)]
+    engine, schedule, shops, nodes = three_nodes(db, tmp_path)
     try:
         def held(node: str) -> list[str]:
             return [s for s, n in schedule.held_by().items() if n == node]
@@ -236,11 +242,7 @@ def test_shared_sessions_are_encrypted_rotatable_and_refused_under_a_wrong_key(p
 def test_a_shop_stays_on_the_node_that_checked_it_once_the_load_is_even(
     db: tuple[str, PostgresEngine], tmp_path: Path,
 ) -> None:
-    url, engine = db
-    schedule = Schedule(engine)
-    shops = [f"店{i:02d}" for i in range(24)]
-    schedule.sync(dict.fromkeys(shops, schedule.now()))
-    nodes = [Node(url, f"n{i}", tmp_path, interval=2.0, check=0.2) for i in range(3)]
+    engine, schedule, shops, nodes = three_nodes(db, tmp_path, interval=2.0, check=0.2)
     try:
         time.sleep(16)  # eight rounds: the first spread at random, then the fair share settles
         settled = schedule.now() - 6

@@ -8,7 +8,7 @@ never claim one shop for one period and a period missed while every node was dow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.outbox.engine import Engine
@@ -88,10 +88,6 @@ class Schedule:
                 self.db.execute("UPDATE shop_schedule SET next_due_at = ? WHERE shop = ?",
                                 (next_due(shop, float(due), now), shop))
         return [str(r[0]) for r in rows]
-
-    def due_at(self, shop: str) -> float | None:
-        row = self.db.execute("SELECT next_due_at FROM shop_schedule WHERE shop = ?", (shop,)).fetchone()
-        return None if row is None else float(row[0])
 
     def begin(self, shop: str, node: str) -> int:
         """Take the shop for one check: its new lease number (every earlier lease is void from now)."""
@@ -173,8 +169,3 @@ class Schedule:
                 "WHERE lease_node IS NOT NULL AND lease_node NOT IN (SELECT name FROM cluster_nodes) "
                 "AND leased_at < ? RETURNING shop, lease_node", (now, now - stall)).fetchall()
         return [(str(s), str(n)) for s, n in (*rows, *orphans)]
-
-    def forget(self, names: Iterable[str]) -> None:
-        with self.db.tx():
-            for n in names:
-                self.db.execute("DELETE FROM cluster_nodes WHERE name = ?", (n,))

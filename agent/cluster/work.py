@@ -14,7 +14,6 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from loguru import logger
 from procrastinate import App, PsycopgConnector
@@ -54,8 +53,6 @@ class Work:
                  options: WorkOptions) -> None:
         self.schedule, self.run_check, self.next_due, self.options = schedule, run_check, next_due, options
         self.app = App(connector=PsycopgConnector(conninfo=url))
-        self.checked = 0
-        self.fenced = 0
         self._register()
 
     def _register(self) -> None:
@@ -66,9 +63,7 @@ class Work:
             lease = self.schedule.begin(shop, opts.node)
             try:
                 await self.run_check(shop, lease)
-                self.checked += 1
             except Fenced as exc:
-                self.fenced += 1
                 logger.warning("node {}: {}", opts.node, exc)
             finally:
                 self.schedule.end(shop, lease)
@@ -173,6 +168,3 @@ class Work:
         while True:
             self.schedule.beat(self.options.node, os.getpid(), host)
             await asyncio.sleep(self.options.heartbeat_seconds)
-
-    def stats(self) -> dict[str, Any]:
-        return {"node": self.options.node, "checked": self.checked, "fenced": self.fenced}

@@ -9,26 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from agent.core import markup
-from agent.core.markup import (
-    DIALECTS,
-    SEP,
-    Line,
-    Piece,
-    _clean,
-    _html,
-    _md,
-    _text,
-    html_escape,
-    md_escape,
-    safe_url,
-    text_escape,
-)
+from agent.core.markup import DIALECTS, Line, _clean, _html, html_escape, md_escape, safe_url, text_escape
 from agent.core.markup import page as _page
 from agent.core.rules import FAILING, RECOVERED, Alert
 
-__all__ = ["SEP", "Line", "Piece", "RenderedMessage", "_clean", "_html", "_md", "_page", "_text", "deadline_zh",
-           "group_title", "html_escape", "md_escape", "remaining_zh", "render_group", "safe_url", "text_escape",
-           "yuan"]
+__all__ = ["Line", "RenderedMessage", "_clean", "_html", "_page", "deadline_zh", "group_title", "html_escape",
+           "md_escape", "remaining_zh", "render_group", "safe_url", "text_escape", "yuan"]
 
 _RANK = {"critical": 0, "warning": 1, "info": 2}
 _SECTION = {"health": 0, "complaint": 1, "quality": 2, "platform": 2, "urged": 2, "aftersale": 3, "evidence": 3,
