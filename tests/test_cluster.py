@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from agent.browser.shopfiles import shop_dir
 from agent.cluster.schedule import Schedule
+from agent.cluster.sessions import SharedSessions
 from agent.outbox.engine import PostgresEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,6 +198,10 @@ def test_cluster_import_moves_a_single_machines_store_once(pg_cluster: Any, tmp_
     single = Store(tmp_path / "data" / "agent.db")
     single.commit_check("店", [{"kind": "aftersale", "item_id": "1", "last_stage": 1}], [("k", "ops", {})], 1.0e9)
     single.close()
+    folder = shop_dir(tmp_path / "data", "店")
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text('{"cookies": [{"name": "PASS_ID", "value": "v"}], "origins": []}', "utf-8")
+    (folder / "plan.json").write_text('{"learned_at": "x", "bodies": {"aftersales": {}, "evidence": {}}}', "utf-8")
     config = tmp_path / "config.toml"
     config.write_text(f'[agent]\ndata_dir = "data"\n[[shops]]\nname = "店"\nusername = "店"\n'
                       f'[cluster]\ndatabase_url = "{url}"\nsession_keys = "{SESSION_KEY}"\n', encoding="utf-8")
@@ -206,11 +212,15 @@ def test_cluster_import_moves_a_single_machines_store_once(pg_cluster: Any, tmp_
 
     first = cli("import")
     assert first.returncode == 0 and "items 1" in first.stdout and "outbox 1" in first.stdout, first.stderr
+    assert "removed from this disk: 1" in first.stdout and not (folder / "state.json").exists()
     again = cli("import")
     assert again.returncode == 1 and "目标数据库不是空的" in again.stderr  # never mixes two histories
     shared = Store(url)
     try:
         assert [r.dedup_key for r in shared.due(2.0e9)] == ["k"]
+        sessions = SharedSessions(shared.db, SESSION_KEY, "test")
+        assert sessions.load("店") == {"cookies": [{"name": "PASS_ID", "value": "v"}], "origins": []}
+        assert sessions.load_plan("店")["bodies"] == {"aftersales": {}, "evidence": {}}  # any node reads warm
     finally:
         shared.close()
 
@@ -218,7 +228,6 @@ def test_cluster_import_moves_a_single_machines_store_once(pg_cluster: Any, tmp_
 def test_shared_sessions_are_encrypted_rotatable_and_refused_under_a_wrong_key(pg_cluster: Any) -> None:
     from cryptography.fernet import Fernet
 
-    from agent.cluster.sessions import SharedSessions
     from tests.conftest import run_async
 
     db = PostgresEngine(pg_cluster.database())

@@ -24,17 +24,18 @@ from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.qr_login import HeldQrLogin
 from agent.browser.reader import ROLES, RawRead, ReadOptions, Requester
 from agent.browser.results import parse_read
-from agent.browser.saved import SavedSession
+from agent.browser.saved import FileSession, SavedSession
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import (
     READ_CAPTCHA,
     clear_hurdle,
-    load_plan,
     pending_hurdle,
+    plan_bodies,
+    plan_doc,
     remember_hurdle,
     save_capture,
-    save_plan,
     shop_dir,
+    state_path,
 )
 from agent.browser.watch import WatchCache, session_refunds, watch_check
 from agent.config import Config, ShopConfig
@@ -114,8 +115,13 @@ class Checker:
         return shop_dir(self.config.agent.data_dir, shop.name)
 
     def load_plan(self, shop: ShopConfig) -> dict[str, dict[str, Any]] | None:
-        """The request bodies page mode learned for this shop (None before the first page-mode read)."""
-        return load_plan(self._dir(shop), ROLES)
+        """The request bodies page mode learned for this shop (None before the first page-mode read; on several
+        nodes, whichever node learned them)."""
+        return plan_bodies(self.saved(shop).plan(), ROLES)
+
+    def saved(self, shop: ShopConfig) -> SavedSession:
+        """Where the shop's session and plan are kept: its folder, or (several nodes) the shared store."""
+        return self.saved_for(shop.name) if self.saved_for else FileSession(state_path(self._dir(shop)))
 
     def pending_hurdle(self, shop: ShopConfig) -> dict[str, Any] | None:
         """The login stop still waiting for a human, unless it is old enough to try the password again."""
@@ -256,7 +262,7 @@ class Checker:
                     raise
                 self.parse_read(raw, result)
                 if not any(lr.from_dom for lr in raw.lists.values()):
-                    save_plan(self._dir(shop), raw.learned, datetime.now(self.tz).isoformat(timespec="seconds"))
+                    session.saved.keep_plan(plan_doc(raw.learned, datetime.now(self.tz).isoformat(timespec="seconds")))
             if captcha:
                 result.findings.append(Finding("watch_failed", "watch cards not read: requests met a captcha"))
             else:
@@ -301,9 +307,8 @@ class Checker:
             return await session_refunds(self.session(shop), shop.base_url, self.sel, self.options, self.tz)
 
     def session(self, shop: ShopConfig) -> ShopSession:
-        saved = self.saved_for(shop.name) if self.saved_for else None
         return ShopSession.for_shop(self.pool, shop, self.config.agent.data_dir, self.sel["site"], self.options.budget,
-                                    saved=saved)
+                                    saved=self.saved_for(shop.name) if self.saved_for else None)
 
     async def keepalive(self, shop: ShopConfig) -> bool:
         """A light visit between checks (checkLogin through the saved session, cookies saved back): True when

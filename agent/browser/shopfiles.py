@@ -69,21 +69,16 @@ def clear_hurdle(folder: Path) -> None:
     hurdle_path(folder).unlink(missing_ok=True)
 
 
-def load_plan(folder: Path, roles: Sequence[str]) -> dict[str, dict[str, Any]] | None:
-    """The request bodies page mode learned for this shop (None before the first page-mode read)."""
-    try:
-        data = json.loads((folder / "plan.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    bodies = data.get("bodies") if isinstance(data, dict) else None
+def plan_bodies(doc: Any, roles: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+    """The request bodies of a saved plan document, when it has one for every role."""
+    bodies = doc.get("bodies") if isinstance(doc, dict) else None
     if isinstance(bodies, dict) and all(isinstance(bodies.get(r), dict) for r in roles):
         return bodies
     return None
 
 
-def save_plan(folder: Path, bodies: Mapping[str, Any], learned_at: str) -> None:
-    doc = {"learned_at": learned_at, "bodies": dict(bodies)}
-    write_private(folder / "plan.json", json.dumps(doc, ensure_ascii=False, indent=1))
+def plan_doc(bodies: Mapping[str, Any], learned_at: str) -> dict[str, Any]:
+    return {"learned_at": learned_at, "bodies": dict(bodies)}
 
 
 async def save_capture(folder: Path, at: datetime, page: Page | None, context: BrowserContext | None,

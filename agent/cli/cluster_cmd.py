@@ -7,6 +7,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+from agent.browser.saved import FileSession
+from agent.browser.shopfiles import shop_dir, state_path
 from agent.cli.loading import load_or_report
 from agent.cli.terminal import ago, clean
 from agent.cluster.schedule import Schedule
@@ -67,6 +69,7 @@ def import_sqlite(config: Config, source_path: Path) -> int:
     source, target = Store(source_path), Store(config.store_at())
     try:
         counts = copy_store(source, target)
+        moved = import_sessions(config, SharedSessions(target.db, config.cluster.session_keys, "import"))
     except TargetNotEmpty as exc:
         print(f"未导入 / not imported: {exc}", file=sys.stderr)
         return 1
@@ -74,7 +77,30 @@ def import_sqlite(config: Config, source_path: Path) -> int:
         source.close()
         target.close()
     print("已导入 / imported: " + "，".join(f"{t} {n}" for t, n in counts.items()))
+    print(f"登录会话已加密存入数据库并从本机删除 / saved sessions moved into the database (encrypted) and removed "
+          f"from this disk: {moved}")
     return 0
+
+
+def import_sessions(config: Config, sessions: SharedSessions) -> int:
+    """Each configured shop's saved session and learned plan from its folder into the shared store; the session
+    file is removed once the database holds a copy that decrypts (no plaintext session stays on the disk)."""
+    sessions.create()
+    moved = 0
+    for shop in config.shops:
+        folder = FileSession(state_path(shop_dir(config.agent.data_dir, shop.name)))
+        plan = folder.plan()
+        if isinstance(plan, dict) and sessions.load_plan(shop.name) is None:
+            sessions.save_plan(shop.name, plan)
+        state = folder.load()
+        if state is None:
+            continue
+        if sessions.load(shop.name) is None:  # a node may have logged in since: its session is the newer
+            sessions.save(shop.name, state)
+            moved += 1
+        if sessions.load(shop.name) is not None:
+            folder.path.unlink()
+    return moved
 
 
 async def _no_check(shop: str, lease: int) -> None:  # migrate runs no job

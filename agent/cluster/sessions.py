@@ -16,7 +16,8 @@ from agent.outbox.engine import Engine
 TABLE = """
 CREATE TABLE IF NOT EXISTS shop_sessions (
     shop TEXT PRIMARY KEY, token BYTEA NOT NULL, updated_at DOUBLE PRECISION NOT NULL, node TEXT NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS shop_plans (shop TEXT PRIMARY KEY, doc TEXT NOT NULL)
 """
 
 
@@ -64,6 +65,19 @@ class SharedSessions:
                             "token = excluded.token, updated_at = excluded.updated_at, node = excluded.node",
                             (shop, token, self.node))
 
+    def load_plan(self, shop: str) -> Any:
+        """The request plan a node learned for the shop (not secret: the bodies the page sends), or None."""
+        row = self.db.execute("SELECT doc FROM shop_plans WHERE shop = ?", (shop,)).fetchone()
+        try:
+            return None if row is None else json.loads(row[0])
+        except ValueError:
+            return None
+
+    def save_plan(self, shop: str, doc: Mapping[str, Any]) -> None:
+        with self.db.tx():
+            self.db.execute("INSERT INTO shop_plans (shop, doc) VALUES (?, ?) ON CONFLICT (shop) DO UPDATE SET "
+                            "doc = excluded.doc", (shop, json.dumps(dict(doc), ensure_ascii=False)))
+
     def rotate(self) -> int:
         """Re-encrypt every saved session with the first key (then older keys may be removed); rows done."""
         rows = self.db.execute("SELECT shop, token FROM shop_sessions").fetchall()
@@ -91,3 +105,9 @@ class ShopVault:
 
     async def save(self, state: Mapping[str, Any]) -> None:
         self.sessions.save(self.shop, state)
+
+    def plan(self) -> Any:
+        return self.sessions.load_plan(self.shop)
+
+    def keep_plan(self, doc: Mapping[str, Any]) -> None:
+        self.sessions.save_plan(self.shop, doc)

@@ -18,7 +18,7 @@ from agent.sandbox import items as it
 from agent.sandbox.clock import SandboxClock
 from agent.sandbox.logins import Logins
 from agent.sandbox.records import CAPTCHA_TOKEN_TTL_REAL_SECONDS, TRAP_MODES, Account, QrToken, Session, Settings, Shop
-from agent.sandbox.traffic import BusiestSecond
+from agent.sandbox.traffic import BusiestSecond, RequestLog
 
 STATUS_FILTER = "afterSalesStatusList"  # queryList's status filter (selectors [refunds].status_field, low)
 
@@ -52,6 +52,7 @@ class Backend(Logins):
         self.agents: dict[str, Counter[str]] = {}  # per account: "User-Agent | Accept-Language" → requests
         self._arrivals = BusiestSecond()  # real arrival times of backend requests
         self.peak_per_second = 0  # the most backend requests seen within any one second
+        self.requests = RequestLog()  # every answered request with a session, and armed holds
         self.query_bodies: deque[dict[str, Any]] = deque(maxlen=200)
         self.scenario_name = ""
 
@@ -145,8 +146,17 @@ class Backend(Logins):
                 self.clients.setdefault(username, Counter())[f"{address} via {via or '-'}"] += 1
                 self.agents.setdefault(username, Counter())[agent] += 1
 
+    def log_request(self, username: str, route: str, start: float, end: float) -> None:
+        with self.lock:
+            self.requests.add(username, route, start, end)
+
+    def take_hold(self, username: str) -> float:
+        with self.lock:
+            return self.requests.take_hold(username)
+
     def reset_traffic(self) -> None:
         with self.lock:
+            self.requests.clear()
             self.clients.clear()
             self.agents.clear()
             self._arrivals.clear()

@@ -159,3 +159,13 @@ class SandboxControl:
 
     def reset_stats(self) -> None:
         self._call("POST", "stats/reset", {})
+
+    def requests(self, since: int = 0) -> tuple[list[tuple[str, str, float, float]], int]:
+        """The business requests answered since entry `since` (account, route, came in, answered: monotonic
+        seconds), and the index to ask from next time."""
+        got = self._call("GET", "requests", since=since)
+        return [tuple(e) for e in got["entries"]], int(got["next"])  # type: ignore[misc]
+
+    def hold(self, username: str, seconds: float, count: int = 1) -> None:
+        """The account's next `count` requests wait `seconds` before they are answered."""
+        self._call("POST", "requests/hold", {"username": username, "seconds": seconds, "count": count})

@@ -238,6 +238,19 @@ def _stats(h: Handler, body: dict[str, Any]) -> Any:
                 "peak_per_second": h.backend.peak_per_second}
 
 
+def _requests(h: Handler, body: dict[str, Any]) -> Any:
+    since = int(h.query.get("since", "0"))
+    with h.backend.lock:
+        return {"entries": h.backend.requests.since(since), "next": h.backend.requests.dropped
+                + len(h.backend.requests.entries)}
+
+
+def _hold(h: Handler, body: dict[str, Any]) -> Any:
+    with h.backend.lock:
+        h.backend.requests.hold(str(body["username"]), float(body["seconds"]), int(body.get("count", 1)))
+    return {"ok": True}
+
+
 def _stats_reset(h: Handler, body: dict[str, Any]) -> Any:
     with h.backend.lock:
         h.backend.stats.clear()
@@ -268,6 +281,8 @@ CONTROL: dict[tuple[str, str], Callable[[Handler, dict[str, Any]], Any]] = {
     ("POST", "qr/cancel"): _qr_cancel,
     ("GET", "stats"): _stats,
     ("POST", "stats/reset"): _stats_reset,
+    ("GET", "requests"): _requests,
+    ("POST", "requests/hold"): _hold,
 }
 
 

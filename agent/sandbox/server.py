@@ -63,6 +63,7 @@ class Handler(QuietHandler):
         self._out_cookies: list[str] = []
         with self.backend.lock:
             self.backend.stats[f"{method} {self.route}"] += 1
+        sess = None
         if not self.route.startswith(("/__sandbox/", "/static/")):
             sess = self.backend.session_for(self.cookies())
             self.backend.note_request(sess.username if sess else None, self.client_address[0],
@@ -77,7 +78,12 @@ class Handler(QuietHandler):
             if handler is None:
                 self.send_text(HTTPStatus.NOT_FOUND, "404 Not Found")
                 return
+            hold = self.backend.take_hold(sess.username) if sess else 0.0
+            if hold:
+                time.sleep(hold)  # armed through the control API: this account's request is slow to answer
             handler(self)
+            if sess is not None:
+                self.backend.log_request(sess.username, self.route, arrived, time.monotonic())
         except (BrokenPipeError, ConnectionResetError):
             pass
         except Exception as exc:  # the sandbox must answer, never hang a test
