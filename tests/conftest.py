@@ -104,8 +104,8 @@ def store_at(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.
     opened: list[engine.PostgresEngine] = []
     original = engine.PostgresEngine.__init__
 
-    def tracked(self: engine.PostgresEngine, url: str) -> None:
-        original(self, url)
+    def tracked(self: engine.PostgresEngine, url: str, name: str = "pdd-agent") -> None:
+        original(self, url, name)
         opened.append(self)
 
     monkeypatch.setattr(engine.PostgresEngine, "__init__", tracked)

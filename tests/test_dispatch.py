@@ -174,6 +174,25 @@ def test_rate_limit_of_20_a_minute_is_kept_across_restarts(tmp_path: Path, store
     assert len(ns["ops"].sent) == 2
 
 
+def test_a_send_whose_sender_died_before_the_answer_still_counts_against_the_limit(
+    tmp_path: Path, store_at: Path | str,
+) -> None:
+    cfg = config(tmp_path)
+    ns = {"ops": Scripted("ops"), "mail": Scripted("mail")}
+    clock = Clock(NOON)
+    store = Store(store_at)
+    for i in range(19):
+        store.record_send("wecom:ops", clock.t - 30 + i)
+    store.begin_sends(["wecom:ops"], clock.t + 10, 1)  # the 20th went out; its sender died before the answer
+    check(cfg, store, [item(1, timedelta(hours=3))], NOON)
+    run(Dispatcher(cfg, store, ns, clock=clock))
+    assert ns["ops"].sent == [] and store.depth()["pending"] == 1  # a 21st would be refused (45009): it waits
+    clock.t += 45
+    run(Dispatcher(cfg, store, ns, clock=clock))
+    assert len(ns["ops"].sent) == 1
+    assert store.sent_within("wecom:ops", clock.t, 60) == 3 + 1 + 1  # the last 3 of the 19, the orphan, this one
+
+
 def test_a_used_up_minute_defers_the_other_shops_at_once_without_rendering_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 , store_at: Path | str) -> None:

@@ -14,10 +14,11 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 from procrastinate import App, PsycopgConnector
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.jobs import Status
 
 from agent.cluster.schedule import Fenced, Schedule
@@ -149,7 +150,9 @@ class Work:
     async def run(self) -> None:
         """Beat and take jobs until cancelled; a cancel stops the worker gracefully (jobs in flight finish
         within procrastinate's shutdown timeout, else are aborted and end failed)."""
-        beat = asyncio.get_running_loop().create_task(self._beat())
+        loop = asyncio.get_running_loop()
+        beat = loop.create_task(self._beat())
+        loop.set_exception_handler(self._reaped_job_handler(loop.get_exception_handler()))
         try:
             async with self.app.open_async():
                 await self.app.run_worker_async(
@@ -162,6 +165,23 @@ class Work:
                                            if self.options.grace_seconds is not None else {}))
         finally:
             beat.cancel()
+
+    def _reaped_job_handler(self, previous: Any) -> Any:
+        """A node that was presumed dead (frozen, cut off) and wakes up finds its jobs already ended failed by
+        another node's reaper; procrastinate then fails to finish them in a task nobody awaits. That is the fence
+        working, not a crash: one warning instead of an ERROR with a traceback."""
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            exc = context.get("exception")
+            cause = getattr(exc, "__cause__", None)
+            if isinstance(exc, ConnectorException) and 'not in "doing"' in str(cause):
+                task = context.get("future")
+                logger.warning("node {}: {} had been ended by another node while this one was silent",
+                               self.options.node, task.get_name() if isinstance(task, asyncio.Task) else "a job")
+            elif previous is None:
+                loop.default_exception_handler(context)
+            else:
+                previous(loop, context)
+        return handler
 
     async def _beat(self) -> None:
         host = socket.gethostname()

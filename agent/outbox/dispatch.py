@@ -234,10 +234,15 @@ class Dispatcher:
             self._limited[channel] = limited
             report.deferred += len(ids)
             return DEFERRED
+        # counted before it goes, at the latest time the service may count it (settled to the answer's time below)
+        latest = (self.rate_now() if self.rate_now else now) + float(getattr(notifier, "timeout", 30.0))
+        latest += random.random() / 1000  # its own mark in the table, settled or dropped alone
+        attempt = self.store.begin_sends(notifier.rate_keys, latest, cost)
         self.store.mark_sending(ids[:sent], now)
         try:
             answer = await notifier.send(message)
         except RetryableError as exc:
+            self.store.drop_sends(attempt)
             prev = self.store.channel_state(channel)
             failures = (prev.failures if prev is not None and prev.failing else 0) + 1
             wait = self.backoff(failures, exc.retry_after)
@@ -253,6 +258,7 @@ class Dispatcher:
             logger.warning("send to {} failed ({} in a row), next try in {:.1f} s: {}", channel, failures, wait, exc)
             return FAILED
         except PermanentError as exc:
+            self.store.drop_sends(attempt)
             self.store.not_sent(ids[:sent])
             self.store.mark_dead(ids, str(exc))
             report.dead += len(ids)
@@ -268,10 +274,7 @@ class Dispatcher:
                 self._notice(channel, notices.channel_broken(channel, shop, str(exc), self._at(now)), now)
             return FAILED
         # counted when the answer came: never before the service counted it
-        done = self.rate_now() if self.rate_now else max(now, self.clock.now())
-        for key in notifier.rate_keys:
-            for _ in range(cost):
-                self.store.record_send(key, done)
+        self.store.settle_sends(attempt, self.rate_now() if self.rate_now else max(now, self.clock.now()))
         self.store.mark_sent(ids[:sent], now, verified=notifier.verified)
         self.store.clear_broken(channel)
         for row in rows[:sent]:

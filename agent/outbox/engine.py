@@ -104,11 +104,12 @@ class SqliteEngine(Engine):
 class PostgresEngine(Engine):
     dialect = POSTGRES
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, name: str = "pdd-agent") -> None:
         import psycopg  # the optional [cluster] extra; only a postgresql:// store needs it
 
         self.url = url
-        self.conn = psycopg.connect(url, autocommit=True)
+        # the name shows in pg_stat_activity (which node holds a lock, whose query is slow)
+        self.conn = psycopg.connect(url, autocommit=True, application_name=name[:63])
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -153,9 +154,10 @@ def database_errors() -> tuple[type[BaseException], ...]:
     return (sqlite3.Error, psycopg.Error)
 
 
-def open_engine(where: Path | str) -> Engine:
-    """The engine of a store location: a `postgresql://` (or `postgres://`) URL, else a SQLite file path."""
+def open_engine(where: Path | str, name: str = "pdd-agent") -> Engine:
+    """The engine of a store location: a `postgresql://` (or `postgres://`) URL (`name`: its application name),
+    else a SQLite file path."""
     text = str(where)
     if text.startswith(("postgresql://", "postgres://")):
-        return PostgresEngine(text)
+        return PostgresEngine(text, name)
     return SqliteEngine(Path(where))

@@ -301,6 +301,24 @@ class Store:
             db.execute("INSERT INTO sends (rate_key, at) VALUES (?, ?)", (rate_key, now))
             db.execute("DELETE FROM sends WHERE at < ?", (now - 3600,))
 
+    def begin_sends(self, rate_keys: Iterable[str], at: float, cost: int) -> list[tuple[str, float]]:
+        """A send about to go, counted in its channel's windows at `at` (the latest the service may count it) until
+        `settle_sends` moves it to when the answer came or `drop_sends` removes it: a sender that dies in between
+        leaves it counted, so the next sender cannot go over the limit by the message it never saw answered."""
+        attempt = [(key, at) for key in rate_keys for _ in range(cost)]
+        with self.tx() as db:
+            db.executemany("INSERT INTO sends (rate_key, at) VALUES (?, ?)", attempt)
+        return attempt
+
+    def settle_sends(self, attempt: list[tuple[str, float]], at: float) -> None:
+        with self.tx() as db:
+            db.executemany("UPDATE sends SET at = ? WHERE rate_key = ? AND at = ?", [(at, k, t) for k, t in attempt])
+            db.execute("DELETE FROM sends WHERE at < ?", (at - 3600,))
+
+    def drop_sends(self, attempt: list[tuple[str, float]]) -> None:
+        with self.tx() as db:
+            db.executemany("DELETE FROM sends WHERE rate_key = ? AND at = ?", attempt)
+
     # ---- channels ---------------------------------------------------------------------------
     def set_broken(self, channel: str, now: float, reason: str) -> bool:
         """Mark a channel broken; True when it was not already."""

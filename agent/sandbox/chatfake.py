@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
 
-FAIL_KINDS = re.compile(r"^((err)?code:-?\d+|http:\d{3}|delay:\d+(\.\d+)?|drop|html|ok)$")
+FAIL_KINDS = re.compile(r"^((err)?code:-?\d+|http:\d{3}|(delay|late):\d+(\.\d+)?|drop|html|ok)$")
 Answer = tuple[int, dict[str, Any]]  # HTTP status, JSON body
 
 
@@ -86,7 +86,8 @@ class ChatFake(BackgroundServer):
     def fail(self, key: str, kinds: Iterable[str]) -> None:
         """Queue failures for the next requests on `key`, one per request: "code:N" (or "errcode:N": the
         service's own error N, as it answers it), "http:NNN", "drop" (close without answering), "html" (200,
-        not JSON), "delay:S" (answer normally after S seconds), "ok" (no failure)."""
+        not JSON), "delay:S" (answer normally after S seconds), "late:S" (take the message at once, answer after S
+        seconds: a sender that dies meanwhile never learns it was delivered), "ok" (no failure)."""
         kinds = list(kinds)
         for k in kinds:
             if not FAIL_KINDS.match(k):
@@ -191,6 +192,8 @@ class _Handler(QuietHandler):
                     time.sleep(float(arg))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 status, body = fake.route(method, path, query, raw, headers, self.client_address[0])
+                if kind == "late":
+                    time.sleep(float(arg))
                 self._json(body, status)
         except (BrokenPipeError, ConnectionResetError):
             pass

@@ -34,7 +34,8 @@ class NodeRole:
         self.tz = ZoneInfo(config.agent.timezone)
         self.url = config.cluster.database_url
         self.node = config.cluster.node_name or default_node_name()
-        self.db = open_engine(self.url)  # our own connection: the schedule, the dispatch lock
+        # our own connection: the schedule, the dispatch lock (named after the node in pg_stat_activity)
+        self.db = open_engine(self.url, f"pdd-agent node {self.node}")
         self.schedule = Schedule(self.db)
         self.sessions = SharedSessions(self.db, config.cluster.session_keys, self.node)
         self._check = check

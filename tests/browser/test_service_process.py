@@ -85,12 +85,13 @@ webhook_url = "{wecom.webhook_url('k1')}"
 class Agent:
     """`python -m agent run` as a child process, its output in a file."""
 
-    def __init__(self, config: Path, port: int, tmp_path: Path, name: str = "agent", session: bool = False) -> None:
+    def __init__(self, config: Path, port: int, tmp_path: Path, name: str = "agent", session: bool = False,
+                 env: dict[str, str] | None = None) -> None:
         self.config, self.port = config, port
         self.log_path = tmp_path / f"{name}.log"
         self._log = self.log_path.open("w")
         password = os.environ.get("PDD_TEST_PASSWORD", "demo-pass")
-        env = {**os.environ, "PDD_TEST_PASSWORD": password, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PDD_TEST_PASSWORD": password, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(config)], cwd=ROOT,
                                      stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=session)
 
