@@ -2,7 +2,7 @@
 own request log shows that no shop's checks overlap and that every shop is checked every interval through a `kill -9`
 of the node that was sending (its message delivered but unanswered: sent again once, marked) and a SIGSTOP of another
 node mid-check (its late result fenced); every expected alert arrives once, never more than 20 a minute per robot;
-no shop logs in again."""
+every shop's traffic leaves through its own proxy whichever node checks it; no shop logs in again."""
 
 from __future__ import annotations
 
@@ -29,18 +29,21 @@ from agent.sandbox.wecom import FakeWeCom
 from agent.service.nodes import DISPATCH_LOCK
 from tests.browser.test_alerts_e2e import AFTERSALE, EVIDENCE, SN, stage
 from tests.browser.test_cluster_process import cluster_cmd
+from tests.browser.test_network import proxies
 from tests.browser.test_service_process import Agent, agents, free_port, wait_until
 from tests.conftest import Sandbox
+from tests.forward_proxy import ForwardProxy
 from tests.test_cluster import SESSION_KEY
 
 pytestmark = pytest.mark.browser
-__all__ = ["agents"]  # the fixture
+__all__ = ["agents", "proxies"]  # the fixtures
 SHOPS = 60
 INTERVAL, STALL, TICK, REAP = 6.0, 4.0, 2.0, 5.0  # check_interval, stall_timeout, the tick's and reaper's periods
 PASSWORD = "sandbox-pass"  # generated accounts' password (the agent never needs it here: no login happens)
 
 
-def node_configs(tmp: Path, url: str, shops: list[dict[str, Any]], wecom: FakeWeCom, db: str) -> list[tuple[Path, int]]:
+def node_configs(tmp: Path, url: str, shops: list[dict[str, Any]], wecom: FakeWeCom, db: str,
+                 proxies: tuple[ForwardProxy, ForwardProxy]) -> list[tuple[Path, int]]:
     q = json.dumps  # a JSON string is a valid TOML basic string
     lines = ["[agent]", "pacing_seconds = 0", "max_requests_per_second = 40", "[browser]", "timeout_seconds = 8",
              "[schedule]", f'check_interval = "{INTERVAL:g}s"', 'jitter = "0"', 'dispatch_interval = "1s"',
@@ -53,6 +56,8 @@ def node_configs(tmp: Path, url: str, shops: list[dict[str, Any]], wecom: FakeWe
                   f"username = {q(shop['accounts'][0]['username'])}", 'password_env = "PDD_TEST_PASSWORD"']
         if i % 2:
             lines.append('notify = ["ops2"]')
+        if i % 4 < 2:  # half the shops leave through proxy A or B, whichever node checks them
+            lines.append(f"proxy = {q(proxies[i % 4].url)}")
     out = []
     for n in range(3):
         port = free_port()
@@ -126,6 +131,7 @@ def dispatching_node(db: PostgresEngine) -> str | None:
 
 def test_sixty_shops_on_three_nodes_through_a_kill_and_a_freeze(
     sandbox: Sandbox, wecom: FakeWeCom, tmp_path: Path, agents: list[Agent], pg_cluster: Any,
+    proxies: tuple[ForwardProxy, ForwardProxy],
 ) -> None:
     url = pg_cluster.database()
     ctl = sandbox.control
@@ -139,7 +145,7 @@ def test_sixty_shops_on_three_nodes_through_a_kill_and_a_freeze(
     assert len(want) == SHOPS  # every shop has something to alert
     db = PostgresEngine(url, "test")
     try:
-        configs = node_configs(tmp_path, sandbox.url, shops, wecom, url)
+        configs = node_configs(tmp_path, sandbox.url, shops, wecom, url, proxies)
         assert cluster_cmd(configs[0][0], "migrate").returncode == 0
         prime(sandbox.url, db, shops)
         ctl.reset_stats()  # from here on, the agent's requests only; no login at all is expected
@@ -235,7 +241,14 @@ def test_sixty_shops_on_three_nodes_through_a_kill_and_a_freeze(
         # a dead or frozen node's shop checked by another: its silence noticed (stall timeout), the reaper, a tick
         took = {s: taken_over(s, killed_at) for s in killed_held} | {target: taken_over(target, stopped_at)}
         assert max(took.values()) <= STALL + REAP + TICK + 2.0, took
-        assert ctl.stats()["counts"].get("logins", 0) == 0  # every shop read with its saved session
+        stats = ctl.stats()
+        assert stats["counts"].get("logins", 0) == 0  # every shop read with its saved session
+        moved = {n for n in names if sum(f"shop {n} checked" in a.log() for a in (*nodes.values(), victim)) > 1}
+        exits = ("127.0.0.2 via", "127.0.0.3 via", "127.0.0.1 via -", "127.0.0.1 via -")
+        for i, shop in enumerate(shops):  # each shop's every request left through its own proxy (or none)
+            seen = stats["clients"][shop["accounts"][0]["username"]]
+            assert seen and all(k.startswith(exits[i % 4]) for k in seen), (shop["name"], seen)
+        assert any(i % 4 < 2 and s["name"] in moved for i, s in enumerate(shops))  # a proxied shop changed nodes
         print(f"requests {len(entries)}, worst gap {max(worst.values()):.1f}s, taken over after "
               f"{max(took.values()):.1f}s ({len(took)} shop(s))")
 
