@@ -154,13 +154,17 @@ def test_permanent_failure_marks_dead_and_tells_the_admin_elsewhere(
     assert "通知渠道故障" in notice.text and "ops" in notice.text
 
 
-def test_rate_limit_of_20_a_minute_is_kept_across_restarts(tmp_path: Path, store_at: Path | str) -> None:
-    cfg = config(tmp_path)
-    ns = {"ops": Scripted("ops"), "mail": Scripted("mail")}
+def _nineteen_sent(tmp_path: Path, store_at: Path | str) -> tuple[Config, dict[str, Scripted], Clock, Store]:
+    """A config, its two channels, the clock at noon and a store whose robot sent 19 messages 30 to 12 s ago."""
     clock = Clock(NOON)
     store = Store(store_at)
     for i in range(19):
         store.record_send("wecom:ops", clock.t - 30 + i)
+    return config(tmp_path), {"ops": Scripted("ops"), "mail": Scripted("mail")}, clock, store
+
+
+def test_rate_limit_of_20_a_minute_is_kept_across_restarts(tmp_path: Path, store_at: Path | str) -> None:
+    cfg, ns, clock, store = _nineteen_sent(tmp_path, store_at)
     store.close()
     store = Store(store_at)  # restarted
     check(cfg, store, [item(1, timedelta(hours=3))], NOON)
@@ -177,12 +181,7 @@ def test_rate_limit_of_20_a_minute_is_kept_across_restarts(tmp_path: Path, store
 def test_a_send_whose_sender_died_before_the_answer_still_counts_against_the_limit(
     tmp_path: Path, store_at: Path | str,
 ) -> None:
-    cfg = config(tmp_path)
-    ns = {"ops": Scripted("ops"), "mail": Scripted("mail")}
-    clock = Clock(NOON)
-    store = Store(store_at)
-    for i in range(19):
-        store.record_send("wecom:ops", clock.t - 30 + i)
+    cfg, ns, clock, store = _nineteen_sent(tmp_path, store_at)
     store.begin_sends(["wecom:ops"], clock.t + 10, 1)  # the 20th went out; its sender died before the answer
     check(cfg, store, [item(1, timedelta(hours=3))], NOON)
     run(Dispatcher(cfg, store, ns, clock=clock))
