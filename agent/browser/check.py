@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,18 @@ class Checker:
         self.enabled = len(self.unread)
         self.active: dict[str, Slot] = {}  # shops whose check holds a slot (or waits for a page slot) now
         self.closing = False  # stop_accepting(): checks still waiting for a slot never start
+
+    def reconfigure(self, config: Config, sel: Mapping[str, Any]) -> None:
+        """A reloaded config ([browser] stays as started): the budget, pacing and the shops of the next checks."""
+        old = self.config
+        self.config, self.sel = config, sel
+        self.budget.per_second = config.agent.max_requests_per_second
+        self.options = replace(self.options, pacing_seconds=config.agent.pacing_seconds,
+                               backoff_seconds=config.agent.rate_limit_backoff)
+        before = {s.name for s in old.shops if s.enabled}
+        now = {s.name for s in config.shops if s.enabled}
+        self.unread = (self.unread & now) | (now - before)
+        self.enabled = len(now)
 
     def stop_accepting(self) -> None:
         """The service stops: checks still waiting for a slot (a page slot too) end without starting it."""

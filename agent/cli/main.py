@@ -120,6 +120,10 @@ def _add_service(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     r.add_argument("--log-json", action="store_true", help="log JSON lines (for journald / log collectors)")
     r.set_defaults(func=lambda a: _run("agent.cli.run_cmd", a.config, once=a.once, log_json=a.log_json))
 
+    rl = sub.add_parser("reload", help="check the config, then make the running service re-read it (重新加载配置)")
+    rl.add_argument("--config", default="config.toml")
+    rl.set_defaults(func=lambda a: _run("agent.cli.reload_cmd", a.config))
+
     st = sub.add_parser("status", help="what the running service knows: shops, sessions, deadlines, outbox (状态)")
     st.add_argument("--config", default="config.toml")
     st.add_argument("--json", action="store_true", help="machine-readable output")

@@ -24,6 +24,7 @@ from agent.core.models import CheckFailure
 from agent.outbox.dispatch import Report, build_notifiers
 from agent.outbox.store import ChannelState, Store
 from agent.service.capacity import capacity_lines, capacity_warnings
+from agent.service.reload import Reloader
 from agent.service.scheduler import Service
 from agent.web.app import WebServer, build_app
 from notifiers.base import Notifier
@@ -232,9 +233,22 @@ async def _serve(config: Config, service: Service, sel: Mapping[str, Any]) -> in
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    service.reloader = reloader = Reloader(service, config.path)
+    reloading = asyncio.Lock()
+
+    async def reload() -> None:
+        async with reloading:  # one reload at a time; a SIGHUP during one runs after it
+            await reloader.reload()
+
+    def on_hup() -> None:  # `systemctl reload`, `pdd-agent reload`, `kill -HUP`: re-read the file, never stop
+        logger.info("SIGHUP: reloading the config from {}", config.path)
+        service.spawn(reload())
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     web = await start_web(config, service, sel)
     if web is None:
         return 2
+    service.on_reload.append(web.reconfigure)
     _first_check_progress(service)
     service.start()
     logger.info("pdd-agent {} running (pid {}); data in {}", service.latest.version, os.getpid(),
@@ -244,7 +258,7 @@ async def _serve(config: Config, service: Service, sel: Mapping[str, Any]) -> in
         await service.shutdown(hurry=hurry)
     finally:
         await web.stop()  # the page's streams end before the store closes
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     logger.info("stopped")
     return 0

@@ -6,12 +6,14 @@ import json
 import os
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from agent.browser import shopfiles
 from agent.browser.shopfiles import shop_dir, state_path
@@ -152,7 +154,8 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
     """Print the service's and the shops' status; 0 when the service runs and is healthy, 1 otherwise, 2 bad config."""
     out = out or sys.stdout
     config = load_or_report(config_path)
-    if config is None:
+    if config is None:  # the running service may still be on the last good file: say how it is
+        running_on_old(config_path, clock(), out)
         return 2
     now, tz = clock(), config.agent.zone
     notes: list[str] = []
@@ -182,11 +185,43 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
     lines.append(f"待发消息：待发送 {outbox.get('pending', 0)}，已发送 {outbox.get('sent', 0)}，"
                  f"失败 {outbox.get('dead', 0)}")
     lines += channel_lines(channels, tz)
+    if heartbeat is not None and running and heartbeat.config:
+        lines += config_lines(heartbeat.config, tz)
     if heartbeat is not None and running and heartbeat.cluster:
         lines += cluster_lines(heartbeat.cluster)
     lines += capacity_lines(config)
     out.write("\n".join(lines) + "\n")
     return 0 if running and healthy else 1
+
+
+def running_on_old(config_path: str, now: float, out: TextIO) -> None:
+    """The config file does not load: when its data_dir can still be read and a service runs there, show which
+    config that service runs on (it refused the broken file, or has not been told to reload yet)."""
+    try:
+        raw = tomllib.loads(Path(config_path).read_text(encoding="utf-8-sig"))
+        agent = raw.get("agent", {})
+        folder = Path(str(agent.get("data_dir", "data")))
+        tz = ZoneInfo(str(agent.get("timezone", "Asia/Shanghai")))
+    except (OSError, ValueError, KeyError):
+        return
+    if not folder.is_absolute():
+        folder = Path(config_path).resolve().parent / folder
+    beat = read_heartbeat(folder)
+    if beat is None or not service_running(beat, now):
+        return
+    out.write("\n".join([f"服务仍在运行（pid {beat.pid}），按上次成功加载的配置 / the service runs on its last good "
+                         "config:", *config_lines(beat.config, tz)]) + "\n")
+
+
+def config_lines(c: Mapping[str, Any], tz: tzinfo) -> list[str]:
+    """The config the service runs on, and a refused reload (Chinese first, like the rest)."""
+    loaded = _at(float(c.get("loaded_at", 0)), tz, "%m-%d %H:%M:%S")
+    out = [f"配置：{clean(str(c.get('digest', '')), 20)}，加载于 {loaded}"]
+    failed = c.get("failed_at") or 0
+    if failed > float(c.get("loaded_at", 0)):
+        first = clean(str(c.get("error", "")).splitlines()[0] if c.get("error") else "", 200)
+        out.append(f"  配置重新加载失败（{_at(float(failed), tz, '%m-%d %H:%M:%S')}），仍按上面的配置运行：{first}")
+    return out
 
 
 def cluster_lines(c: Mapping[str, Any]) -> list[str]:

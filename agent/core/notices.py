@@ -1,4 +1,5 @@
-"""Alerts about the agent's own delivery and logins (pure): a channel broken, failing or back, a login QR renewed."""
+"""Alerts about the agent's own delivery, logins and config (pure): a channel broken, failing or back, a login QR
+renewed, a config reload refused."""
 
 from __future__ import annotations
 
@@ -39,3 +40,12 @@ def qr_renewed(shop: str, at: datetime) -> Alert:
     """The login QR pushed before expired and the page renewed it: the new image goes to the admins."""
     return _notice(f"{shop}:health:login_required:qr{int(at.timestamp())}", shop, "login_required", "critical",
                    "登录二维码已过期，已更换为新的二维码", at, attach_qr=True)
+
+
+def config_refused(shop: str, problems: str, at: datetime, digest: str) -> Alert:
+    """A reload found the config file broken: the service goes on with the previous config until it is fixed."""
+    first = problems.splitlines()[0] if problems else ""
+    more = len(problems.splitlines()) - 1
+    tail = f"（另有 {more} 处问题）" if more > 0 else ""
+    return _notice(f"{shop}:health:config_refused:{digest}", shop, "config_refused", "critical",
+                   f"配置文件重新加载失败，仍按原配置运行：{first}{tail}", at)

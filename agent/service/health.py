@@ -74,6 +74,8 @@ class Snapshot:
     # several nodes: this node's name and whether its worker runs, every node (name, heartbeat age s, state:
     # ok | silent | stopped), the shared check jobs by status; {} on one machine
     cluster: dict[str, Any] = field(default_factory=dict)
+    # the config file: digest, loaded_at, and the last refused reload (failed_at, error); {} when not known
+    config: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Compact JSON by the C encoder (an indent or `asdict` costs 36 ms instead of 5 for 1,000 shops, on the
@@ -306,6 +308,13 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
     out.family("channel_next_try_seconds", "gauge", "Seconds until a failing channel is tried again (0: now).",
                [("", {"channel": c}, max(0.0, round((v.get("next_try") or 0) - snap.updated_at, 1)))
                 for c, v in view.items()])
+    conf = snap.config
+    if conf:
+        out.family("config_loaded_timestamp_seconds", "gauge", "When the running config was loaded (start or the last "
+                   "good reload).", [("", {"digest": str(conf.get("digest", ""))}, conf.get("loaded_at", 0))])
+        failed = conf.get("failed_at") or 0
+        out.family("config_reload_failed", "gauge", "1 while the last reload was refused (the service runs on the "
+                   "previous config).", [("", {}, int(failed > conf.get("loaded_at", 0)))])
     c = snap.cluster
     if c:
         out.family("cluster_nodes", "gauge", "Nodes sharing the work, by state (ok, silent: past the stall timeout, "

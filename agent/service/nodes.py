@@ -57,6 +57,15 @@ class NodeRole:
         self.started = True
         logger.info("cluster node {}: sharing {} shop(s) on PostgreSQL", self.node, len(self.shops))
 
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config: this node's shops and schedule settings; the shared schedule gets the shops the file
+        now names (new ones spread over the jitter, removed ones dropped; every node reloads the same file)."""
+        self.config = config
+        self.shops = {s.name: s for s in config.shops if s.enabled}
+        if self.started:
+            now, spread = self.schedule.now(), min(seconds(config.schedule.jitter), 5.0)
+            self.schedule.sync({name: now + random.uniform(0, spread) for name in self.shops})
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

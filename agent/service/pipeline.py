@@ -34,6 +34,11 @@ class Pipeline:
                                saved_for=saved_for)
         self.clock = clock or Clock(self.tz)
 
+    def reconfigure(self, config: Config, sel: Mapping[str, Any]) -> None:
+        """A reloaded config: the next checks and dispatch runs use it (a check in flight ends on the old one)."""
+        self.config, self.sel = config, sel
+        self.checker.reconfigure(config, sel)
+
     def detail_url(self, shop_name: str, alert: Alert) -> str:
         """An item's detail page; 工单管理 for work-order notices, the after-sales list for platform refunds."""
         shop = self.config.shop(shop_name)

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
@@ -38,6 +38,9 @@ from agent.service.nodes import NodeRole
 from agent.service.pipeline import Pipeline
 from agent.service.triggers import check_trigger, next_check_at, stale_after
 from notifiers.base import Notifier
+
+if TYPE_CHECKING:
+    from agent.service.reload import Reloader
 
 HEARTBEAT_SECONDS = 5.0
 SWEEP_SECONDS = 2.0  # lapsed claims are found (and their due stage queued) within this
@@ -89,8 +92,10 @@ class Service:
                        for s in shop_statuses(config, store)}
         self.sent = Report()  # per-channel totals of this process (messages, alert rows, failures)
         self.lag = LoopLag()
+        self.on_reload: list[Callable[[Config], None]] = []  # the team page takes the new config here
+        self.reloader: Reloader | None = None  # set by `run` (the file it re-reads on SIGHUP)
         self.latest = self._snapshot()
-        self._publishing: asyncio.TimerHandle | None = None  # a publish booked by _publish_soon
+        self._publishing: asyncio.TimerHandle | None = None  # a publish booked by publish_soon
         self.on_check: Callable[[ShopResult], None] | None = None  # the demo listens here
         self.listeners: list[Callable[[str], None]] = []  # the team page: "items" | "shops" | "channels" changed
         self.qr_images: dict[str, bytes] = {}  # shops whose QR login waits for a scan: the QR the team was sent
@@ -101,24 +106,9 @@ class Service:
         sched, now = self.config.schedule, datetime.now(self.tz)
         spread = seconds(sched.jitter)
         for shop in self.config.shops:
-            if not shop.enabled:
-                continue
-            first = now + timedelta(seconds=random.uniform(0, min(spread, 5.0)))
-            if self.role is None:
-                self.scheduler.add_job(self._tracked(self.check_shop), check_trigger(self.config, shop, self.tz),
-                                       args=[shop.name], id=f"check:{shop.name}", name=f"check {shop.name}",
-                                       next_run_time=first)
-            keep = seconds(sched.keepalive_interval)
-            interval = sched.interval_of(shop)
-            if keep and (not interval or keep < interval):
-                self.scheduler.add_job(self._tracked(self.keepalive), IntervalTrigger(seconds=keep, timezone=self.tz),
-                                       args=[shop.name], id=f"keepalive:{shop.name}", name=f"keepalive {shop.name}")
-        self.scheduler.add_job(self._tracked(self.dispatch), IntervalTrigger(
-            seconds=seconds(sched.dispatch_interval), timezone=self.tz), id="dispatch", name="dispatch",
-            next_run_time=now)
-        if sched.digest_cron:
-            self.scheduler.add_job(self._tracked(self.digest), cron_trigger(sched.digest_cron, self.tz),
-                                   id="digest", name="digest")
+            if shop.enabled:
+                self.add_shop_jobs(shop, now + timedelta(seconds=random.uniform(0, min(spread, 5.0))))
+        self.add_global_jobs(first_dispatch=now)
         self.scheduler.add_job(self._tracked(self.sweep_claims),
                                IntervalTrigger(seconds=SWEEP_SECONDS, timezone=self.tz),
                                id="claims", name="claims")
@@ -129,9 +119,43 @@ class Service:
         self.scheduler.start()
         self.lag.start()
         if self.role is not None:
-            self._spawn(self.role.start())
+            self.spawn(self.role.start())
         logger.info("service started: {} shop(s), checks every {}, dispatch every {}", len(self.shops),
                     sched.check_cron or sched.check_interval, sched.dispatch_interval)
+
+    def add_shop_jobs(self, shop: ShopConfig, first: datetime) -> None:
+        """The shop's check timer (one machine; several nodes share the schedule) first at `first`, and its
+        keep-alive; replaces the ones it had (a reload)."""
+        sched = self.config.schedule
+        if self.role is None:
+            self.scheduler.add_job(self._tracked(self.check_shop), check_trigger(self.config, shop, self.tz),
+                                   args=[shop.name], id=f"check:{shop.name}", name=f"check {shop.name}",
+                                   next_run_time=first, replace_existing=True)
+        keep, interval = seconds(sched.keepalive_interval), sched.interval_of(shop)
+        if keep and (not interval or keep < interval):
+            self.scheduler.add_job(self._tracked(self.keepalive), IntervalTrigger(seconds=keep, timezone=self.tz),
+                                   args=[shop.name], id=f"keepalive:{shop.name}", name=f"keepalive {shop.name}",
+                                   replace_existing=True)
+        elif self.scheduler.get_job(f"keepalive:{shop.name}") is not None:
+            self.scheduler.remove_job(f"keepalive:{shop.name}")
+
+    def add_global_jobs(self, first_dispatch: datetime | None = None) -> None:
+        """The dispatch timer and the daily digest (replaced on a reload)."""
+        sched = self.config.schedule
+        self.scheduler.add_job(self._tracked(self.dispatch), IntervalTrigger(
+            seconds=seconds(sched.dispatch_interval), timezone=self.tz), id="dispatch", name="dispatch",
+            next_run_time=first_dispatch or datetime.now(self.tz), replace_existing=True)
+        if sched.digest_cron:
+            self.scheduler.add_job(self._tracked(self.digest), cron_trigger(sched.digest_cron, self.tz),
+                                   id="digest", name="digest", replace_existing=True)
+        elif self.scheduler.get_job("digest") is not None:
+            self.scheduler.remove_job("digest")
+
+    def refresh_status(self) -> None:
+        """Each configured shop's status after a reload: the ones it had keep their counters."""
+        fresh = {st.name: st for st in shop_statuses(self.config, self.store)}
+        self.status = {name: self._scheduled(self.shops[name], self.status.get(name) or fresh[name])
+                       for name in self.shops}
 
     async def shutdown(self, grace: float | None = None, hurry: asyncio.Event | None = None) -> None:
         """Stop new work, give the work in flight `grace` seconds (a `hurry` event cuts it short), then
@@ -236,7 +260,10 @@ class Service:
             await self.check_shop(name, fence)
 
     async def check_shop(self, name: str, fence: Fence | None = None) -> ShopResult | None:
-        shop = self.shops[name]
+        shop = self.shops.get(name)
+        if shop is None or not shop.enabled:  # removed by a reload while its check was waiting
+            logger.info("check of {} skipped: no longer in the config", name)
+            return None
         if name in self.qr_waits:  # its QR login page is open for a scan: a new check would replace the QR
             logger.debug("check of {} skipped: waiting for the QR scan", name)
             return None
@@ -303,9 +330,9 @@ class Service:
             async with self.dispatch_lock:
                 self._dispatch_kicked = False
                 await self._dispatch_locked()
-        self._spawn(self._tracked(kicked)())
+        self.spawn(self._tracked(kicked)())
 
-    def _spawn(self, work: Awaitable[Any]) -> None:
+    def spawn(self, work: Awaitable[Any]) -> None:
         """Run `work` in the background (kept referenced until done; its errors are logged)."""
         async def logged() -> None:
             try:
@@ -419,7 +446,7 @@ class Service:
                          pending_evidence=len(result.evidence), next_deadline=min(deadlines, default=None))
         self.status[shop.name] = self._scheduled(shop, st)
         self.changed("shops")
-        self._publish_soon()  # /healthz and the heartbeat file (read by `status`) see it within PUBLISH_DELAY
+        self.publish_soon()  # /healthz and the heartbeat file (read by `status`) see it within PUBLISH_DELAY
         if result.state is not ShopState.OK:
             logger.warning("shop {} not read: {} ({} failure(s) in a row)", shop.name, result.state.value,
                            st.consecutive_failures)
@@ -463,12 +490,13 @@ class Service:
             requests={**self.pipeline.checker.request_stats(), "loop_lag_max": round(self.lag.max, 3),
                       "loop_lag_recent": self.lag.take_recent()},
             cluster=self.role.view() if self.role is not None and self.role.started else {},
+            config=self.reloader.state.view() if self.reloader is not None else {},
         )
 
     async def heartbeat(self) -> None:
         self._publish()
 
-    def _publish_soon(self) -> None:
+    def publish_soon(self) -> None:
         """Publish within PUBLISH_DELAY: the checks that finish together (a round of many shops) cost one
         snapshot and one heartbeat write, not one each (the event loop stays free for the requests' timing)."""
         if self._publishing is None:

@@ -134,6 +134,7 @@ class WebServer:
     port's own small application, when one is given)."""
 
     def __init__(self, app: web.Application, addresses: tuple[str, ...], health: tuple[str, ...] = ()) -> None:
+        self.app = app
         self.runners = [(web.AppRunner(app, handler_cancellation=True, shutdown_timeout=5, access_log=None),
                          addresses)]
         if health:
@@ -152,6 +153,11 @@ class WebServer:
                 host, port = str(addr[0]), int(addr[1])
                 (self.urls if n == 0 else self.health_urls).append(
                     f"http://{'[' + host + ']' if ':' in host else host}:{port}")
+
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config: team members, public_url and the login rules apply to the next requests (the listen
+        address stays: only a restart moves it)."""
+        self.app[DEPS].config = config
 
     async def stop(self) -> None:
         for runner, _ in self.runners:
