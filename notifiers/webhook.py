@@ -33,8 +33,12 @@ def check_webhook(url: str, what: str) -> tuple[str, str]:
     ValueError otherwise; the message never repeats the URL (its token is a secret)."""
     parts = urlsplit(url.strip())
     host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not host:
-        raise ValueError(f"{what} must be a full https:// webhook URL")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if parts.scheme not in ("http", "https") or not host or port == 0:
+        raise ValueError(f"{what} must be a full https:// webhook URL (a host, a port from 1 to 65535)")
     if parts.scheme == "http" and not is_loopback(host):
         raise ValueError(f"{what} must use https:// (plain http only to a loopback address)")
     return parts.scheme, host

@@ -149,6 +149,8 @@ APP = 'type = "wecom_app"\ncorp_id = "ww1"\ncorp_secret = "s"\n'
      "notifiers.d.webhook_url", "must use https://"),
     ('[notifiers.d]\ntype = "dingtalk"\nwebhook_url = "https://oapi.dingtalk.com/robot/send"\n',
      "notifiers.d.webhook_url", "has no ?access_token"),
+    ('[notifiers.d]\ntype = "dingtalk"\nwebhook_url = "https://oapi.dingtalk.com:99999/robot/send?access_token=t"\n',
+     "notifiers.d.webhook_url", "a port from 1 to 65535"),
     ("[notifiers.d]\n" + DT + 'mention_mobiles = ["138-0000"]\n', "notifiers.d.mention_mobiles", "phone numbers"),
     ("[notifiers.f]\n" + FS + 'mention_mobiles = ["13800000000"]\n', "notifiers.f.mention_mobiles",
      "a Feishu bot cannot @ by phone"),
@@ -165,8 +167,9 @@ APP = 'type = "wecom_app"\ncorp_id = "ww1"\ncorp_secret = "s"\n'
     ('[notifiers.p]\ntype = "apprise"\nurls = ["wecom://t"]\n', "notifiers.p.urls", "PushPlus"),
     ('[[team.members]]\nname = "张三"\nfeishu_open_id = "13800000000"\n', "team.members[0].feishu_open_id",
      "expected a Feishu open_id"),
-], ids=["ding-sec", "ding-http", "ding-token", "ding-mobile", "feishu-phone", "feishu-openid", "feishu-url",
-        "app-agent", "app-users", "app-pipe", "apprise-empty", "apprise-dingtalk", "apprise-wecom", "member-openid"])
+], ids=["ding-sec", "ding-http", "ding-token", "ding-port", "ding-mobile", "feishu-phone", "feishu-openid",
+        "feishu-url", "app-agent", "app-users", "app-pipe", "apprise-empty", "apprise-dingtalk", "apprise-wecom",
+        "member-openid"])
 def test_each_channel_type_is_checked_by_key_and_line(tmp_path: Path, snippet: str, key: str, expect: str) -> None:
     text = '[[shops]]\nname = "店"\nusername = "店"\n' + snippet
     path = _write(tmp_path, text)
@@ -264,8 +267,12 @@ BAD = [
     ("empty-username", GOOD.replace('username = "二号店"', 'username = "  "'),
      "config.toml:17: shops[1].username: must not be empty (不能为空)"),
     ("bad-url", GOOD.replace('\nname = "二号店"', '\nname = "二号店"\nbase_url = "mms.pinduoduo.com"'),
-     'config.toml:17: shops[1].base_url: expected an http(s) URL such as "https://mms.pinduoduo.com", '
-     'got "mms.pinduoduo.com" (网址无效)'),
+     'config.toml:17: shops[1].base_url: expected an http(s) URL with a host (and a port from 1 to 65535) such as '
+     '"https://mms.pinduoduo.com", got "mms.pinduoduo.com" (网址无效)'),
+    ("port-out-of-range", GOOD.replace('\nname = "二号店"', '\nname = "二号店"\nbase_url = "http://127.0.0.1:1270019999"'),
+     "config.toml:17: shops[1].base_url: expected an http(s) URL with a host (and a port from 1 to 65535)"),
+    ("port-zero", GOOD.replace('\nname = "二号店"', '\nname = "二号店"\nbase_url = "http://127.0.0.1:0"'),
+     "config.toml:17: shops[1].base_url: expected an http(s) URL"),
     ("ftp-url", GOOD.replace('\nname = "二号店"', '\nname = "二号店"\nbase_url = "ftp://mms.pinduoduo.com"'),
      "config.toml:17: shops[1].base_url: expected an http(s) URL"),
     ("bad-timezone", GOOD.replace("Asia/Shanghai", "Asia/Beijing"),

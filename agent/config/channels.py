@@ -36,8 +36,12 @@ def url_problem(url: str, example: str) -> str:
     """Why `url` is not a usable webhook ("" when it is): https, or http to a loopback address only. Never
     repeats the URL (its token is a secret)."""
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"expected a full webhook URL such as {example} (网址无效)"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        return f"expected a full webhook URL (a host, a port from 1 to 65535) such as {example} (网址无效)"
     if parts.scheme == "http" and not _loopback(parts.hostname):
         return "must use https:// (plain http only to a loopback address) (必须使用 https)"
     return ""

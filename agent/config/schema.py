@@ -67,9 +67,18 @@ def _is_zone(name: str) -> bool:
 
 
 _NONEMPTY = _rule(bool, "must not be empty (不能为空)", str.strip)
-_HTTP_URL = _rule(lambda v: urlsplit(v).scheme in ("http", "https") and urlsplit(v).hostname,
-                  'expected an http(s) URL such as "https://mms.pinduoduo.com", got {v} (网址无效)',
-                  lambda v: v.strip().rstrip("/"))
+def _http_url_ok(v: str) -> bool:
+    """http(s), a host, and a port (when given) from 1 to 65535."""
+    try:
+        u = urlsplit(v)
+        port = u.port  # ValueError when it is not a number from 0 to 65535
+    except ValueError:
+        return False
+    return u.scheme in ("http", "https") and bool(u.hostname) and port != 0
+
+
+_HTTP_URL = _rule(_http_url_ok, 'expected an http(s) URL with a host (and a port from 1 to 65535) such as '
+                  '"https://mms.pinduoduo.com", got {v} (网址无效)', lambda v: v.strip().rstrip("/"))
 _TIMEZONE = _rule(_is_zone, 'unknown time zone {v}; use a name such as "Asia/Shanghai" (无效的时区)')
 _LOG_LEVEL = _rule(lambda v: v in ("DEBUG", "INFO", "WARNING", "ERROR"),
                    "expected one of DEBUG, INFO, WARNING, ERROR, got {v} (无效的日志级别)", str.upper)
