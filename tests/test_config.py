@@ -445,12 +445,68 @@ def test_secret_named_keys_are_masked() -> None:
 
 def test_cli_config_check_ok(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PDD_PASSWORD_SHOP1", SECRET)
+    monkeypatch.delenv("PDD_PASSWORD_SHOP2", raising=False)
     assert cli.main(["config", "check", "--config", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
-    assert SECRET not in out
-    body, last = out.rstrip("\n").rsplit("\n", 1)
-    assert last == "配置有效 / config OK: 2 家店铺"
-    assert json.loads(body)["shops"][0]["password_env"] == "PDD_PASSWORD_SHOP1 (set)"
+    assert SECRET not in out and len(out.splitlines()) < 15  # a verdict, not the whole config
+    lines = out.splitlines()
+    assert "语法和取值正确" in lines[0] and "店铺 2 家（启用 2），通知渠道 6 个" in lines[1]
+    assert lines[-1] == "配置有效 / config OK（6 条警告 / warnings）"
+    warned = "\n".join(lines)
+    assert "config.toml" not in warned and "config.example.toml:101: shops[1].password_env: environment variable " \
+        "PDD_PASSWORD_SHOP2 is not set" in warned  # file, line, key
+    assert "shops[1].username: 示例专营店 logs in with a main account (主账号)" in warned
+    assert "notifiers.dingtalk-group: channel dingtalk-group is used by nothing" in warned
+    assert "PDD_PASSWORD_SHOP1 is not set" not in warned
+    assert cli.main(["config", "check", "--strict", "--config", str(EXAMPLE)]) == 1  # warnings fail with --strict
+
+
+def test_cli_config_show_prints_the_effective_config_masked(capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PDD_PASSWORD_SHOP1", SECRET)
+    assert cli.main(["config", "show", "--config", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    assert SECRET not in out and doc["shops"][0]["password_env"] == "PDD_PASSWORD_SHOP1 (set)"
+    assert doc["agent"]["max_requests_per_second"] == 10.0  # defaults filled in
+
+
+@pytest.mark.parametrize("channel", [[], ["--wecom", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"],
+                                     ["--dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=t"],
+                                     ["--email", "ops@example.com"]], ids=["none", "wecom", "dingtalk", "email"])
+def test_config_init_writes_a_file_that_config_check_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], channel: list[str],
+) -> None:
+    out = tmp_path / "config.toml"
+    assert cli.main(["config", "init", "--shops", "3", *channel, "-o", str(out)]) == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+    config = load_config(out)
+    assert [s.name for s in config.shops] == ["店铺1", "店铺2", "店铺3"]
+    assert all(s.password_env and ":" in s.username for s in config.shops)  # sub-accounts, passwords by name
+    assert len(config.notifiers) == (1 if channel else 0)
+    assert cli.main(["config", "check", "--config", str(out)]) == 0
+    assert "配置有效" in capsys.readouterr().out
+    assert cli.main(["config", "init", "-o", str(out)]) == 2  # never over an existing file
+    assert "--force" in capsys.readouterr().err
+    assert cli.main(["config", "init", "--force", "-o", str(out)]) == 0
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ('[api]\nquery_list = "/x"\nbad = \n', "site.toml:3: TOML syntax error: Invalid value (column 7)"),
+    ('[api]\nquery_list = "/x"\nquery_lsit = "/y"\n', "site.toml:3: api.query_lsit: not a key of the shipped "
+                                                        "site.toml"),
+], ids=["syntax", "unknown-key"])
+def test_a_selectors_override_that_does_not_parse_or_names_unknown_keys_is_a_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], override: str, expected: str,
+) -> None:
+    (tmp_path / "sel").mkdir()
+    (tmp_path / "sel" / "site.toml").write_text(override, encoding="utf-8")
+    path = _write(tmp_path, '[agent]\nselectors_dir = "sel"\n' + SHOP)
+    assert cli.main(["config", "check", "--config", str(path)]) == 2
+    assert expected in capsys.readouterr().err
+    assert cli.main(["check", "--config", str(path)]) == 2  # every command refuses it, no traceback
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from agent.config import Config, ConfigError, ShopConfig, load_config
+from agent.config import Config, ConfigError, ShopConfig, load_config, locators
 
 
 def load_or_report(config_path: str) -> Config | None:
     """The config, or None after printing every problem (key and line) to stderr: the caller exits 2."""
     try:
-        return load_config(config_path)
-    except ConfigError as exc:
+        config = load_config(config_path)
+        if config.agent.selectors_dir is not None:  # an admin's override must parse and name known keys
+            locators.load(config.agent.selectors_dir)
+        return config
+    except (ConfigError, locators.LocatorError) as exc:
         print(exc, file=sys.stderr)
         print("配置无效 / config invalid", file=sys.stderr)
         return None

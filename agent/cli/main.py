@@ -65,27 +65,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("config", help="the agent's TOML configuration (配置文件)")
     p.set_defaults(func=lambda _args: (p.print_help(), 2)[1])
-    c = p.add_subparsers(dest="config_command", metavar="ACTION").add_parser(
-        "check", help="validate a config file and print it resolved, secrets masked (检查配置)"
-    )
+    actions = p.add_subparsers(dest="config_command", metavar="ACTION")
+    c = actions.add_parser("check", help="validate a config file: problems and warnings by key and line (检查配置)")
     c.add_argument("--config", default="config.toml", help="the config file (default: ./config.toml)")
-    c.set_defaults(func=_cmd_config_check)
-
-
-def _cmd_config_check(args: argparse.Namespace) -> int:
-    import json
-
-    from agent.cli.loading import load_or_report
-    from agent.config import masked
-
-    config = load_or_report(args.config)
-    if config is None:
-        return 2
-    print(json.dumps(masked(config), ensure_ascii=False, indent=2))
-    for note in config.deprecations():
-        print(f"注意 / note: {note}", file=sys.stderr)
-    print(f"配置有效 / config OK: {len(config.shops)} 家店铺")
-    return 0
+    c.add_argument("--strict", action="store_true", help="exit 1 when there are warnings")
+    c.set_defaults(func=lambda a: _run("agent.cli.config_cmd", a.config, a.strict, entry="check"))
+    s = actions.add_parser("show", help="the effective configuration, defaults filled in, secrets masked (显示配置)")
+    s.add_argument("--config", default="config.toml")
+    s.set_defaults(func=lambda a: _run("agent.cli.config_cmd", a.config, entry="show"))
+    i = actions.add_parser("init", help="write a minimal commented config to start from (生成配置文件)")
+    i.add_argument("-o", "--output", default="config.toml", help="where to write it (default: ./config.toml)")
+    i.add_argument("--shops", type=int, default=1, help="how many [[shops]] tables (default 1)")
+    to = i.add_mutually_exclusive_group()
+    to.add_argument("--wecom", default="", metavar="URL", help="a WeCom group robot's webhook")
+    to.add_argument("--dingtalk", default="", metavar="URL", help="a DingTalk group robot's webhook")
+    to.add_argument("--email", default="", metavar="ADDR", help="an email address (SMTP login and recipient)")
+    i.add_argument("--force", action="store_true", help="overwrite an existing file")
+    i.set_defaults(func=lambda a: _run("agent.cli.config_cmd", a.output, a.shops, wecom=a.wecom,
+                                       dingtalk=a.dingtalk, email=a.email, force=a.force, entry="init"))
 
 
 def _add_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -169,14 +166,15 @@ def _add_cluster(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                                                      getattr(a, "source", None)))
 
 
-def _run(module: str, *args: object, **kwargs: object) -> int:
-    """Import a command module only when it runs (Playwright is not needed for `config check`)."""
+def _run(module: str, *args: object, entry: str = "main", **kwargs: object) -> int:
+    """Import a command module only when it runs (Playwright is not needed for `config check`) and call its
+    `entry` function."""
     import importlib
 
     from agent.cli.logsetup import setup
 
     setup("WARNING")
-    return int(importlib.import_module(module).main(*args, **kwargs))
+    return int(getattr(importlib.import_module(module), entry)(*args, **kwargs))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,7 +50,7 @@ _ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}; $${NAM
 _SECRET = re.compile(r"(^|_)(password|passwd|secret|token|key|keys|webhook|webhook_url|urls)(_|$)", re.IGNORECASE)
 
 
-def _dotted(key: KeyPath) -> str:
+def dotted(key: KeyPath) -> str:
     out = ""
     for part in key:
         if isinstance(part, int):
@@ -83,7 +83,7 @@ class _Walker:
         while where and where not in self.lines:
             where = where[:-1]
         prefix = f"{self.file}:{self.lines[where]}" if where else self.file
-        self.problems.append(f"{prefix}: {_dotted(key)}: {msg}" if key else f"{prefix}: {msg}")
+        self.problems.append(f"{prefix}: {dotted(key)}: {msg}" if key else f"{prefix}: {msg}")
 
     def table(self, data: Any, cls: type, key: KeyPath) -> Any:
         if not isinstance(data, dict):
@@ -137,7 +137,7 @@ class _Walker:
                 out = {str(k): self.value(v, value_tp, key + (str(k),), {}) for k, v in raw.items()}
                 return _FAILED if any(v is _FAILED for v in out.values()) else out
             if tp not in _SCALARS:  # a schema mistake, not the admin's
-                raise TypeError(f"config schema: unsupported type {tp!r} for {_dotted(key)}")
+                raise TypeError(f"config schema: unsupported type {tp!r} for {dotted(key)}")
             if not (type(raw) is tp if tp in (int, bool) else type(raw) in (int, float) if tp is float
                     else isinstance(raw, str)):
                 secret = _SECRET.search(str(key[-1]))  # never echo what may be a password
@@ -167,7 +167,7 @@ class _Walker:
             for i, item in enumerate(items):
                 if (v := getattr(item, attr)) in seen:
                     self.problem(key + (i, attr), f"duplicate {_show(v)}, already used by "
-                                 f"{_dotted(key + (seen[v],))} (名称重复)")
+                                 f"{dotted(key + (seen[v],))} (名称重复)")
                 seen.setdefault(v, i)
             if len(seen) < len(items):
                 return _FAILED

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from agent.config.toml_lines import KeyPath, line_map
 
 FILES = ("site", "aftersale_list", "evidence")
 
@@ -34,10 +38,27 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
-        raise LocatorError(f"{path}: {exc}") from exc
+        at = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        where = f"{path}:{at.group(1)}" if at else str(path)
+        what = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        column = f" (column {at.group(2)})" if at else ""
+        raise LocatorError(f"{where}: TOML syntax error: {what}{column} (选择器文件 TOML 语法错误)") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LocatorError(f"{path}: cannot read the file: {exc} (无法读取选择器文件)") from exc
+
+
+def unknown_keys(base: Mapping[str, Any], over: Mapping[str, Any], prefix: KeyPath = ()) -> list[KeyPath]:
+    """Key paths of an override that the shipped file does not have (a typo would otherwise change nothing)."""
+    out: list[KeyPath] = []
+    for key, value in over.items():
+        path = (*prefix, key)
+        if key not in base:
+            out.append(path)
+        elif isinstance(value, dict) and isinstance(base[key], dict):
+            out += unknown_keys(base[key], value, path)
+    return out
 
 
 def load(override_dir: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -49,7 +70,15 @@ def load(override_dir: Path | None = None) -> dict[str, dict[str, Any]]:
         if not path.is_file():
             raise LocatorError(f"default selectors file missing: {path}")
         data = _read(path)
-        if override_dir is not None and (override_dir / f"{name}.toml").is_file():
-            data = _merge(data, _read(override_dir / f"{name}.toml"))
+        over_path = override_dir / f"{name}.toml" if override_dir is not None else None
+        if over_path is not None and over_path.is_file():
+            over = _read(over_path)
+            unknown = unknown_keys(data, over)
+            if unknown:
+                lines = line_map(over_path.read_text(encoding="utf-8-sig"))
+                raise LocatorError("\n".join(
+                    f"{over_path}:{lines.get(k, '?')}: {'.'.join(map(str, k))}: not a key of the shipped {name}.toml "
+                    "(选择器中没有这个键，检查拼写)" for k in unknown))
+            data = _merge(data, over)
         out[name] = data
     return out
