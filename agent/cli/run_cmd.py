@@ -233,7 +233,8 @@ async def _serve(config: Config, service: Service, sel: Mapping[str, Any]) -> in
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    service.reloader = reloader = Reloader(service, config.path)
+    reloader = Reloader(service, config.path)
+    service.config_view = lambda: reloader.state.view()
     reloading = asyncio.Lock()
 
     async def reload() -> None:

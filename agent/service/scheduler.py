@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
@@ -38,9 +38,6 @@ from agent.service.nodes import NodeRole
 from agent.service.pipeline import Pipeline
 from agent.service.triggers import check_trigger, next_check_at, stale_after
 from notifiers.base import Notifier
-
-if TYPE_CHECKING:
-    from agent.service.reload import Reloader
 
 HEARTBEAT_SECONDS = 5.0
 SWEEP_SECONDS = 2.0  # lapsed claims are found (and their due stage queued) within this
@@ -93,7 +90,8 @@ class Service:
         self.sent = Report()  # per-channel totals of this process (messages, alert rows, failures)
         self.lag = LoopLag()
         self.on_reload: list[Callable[[Config], None]] = []  # the team page takes the new config here
-        self.reloader: Reloader | None = None  # set by `run` (the file it re-reads on SIGHUP)
+        # the config file's digest, load time and last refused reload (set by `run`, which re-reads it on SIGHUP)
+        self.config_view: Callable[[], dict[str, Any]] | None = None
         self.latest = self._snapshot()
         self._publishing: asyncio.TimerHandle | None = None  # a publish booked by publish_soon
         self.on_check: Callable[[ShopResult], None] | None = None  # the demo listens here
@@ -490,7 +488,7 @@ class Service:
             requests={**self.pipeline.checker.request_stats(), "loop_lag_max": round(self.lag.max, 3),
                       "loop_lag_recent": self.lag.take_recent()},
             cluster=self.role.view() if self.role is not None and self.role.started else {},
-            config=self.reloader.state.view() if self.reloader is not None else {},
+            config=self.config_view() if self.config_view is not None else {},
         )
 
     async def heartbeat(self) -> None:
