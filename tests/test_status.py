@@ -205,7 +205,7 @@ def test_running_and_healthy(cfg: Path) -> None:
     assert columns(out, "停用店")[-1] == "已停用"
     assert "待发送 5，已发送 6，失败 0" in out  # the heartbeat's outbox
     assert "通知渠道：正常" in out
-    assert "capacity: 2 shop(s), a warm check ≈ 4.0 s and ≤ 4.5 requests" in out
+    assert "检查容量：2 家店铺一轮约" in out and "capacity:" not in out  # Chinese first, like the rest of status
     assert "检查间隔 300 秒最多约 600 家" in out
 
 

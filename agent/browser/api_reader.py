@@ -6,10 +6,12 @@ from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
+from loguru import logger
 from playwright.async_api import BrowserContext
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from agent.browser.neterrors import describe, flatten
 from agent.browser.reader import ROLES, Answer, ListRead, Pacer, RawRead, ReadOptions, Requester, server_time
 from agent.core import parsers
 from agent.core.models import CheckFailure, ShopState
@@ -81,7 +83,8 @@ class ApiReader:
         except TimeoutError as exc:
             raise CheckFailure(ShopState.TIMEOUT, f"{where}: no answer in {self.timeout:.0f} s") from exc
         except ConnectionError as exc:
-            raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: {exc}") from exc
+            logger.debug("{}: {}", where, flatten(exc))  # the full detail for the log file
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: {describe(exc, self.base_url)}") from exc
         self.server_time = server_time(resp.headers, self.server_time)
         try:
             data = resp.json()

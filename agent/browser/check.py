@@ -19,6 +19,7 @@ from agent.browser.api_reader import ApiReader
 from agent.browser.budget import BUSY_SECONDS, Deferrals, RequestBudget, first_round_busy
 from agent.browser.http_client import ShopHttp
 from agent.browser.lanes import Lanes, Slot
+from agent.browser.neterrors import describe
 from agent.browser.page_reader import PageReader
 from agent.browser.plan import check_stale, count_mismatch, guess_plan
 from agent.browser.pool import BrowserPool, close_quietly
@@ -413,7 +414,8 @@ class Checker:
         except Exception as exc:  # one broken shop never stops the others
             logger.exception("shop {} check crashed", shop.name)
             state = ShopState.BROWSER_ERROR if "browser" in str(exc).lower() else ShopState.BACKEND_ERROR
-            return ShopResult(name=shop.name, checked_at=datetime.now(self.tz), state=state, error=str(exc))
+            return ShopResult(name=shop.name, checked_at=datetime.now(self.tz), state=state,
+                              error=describe(exc, shop.base_url))
 
 
 def _suspended_at(task: asyncio.Task[Any]) -> str:

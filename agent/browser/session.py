@@ -29,6 +29,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from agent.browser.api_reader import as_requester
 from agent.browser.budget import RequestBudget
 from agent.browser.http_client import ShopHttp
+from agent.browser.neterrors import describe, flatten
 from agent.browser.pool import LOCALE, Network, close_quietly
 from agent.browser.qr_login import QR_TIMEOUT_SECONDS, QrLogin, QrWatch, qr_png_bytes
 from agent.browser.reader import Requester
@@ -160,7 +161,8 @@ class ShopSession(QrLogin):
         except TimeoutError as exc:
             raise CheckFailure(ShopState.TIMEOUT, f"checkLogin: no answer within {timeout:g} s") from exc
         except ConnectionError as exc:
-            raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: {exc}") from exc
+            logger.debug("checkLogin: {}", flatten(exc))
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: {describe(exc, self.base_url)}") from exc
         if 300 <= resp.status < 400:
             location = urljoin(url, resp.headers.get("location", ""))
             if self.on_login_page(location):
@@ -249,7 +251,8 @@ class ShopSession(QrLogin):
         except PlaywrightTimeout as exc:
             raise CheckFailure(ShopState.TIMEOUT, f"login page {self.login_url()} did not load") from exc
         except PlaywrightError as exc:
-            raise CheckFailure(ShopState.BACKEND_ERROR, f"login page {self.login_url()}: {exc}") from exc
+            logger.debug("login page: {}", flatten(exc))
+            raise CheckFailure(ShopState.BACKEND_ERROR, f"login page: {describe(exc, self.login_url())}") from exc
 
     async def visible(self, page: Page, key: str, timeout: float | None = None) -> Locator:
         """The first element of selector `site.login.<key>` once visible; LAYOUT_CHANGED naming it if not."""

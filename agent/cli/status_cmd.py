@@ -24,7 +24,7 @@ from agent.core.models import ShopState
 from agent.outbox.dispatch import CHANNEL_LABELS
 from agent.outbox.engine import database_errors
 from agent.outbox.store import Store
-from agent.service.capacity import capacity_lines
+from agent.service.capacity import capacity_status_lines
 from agent.service.health import ShopStatus, Snapshot, channel_view, healthz, read_heartbeat, shop_statuses
 
 HEADERS = ("店铺", "状态", "会话", "上次成功读取", "连续失败", "待处理", "待举证", "最近截止", "下次检查")
@@ -189,7 +189,7 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
         lines += config_lines(heartbeat.config, tz)
     if heartbeat is not None and running and heartbeat.cluster:
         lines += cluster_lines(heartbeat.cluster)
-    lines += capacity_lines(config)
+    lines += capacity_status_lines(config)
     out.write("\n".join(lines) + "\n")
     return 0 if running and healthy else 1
 

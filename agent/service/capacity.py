@@ -63,8 +63,23 @@ def capacity(config: Config) -> Capacity:
     )
 
 
+def capacity_status_lines(config: Config) -> list[str]:
+    """What `status` says of the schedule, for the operator: Chinese first, like the rest of `status`."""
+    c = capacity(config)
+    limit = (f"[agent] max_requests_per_second = {config.agent.max_requests_per_second:g}" if c.bound_by == "budget"
+             else f"[browser] max_concurrent_checks = {config.browser.max_concurrent_checks}")
+    line = f"检查容量：{c.shops} 家店铺一轮约 {c.round_seconds:.0f} 秒，启动后首轮约 {c.startup_seconds:.0f} 秒"
+    if c.interval is not None:
+        line += f"，检查间隔 {c.interval:.0f} 秒最多约 {c.holds} 家"
+    out = [f"{line}（受 {limit} 限制）"]
+    if not c.fits:
+        out.append(f"  注意：一轮比最短检查间隔（{c.interval:.0f} 秒）长，检查会延迟；可调大 [schedule] "
+                   "check_interval、[agent] max_requests_per_second 或 [browser] max_concurrent_checks")
+    return out
+
+
 def capacity_lines(config: Config) -> list[str]:
-    """What start-up and `status` say of the schedule (English, then Chinese)."""
+    """What start-up logs of the schedule (English, then Chinese)."""
     c = capacity(config)
     limit = (f"[agent] max_requests_per_second = {config.agent.max_requests_per_second:g}" if c.bound_by == "budget"
              else f"[browser] max_concurrent_checks = {config.browser.max_concurrent_checks}")
