@@ -8,7 +8,7 @@
 #       -v /etc/pdd-agent/config.toml:/etc/pdd-agent/config.toml:ro \
 #       -v pdd-agent-data:/data pdd-agent
 #
-# The config must say data_dir = "/data". See README.md, "Deployment (部署)", and deploy/docker-compose.yml.
+# The config must say data_dir = "/data". See docs/operations.md, "Deployment (部署)", and deploy/docker-compose.yml.
 FROM debian:bookworm-slim
 
 # Optional mirrors for slow or blocked networks (国内镜像), e.g.
@@ -21,7 +21,7 @@ ARG PIP_MIRROR=""
 # fonts-noto-cjk: Chinese text in failure screenshots. tzdata: Asia/Shanghai. ca-certificates: HTTPS to WeCom/SMTP.
 # libatomic1: needed by the Node.js driver inside the playwright wheel (it fails to start without it).
 # tini: PID 1 that forwards SIGTERM to pdd-agent and reaps Chromium's exited child processes.
-# sqlite3: online backups of /data/agent.db (README, "Backups").
+# sqlite3: online backups of /data/agent.db (docs/operations.md, "Backups").
 # Versions are not pinned on purpose: a rebuild picks up Debian's security updates (Chromium above all).
 # hadolint ignore=DL3008
 RUN set -eux; \

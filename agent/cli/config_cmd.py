@@ -101,7 +101,7 @@ def starter(shops: int, *, wecom: str = "", dingtalk: str = "", email: str = "")
     text = [
         "# pdd-agent 配置文件，由 `pdd-agent config init` 生成。改完运行 `pdd-agent config check`。",
         "# pdd-agent config written by `pdd-agent config init`; run `pdd-agent config check` after each edit.",
-        "# 每个键的含义与默认值见 README 的「Configuration」。/ Every key and its default: the README, Configuration.",
+        "# 每个键的含义与默认值见 docs/configuration.md。/ Every key and its default: docs/configuration.md.",
         "",
         "[agent]",
         "# 会话、数据库和日志放在这里（相对本文件）/ sessions, the store and logs (relative to this file)",
