@@ -83,7 +83,7 @@ class ApiReader:
         except TimeoutError as exc:
             raise CheckFailure(ShopState.TIMEOUT, f"{where}: no answer in {self.timeout:.0f} s") from exc
         except ConnectionError as exc:
-            logger.debug("{}: {}", where, flatten(exc))  # the full detail for the log file
+            logger.info("{}: {}", where, flatten(exc))  # the full detail for the log file
             raise CheckFailure(ShopState.BACKEND_ERROR, f"{where}: {describe(exc, self.base_url)}") from exc
         self.server_time = server_time(resp.headers, self.server_time)
         try:

@@ -161,7 +161,7 @@ class ShopSession(QrLogin):
         except TimeoutError as exc:
             raise CheckFailure(ShopState.TIMEOUT, f"checkLogin: no answer within {timeout:g} s") from exc
         except ConnectionError as exc:
-            logger.debug("checkLogin: {}", flatten(exc))
+            logger.info("checkLogin: {}", flatten(exc))
             raise CheckFailure(ShopState.BACKEND_ERROR, f"checkLogin: {describe(exc, self.base_url)}") from exc
         if 300 <= resp.status < 400:
             location = urljoin(url, resp.headers.get("location", ""))
@@ -251,7 +251,7 @@ class ShopSession(QrLogin):
         except PlaywrightTimeout as exc:
             raise CheckFailure(ShopState.TIMEOUT, f"login page {self.login_url()} did not load") from exc
         except PlaywrightError as exc:
-            logger.debug("login page: {}", flatten(exc))
+            logger.info("login page: {}", flatten(exc))
             raise CheckFailure(ShopState.BACKEND_ERROR, f"login page: {describe(exc, self.login_url())}") from exc
 
     async def visible(self, page: Page, key: str, timeout: float | None = None) -> Locator:
