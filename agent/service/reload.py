@@ -128,10 +128,9 @@ class Reloader:
             task = svc.qr_waits.pop(name, None)
             if task is not None:
                 task.cancel()
-        if svc.role is not None:
+        if svc.role is not None:  # several nodes: the shared schedule holds the checks; our timers the keep-alive
             svc.role.reconfigure(new)
-        else:
-            self._jobs(added, removed, changed, schedule_changed=old.schedule != new.schedule)
+        self._jobs(added, removed, changed, schedule_changed=old.schedule != new.schedule)
         self._globals(old, new)
         for what, names in (("added", added), ("removed", removed), ("changed", changed)):
             if names:

@@ -100,6 +100,22 @@ def test_three_nodes_share_the_shops_and_deliver_every_alert_once(
     for shop in SHOPS:
         counts = Counter(sns(shop_messages(wecom, shop, start)))
         assert set(counts.values()) == {1}, (shop, counts)
+
+    # a reload on the live nodes removes a shop from the shared schedule: nobody checks it any more
+    gone = SHOPS[-1]
+    for (path, _), n in zip(configs[:2], nodes[:2], strict=True):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(re.sub(rf'\[\[shops\]\]\nname = "{gone}"\n(?:[^\[\n].*\n)*', "", text), encoding="utf-8")
+        n.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: all("config reloaded" in n.log() for n in nodes[:2]), "both nodes reloaded", nodes[0])
+    db = PostgresEngine(url)
+    try:
+        assert gone not in {r[0] for r in db.execute("SELECT shop FROM shop_schedule").fetchall()}
+    finally:
+        db.close()
+    checked = sum(n.log().count(f"shop {gone} checked") for n in nodes[:2])
+    time.sleep(3 * 3)  # three intervals
+    assert sum(n.log().count(f"shop {gone} checked") for n in nodes[:2]) <= checked + 2  # at most those in flight
     for n in nodes[:2]:
         n.proc.send_signal(signal.SIGTERM)
     for n in nodes[:2]:
