@@ -477,6 +477,10 @@ webhook_url = "{wecom.webhook_url('k1')}"
     shown = httpx.get(f"{page}/shops/扫码登录店/qr.png", timeout=5)
     assert shown.status_code == 200 and qr_matrix(shown.content) in (qr_matrix(renewed), *map(qr_matrix, images()[2:]))
     sandbox.control.settings(qr_ttl=300)
+    # a reload while the QR login waits for its scan (a channel's settings changed): the held login survives
+    config.write_text(config.read_text(encoding="utf-8") + 'mention_mobiles = ["13800000000"]\n', encoding="utf-8")
+    agent.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "config reloaded" in agent.log(), "the reload", agent)
     sandbox.control.scan_qr("扫码登录店", confirm=False)
     wait_until(lambda: "已扫码" in agent.log(), "「已扫码，请在手机上确认」 in the log", agent)
     sandbox.control.scan_qr("扫码登录店")
