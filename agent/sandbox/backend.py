@@ -18,6 +18,7 @@ from agent.sandbox import items as it
 from agent.sandbox.clock import SandboxClock
 from agent.sandbox.logins import Logins
 from agent.sandbox.records import CAPTCHA_TOKEN_TTL_REAL_SECONDS, TRAP_MODES, Account, QrToken, Session, Settings, Shop
+from agent.sandbox.risk import RiskPolicy
 from agent.sandbox.traffic import BusiestSecond, RequestLog
 
 STATUS_FILTER = "afterSalesStatusList"  # queryList's status filter (selectors [refunds].status_field, low)
@@ -53,6 +54,7 @@ class Backend(Logins):
         self._arrivals = BusiestSecond()  # real arrival times of backend requests
         self.peak_per_second = 0  # the most backend requests seen within any one second
         self.requests = RequestLog()  # every answered request with a session, and armed holds
+        self.risk = RiskPolicy()  # what each business route demands of Anti-Content (default: nothing)
         self.query_bodies: deque[dict[str, Any]] = deque(maxlen=200)
         self.scenario_name = ""
 
@@ -70,6 +72,7 @@ class Backend(Logins):
             self.api_captcha_armed.clear()
             self.api_captcha_unsigned.clear()
             self.verify_tokens.clear()
+            self.risk = RiskPolicy()
             self.rate_armed = 0
             self.arrivals.clear()
             self.stats.clear()
@@ -239,7 +242,16 @@ class Backend(Logins):
         with self.lock:
             (self.api_captcha_unsigned if unsigned_only else self.api_captcha_armed).add(username)
 
-    def api_captcha(self, sess: Session, tokens: list[str], signed: bool = False) -> str | None:
+    def risk_passes(self, sess: Session, route: str, token: str, ua: str, fp: str, rckk: str) -> bool:
+        """The route's Anti-Content policy holds for this request (a failure is counted by its reason)."""
+        with self.lock:
+            verdict = self.risk.check(route, token, build=self.settings.build, server_ms=int(self.clock.now() * 1000),
+                                      ua=ua, fp=fp, rckk=rckk, rng=self.rng)
+            if not verdict.ok:
+                self.stats[f"risk:{verdict.reason}"] += 1
+            return verdict.ok
+
+    def api_captcha(self, sess: Session, tokens: list[str], signed: bool = False, risk_ok: bool = True) -> str | None:
         """None when the business call may go on, else a new verifyAuthToken to answer 54001 with.
 
         A request carrying a token a human passed within 10 min (header `verifyauthtoken` or the cookie
@@ -248,7 +260,7 @@ class Backend(Logins):
         with self.lock:
             armed = None in self.api_captcha_armed or sess.username in self.api_captcha_armed
             unsigned = not signed and (None in self.api_captcha_unsigned or sess.username in self.api_captcha_unsigned)
-            if not armed and not unsigned:
+            if not armed and not unsigned and risk_ok:
                 return None
             now = time.monotonic()
             for tok in tokens:

@@ -169,3 +169,7 @@ class SandboxControl:
     def hold(self, username: str, seconds: float, count: int = 1) -> None:
         """The account's next `count` requests wait `seconds` before they are answered."""
         self._call("POST", "requests/hold", {"username": username, "seconds": seconds, "count": count})
+
+    def risk(self, **policy: Any) -> dict[str, Any]:
+        """Set (and return) the Anti-Content policy: default=, levels={route: level}, fresh_seconds=, score=."""
+        return dict(self._call("POST", "risk", policy))

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from agent.sandbox import items as it
 from agent.sandbox.backend import Backend
+from agent.sandbox.risk import LEVELS
 
 
 class Handler(Protocol):
@@ -251,6 +252,26 @@ def _hold(h: Handler, body: dict[str, Any]) -> Any:
     return {"ok": True}
 
 
+def _risk(h: Handler, body: dict[str, Any]) -> Any:
+    """The Anti-Content policy: `default` and per-route `levels` (none, present, valid, fresh, single, ua,
+    fingerprint, account), `fresh_seconds`, `score` (the chance a valid token still meets 54001)."""
+    with h.backend.lock:
+        pol = h.backend.risk
+        for level in (body.get("default"), *dict(body.get("levels", {})).values()):
+            if level is not None and level not in LEVELS:
+                raise ValueError(f"unknown level {level!r}; one of {LEVELS}")
+        if "default" in body:
+            pol.default = str(body["default"])
+        if "levels" in body:
+            pol.levels = {str(k): str(v) for k, v in dict(body["levels"]).items()}
+        if "fresh_seconds" in body:
+            pol.fresh_seconds = float(body["fresh_seconds"])
+        if "score" in body:
+            pol.score = float(body["score"])
+        return {"default": pol.default, "levels": pol.levels, "fresh_seconds": pol.fresh_seconds, "score": pol.score,
+                "build": h.backend.settings.build}
+
+
 def _stats_reset(h: Handler, body: dict[str, Any]) -> Any:
     with h.backend.lock:
         h.backend.stats.clear()
@@ -282,6 +303,8 @@ CONTROL: dict[tuple[str, str], Callable[[Handler, dict[str, Any]], Any]] = {
     ("GET", "stats"): _stats,
     ("POST", "stats/reset"): _stats_reset,
     ("GET", "requests"): _requests,
+    ("POST", "risk"): _risk,
+    ("GET", "risk"): _risk,
     ("POST", "requests/hold"): _hold,
 }
 

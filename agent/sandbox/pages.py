@@ -12,6 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from agent.sandbox import items as it
+from agent.sandbox.risk import module_names
 
 if TYPE_CHECKING:
     from agent.sandbox.records import Settings
@@ -197,6 +198,7 @@ def setup_page(shop_name: str, username: str) -> str:
 def workbench_page(shop_name: str, username: str, settings: Settings) -> str:
     cls = class_map(settings.build)
     config = {
+        "risk_module": module_names(settings.build)["module"],  # the page and its risk SDK are one build
         "classes": cls,
         "beast": BEAST_VERSION,
         # runtime JSS classes of the pagination change with every page load (mms-live-2026.md §G)
@@ -234,7 +236,8 @@ def workbench_page(shop_name: str, username: str, settings: Settings) -> str:
         "<div class=\"panel\"><h3>售后工作台</h3><div id=\"aftersale-app\" data-loading=\"true\">加载中…</div></div>"
     )
     head = f"<script>window.__MMS_BUILD__={json.dumps(config, ensure_ascii=False)};</script>"
-    body = chrome(shop_name, username, main) + "<script src=\"/static/workbench.js\"></script>"
+    body = (chrome(shop_name, username, main) + "<script src=\"/static/risk.js\"></script>"
+            "<script src=\"/static/workbench.js\"></script>")
     return page("退款/售后 - 拼多多商家后台", body, css=css, head=head)
 
 

@@ -18,7 +18,7 @@ import segno
 
 from agent.httpserve import BackgroundServer, QuietHandler, QuietServer
 from agent.sandbox import items as it
-from agent.sandbox import pages
+from agent.sandbox import pages, risk
 from agent.sandbox import records as rec
 from agent.sandbox.backend import Backend
 from agent.sandbox.control_api import handle_control
@@ -164,7 +164,11 @@ class Handler(QuietHandler):
             self.send_json(failure(rec.ERR_RATE, rec.MSG_RATE), status=HTTPStatus.TOO_MANY_REQUESTS)
             return None
         tokens = [t for t in (self.headers.get("verifyauthtoken"), self.cookies().get(CAPTCHA_COOKIE)) if t]
-        token = self.backend.api_captcha(sess, tokens, signed=bool(self.headers.get("Anti-Content")))
+        cookies = self.cookies()
+        risk_ok = self.backend.risk_passes(sess, self.route, self.headers.get("Anti-Content", ""),
+                                           self.headers.get("User-Agent", ""), cookies.get("_nano_fp", ""),
+                                           cookies.get("rckk", ""))
+        token = self.backend.api_captcha(sess, tokens, signed=bool(self.headers.get("Anti-Content")), risk_ok=risk_ok)
         if token is not None:
             self.send_json(failure(rec.ERR_CAPTCHA_API, rec.MSG_CAPTCHA_API, {"verifyAuthToken": token}))
             return None
@@ -227,6 +231,16 @@ def detail(h: Handler) -> None:
         row = it.to_row(item, now)
     remain = row["expireRemainTime"] if row["expireActionDesc"] else None
     h.send_html(pages.detail_page(shop.name, sess.username, row, remain))
+
+
+def server_time(h: Handler) -> None:
+    """`/api/server/_stm`: the server's time in ms, from which the risk SDK mints its tokens."""
+    h.send_json({"server_time": int(h.backend.clock.now() * 1000)})
+
+
+def risk_js(h: Handler) -> None:
+    """The risk SDK of the backend's current build (a new build moves its module id and names)."""
+    h._send(HTTPStatus.OK, risk.script(h.backend.settings.build).encode("utf-8"), "application/javascript")
 
 
 def static(h: Handler) -> None:
@@ -375,6 +389,8 @@ ROUTES: dict[tuple[str, str], Callable[[Handler], None]] = {
     ("POST", "/janus/api/scan/login/qrcode"): qr_create,
     ("POST", "/janus/api/scan/login/query"): qr_query,
     ("GET", "/static/qrmatrix"): qr_matrix,
+    ("GET", "/static/risk.js"): risk_js,
+    ("GET", "/api/server/_stm"): server_time,
     ("GET", "/janus/api/checkLogin"): check_login,
     ("POST", "/janus/api/checkLogin"): check_login,
     ("POST", "/janus/api/new/userinfo"): userinfo,

@@ -55,9 +55,36 @@
     });
     return captchaShown;
   }
+  // the server time the risk SDK mints from: /api/server/_stm, extrapolated by the local clock (mmsCMT)
+  var timeBase = null;
+  function syncTime() {
+    return fetch("/api/server/_stm", { credentials: "same-origin" }).then(function (r) { return r.json(); })
+      .then(function (d) { timeBase = { server: d.server_time, local: Date.now() }; })
+      .catch(function () { timeBase = null; });
+  }
+  function serverTime() {
+    return timeBase ? timeBase.server + (Date.now() - timeBase.local) : Date.now();
+  }
+  function antiContent() {
+    // mmsFetch's risk plugin: a fresh value per request from the build's SDK module (§F)
+    try {
+      var chunks = self.webpackChunkmms || [];
+      for (var i = 0; i < chunks.length; i++) {
+        var factory = chunks[i][1][window.__MMS_BUILD__.risk_module];
+        if (factory) {
+          var m = {}; factory(m, {});
+          return new m.exports({ serverTime: serverTime() }).messagePack();
+        }
+      }
+    } catch (e) { /* as the live plugin: the request goes with the error marker */ }
+    return "getRisckInfoError";
+  }
   function api(path, body, token) {
-    // mmsFetch adds Anti-Content (the risk SDK's messagePack) to every request (§F); the sandbox's is a stand-in
-    var headers = { "Anti-Content": "0as" + Math.random().toString(36).slice(2) };
+    var fresh = !timeBase || Date.now() - timeBase.local > 10000 ? syncTime() : Promise.resolve();
+    return fresh.then(function () { return send(path, body, token); });
+  }
+  function send(path, body, token) {
+    var headers = { "Anti-Content": antiContent() };
     if (body !== undefined) { headers["Content-Type"] = "application/json"; }
     token = token || window.__VerifyAuthToken__;  // added to every request after a passed captcha (§F)
     if (token) { headers.verifyauthtoken = token; }
