@@ -76,3 +76,13 @@ def test_a_call_failing_its_routes_policy_meets_54001_with_a_verify_token(sandbo
     assert again["errorCode"] == 54001  # never twice
     assert sandbox.control.stats()["counts"]["risk:used before"] == 1
     assert c.get("/api/server/_stm").json()["server_time"] == pytest.approx(now, abs=5_000)
+
+
+def test_live_headers_ask_mercury_calls_for_the_etag_the_live_callers_send(sandbox: Sandbox) -> None:
+    c = sandbox.login_http("示例旗舰店")
+    sandbox.control.risk(live_headers=True)
+    answer = c.post(QL, json={"pageNumber": 1, "pageSize": 10}).json()
+    assert answer["errorCode"] == 54001
+    ok = c.post(QL, json={"pageNumber": 1, "pageSize": 10}, headers={"etag": dict(c.cookies)["rckk"]}).json()
+    assert ok["success"], ok
+    assert sandbox.control.stats()["counts"]["risk:no etag"] == 1

@@ -47,6 +47,9 @@ class ContextRequester:
                 await resp.dispose()
         return Answer(resp.status, resp.headers, data)
 
+    async def cookie(self, name: str, url: str) -> str:
+        return next((c["value"] for c in await self.context.cookies(url) if c["name"] == name), "")
+
 
 def as_requester(target: BrowserContext | Requester) -> Requester:
     """`target` itself when it sends requests, else its browser context's request API."""
@@ -78,6 +81,7 @@ class ApiReader:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
+        headers.update(await self._live_headers(path))
         try:
             resp = await self.requester.send("POST", self.base_url + path, body, headers, self.timeout)
         except TimeoutError as exc:
@@ -97,6 +101,18 @@ class ApiReader:
         else:
             self.last_status, self.last_headers = resp.status, resp.headers
         return data
+
+    async def _live_headers(self, path: str) -> dict[str, str]:
+        """What the live callers send besides the cookies (anti-content.md §4): `etag` = the `rckk` cookie, and
+        while a passed captcha's cookie lives, its token as `verifyauthtoken` (names in selectors/site.toml)."""
+        api, url, out = self.site["api"], self.base_url + path, {}
+        etag = await self.requester.cookie(api["etag_cookie"], url)
+        if etag:
+            out[api["etag_header"]] = etag
+        passed = await self.requester.cookie(api["captcha_cookie"], url)
+        if passed:
+            out[api["captcha_token_header"]] = passed
+        return out
 
     async def logged_in(self) -> bool:
         async def once() -> bool:

@@ -128,6 +128,10 @@ class ShopHttp:
     def has_session(self) -> bool:
         return bool(self.state["cookies"])
 
+    async def cookie(self, name: str, url: str) -> str:
+        sent = cookie_header(self.state["cookies"], url, time.time())
+        return next((v for k, _, v in (p.partition("=") for p in sent.split("; ")) if k == name), "")
+
     def _reason(self, exc: Exception) -> str:
         text = (str(exc).splitlines() or [type(exc).__name__])[0] or type(exc).__name__
         for s in self.secrets:

@@ -75,6 +75,10 @@ class Requester(Protocol):
     async def send(self, method: str, url: str, body: Mapping[str, Any] | None, headers: Mapping[str, str],
                    timeout: float) -> Answer: ...
 
+    async def cookie(self, name: str, url: str) -> str:
+        """The value of the shop's cookie `name` that goes with a request to `url` ("" when there is none)."""
+        ...
+
 
 def server_time(headers: Mapping[str, str], fallback: float) -> float:
     """The backend's clock by a response's Date header (whole seconds: its middle), else `fallback`."""

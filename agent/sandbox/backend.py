@@ -242,11 +242,11 @@ class Backend(Logins):
         with self.lock:
             (self.api_captcha_unsigned if unsigned_only else self.api_captcha_armed).add(username)
 
-    def risk_passes(self, sess: Session, route: str, token: str, ua: str, fp: str, rckk: str) -> bool:
+    def risk_passes(self, sess: Session, route: str, token: str, ua: str, fp: str, rckk: str, etag: str) -> bool:
         """The route's Anti-Content policy holds for this request (a failure is counted by its reason)."""
         with self.lock:
             verdict = self.risk.check(route, token, build=self.settings.build, server_ms=int(self.clock.now() * 1000),
-                                      ua=ua, fp=fp, rckk=rckk, rng=self.rng)
+                                      ua=ua, fp=fp, rckk=rckk, rng=self.rng, etag=etag)
             if not verdict.ok:
                 self.stats[f"risk:{verdict.reason}"] += 1
             return verdict.ok

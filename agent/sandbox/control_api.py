@@ -268,8 +268,10 @@ def _risk(h: Handler, body: dict[str, Any]) -> Any:
             pol.fresh_seconds = float(body["fresh_seconds"])
         if "score" in body:
             pol.score = float(body["score"])
+        if "live_headers" in body:
+            pol.live_headers = bool(body["live_headers"])
         return {"default": pol.default, "levels": pol.levels, "fresh_seconds": pol.fresh_seconds, "score": pol.score,
-                "build": h.backend.settings.build}
+                "live_headers": pol.live_headers, "build": h.backend.settings.build}
 
 
 def _stats_reset(h: Handler, body: dict[str, Any]) -> Any:

@@ -72,14 +72,17 @@ class RiskPolicy:
     default: str = "none"
     fresh_seconds: float = 30.0
     score: float = 0.0
+    live_headers: bool = False  # a mercury call must also carry `etag` = its rckk cookie, as the live page's do
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)  # nonces already used
 
     def level(self, route: str) -> str:
         return self.levels.get(route, self.default)
 
     def check(self, route: str, token: str, *, build: str, server_ms: int, ua: str, fp: str, rckk: str,
-              rng: random.Random) -> Verdict:
+              rng: random.Random, etag: str | None = None) -> Verdict:
         """Whether `token` satisfies the route's policy (the caller answers 54001 when not)."""
+        if self.live_headers and route.startswith("/mercury/") and etag is not None and etag != rckk:
+            return Verdict(False, "no etag")
         level = LEVELS.index(self.level(route))
         if level == 0:
             return Verdict(True)

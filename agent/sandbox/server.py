@@ -167,7 +167,7 @@ class Handler(QuietHandler):
         cookies = self.cookies()
         risk_ok = self.backend.risk_passes(sess, self.route, self.headers.get("Anti-Content", ""),
                                            self.headers.get("User-Agent", ""), cookies.get("_nano_fp", ""),
-                                           cookies.get("rckk", ""))
+                                           cookies.get("rckk", ""), self.headers.get("etag", ""))
         token = self.backend.api_captcha(sess, tokens, signed=bool(self.headers.get("Anti-Content")), risk_ok=risk_ok)
         if token is not None:
             self.send_json(failure(rec.ERR_CAPTCHA_API, rec.MSG_CAPTCHA_API, {"verifyAuthToken": token}))

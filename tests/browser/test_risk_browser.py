@@ -29,6 +29,9 @@ def test_the_pages_own_script_passes_the_strictest_policy_and_cookie_only_does_n
     config = write_config(tmp_path, sandbox.url, [{"name": "店A", "username": "示例旗舰店"}])
     [first], _ = check(config)  # logs in, reads the page, learns the plan
     assert first.ok and first.mode == "page", first.error
+    sandbox.control.risk(live_headers=True)  # cookie-only as the live callers do it: etag = rckk, and it passes
+    [cookie_only], _ = check(config)
+    assert cookie_only.ok and cookie_only.mode == "api", cookie_only.error
     sandbox.control.risk(levels={r: "account" for r in ROUTES}, fresh_seconds=30)
     sandbox.control.reset_stats()
     [warm], _ = check(config)  # cookie-only first: 54001; then the page, whose script signs each request

@@ -84,7 +84,9 @@
     return fresh.then(function () { return send(path, body, token); });
   }
   function send(path, body, token) {
+    var rckk = (document.cookie.match(/(?:^|; )rckk=([^;]*)/) || [])[1];
     var headers = { "Anti-Content": antiContent() };
+    if (rckk) { headers.etag = decodeURIComponent(rckk); }  // the page's own request library sends it (§4)
     if (body !== undefined) { headers["Content-Type"] = "application/json"; }
     token = token || window.__VerifyAuthToken__;  // added to every request after a passed captcha (§F)
     if (token) { headers.verifyauthtoken = token; }
