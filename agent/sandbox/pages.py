@@ -159,6 +159,7 @@ def login_page() -> str:
     <img src="/static/captcha.svg" alt="拼图" width="280" height="150">
     <p>请向右滑块完成拼图</p><div class="captcha-slider">&#9654;</div></div>
 </div>
+<script src="/static/risk.js"></script>
 <script src="/static/login.js"></script>
 """
     return page("拼多多商家后台 - 登录", body, css=css)
