@@ -453,8 +453,9 @@ def test_cli_config_check_ok(capsys: pytest.CaptureFixture[str], monkeypatch: py
     assert "语法和取值正确" in lines[0] and "店铺 2 家（启用 2），通知渠道 6 个" in lines[1]
     assert lines[-1] == "配置有效 / config OK（6 条警告 / warnings）"
     warned = "\n".join(lines)
-    assert "config.toml" not in warned and "config.example.toml:101: shops[1].password_env: environment variable " \
-        "PDD_PASSWORD_SHOP2 is not set" in warned  # file, line, key
+    line = EXAMPLE.read_text(encoding="utf-8").splitlines().index('password_env = "PDD_PASSWORD_SHOP2"') + 1
+    assert f"config.example.toml:{line}: shops[1].password_env: environment variable PDD_PASSWORD_SHOP2 is not " \
+        "set" in warned  # file, line, key
     assert "shops[1].username: 示例专营店 logs in with a main account (主账号)" in warned
     assert "notifiers.dingtalk-group: channel dingtalk-group is used by nothing" in warned
     assert "PDD_PASSWORD_SHOP1 is not set" not in warned

@@ -209,6 +209,16 @@ def test_running_and_healthy(cfg: Path) -> None:
     assert "检查间隔 300 秒最多约 600 家" in out
 
 
+def test_signed_hosts_and_the_config_show_in_status(cfg: Path) -> None:
+    seed(cfg)
+    snap = replace(heartbeat(cfg), requests={"signed_hosts": 1, "signers": 1},
+                   config={"digest": "3f2a9c1b0d4e", "loaded_at": T0 - 600, "failed_at": None, "error": ""})
+    write_heartbeat(load_config(cfg).agent.data_dir, snap)
+    code, out = run(cfg)
+    assert "签名请求：1 个后台要求 Anti-Content" in out and "签名页 1 个" in out
+    assert "配置：3f2a9c1b0d4e，加载于" in out and "配置重新加载失败" not in out
+
+
 def test_running_within_three_dispatch_intervals(cfg: Path) -> None:
     seed(cfg)
     heartbeat(cfg, updated_at=T0 - 60)  # exactly the 60 s floor: still running

@@ -13,15 +13,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from loguru import logger
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import BrowserContext
 
 from agent.browser.api_reader import ApiReader
 from agent.browser.budget import BUSY_SECONDS, Deferrals, RequestBudget, first_round_busy
-from agent.browser.http_client import ShopHttp
+from agent.browser.ladder import Attempt, climb
 from agent.browser.lanes import Lanes, Slot
 from agent.browser.neterrors import describe
-from agent.browser.page_reader import PageReader
-from agent.browser.plan import check_stale, count_mismatch, guess_plan
+from agent.browser.plan import check_stale, count_mismatch
 from agent.browser.pool import BrowserPool, close_quietly
 from agent.browser.qr_login import HeldQrLogin
 from agent.browser.reader import ROLES, RawRead, ReadOptions, Requester
@@ -33,21 +32,18 @@ from agent.browser.shopfiles import (
     clear_hurdle,
     pending_hurdle,
     plan_bodies,
-    plan_doc,
     remember_hurdle,
     save_capture,
     shop_dir,
     state_path,
 )
+from agent.browser.signer import Signers, SigningMemory
 from agent.browser.watch import WatchCache, session_refunds, watch_check
 from agent.config import Config, ShopConfig
 from agent.config.durations import seconds
-from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
+from agent.core.models import CheckFailure, Finding, ShopResult, ShopState
 from agent.core.money import Refund
 
-# API-mode failures that page mode may get past within the same check. A captcha (54001) is one: the
-# page's own request code (Anti-Content and all) may pass where cookie-only requests do not.
-_FALLBACK = {ShopState.LAYOUT_CHANGED, ShopState.BACKEND_ERROR, ShopState.TIMEOUT, ShopState.CAPTCHA}
 # login stops that need a human: remembered, so the password is not tried again on every check
 _HURDLES = {ShopState.SMS_REQUIRED, ShopState.CAPTCHA, ShopState.LOGIN_REQUIRED, ShopState.LOGIN_BLOCKED}
 
@@ -73,6 +69,10 @@ class Checker:
         )
         self.tz = ZoneInfo(config.agent.timezone)
         self.lanes = Lanes(config.browser.max_concurrent_checks, config.browser.pages)
+        # signed requests: hosts that asked for Anti-Content, and one signer page per network identity ([api])
+        self.signing = SigningMemory(seconds(config.api.signing_memory))
+        self.signers = (Signers(pool, sel, limit=config.api.max_signers, per_second=config.api.signer_tokens_per_second)
+                        if config.api.max_signers else None)
         self.hold_qr_logins = hold_qr_logins
         self.saved_for = saved_for  # where a shop's session is kept (several nodes: shared); None: its file
         self.read_refunds = read_refunds  # `check`: each check reads 退款成功 too (the service: once a day)
@@ -89,6 +89,7 @@ class Checker:
         old = self.config
         self.config, self.sel = config, sel
         self.budget.per_second = config.agent.max_requests_per_second
+        self.signing.seconds = seconds(config.api.signing_memory)
         self.options = replace(self.options, pacing_seconds=config.agent.pacing_seconds,
                                backoff_seconds=config.agent.rate_limit_backoff)
         before = {s.name for s in old.shops if s.enabled}
@@ -113,7 +114,10 @@ class Checker:
         """The host's budget and lanes, for /metrics."""
         b, lanes = self.options.budget, self.lanes
         out: dict[str, float] = {"request_lane": lanes.in_request_lane, "page_lane": lanes.in_page_lane,
-                                 "deferred": self.deferrals.deferred if self.deferrals else 0}
+                                 "deferred": self.deferrals.deferred if self.deferrals else 0,
+                                 # hosts whose calls go signed now (they asked for Anti-Content), signer pages open
+                                 "signed_hosts": len(self.signing.hosts()),
+                                 "signers": self.signers.open if self.signers else 0}
         if b is not None:
             out.update(budget=b.per_second, rate=round(b.rate, 3), taken=b.taken, slowdowns=b.slowdowns,
                        busiest_second=b.peak_window)
@@ -141,7 +145,7 @@ class Checker:
         """The login stop still waiting for a human, unless it is old enough to try the password again."""
         return pending_hurdle(self._dir(shop), self.config.agent.login_retry_hours * 3600, time.time())
 
-    async def _login(self, shop: ShopConfig, session: ShopSession, context: BrowserContext, slot: Slot) -> bool:
+    async def login(self, shop: ShopConfig, session: ShopSession, context: BrowserContext, slot: Slot) -> bool:
         """`_login_once`, backing off like the reader when checkLogin answers 54001 / HTTP 429."""
         for wait in (*self.options.backoff_seconds, None):
             try:
@@ -211,93 +215,39 @@ class Checker:
     async def _check_shop(self, shop: ShopConfig, mode: str, slot: Slot) -> ShopResult:
         """One shop; the caller holds its slot (`slot.need_page()` before any page work).
 
-        A warm shop (a learned plan, no login hurdle waiting) is read by plain HTTP requests with its saved
-        cookies, no browser context at all; a lost session, a captcha or a changed answer opens the shop's
-        context from the same session file and goes on as a person would (log in, read the page)."""
+        The readers of ladder.py are tried in order: a warm shop (a learned plan, no login hurdle waiting) is read
+        by plain HTTP with its saved cookies, signed where mms asks for Anti-Content, no browser context at all; a
+        lost session, a captcha or a changed answer opens the shop's context from the same session and goes on as
+        a person would (log in, read the page)."""
         started = time.monotonic()
         result = ShopResult(name=shop.name, checked_at=datetime.now(self.tz), began=time.time(), crowded=self.busy())
-        session = self.session(shop)
-        page: Page | None = None
-        context: BrowserContext | None = None
-        http: ShopHttp | None = None
+        plan = self.load_plan(shop)
+        a = Attempt(shop=shop, session=self.session(shop), result=result, slot=slot, mode=mode, plan=plan,
+                    warm=mode == "auto" and plan is not None and self.pending_hurdle(shop) is None)
         handed_over = False
         try:
-            plan = self.load_plan(shop)
-            # a warm shop reads at once: its first API answer tells a lost session (43001) as well as checkLogin
-            # would, one request fewer; with a hurdle waiting, or nothing learned yet, the session comes first
-            api_first = mode == "auto" and plan is not None and self.pending_hurdle(shop) is None
-            raw: RawRead | None = None
-            captcha = False  # cookie-only requests met 54001: no more of them in this check
-            need_login = not api_first
-            if api_first and plan is not None:
-                http = await session.requests()
-                kept = len(result.findings)
-                try:
-                    raw = await self._read_api(shop, http, plan, result)
-                except CheckFailure as exc:
-                    lost = exc.state is ShopState.LOGIN_REQUIRED
-                    if not lost and exc.state not in _FALLBACK:
-                        raise
-                    del result.findings[kept:]  # what the abandoned attempt saw does not count
-                    result.aftersales, result.evidence = [], []
-                    need_login = lost  # the saved session expired: log in again (page work), then read as a person
-                    if not lost:
-                        captcha = exc.state is ShopState.CAPTCHA
-                        result.findings.append(
-                            Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
-                        )
-                finally:
-                    await http.save()  # what the backend set, for the context opened next
-            if raw is None:
-                context = await session.open()
-                relogged = await self._login(shop, session, context, slot) if need_login else False
-                if not api_first and (mode == "api" or (mode == "auto" and plan is not None and not relogged)):
-                    kept = len(result.findings)
-                    try:
-                        raw = await self._read_api(shop, context, plan or guess_plan(self.sel["aftersale_list"]),
-                                                   result)
-                    except CheckFailure as exc:
-                        if exc.state not in _FALLBACK or mode == "api":
-                            raise
-                        del result.findings[kept:]
-                        result.aftersales, result.evidence = [], []
-                        captcha = exc.state is ShopState.CAPTCHA
-                        result.findings.append(
-                            Finding("api_fallback", f"API mode failed ({exc}); read in page mode")
-                        )
-            if raw is None:
-                assert context is not None
-                await slot.need_page()
-                page = await self.pool.new_page(context)
-                try:
-                    raw = await PageReader(page, shop.base_url, self.sel, self.options).read()
-                except CaptchaRequired as exc:
-                    self.remember_hurdle(shop, exc, READ_CAPTCHA)  # a person must pass it: never retried blindly
-                    raise
-                self.parse_read(raw, result)
-                if not any(lr.from_dom for lr in raw.lists.values()):
-                    session.saved.keep_plan(plan_doc(raw.learned, datetime.now(self.tz).isoformat(timespec="seconds")))
-            if captcha:
+            raw = await climb(self, a)
+            if a.captcha:
                 result.findings.append(Finding("watch_failed", "watch cards not read: requests met a captcha"))
             else:
-                await self._watch(shop, context or http, raw, result)
+                await self._watch(shop, a.requester or a.context or a.http, raw, result)
             result.mode = raw.mode
-            if context is not None:
-                await session.save(context)
-            elif http is not None:
-                await http.save()
+            if a.context is not None:
+                await a.session.save(a.context)
+            elif a.http is not None:
+                await a.http.save()
         except CheckFailure as exc:
             result.state, result.error = exc.state, exc.detail
-            await save_capture(self._dir(shop), datetime.now(self.tz), page, context, exc)
+            await save_capture(self._dir(shop), datetime.now(self.tz), a.page, a.context, exc)
             if exc.state is ShopState.LOGIN_REQUIRED:
                 await slot.need_page()  # the login page shows the QR
-                context = context or await session.open()
-                result.qr_png = await self._qr(session, context)
+                a.context = a.context or await a.session.open()
+                result.qr_png = await self._qr(a.session, a.context)
                 if result.qr_png and self.hold_qr_logins and not self.closing:
-                    result.open_login, handed_over = HeldQrLogin(session, context), True
+                    result.open_login, handed_over = HeldQrLogin(a.session, a.context), True
         finally:
-            if not handed_over and context is not None:
-                await close_quietly(context)
+            if not handed_over and a.context is not None:
+                await close_quietly(a.context)
         result.duration = time.monotonic() - started
         self.unread.discard(shop.name)
         logger.info(
@@ -341,7 +291,7 @@ class Checker:
         """A read's rows as the result's items, counters and findings (the checker's and the doctor's)."""
         parse_read(raw, result, self.sel, self.tz)
 
-    async def _read_api(self, shop: ShopConfig, context: BrowserContext | Requester, plan: dict[str, dict[str, Any]],
+    async def read_api(self, shop: ShopConfig, context: BrowserContext | Requester, plan: dict[str, dict[str, Any]],
                         result: ShopResult) -> RawRead:
         """An API-mode read, parsed and held against queryCount. Counts and lists are separate requests and
         items arrive or close between them, so a first disagreement is read again before it means a stale body."""

@@ -41,7 +41,7 @@ def count_mismatch(raw: RawRead, lists: Mapping[str, Any]) -> str | None:
 
 def check_stale(findings: Sequence[Finding]) -> None:
     """A learned body that lists rows of the wrong kind: LAYOUT_CHANGED, so the check falls back to page mode
-    and relearns (totals that disagree twice with queryCount say the same, in `Checker._read_api`)."""
+    and relearns (totals that disagree twice with queryCount say the same, in `Checker.read_api`)."""
     wrong = [f for f in findings if f.kind in ("closed_row", "no_deadline")]
     if wrong:
         detail = f"learned bodies list rows that are not pending: {wrong[0].message}"

@@ -15,8 +15,10 @@ from loguru import logger
 from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
+from agent.browser.http_client import ShopHttp
 from agent.browser.neterrors import describe
 from agent.browser.pool import BrowserPool, Network, close_quietly
+from agent.browser.reader import Answer
 
 # Finds the SDK in the webpack chunks (a module whose factory source holds the marker), keeps its class on window.
 _DISCOVER = """([chunkGlobal, marker]) => {
@@ -180,3 +182,45 @@ class Signers:
         for signer in self._by_identity.values():
             await signer.close()
         self._by_identity.clear()
+
+
+class SignedRequests:
+    """A shop's plain-HTTP requests (a `reader.Requester`), each with a fresh token from its identity's signer,
+    minted with the shop's own fingerprint and account cookies."""
+
+    def __init__(self, http: ShopHttp, signer: Signer) -> None:
+        self.http, self.signer, self.rules = http, signer, signer.rules
+        self.gates_budget = http.gates_budget
+
+    async def cookie(self, name: str, url: str) -> str:
+        return await self.http.cookie(name, url)
+
+    async def send(self, method: str, url: str, body: Mapping[str, Any] | None, headers: Mapping[str, str],
+                   timeout: float) -> Answer:
+        cookies = {n: await self.http.cookie(n, url) for n in (self.rules["fingerprint_cookie"],
+                                                                 self.rules["account_cookie"])}
+        token = await self.signer.mint(cookies)
+        return await self.http.send(method, url, body, {**headers, self.rules["header"]: token}, timeout)
+
+
+class SigningMemory:
+    """Hosts whose cookie-only calls met 54001: their calls go signed until `seconds` have passed."""
+
+    def __init__(self, seconds: float, clock: Any = time.time) -> None:
+        self.seconds, self.clock = seconds, clock
+        self._until: dict[str, float] = {}
+
+    def remember(self, host: str) -> None:
+        if self.seconds:
+            self._until[host] = self.clock() + self.seconds
+
+    def signed(self, host: str) -> bool:
+        until = self._until.get(host)
+        if until is not None and until <= self.clock():
+            del self._until[host]
+            return False
+        return until is not None
+
+    def hosts(self) -> dict[str, float]:
+        """Host → until when (epoch seconds), for status."""
+        return {h: u for h, u in self._until.items() if u > self.clock()}

@@ -187,6 +187,10 @@ def main(config_path: str, as_json: bool = False, *, out: TextIO | None = None,
     lines += channel_lines(channels, tz)
     if heartbeat is not None and running and heartbeat.config:
         lines += config_lines(heartbeat.config, tz)
+    signed = int(heartbeat.requests.get("signed_hosts", 0)) if heartbeat is not None and running else 0
+    if signed:
+        lines.append(f"签名请求：{signed} 个后台要求 Anti-Content，检查请求由签名页签名（签名页 "
+                     f"{int(heartbeat.requests.get('signers', 0))} 个，[api] signing_memory 内保持）")
     if heartbeat is not None and running and heartbeat.cluster:
         lines += cluster_lines(heartbeat.cluster)
     lines += capacity_status_lines(config)

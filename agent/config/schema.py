@@ -314,6 +314,18 @@ class WatchConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApiConfig:
+    """[api]: how the routine check's plain-HTTP requests meet mms's signed header (Anti-Content)."""
+
+    # after a cookie-only call meets 54001 on a host, its calls go signed for this long ("0": try cookie-only each time)
+    signing_memory: str = _key("24h", _DURATION_OR_OFF)
+    # signer pages at once (one per network identity: a shop's proxy and user agent); 0: no signing at all
+    max_signers: int = _key(2, _rule(lambda v: 0 <= v <= 16, "must be 0 to 16, got {v} (取值超出范围)"))
+    signer_tokens_per_second: float = _key(20.0, _rule(lambda v: 0 < v <= 500, "must be more than 0 and at most "
+                                                                               "500, got {v} (取值超出范围)"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScheduleConfig:
     """[schedule]: when shops are checked, sessions kept warm, the outbox sent and the digest queued."""
 
@@ -490,6 +502,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     notifiers: dict[str, NotifierConfig] = field(default_factory=dict)
     web: WebConfig = field(default_factory=WebConfig)
     team: TeamConfig = field(default_factory=TeamConfig)

@@ -333,6 +333,10 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
                    [("", {}, req.get("taken", 0))])
         out.family("rate_limit_slowdowns_total", "counter", "Rate-limit answers that slowed the whole host down.",
                    [("", {}, req.get("slowdowns", 0))])
+        out.family("signed_hosts", "gauge", "Backend hosts that asked for Anti-Content: their calls go signed for "
+                   "[api] signing_memory.", [("", {}, req.get("signed_hosts", 0))])
+        out.family("signer_pages", "gauge", "Signer pages open (one per network identity).",
+                   [("", {}, req.get("signers", 0))])
         out.family("requests_busiest_second", "gauge", "The most budget turns any rolling second handed out.",
                    [("", {}, req.get("busiest_second", 0))])
         out.family("reads_deferred_total", "counter", "Non-urgent reads left for a later check while the host was "

@@ -269,19 +269,32 @@ def test_an_item_arriving_between_the_count_and_the_lists_is_read_again_not_a_la
     assert sandbox.control.stats()["counts"]["POST /mercury/mms/afterSales/queryCount"] == 2  # read once more
 
 
-def test_54001_in_api_mode_falls_back_to_page_mode_once(sandbox: Sandbox, tmp_path: Path) -> None:
-    """Cookie-only requests meet the captcha; the page's own requests (Anti-Content) pass."""
+def test_54001_on_cookie_only_goes_signed_and_without_a_signer_to_page_mode_once(
+    sandbox: Sandbox, tmp_path: Path,
+) -> None:
+    """Cookie-only requests meet the captcha; signed requests pass (and read the watch cards too); without a signer
+    the page's own requests (Anti-Content) pass."""
     config = make_config(tmp_path, sandbox.url, DEMO)
     after, proof = pending(sandbox, 100001)
     assert check(config)[0].ok
     sandbox.control.arm_api_captcha(unsigned_only=True)
     sandbox.control.reset_stats()
     [r] = check(config)
+    assert r.ok and r.mode == "api", r.error
+    assert [f.kind for f in r.findings] == ["api_fallback"] and "54001" in r.findings[0].message
+    assert {i.id for i in r.aftersales} == set(after) and {t.id for t in r.evidence} == set(proof)
+    assert sandbox.control.stats()["counts"]["api_captcha"] == 1  # asked once, never retried blindly
+
+    path = config.path
+    path.write_text(path.read_text(encoding="utf-8") + "[api]\nmax_signers = 0\n", encoding="utf-8")
+    unsigned = load_config(path)
+    sandbox.control.reset_stats()
+    [r] = check(unsigned)
     assert r.ok and r.mode == "page", r.error
     # the watch cards are read by request and meet the captcha too: said, and the deadline lists still count
     assert [f.kind for f in r.findings] == ["api_fallback", "watch_failed"] and "54001" in r.findings[0].message
     assert {i.id for i in r.aftersales} == set(after) and {t.id for t in r.evidence} == set(proof)
-    assert sandbox.control.stats()["counts"]["api_captcha"] == 1  # asked once, never retried blindly
+    assert sandbox.control.stats()["counts"]["api_captcha"] == 1
 
 
 def test_54001_in_page_mode_is_a_captcha_for_a_human_never_retried(sandbox: Sandbox, tmp_path: Path) -> None:

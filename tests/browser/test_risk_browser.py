@@ -1,6 +1,7 @@
-"""The sandbox's risk script in real Chromium: the workbench's own requests pass the strictest Anti-Content policy
-(fresh, single use, bound to the fingerprint and the account), a new build still works for the page, and a warm
-cookie-only check meets 54001 and has to read as a person: the cost the signer (issue 24) is there to remove."""
+"""The check under the sandbox's Anti-Content policies, in real Chromium: cookie-only as the live callers do it
+passes while mms accepts it; under the strictest policy (fresh, single use, bound to the user agent, fingerprint and
+account) the warm check falls through to signed requests and stays a handful of plain-HTTP calls, remembers it, finds
+a new build again, and without a signer degrades to page mode with a finding instead of failing."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from agent.browser.check import Checker
+from agent.browser.pool import BrowserPool
+from agent.config import locators
+from agent.core.models import ShopResult
 from tests.browser.test_network import check, write_config
-from tests.conftest import Sandbox
+from tests.conftest import Sandbox, run_async
 
 pytestmark = pytest.mark.browser
 __all__: list[str] = []
@@ -23,18 +28,21 @@ def _password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PDD_TEST_PASSWORD", "demo-pass")
 
 
-def test_the_pages_own_script_passes_the_strictest_policy_and_cookie_only_does_not(
-    sandbox: Sandbox, tmp_path: Path,
-) -> None:
-    config = write_config(tmp_path, sandbox.url, [{"name": "店A", "username": "示例旗舰店"}])
+def strict(sandbox: Sandbox) -> None:
+    sandbox.control.risk(levels={r: "account" for r in ROUTES}, fresh_seconds=30, live_headers=True)
+
+
+def test_without_a_signer_the_strict_policy_costs_a_page_read(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sandbox.url, [{"name": "店A", "username": "示例旗舰店"}],
+                          browser=["[api]", "max_signers = 0"])
     [first], _ = check(config)  # logs in, reads the page, learns the plan
     assert first.ok and first.mode == "page", first.error
-    sandbox.control.risk(live_headers=True)  # cookie-only as the live callers do it: etag = rckk, and it passes
+    sandbox.control.risk(live_headers=True)  # cookie-only as the live callers do it (etag = rckk): it passes
     [cookie_only], _ = check(config)
     assert cookie_only.ok and cookie_only.mode == "api", cookie_only.error
-    sandbox.control.risk(levels={r: "account" for r in ROUTES}, fresh_seconds=30)
+    strict(sandbox)
     sandbox.control.reset_stats()
-    [warm], _ = check(config)  # cookie-only first: 54001; then the page, whose script signs each request
+    [warm], _ = check(config)  # 54001, no signer: the page, whose own script signs each request
     assert warm.ok and warm.mode == "page" and len(warm.aftersales) == len(first.aftersales), warm.error
     assert any(f.kind == "api_fallback" for f in warm.findings)
     counts = sandbox.control.stats()["counts"]
@@ -43,3 +51,36 @@ def test_the_pages_own_script_passes_the_strictest_policy_and_cookie_only_does_n
     sandbox.control.settings(build="9ZzK1")  # a new build: the module and its names move, the page follows
     [rebuilt], _ = check(config)
     assert rebuilt.ok and len(rebuilt.aftersales) == len(first.aftersales), rebuilt.error
+
+
+def test_under_the_strictest_policy_the_warm_check_stays_plain_http_signed(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = write_config(tmp_path, sandbox.url, [{"name": "店A", "username": "示例旗舰店"},
+                                                  {"name": "店B", "username": "示例旗舰店:客服01"}])
+    first, _ = check(config)
+    assert all(r.ok and r.mode == "page" for r in first), [r.error for r in first]
+    strict(sandbox)
+    sandbox.control.reset_stats()
+    warm, checker = check(config)  # cookie-only meets 54001, the same reads signed pass
+    assert all(r.ok and r.mode == "api" for r in warm), [(r.mode, r.error) for r in warm]
+    assert [len(r.aftersales) for r in warm] == [len(r.aftersales) for r in first]
+    assert all(any(f.kind == "api_fallback" for f in r.findings) for r in warm)
+    assert checker.signers is not None and checker.signers.open == 1  # both shops go direct: one signer page
+    assert checker.request_stats()["signed_hosts"] == 1  # remembered for [api] signing_memory, shown by status
+    counts = sandbox.control.stats()["counts"]
+    assert "risk:used before" not in counts and "risk:another fingerprint" not in counts, counts
+    assert "GET /login/" not in counts or counts["GET /login/"] <= 1  # the signer's page, not a login per shop
+
+    async def rounds() -> list[list[ShopResult]]:  # one long-lived checker, as the service has
+        async with BrowserPool(timeout_seconds=8) as pool:
+            checker = Checker(config, pool, locators.load())
+            out = [await checker.check_all()]
+            sandbox.control.settings(build="7Yy2Q")  # a new build: the open signer page's tokens are refused now
+            out.append(await checker.check_all())  # a signed 54001: the signer renews; the page reads this time
+            out.append(await checker.check_all())
+            return out
+
+    signed, rebuilt, again = run_async(rounds())
+    assert all(r.ok and r.mode == "api" for r in signed), [(r.mode, r.error) for r in signed]
+    assert all(r.ok for r in rebuilt), [r.error for r in rebuilt]
+    assert all(r.ok and r.mode == "api" for r in again), [(r.mode, r.error) for r in again]  # found again
+    assert max(r.duration for r in again) < 2.0  # a handful of plain-HTTP requests, signed by the page kept open
