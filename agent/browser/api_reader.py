@@ -102,6 +102,11 @@ class ApiReader:
             self.last_status, self.last_headers = resp.status, resp.headers
         return data
 
+    async def post_raw(self, path: str, body: Mapping[str, Any] | None, where: str) -> tuple[int, Any]:
+        """One POST as the check sends it; the HTTP status and the JSON answer, whatever its envelope says."""
+        data = await self._post(path, body, where, envelope=False)
+        return self.last_status, data
+
     async def _live_headers(self, path: str) -> dict[str, str]:
         """What the live callers send besides the cookies (anti-content.md §4): `etag` = the `rckk` cookie, and
         while a passed captcha's cookie lives, its token as `verifyauthtoken` (names in selectors/site.toml)."""

@@ -23,10 +23,12 @@ from agent.browser.bundle import RecordingContext, origin, write_bundle
 from agent.browser.check import Checker
 from agent.browser.page_reader import PageReader
 from agent.browser.pool import BrowserPool, Network, close_quietly
+from agent.browser.probe_signing import SigningProbe, as_json, probe
 from agent.browser.reader import ROLES, ReadOptions
 from agent.browser.saved import SavedSession
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import shop_dir
+from agent.browser.signer import Signer
 from agent.browser.watch import apply_watch, quality_reasons, read_watch
 from agent.config import Config, ShopConfig
 from agent.core import parsers
@@ -55,6 +57,7 @@ class Doctor:
         self.notes: list[str] = []  # what the walk saw beside the selectors (the exit IP)
         self.pages: dict[str, str] = {}  # snapshot name -> the page's DOM, for a bundle
         self.items: list[dict[str, Any]] = []  # what an API-mode check reads with the learned bodies
+        self.signing: list[SigningProbe] = []  # --probe-signing: each endpoint cookie-only and signed
 
     async def probe(self, step: str, key: str, selector: str, note: str = "") -> int:
         try:
@@ -258,7 +261,7 @@ def report(probes: list[Probe]) -> str:
 
 async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: Path | None = None,
               secrets: Iterable[str] = (), saved_for: Callable[[str], SavedSession] | None = None,
-              ) -> tuple[list[Probe], Path, list[str]]:
+              probe_signing: bool = False) -> tuple[list[Probe], Path, list[str]]:
     """The whole walk for one shop: the probes, the folder of its screenshots and pages, and notes. With
     `bundle`, the walk is recorded (HAR) and written there redacted, `secrets` scrubbed wherever they show.
     `saved_for` keeps the shop's session where the service keeps it (several nodes: shared, encrypted)."""
@@ -292,6 +295,10 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: 
                 learned = await doc.cards(reader)
                 await doc.api(context, shop.base_url, learned, doc.checker.config.watching(shop))
                 await session.save(context)
+                if probe_signing:  # the live canary: what the site demands of each endpoint
+                    doc.signing = await _probe_signing(pool, session, shop, sel)
+                    doc.notes += ["签名探测 / signing probe (cookie-only, then signed):",
+                                  *(f"  {p.line()}" for p in doc.signing)]
             except CheckFailure as exc:
                 doc.probes.append(Probe("session", exc.state.value, exc.detail, 0))
             finally:
@@ -305,6 +312,18 @@ async def run(config: Config, shop: ShopConfig, sel: Mapping[str, Any], bundle: 
         if hars is not None:
             shutil.rmtree(hars, ignore_errors=True)
     return doc.probes, out_dir, doc.notes
+
+
+async def _probe_signing(pool: BrowserPool, session: ShopSession, shop: ShopConfig,
+                         sel: Mapping[str, Any]) -> list[SigningProbe]:
+    """Each endpoint once cookie-only and once signed (by a signer page on the shop's own network identity)."""
+    http = await session.requests()
+    signer = Signer(pool, Network.of(shop), shop.base_url, sel, per_second=5)
+    try:
+        return await probe(http, signer, shop.base_url, sel)
+    finally:
+        await http.save()
+        await signer.close()
 
 
 async def _bundle(pool: BrowserPool, path: Path, hars: Path, doc: Doctor, config: Config, shop: ShopConfig,
@@ -322,7 +341,8 @@ async def _bundle(pool: BrowserPool, path: Path, hars: Path, doc: Doctor, config
         return await page.screenshot(full_page=True)
 
     about = {"agent_version": __version__, "chromium": pool.browser_version, "shop": shop.name,
-             "selectors_dir": str(config.agent.selectors_dir) if config.agent.selectors_dir else "(built in)"}
+             "selectors_dir": str(config.agent.selectors_dir) if config.agent.selectors_dir else "(built in)",
+             **({"signing_probe": as_json(doc.signing)} if doc.signing else {})}
     try:
         await write_bundle(path, hars=sorted(hars.glob("*.har")), pages=doc.pages, report=report(doc.probes),
                            selectors=sel, redactor=redactor, origins=origins,

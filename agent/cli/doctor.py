@@ -14,7 +14,8 @@ from agent.cli.run_cmd import secrets_of
 from agent.config import locators
 
 
-def main(config_path: str, shop_name: str, out: TextIO = sys.stdout, bundle: str | None = None) -> int:
+def main(config_path: str, shop_name: str, out: TextIO = sys.stdout, bundle: str | None = None,
+         probe_signing: bool = False) -> int:
     found = config_and_shop(config_path, shop_name)
     if found is None:
         return 2
@@ -27,6 +28,6 @@ def main(config_path: str, shop_name: str, out: TextIO = sys.stdout, bundle: str
     secrets = [*secrets_of(config), *(s.username for s in config.shops)]
     with shared_sessions(config) as saved_for:
         probes, out_dir, notes = asyncio.run(run(config, shop, sel, bundle=target, secrets=secrets,
-                                                 saved_for=saved_for))
+                                                 saved_for=saved_for, probe_signing=probe_signing))
     out.write(report(probes) + "".join(f"\n{n}" for n in notes) + f"\n截图和页面 / captures: {out_dir}\n")
     return 0 if all(p.ok for p in probes) else 1

@@ -99,7 +99,10 @@ def _add_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     d.add_argument("--shop", required=True)
     d.add_argument("--bundle", metavar="FILE.zip",
                    help="also record the walk as a redacted diagnostics bundle (诊断包) to send to the maintainers")
-    d.set_defaults(func=lambda a: _run("agent.cli.doctor", a.config, a.shop, bundle=a.bundle))
+    d.add_argument("--probe-signing", action="store_true",
+                   help="call each endpoint once cookie-only and once signed, and report what the site demanded")
+    d.set_defaults(func=lambda a: _run("agent.cli.doctor", a.config, a.shop, bundle=a.bundle,
+                                       probe_signing=a.probe_signing))
 
     lg = sub.add_parser("login", help="log a shop in by hand (password, SMS code, QR) and save its session")
     lg.add_argument("--config", default="config.toml")
