@@ -306,6 +306,11 @@ def run_probes(ctl: SandboxControl, wecom: FakeWeCom, mall_id: int, count: int, 
             time.sleep(rng.uniform(0, interval))
 
 
+RISK = {"strict": False}
+RISK_ROUTES = ("/mercury/mms/afterSales/queryList", "/mercury/mms/afterSales/queryCount",
+               "/mercury/merchant/afterSales/queryWaitHandleCount")
+
+
 def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, steady: float, setup: Setup,
           plan: dict[str, Any] | None, viewers: int = 0) -> dict[str, Any]:
     """One agent run with `n` shops: primed (plan given) with a steady phase, or cold (no session) start-up only."""
@@ -313,6 +318,8 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
     tag = f"{n}-cold" if cold else f"{n}-v{viewers}"
     scenario = generate_scenario(42, n, pending=20, expiring=0, evidence=2, closed=2)
     ctl.load(scenario)
+    if RISK["strict"]:  # every business read must carry a fresh, single-use token bound to the fingerprint and account
+        ctl.risk(levels={r: "account" for r in RISK_ROUTES}, fresh_seconds=30, live_headers=True)
     shops = cast(list[dict[str, Any]], scenario["shops"])
     names = [s["name"] for s in shops]
     data_dir, port = tmp / f"data-{tag}", free_port()
@@ -370,6 +377,7 @@ def bench(n: int, url: str, ctl: SandboxControl, wecom: FakeWeCom, tmp: Path, st
     finally:
         agent.close()
     res["peak_requests_per_second"] = ctl.stats()["peak_per_second"]
+    res["risk_refusals"] = {k: v for k, v in ctl.stats()["counts"].items() if k.startswith("risk:")}
     res["pss_peak_run_mib"] = round(max((v for _, v in agent.pss), default=0.0), 1)
     res["pss_peak_by_kind_mib"] = {k: round(v, 1) for k, v in agent.pss_kinds.items()}
     res["anomalies"] = anomalies(agent, names)
@@ -428,6 +436,9 @@ def steady_phase(agent: Agent, ctl: SandboxControl, wecom: FakeWeCom, mall_id: i
         "loop_lag_max_s": m1.get("pdd_agent_event_loop_lag_seconds", {}).get("run"),
         # the agent's own count: the most budget turns any rolling second handed out (the sandbox's is below)
         "busiest_second_agent": m1.get("pdd_agent_requests_busiest_second", {}).get(""),
+        # signed reads (--risk strict): tokens the signer pages minted a second, and how many pages
+        "signer_tokens_per_s": round(sum(delta("pdd_agent_signer_tokens").values()) / (w1 - w0), 2),
+        "signer_pages": m1.get("pdd_agent_signer_pages", {}).get(""),
         "alert_latency": probes,
         "alert_bound_s": interval + JITTER + DISPATCH,
     }
@@ -468,11 +479,15 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=2, help="[browser] max_pages (default 2)")
     ap.add_argument("--interval", type=int, help="check interval in s for every run (default 60, 600 over 200 shops)")
     ap.add_argument("--json", metavar="PATH", help="also write every number here")
+    ap.add_argument("--risk", choices=("none", "strict"), default="none",
+                    help="the sandbox's Anti-Content policy: strict = fresh, single use, bound to the fingerprint and "
+                    "the account, on every read (the agent signs with its signer pages)")
     ap.add_argument("--workdir", metavar="DIR", help="keep configs, data and logs here (default: a temporary one)")
     ap.add_argument("--viewers", default="0", help="comma-separated counts of open team pages per shop count, each "
                     "run once (e.g. 0,10: the same shops without and with ten pages)")
     args = ap.parse_args()
     counts = [int(x) for x in args.shops.split(",") if x]
+    RISK["strict"] = args.risk == "strict"
     proc, url = start_sandbox()
     wecom = FakeWeCom(keys={OPS_KEY, PROBE_KEY}).start()
     ctl = SandboxControl(url)

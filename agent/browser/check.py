@@ -117,7 +117,8 @@ class Checker:
                                  "deferred": self.deferrals.deferred if self.deferrals else 0,
                                  # hosts whose calls go signed now (they asked for Anti-Content), signer pages open
                                  "signed_hosts": len(self.signing.hosts()),
-                                 "signers": self.signers.open if self.signers else 0}
+                                 "signers": self.signers.open if self.signers else 0,
+                                 "signer_tokens": self.signers.minted if self.signers else 0}
         if b is not None:
             out.update(budget=b.per_second, rate=round(b.rate, 3), taken=b.taken, slowdowns=b.slowdowns,
                        busiest_second=b.peak_window)

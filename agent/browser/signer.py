@@ -178,6 +178,11 @@ class Signers:
     def open(self) -> int:
         return sum(1 for s in self._by_identity.values() if s.page is not None)
 
+    @property
+    def minted(self) -> int:
+        """Tokens minted by the signers open now (a closed signer's count leaves with it)."""
+        return sum(s.minted for s in self._by_identity.values())
+
     async def close(self) -> None:
         for signer in self._by_identity.values():
             await signer.close()

@@ -321,7 +321,7 @@ class ApiConfig:
     signing_memory: str = _key("24h", _DURATION_OR_OFF)
     # signer pages at once (one per network identity: a shop's proxy and user agent); 0: no signing at all
     max_signers: int = _key(2, _rule(lambda v: 0 <= v <= 16, "must be 0 to 16, got {v} (取值超出范围)"))
-    signer_tokens_per_second: float = _key(20.0, _rule(lambda v: 0 < v <= 500, "must be more than 0 and at most "
+    signer_tokens_per_second: float = _key(50.0, _rule(lambda v: 0 < v <= 500, "must be more than 0 and at most "
                                                                                "500, got {v} (取值超出范围)"))
 
 

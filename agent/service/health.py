@@ -337,6 +337,8 @@ def render_metrics(snap: Snapshot, now: float, tz: tzinfo | None = None) -> str:
                    "[api] signing_memory.", [("", {}, req.get("signed_hosts", 0))])
         out.family("signer_pages", "gauge", "Signer pages open (one per network identity).",
                    [("", {}, req.get("signers", 0))])
+        out.family("signer_tokens", "gauge", "Anti-Content tokens the open signer pages minted.",
+                   [("", {}, req.get("signer_tokens", 0))])
         out.family("requests_busiest_second", "gauge", "The most budget turns any rolling second handed out.",
                    [("", {}, req.get("busiest_second", 0))])
         out.family("reads_deferred_total", "counter", "Non-urgent reads left for a later check while the host was "
