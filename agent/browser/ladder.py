@@ -5,7 +5,7 @@ Each reader returns the read, or a finding saying why it falls through (None: it
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -67,7 +67,6 @@ class Attempt:
     relogged: bool = False
     captcha: bool = False  # the last request-only read met 54001: the watch cards are not read either
     requester: Requester | BrowserContext | None = None  # what the read that succeeded used (the watch reads on)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def host(self) -> str:
