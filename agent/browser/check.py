@@ -90,6 +90,13 @@ class Checker:
         self.config, self.sel = config, sel
         self.budget.per_second = config.agent.max_requests_per_second
         self.signing.seconds = seconds(config.api.signing_memory)
+        if not config.api.max_signers:
+            self.signers = None  # signing off: open pages close with the browser pool
+        elif self.signers is None:
+            self.signers = Signers(self.pool, sel, limit=config.api.max_signers,
+                                   per_second=config.api.signer_tokens_per_second)
+        else:  # new signer pages take the new bounds
+            self.signers.limit, self.signers.per_second = config.api.max_signers, config.api.signer_tokens_per_second
         self.options = replace(self.options, pacing_seconds=config.agent.pacing_seconds,
                                backoff_seconds=config.agent.rate_limit_backoff)
         before = {s.name for s in old.shops if s.enabled}
