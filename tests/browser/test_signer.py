@@ -6,7 +6,6 @@ the token rate is bounded."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,24 +13,14 @@ import pytest
 from agent.browser.pool import BrowserPool, Network
 from agent.browser.signer import Signer, Signers
 from agent.config import locators
-from tests.browser.test_network import PROXY_PASS, PROXY_USER
+from tests.browser.test_network import PROXY_PASS, PROXY_USER, proxies
 from tests.conftest import Sandbox, run_async
 from tests.forward_proxy import ForwardProxy
 
 pytestmark = pytest.mark.browser
+__all__ = ["proxies"]  # the fixture
 QL = "/mercury/mms/afterSales/queryList"
 ROUTES = (QL, "/mercury/mms/afterSales/queryCount", "/mercury/merchant/afterSales/queryWaitHandleCount")
-
-
-@pytest.fixture
-def two_proxies() -> Iterator[tuple[ForwardProxy, ForwardProxy]]:
-    a = ForwardProxy("proxy-A", "127.0.0.2", PROXY_USER, PROXY_PASS).start()
-    b = ForwardProxy("proxy-B", "127.0.0.3").start()
-    try:
-        yield a, b
-    finally:
-        a.stop()
-        b.stop()
 
 
 def shop_cookies(c: httpx.Client) -> dict[str, str]:
@@ -92,9 +81,9 @@ def test_a_signer_mints_a_fresh_token_per_request_that_the_strictest_policy_acce
 
 
 def test_shops_kept_apart_on_the_network_are_signed_by_different_pages(
-    sandbox: Sandbox, two_proxies: tuple[ForwardProxy, ForwardProxy],
+    sandbox: Sandbox, proxies: tuple[ForwardProxy, ForwardProxy],
 ) -> None:
-    a, b = two_proxies
+    a, b = proxies
 
     async def go() -> None:
         async with BrowserPool(timeout_seconds=8) as pool:
