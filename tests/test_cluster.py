@@ -85,6 +85,7 @@ def test_three_nodes_share_checks_survive_a_kill_and_fence_a_frozen_node(
         nodes[2].proc.wait(timeout=10)
         frozen_shops = wait_for(lambda: held("n1"), "n1 in the middle of a check", nodes)
         os.kill(nodes[1].proc.pid, signal.SIGSTOP)  # presumed dead: no heartbeat, its check half done
+        time.sleep(0.3)  # a statement n1 sent just before it froze still lands
         frozen_shops = sorted({*frozen_shops, *held("n1")})  # what it holds as it freezes
         wait_for(lambda: not set(frozen_shops) & set(held("n1")), "n1's shops taken back", nodes[:1],
                  timeout=STALL + 6 * TICK)
@@ -118,7 +119,9 @@ def test_three_nodes_share_checks_survive_a_kill_and_fence_a_frozen_node(
         after = [s for s, _, node, _ in checks[shop] if s > killed_at and node != "n2"]
         assert after and after[0] - killed_at <= STALL + 3 * TICK + CHECK, (shop, after[:1], killed_at)
     fenced = engine.execute("SELECT shop, lease FROM test_fenced WHERE node = 'n1'").fetchall()
-    assert {s for s, _ in fenced} <= set(frozen_shops)
+    assert {s for s, _ in fenced} & set(frozen_shops)  # the checks it held as it froze were refused
+    for shop, lease in fenced:  # each refused lease was n1's own: no other node held or wrote that lease
+        assert all(c[3] != lease for c in checks[shop] if c[2] != "n1"), (shop, lease)
     assert not [r for r in fenced if (r[1], "n1") in {(c[3], c[2]) for c in checks[r[0]]}]  # nothing written
     statuses = dict(engine.execute("SELECT status, count(*) FROM procrastinate_jobs WHERE task_name = 'check_shop' "
                                    "GROUP BY status").fetchall())

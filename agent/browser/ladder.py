@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from playwright.async_api import BrowserContext, Page
 
+from agent.browser.api_reader import as_requester
 from agent.browser.http_client import ShopHttp
 from agent.browser.lanes import Slot
 from agent.browser.page_reader import PageReader
@@ -20,7 +21,14 @@ from agent.browser.pool import BrowserPool, Network
 from agent.browser.reader import RawRead, ReadOptions, Requester
 from agent.browser.session import ShopSession
 from agent.browser.shopfiles import READ_CAPTCHA, plan_doc
-from agent.browser.signer import SignedRequests, SignerError, Signers, SigningMemory
+from agent.browser.signer import (
+    DEFAULT_TOKENS_PER_SECOND,
+    PageSigner,
+    SignedRequests,
+    SignerError,
+    Signers,
+    SigningMemory,
+)
 from agent.config import ShopConfig
 from agent.core.models import CaptchaRequired, CheckFailure, Finding, ShopResult, ShopState
 
@@ -145,7 +153,10 @@ async def context_requests(checker: Checker, a: Attempt) -> RawRead | Finding | 
     await _open(checker, a)
     if a.warm or not (a.mode == "api" or (a.mode == "auto" and a.plan is not None and not a.relogged)):
         return None
-    return await _request_read(checker, a, a.context, a.plan or guess_plan(checker.sel["aftersale_list"]))
+    got = await _request_read(checker, a, a.context, a.plan or guess_plan(checker.sel["aftersale_list"]))
+    if a.captcha:
+        checker.signing.remember(a.host)  # as cookie-only: once warm, this host's calls go signed
+    return got
 
 
 async def page(checker: Checker, a: Attempt) -> RawRead:
@@ -163,6 +174,11 @@ async def page(checker: Checker, a: Attempt) -> RawRead:
     if not any(lr.from_dom for lr in raw.lists.values()):
         a.session.saved.keep_plan(plan_doc(raw.learned, datetime.now(checker.tz).isoformat(timespec="seconds")))
     a.requester = a.context
+    if a.captcha:  # requests met 54001 in this check: those that follow (the watch cards) go signed by this page
+        rate = checker.signers.per_second if checker.signers is not None else DEFAULT_TOKENS_PER_SECOND
+        a.requester = SignedRequests(as_requester(a.context),
+                                     PageSigner(a.page, a.shop.base_url, checker.sel, rate))
+        a.captcha = False
     return raw
 
 

@@ -15,10 +15,9 @@ from loguru import logger
 from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
-from agent.browser.http_client import ShopHttp
 from agent.browser.neterrors import describe
 from agent.browser.pool import BrowserPool, Network, close_quietly
-from agent.browser.reader import Answer
+from agent.browser.reader import Answer, Requester
 
 # Finds the SDK in the webpack chunks (a module whose factory source holds the marker), keeps its class on window.
 _DISCOVER = """([chunkGlobal, marker]) => {
@@ -59,8 +58,21 @@ _MINT = """([method, serverTime, cookies]) => {
 }"""
 
 
+DEFAULT_TOKENS_PER_SECOND = 20.0
+
+
 class SignerError(RuntimeError):
     """No token: the page did not load, the SDK was not found (a new build the rules miss), or minting failed."""
+
+
+async def find_sdk(page: Page, rules: Mapping[str, Any]) -> str:
+    """The risk SDK's module id on a loaded mms page (kept on window for minting); SignerError when no module
+    matches the rules (a new build selectors/site.toml [signer] does not describe)."""
+    module = await page.evaluate(_DISCOVER, [rules["chunk_global"], rules["module_marker"]])
+    if module is None:
+        raise SignerError(f"no module with {rules['module_marker']!r} in {rules['chunk_global']} on {page.url}: the "
+                          "site's build changed in a way selectors/site.toml [signer] does not match")
+    return str(module)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +90,7 @@ class Identity:
 class Signer:
     """One page on one identity; `mint()` a token for a shop's cookies; reopened when it breaks."""
 
-    def __init__(self, pool: BrowserPool, network: Network, base_url: str, sel: Mapping[str, Any],
+    def __init__(self, pool: BrowserPool | None, network: Network, base_url: str, sel: Mapping[str, Any],
                  per_second: float) -> None:
         self.pool, self.network, self.base_url, self.rules = pool, network, base_url.rstrip("/"), sel["site"]["signer"]
         self.per_second = per_second
@@ -95,19 +107,18 @@ class Signer:
         if self.page is not None and not self.page.is_closed():
             return self.page
         await self.close()
+        assert self.pool is not None
         self.context = await self.pool.new_context(network=self.network)
         page = await self.pool.new_page(self.context)
         url = self.base_url + self.rules["path"]
         try:
             await page.goto(url, wait_until="load")
-            self.module = await page.evaluate(_DISCOVER, [self.rules["chunk_global"], self.rules["module_marker"]])
-        except PlaywrightError as exc:
+            self.module = await find_sdk(page, self.rules)
+        except (PlaywrightError, SignerError) as exc:
             await self.close()
+            if isinstance(exc, SignerError):
+                raise
             raise SignerError(f"signer page {describe(exc, url)}") from exc
-        if self.module is None:
-            await self.close()
-            raise SignerError(f"no module with {self.rules['module_marker']!r} in {self.rules['chunk_global']} on "
-                              f"{url}: the site's build changed in a way selectors/site.toml [signer] does not match")
         self.page, self._base = page, None
         logger.info("signer for {} ready: risk SDK module {}", self.network.proxy_url or "direct", self.module)
         return page
@@ -155,11 +166,38 @@ class Signer:
             await close_quietly(context)
 
 
+class PageSigner(Signer):
+    """A page-mode check's own mms page as its signer, for the requests that follow the page read (the watch
+    cards): the page holds the shop's cookies already, and the check owns (and closes) it."""
+
+    def __init__(self, page: Page, base_url: str, sel: Mapping[str, Any], per_second: float) -> None:
+        super().__init__(None, Network(), base_url, sel, per_second)
+        self.own = page
+
+    async def _open(self) -> Page:
+        if self.page is None:
+            if self.own.is_closed():
+                raise SignerError("the check's page is closed")
+            try:
+                self.module = await find_sdk(self.own, self.rules)
+            except PlaywrightError as exc:
+                raise SignerError(f"the check's page: {describe(exc)}") from exc
+            self.page, self._base = self.own, None
+        return self.page
+
+    async def mint(self, cookies: Mapping[str, str]) -> str:
+        return await super().mint({})  # the page's own cookies are the shop's: none set over them
+
+    async def close(self) -> None:
+        self.page = None  # found again on the next token; the page itself is the check's
+
+
 class Signers:
     """The signers of one host: one per network identity, at most `limit` of them (the least recently used one is
     closed for a new identity), each bounded to `per_second` tokens."""
 
-    def __init__(self, pool: BrowserPool, sel: Mapping[str, Any], *, limit: int = 2, per_second: float = 20.0) -> None:
+    def __init__(self, pool: BrowserPool, sel: Mapping[str, Any], *, limit: int = 2,
+                 per_second: float = DEFAULT_TOKENS_PER_SECOND) -> None:
         self.pool, self.sel, self.limit, self.per_second = pool, sel, limit, per_second
         self._by_identity: dict[Identity, Signer] = {}
 
@@ -190,10 +228,10 @@ class Signers:
 
 
 class SignedRequests:
-    """A shop's plain-HTTP requests (a `reader.Requester`), each with a fresh token from its identity's signer,
-    minted with the shop's own fingerprint and account cookies."""
+    """A shop's requests (a `reader.Requester`: plain HTTP, or its browser context's), each with a fresh token from
+    a signer, minted with the shop's own fingerprint and account cookies."""
 
-    def __init__(self, http: ShopHttp, signer: Signer) -> None:
+    def __init__(self, http: Requester, signer: Signer) -> None:
         self.http, self.signer, self.rules = http, signer, signer.rules
         self.gates_budget = http.gates_budget
 

@@ -32,6 +32,11 @@ def strict(sandbox: Sandbox) -> None:
     sandbox.control.risk(levels={r: "account" for r in ROUTES}, fresh_seconds=30, live_headers=True)
 
 
+def flags(result: ShopResult) -> list[tuple[str, bool, bool]]:
+    """Each item's id with its watch-card flags (投诉预警, 买家催处理)."""
+    return sorted((i.id, i.complaint, i.urged) for i in result.aftersales + result.evidence)
+
+
 def test_without_a_signer_the_strict_policy_costs_a_page_read(sandbox: Sandbox, tmp_path: Path) -> None:
     config = write_config(tmp_path, sandbox.url, [{"name": "店A", "username": "示例旗舰店"}],
                           browser=["[api]", "max_signers = 0"])
@@ -45,6 +50,9 @@ def test_without_a_signer_the_strict_policy_costs_a_page_read(sandbox: Sandbox, 
     [warm], _ = check(config)  # 54001, no signer: the page, whose own script signs each request
     assert warm.ok and warm.mode == "page" and len(warm.aftersales) == len(first.aftersales), warm.error
     assert any(f.kind == "api_fallback" for f in warm.findings)
+    assert not [f for f in warm.findings if f.kind == "watch_failed"], warm.findings  # signed by the check's page
+    assert flags(warm) == flags(first) and any(c or u for _, c, u in flags(first))
+    assert len(warm.platform) == len(first.platform) > 0
     counts = sandbox.control.stats()["counts"]
     assert counts.get("risk:no Anti-Content", 0) >= 1  # the plain-HTTP attempt
     assert not [k for k in counts if k.startswith("risk:") and k != "risk:no Anti-Content"], counts  # page: all valid

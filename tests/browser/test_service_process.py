@@ -173,18 +173,25 @@ def shop_messages(wecom: FakeWeCom, shop: str, start: int = 0) -> list[str]:
     return [m.content for m in wecom.messages("k1")[start:] if m.msgtype == "markdown" and f"【{shop}】" in m.content]
 
 
-def delivered_vs_recorded(wecom: FakeWeCom, db: Path) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
-    """(shop, order number) per WeCom message received, and per alert the store recorded as sent."""
-    got: Counter[tuple[str, str]] = Counter()
-    for shop in (A, B):
-        got.update((shop, sn) for sn in sns(shop_messages(wecom, shop)))
-    store = Store(db)
-    try:
-        rows = [json.loads(r["payload"]) for r in store.rows("sent")]
-    finally:
-        store.close()
-    recorded = Counter((p["shop"], p["item"]["order_sn"]) for p in rows if p.get("item"))
-    return got, recorded
+def delivered_vs_recorded(wecom: FakeWeCom, db: Path, settle: float = 5.0,
+                          ) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
+    """(shop, order number) per WeCom message received, and per alert the store recorded as sent. The store
+    commits a send after the robot's answer, so a message just received may be committed a moment later: read
+    again for up to `settle` seconds until every received alert is recorded."""
+    end = time.monotonic() + settle
+    while True:
+        got: Counter[tuple[str, str]] = Counter()
+        for shop in (A, B):
+            got.update((shop, sn) for sn in sns(shop_messages(wecom, shop)))
+        store = Store(db)
+        try:
+            rows = [json.loads(r["payload"]) for r in store.rows("sent")]
+        finally:
+            store.close()
+        recorded = Counter((p["shop"], p["item"]["order_sn"]) for p in rows if p.get("item"))
+        if set(got) <= set(recorded) or time.monotonic() > end:
+            return got, recorded
+        time.sleep(0.1)
 
 
 def sent_events(db: Path) -> set[str]:
