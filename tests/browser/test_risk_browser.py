@@ -13,6 +13,7 @@ from agent.browser.check import Checker
 from agent.browser.pool import BrowserPool
 from agent.config import locators
 from agent.core.models import ShopResult
+from agent.sandbox.risk import LEVELS
 from tests.browser.test_network import check, write_config
 from tests.conftest import Sandbox, run_async
 
@@ -92,3 +93,38 @@ def test_under_the_strictest_policy_the_warm_check_stays_plain_http_signed(sandb
     assert all(r.ok for r in rebuilt), [r.error for r in rebuilt]
     assert all(r.ok and r.mode == "api" for r in again), [(r.mode, r.error) for r in again]  # found again
     assert max(r.duration for r in again) < 2.0  # a handful of plain-HTTP requests, signed by the page kept open
+
+
+def test_under_every_policy_level_the_warm_check_stays_a_handful_of_plain_http_requests(
+    sandbox: Sandbox, tmp_path: Path,
+) -> None:
+    """Each level the sandbox enforces (none … bound to the account), met fresh by a new checker as after a restart:
+    cookie-only while it passes, else signed at once; every item read, no page, a handful of requests."""
+    config = write_config(tmp_path, sandbox.url, [{"name": "店A", "username": "示例旗舰店"}])
+    [first], _ = check(config)  # logs in, reads the page, learns the plan
+    assert first.ok and first.mode == "page", first.error
+
+    async def rounds() -> dict[str, tuple[list[ShopResult], dict[str, int]]]:
+        out: dict[str, tuple[list[ShopResult], dict[str, int]]] = {}
+        async with BrowserPool(timeout_seconds=8) as pool:
+            for level in LEVELS:
+                sandbox.control.risk(levels=dict.fromkeys(ROUTES, level), fresh_seconds=30, live_headers=True)
+                checker = Checker(config, pool, locators.load())  # nothing remembered from the level before
+                await checker.check_all()  # meets the level (cookie-only, then signed where it asks)
+                sandbox.control.reset_stats()
+                results = await checker.check_all()
+                out[level] = results, dict(sandbox.control.stats()["counts"])
+                if checker.signers is not None:
+                    await checker.signers.close()
+        return out
+
+    by_level = run_async(rounds())
+    for level, ([r], counts) in by_level.items():
+        assert r.ok and r.mode == "api", (level, r.mode, r.error)
+        assert flags(r) == flags(first) and len(r.platform) == len(first.platform), level
+        assert r.duration < 2.0, (level, r.duration)
+        pages = {k: n for k, n in counts.items() if k.startswith("GET ") and not any(p in k for p in ("/api/", "/static/", "/__sandbox/"))}
+        assert not pages, (level, pages)  # no page loaded by the check (a signer page opens once, the round before)
+        calls = sum(n for k, n in counts.items() if k.startswith("POST "))
+        assert calls <= 8, (level, counts)  # a handful: counts, the two lists, the watch cards showing items
+        assert not [k for k in counts if k.startswith("risk:")], (level, counts)  # nothing refused once settled
