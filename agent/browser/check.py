@@ -37,7 +37,7 @@ from agent.browser.shopfiles import (
     shop_dir,
     state_path,
 )
-from agent.browser.signer import Signers, SigningMemory
+from agent.browser.signer import SignerError, Signers, SigningMemory
 from agent.browser.watch import WatchCache, session_refunds, watch_check
 from agent.config import Config, ShopConfig
 from agent.config.durations import seconds
@@ -235,10 +235,7 @@ class Checker:
         handed_over = False
         try:
             raw = await climb(self, a)
-            if a.captcha:
-                result.findings.append(Finding("watch_failed", "watch cards not read: requests met a captcha"))
-            else:
-                await self._watch(shop, a.requester or a.context or a.http, raw, result)
+            await self._watch(shop, a.requester or a.context or a.http, raw, result)
             result.mode = raw.mode
             if a.context is not None:
                 await a.session.save(a.context)
@@ -269,9 +266,14 @@ class Checker:
                      result: ShopResult) -> None:
         assert context is not None
         deferrals = self.deferrals
-        await watch_check(self.config, self.sel, self.options, self.tz, shop, context, raw.counts, result,
-                          refunds=self.read_refunds, cache=self.watch_cache.setdefault(shop.name, {}),
-                          defer=None if deferrals is None else lambda role: deferrals.skip(shop.name, role))
+        try:
+            await watch_check(self.config, self.sel, self.options, self.tz, shop, context, raw.counts, result,
+                              refunds=self.read_refunds, cache=self.watch_cache.setdefault(shop.name, {}),
+                              defer=None if deferrals is None else lambda role: deferrals.skip(shop.name, role))
+        except SignerError as exc:  # the deadline lists were read: the watch cards wait for the next check
+            logger.warning("shop {}: watch cards not read: {}", shop.name, exc)
+            result.findings.append(Finding("watch_failed", f"watch cards not read (no Anti-Content: {exc}); their "
+                                                           "notices wait for the next check"))
 
     async def refunds(self, shop: ShopConfig) -> list[Refund]:
         """The shop's newest 退款成功 rows (request-only, like keep-alive); CheckFailure when they cannot be read."""

@@ -73,7 +73,7 @@ class Attempt:
     page: Page | None = None
     need_login: bool = False
     relogged: bool = False
-    captcha: bool = False  # the last request-only read met 54001: the watch cards are not read either
+    captcha: bool = False  # the last request-only read met 54001 (a later reader signs, or reads the page)
     requester: Requester | BrowserContext | None = None  # what the read that succeeded used (the watch reads on)
 
     @property
@@ -173,12 +173,12 @@ async def page(checker: Checker, a: Attempt) -> RawRead:
     checker.parse_read(raw, a.result)
     if not any(lr.from_dom for lr in raw.lists.values()):
         a.session.saved.keep_plan(plan_doc(raw.learned, datetime.now(checker.tz).isoformat(timespec="seconds")))
-    a.requester = a.context
-    if a.captcha:  # requests met 54001 in this check: those that follow (the watch cards) go signed by this page
-        rate = checker.signers.per_second if checker.signers is not None else DEFAULT_TOKENS_PER_SECOND
-        a.requester = SignedRequests(as_requester(a.context),
-                                     PageSigner(a.page, a.shop.base_url, checker.sel, rate))
-        a.captcha = False
+    # the requests that follow (the watch cards) carry Anti-Content minted by this page, as its own request code
+    # would send them; where its SDK is not found they go unsigned
+    rate = checker.signers.per_second if checker.signers is not None else DEFAULT_TOKENS_PER_SECOND
+    a.requester = SignedRequests(as_requester(a.context), PageSigner(a.page, a.shop.base_url, checker.sel, rate),
+                                 unsigned_if_no_token=True)
+    a.captcha = False
     return raw
 
 

@@ -231,9 +231,10 @@ class SignedRequests:
     """A shop's requests (a `reader.Requester`: plain HTTP, or its browser context's), each with a fresh token from
     a signer, minted with the shop's own fingerprint and account cookies."""
 
-    def __init__(self, http: Requester, signer: Signer) -> None:
+    def __init__(self, http: Requester, signer: Signer, unsigned_if_no_token: bool = False) -> None:
         self.http, self.signer, self.rules = http, signer, signer.rules
         self.gates_budget = http.gates_budget
+        self.unsigned_if_no_token = unsigned_if_no_token  # a page-mode check's follow-ups: as the page would send
 
     async def cookie(self, name: str, url: str) -> str:
         return await self.http.cookie(name, url)
@@ -242,7 +243,13 @@ class SignedRequests:
                    timeout: float) -> Answer:
         cookies = {n: await self.http.cookie(n, url) for n in (self.rules["fingerprint_cookie"],
                                                                  self.rules["account_cookie"])}
-        token = await self.signer.mint(cookies)
+        try:
+            token = await self.signer.mint(cookies)
+        except SignerError as exc:
+            if not self.unsigned_if_no_token:
+                raise
+            logger.info("{} {}: sent without Anti-Content: {}", method, url, exc)
+            return await self.http.send(method, url, body, headers, timeout)
         return await self.http.send(method, url, body, {**headers, self.rules["header"]: token}, timeout)
 
 

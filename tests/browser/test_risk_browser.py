@@ -62,6 +62,22 @@ def test_without_a_signer_the_strict_policy_costs_a_page_read(sandbox: Sandbox, 
     assert rebuilt.ok and len(rebuilt.aftersales) == len(first.aftersales), rebuilt.error
 
 
+def test_a_cold_check_under_the_strictest_policy_reads_its_watch_cards_signed_by_its_own_page(
+    sandbox: Sandbox, tmp_path: Path,
+) -> None:
+    """The first check of a shop (log in, read the page) under the strictest policy from the start: the watch cards
+    that follow the page read carry tokens minted by that page, so nothing is refused and nothing left unread."""
+    strict(sandbox)
+    config = write_config(tmp_path, sandbox.url, [{"name": "店A", "username": "示例旗舰店"}],
+                          browser=["[api]", "max_signers = 0"])  # no signer page: the check's own page signs
+    [cold], _ = check(config)
+    assert cold.ok and cold.mode == "page", cold.error
+    assert not [f for f in cold.findings if f.kind == "watch_failed"], cold.findings
+    assert any(c or u for _, c, u in flags(cold)) and cold.platform
+    refused = {k: n for k, n in sandbox.control.stats()["counts"].items() if k.startswith("risk:")}
+    assert not refused, refused
+
+
 def test_under_the_strictest_policy_the_warm_check_stays_plain_http_signed(sandbox: Sandbox, tmp_path: Path) -> None:
     config = write_config(tmp_path, sandbox.url, [{"name": "店A", "username": "示例旗舰店"},
                                                   {"name": "店B", "username": "示例旗舰店:客服01"}])
@@ -123,7 +139,8 @@ def test_under_every_policy_level_the_warm_check_stays_a_handful_of_plain_http_r
         assert r.ok and r.mode == "api", (level, r.mode, r.error)
         assert flags(r) == flags(first) and len(r.platform) == len(first.platform), level
         assert r.duration < 2.0, (level, r.duration)
-        pages = {k: n for k, n in counts.items() if k.startswith("GET ") and not any(p in k for p in ("/api/", "/static/", "/__sandbox/"))}
+        pages = {k: n for k, n in counts.items()
+                 if k.startswith("GET ") and not any(p in k for p in ("/api/", "/static/", "/__sandbox/"))}
         assert not pages, (level, pages)  # no page loaded by the check (a signer page opens once, the round before)
         calls = sum(n for k, n in counts.items() if k.startswith("POST "))
         assert calls <= 8, (level, counts)  # a handful: counts, the two lists, the watch cards showing items
