@@ -178,7 +178,6 @@ async def page(checker: Checker, a: Attempt) -> RawRead:
     rate = checker.signers.per_second if checker.signers is not None else DEFAULT_TOKENS_PER_SECOND
     a.requester = SignedRequests(as_requester(a.context), PageSigner(a.page, a.shop.base_url, checker.sel, rate),
                                  unsigned_if_no_token=True)
-    a.captcha = False
     return raw
 
 

@@ -114,11 +114,12 @@ class Signer:
         try:
             await page.goto(url, wait_until="load")
             self.module = await find_sdk(page, self.rules)
-        except (PlaywrightError, SignerError) as exc:
+        except PlaywrightError as exc:
             await self.close()
-            if isinstance(exc, SignerError):
-                raise
             raise SignerError(f"signer page {describe(exc, url)}") from exc
+        except SignerError:
+            await self.close()
+            raise
         self.page, self._base = page, None
         logger.info("signer for {} ready: risk SDK module {}", self.network.proxy_url or "direct", self.module)
         return page
