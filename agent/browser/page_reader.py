@@ -116,7 +116,10 @@ class PageReader:
         """/home, then the sidebar link; recovers once from the /aftersales/setup interstitial."""
         paths = self.site["paths"]
         for attempt in range(2):
-            await self.page.goto(self.base_url + paths["home"])
+            try:
+                await self.page.goto(self.base_url + paths["home"])
+            except PlaywrightTimeout as exc:  # a slow or held backend: a timeout like any other, never a crash
+                raise CheckFailure(ShopState.TIMEOUT, f"{paths['home']}: the page did not load in time") from exc
             if urlsplit(self.page.url).path.startswith(paths["login"].rstrip("/")):
                 raise CheckFailure(ShopState.LOGIN_REQUIRED, "/home redirected to the login page")
             link = self.site["home"]["sidebar_link"]
