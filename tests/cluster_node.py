@@ -1,5 +1,6 @@
 """One node of the cluster tests, as its own process: the real schedule and procrastinate worker, a check that
-takes `--check-seconds` and commits its record fenced on its lease (or records that it was fenced).
+takes `--check-seconds` and commits its record fenced on its lease (or records that it was fenced, or abandoned
+when the node woke to find its lease taken).
 
 Run: python -m tests.cluster_node URL NODE [--interval S] [--check-seconds S] [--stall S] [--migrate]
 """
@@ -32,7 +33,14 @@ async def main(args: argparse.Namespace) -> None:
 
     async def run_check(shop: str, lease: int) -> None:
         started = schedule.now()
-        await asyncio.sleep(args.check_seconds)  # the check's work (reading the shop)
+        try:
+            await asyncio.sleep(args.check_seconds)  # the check's work (reading the shop)
+        except asyncio.CancelledError:  # abandoned on waking: another node holds the shop now
+            if schedule.leases([shop]).get(shop) != lease:
+                with db.tx():
+                    db.execute("INSERT INTO test_fenced (shop, node, lease) VALUES (?, ?, ?)",
+                               (shop, args.node, lease))
+            raise
         try:
             with db.tx():
                 schedule.fence(shop, lease)

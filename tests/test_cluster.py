@@ -5,6 +5,7 @@ woken after the takeover cannot commit, SIGTERM leaves no job running."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from agent.browser.shopfiles import shop_dir
 from agent.cluster.schedule import Schedule
 from agent.cluster.sessions import SharedSessions
+from agent.cluster.work import Work, WorkOptions
 from agent.outbox.engine import PostgresEngine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,6 +130,44 @@ def test_three_nodes_share_checks_survive_a_kill_and_fence_a_frozen_node(
                                    "GROUP BY status").fetchall())
     assert statuses.get("failed", 0) >= 1  # the killed node's job ended failed (never retried)
     assert statuses.get("doing", 0) == 0  # SIGTERM left no job running
+
+
+def test_a_node_that_wakes_abandons_the_checks_whose_leases_were_taken(db: tuple[str, PostgresEngine]) -> None:
+    """A frozen node's checks go on when it wakes (a timed-out request falls back to a page); at its next heartbeat
+    it cancels those whose leases another node has taken, and nothing else: not a check still its own, and a stop
+    is not mistaken for a lost lease."""
+    url, engine = db
+    schedule = Schedule(engine)
+    schedule.sync({"店A": schedule.now(), "店B": schedule.now()})
+    started: list[str] = []
+    cancelled: list[str] = []
+
+    async def run_check(shop: str, lease: int) -> None:
+        started.append(shop)
+        try:
+            await asyncio.Event().wait()  # a long read (a page) in flight
+        except asyncio.CancelledError:
+            cancelled.append(shop)
+            raise
+
+    async def scenario() -> None:
+        work = Work(url, schedule, run_check, lambda shop, was, now: now, WorkOptions(node="n1"))
+        a = asyncio.ensure_future(work.check_leased("店A"))
+        b = asyncio.ensure_future(work.check_leased("店B"))
+        while len(started) < 2:
+            await asyncio.sleep(0.01)
+        assert work.abandon_lost() == []  # both leases still n1's
+        schedule.begin("店A", "n2")  # n2 took 店A over while n1 was silent
+        assert work.abandon_lost() == ["店A"]
+        await asyncio.wait_for(a, 5)  # abandoned: the job ends without an error
+        assert not b.done() and cancelled == ["店A"]
+        b.cancel()  # a stop: the cancel goes through
+        with pytest.raises(asyncio.CancelledError):
+            await b
+
+    asyncio.run(scenario())
+    assert cancelled == ["店A", "店B"]
+    assert schedule.held_by() == {"店A": "n2"}  # n1's end left n2's lease alone
 
 
 def test_three_dispatchers_keep_one_robots_rate_in_database_time_despite_skewed_clocks(

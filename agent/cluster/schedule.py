@@ -113,6 +113,14 @@ class Schedule:
             raise Fenced(f"the check of {shop!r} (lease {lease}) was taken over (now lease "
                          f"{None if row is None else row[0]}): its result is not written")
 
+    def leases(self, shops: list[str]) -> dict[str, int]:
+        """Shop → its current lease number (a shop not in the schedule is left out)."""
+        if not shops:
+            return {}
+        marks = ", ".join("?" for _ in shops)
+        rows = self.db.execute(f"SELECT shop, lease FROM shop_schedule WHERE shop IN ({marks})", tuple(shops))
+        return {str(s): int(n) for s, n in rows}
+
     def held_by(self) -> dict[str, str]:
         """Shop → the node checking it now."""
         rows = self.db.execute("SELECT shop, lease_node FROM shop_schedule WHERE lease_node IS NOT NULL")

@@ -4,7 +4,9 @@ the schedule says are due, one job per shop with a per-shop `lock` (never two ch
 
 Checks are never retried by procrastinate (its retry collides with `queueing_lock`, procrastinate #1446/#1543):
 a failed or stalled check ends failed and the schedule defers the shop again. A node presumed dead that wakes
-up cannot write: every check carries its lease, and the commit is fenced on it (`Schedule.fence`).
+up cannot write: every check carries its lease, and the commit is fenced on it (`Schedule.fence`); and at its
+next heartbeat it abandons the checks whose leases were taken over, so that it does not go on reading (pages,
+fallbacks) a shop another node is checking now.
 """
 
 from __future__ import annotations
@@ -54,20 +56,53 @@ class Work:
                  options: WorkOptions) -> None:
         self.schedule, self.run_check, self.next_due, self.options = schedule, run_check, next_due, options
         self.app = App(connector=PsycopgConnector(conninfo=url))
+        self._running: dict[str, tuple[int, asyncio.Task[None]]] = {}  # shop → (lease, its check) in flight
+        self._lost: dict[str, int] = {}  # shop → the lease abandoned (taken over while this node was silent)
         self._register()
+
+    async def check_leased(self, shop: str) -> None:
+        """One check of `shop` on a new lease: run, fenced at its commit, abandoned if the lease is taken over
+        before that (`abandon_lost`); the shop is free for the next check when it ends."""
+        node = self.options.node
+        lease = self.schedule.begin(shop, node)
+        run = asyncio.ensure_future(self.run_check(shop, lease))
+        self._running[shop] = (lease, run)
+        try:
+            await run
+        except Fenced as exc:
+            logger.warning("node {}: {}", node, exc)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._lost.get(shop) != lease or (current is not None and current.cancelling()):
+                raise  # a stop, not a lost lease
+            logger.warning("node {}: the check of {!r} (lease {}) was taken over while this node was silent: "
+                           "abandoned, nothing written", node, shop, lease)
+        finally:
+            self._running.pop(shop, None)
+            if self._lost.get(shop) == lease:
+                del self._lost[shop]
+            self.schedule.end(shop, lease)
+
+    def abandon_lost(self) -> list[str]:
+        """Cancel the checks in flight whose leases another node has taken (this node was presumed dead);
+        the shops abandoned."""
+        if not self._running:
+            return []
+        now = self.schedule.leases(list(self._running))
+        lost = []
+        for shop, (lease, run) in list(self._running.items()):
+            if now.get(shop) != lease and not run.done():
+                self._lost[shop] = lease
+                run.cancel()
+                lost.append(shop)
+        return lost
 
     def _register(self) -> None:
         opts = self.options
 
         @self.app.task(name="check_shop", retry=False)
         async def check_shop(shop: str) -> None:
-            lease = self.schedule.begin(shop, opts.node)
-            try:
-                await self.run_check(shop, lease)
-            except Fenced as exc:
-                logger.warning("node {}: {}", opts.node, exc)
-            finally:
-                self.schedule.end(shop, lease)
+            await self.check_leased(shop)
 
         @self.app.periodic(cron=opts.tick_cron)
         @self.app.task(name="tick", queueing_lock="tick", retry=False)
@@ -187,4 +222,5 @@ class Work:
         host = socket.gethostname()
         while True:
             self.schedule.beat(self.options.node, os.getpid(), host)
+            self.abandon_lost()
             await asyncio.sleep(self.options.heartbeat_seconds)

@@ -170,6 +170,10 @@ class SandboxControl:
         """The account's next `count` requests wait `seconds` before they are answered."""
         self._call("POST", "requests/hold", {"username": username, "seconds": seconds, "count": count})
 
+    def holds_left(self, username: str) -> int:
+        """How many of the account's armed requests have not come in yet (0: the hold was taken)."""
+        return int(self._call("GET", "requests/hold", username=username)["left"])
+
     def risk(self, **policy: Any) -> dict[str, Any]:
         """Set (and return) the Anti-Content policy: default=, levels={route: level}, fresh_seconds=, score=."""
         return dict(self._call("POST", "risk", policy))

@@ -252,6 +252,11 @@ def _hold(h: Handler, body: dict[str, Any]) -> Any:
     return {"ok": True}
 
 
+def _holds_left(h: Handler, body: dict[str, Any]) -> Any:
+    with h.backend.lock:
+        return {"left": h.backend.requests.holds_left(h.query.get("username", ""))}
+
+
 def _risk(h: Handler, body: dict[str, Any]) -> Any:
     """The Anti-Content policy: `default` and per-route `levels` (none, present, valid, fresh, single, ua,
     fingerprint, account), `fresh_seconds`, `score` (the chance a valid token still meets 54001)."""
@@ -308,6 +313,7 @@ CONTROL: dict[tuple[str, str], Callable[[Handler, dict[str, Any]], Any]] = {
     ("POST", "risk"): _risk,
     ("GET", "risk"): _risk,
     ("POST", "requests/hold"): _hold,
+    ("GET", "requests/hold"): _holds_left,
 }
 
 

@@ -57,6 +57,10 @@ class RequestLog:
     def hold(self, username: str, seconds: float, count: int) -> None:
         self._holds[username] = (seconds, count)
 
+    def holds_left(self, username: str) -> int:
+        """How many of the account's next requests are still armed to wait (0: every hold was taken)."""
+        return self._holds.get(username, (0.0, 0))[1]
+
     def take_hold(self, username: str) -> float:
         """Seconds this request of `username` waits before it is answered (0: none armed)."""
         seconds, left = self._holds.get(username, (0.0, 0))

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.browser
 __all__ = ["agents", "proxies"]  # the fixtures
 SHOPS = 60
 INTERVAL, STALL, TICK, REAP = 6.0, 4.0, 2.0, 5.0  # check_interval, stall_timeout, the tick's and reaper's periods
+HOLD = 3.0  # seconds the sandbox holds the request of the check the test freezes (shorter than the read timeout)
 PASSWORD = "sandbox-pass"  # generated accounts' password (the agent never needs it here: no login happens)
 
 
@@ -69,6 +70,26 @@ def node_configs(tmp: Path, url: str, shops: list[dict[str, Any]], wecom: FakeWe
         path.write_text(text + "\n", encoding="utf-8")
         out.append((path, port))
     return out
+
+
+def held_check(ctl: Any, db: PostgresEngine, node: str, users: dict[str, str]) -> str | None:
+    """Arm a hold (HOLD s) on a shop `node` checked last and is not checking now, wait for its next request to come
+    in, and return the shop if that request is `node`'s check (still in flight, held); None when another node's
+    check took the hold (the caller tries again): the node to freeze is then surely in the middle of a check."""
+    schedule = Schedule(db)
+    busy = schedule.held_by()
+    shop = next((s for s, n in sorted(schedule.last_nodes().items()) if n == node and s not in busy), None)
+    if shop is None:
+        return None
+    user = next(u for u, n in users.items() if n == shop)
+    ctl.hold(user, HOLD)
+    end = time.monotonic() + 3 * INTERVAL
+    while ctl.holds_left(user) and time.monotonic() < end:
+        time.sleep(0.05)
+    if ctl.holds_left(user):
+        ctl.hold(user, HOLD, count=0)  # disarm: no check of it came
+        return None
+    return shop if schedule.held_by().get(shop) == node else None
 
 
 def prime(url: str, db: PostgresEngine, shops: list[dict[str, Any]]) -> None:
@@ -169,21 +190,19 @@ def test_sixty_shops_on_three_nodes_through_a_kill_and_a_freeze(
         # SIGSTOP of another node inside a check (the sandbox holds the shop's request), SIGCONT after the takeover
         (frozen_name, frozen), (_, first) = nodes.items()  # `first`: the node the waits watch from now on
         schedule = Schedule(db)
-        target = wait_until(lambda: next((s for s, n in schedule.last_nodes().items() if n == frozen_name), None),
-                            f"a shop checked by {frozen_name}", first, timeout=30)
-        user = next(u for u, n in users.items() if n == target)
-        ctl.hold(user, 10.0)
-        wait_until(lambda: schedule.held_by().get(target) == frozen_name, f"{frozen_name} checking {target}",
-                   first, timeout=3 * INTERVAL)
-        time.sleep(0.5)  # its request is in the sandbox, held
+        target = wait_until(lambda: held_check(ctl, db, frozen_name, users), f"a check by {frozen_name} held",
+                            first, timeout=60)
         os.kill(frozen.proc.pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
+        time.sleep(0.3)  # a lease it sent just before it froze still lands
         frozen_held = {s for s, n in schedule.held_by().items() if n == frozen_name} | {target}
         wait_until(lambda: schedule.held_by().get(target) not in (None, frozen_name), f"{target} taken over",
                    first, timeout=STALL + 3 * TICK + INTERVAL + 5)
         os.kill(frozen.proc.pid, signal.SIGCONT)
+        # its check of the target ends without writing: abandoned at its next heartbeat, or refused at the commit
+        # (whichever way the read went on: a request that timed out while it was frozen falls back to a page)
         wait_until(lambda: f"the check of {target!r}" in frozen.log() and "was taken over" in frozen.log(),
-                   "the frozen node's late commit refused", frozen, timeout=30)
+                   "the frozen node's late check abandoned or refused", frozen, timeout=90)
         resumed_at = time.monotonic()
 
         def all_delivered() -> bool:
@@ -224,8 +243,9 @@ def test_sixty_shops_on_three_nodes_through_a_kill_and_a_freeze(
         entries = [e for e in entries if e[1] in api]
         overlaps = busy_overlaps(entries)
         # (a frozen node's checks go on after it wakes, until their commits are refused: requests, never results)
-        assert all(users[u] in frozen_held and stopped_at - 1 <= t <= resumed_at + INTERVAL for u, t in overlaps), \
-            (overlaps, frozen_held, stopped_at, resumed_at)
+        stray = [(users[u], round(t - stopped_at, 2)) for u, t in overlaps
+                 if users[u] not in frozen_held or not stopped_at - 1 <= t <= resumed_at + INTERVAL]
+        assert not stray, (stray, frozen_held, round(resumed_at - stopped_at, 2))
         gaps = start_gaps(entries, locators.load()["site"]["api"]["query_count"])
         assert set(gaps) == set(users)  # every shop was checked more than once
         worst = {users[u]: max(g) for u, g in gaps.items()}
