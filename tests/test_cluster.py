@@ -23,6 +23,7 @@ from agent.cluster.schedule import Schedule
 from agent.cluster.sessions import SharedSessions
 from agent.cluster.work import Work, WorkOptions
 from agent.outbox.engine import PostgresEngine
+from tests.conftest import run_async
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERVAL, CHECK, STALL, TICK = 3.0, 1.0, 3.0, 1.0
@@ -165,7 +166,7 @@ def test_a_node_that_wakes_abandons_the_checks_whose_leases_were_taken(db: tuple
         with pytest.raises(asyncio.CancelledError):
             await b
 
-    asyncio.run(scenario())
+    run_async(scenario())  # in its own thread: a browser test may have left this one's loop marked running
     assert cancelled == ["店A", "店B"]
     assert schedule.held_by() == {"店A": "n2"}  # n1's end left n2's lease alone
 

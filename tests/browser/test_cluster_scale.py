@@ -258,9 +258,10 @@ def test_sixty_shops_on_three_nodes_through_a_kill_and_a_freeze(
             after = [e[2] for e in entries if e[0] == user and e[1] == count_route and e[2] > since]
             return after[0] - since if after else float("inf")
 
-        # a dead or frozen node's shop checked by another: its silence noticed (stall timeout), the reaper, a tick
+        # a dead or frozen node's shop checked by another: its silence noticed (stall timeout), the reaper, a tick,
+        # then a free slot and the check's first request among the burst of shops taken back at once
         took = {s: taken_over(s, killed_at) for s in killed_held} | {target: taken_over(target, stopped_at)}
-        assert max(took.values()) <= STALL + REAP + TICK + 2.0, took
+        assert max(took.values()) <= STALL + REAP + TICK + 3.0, took
         stats = ctl.stats()
         assert stats["counts"].get("logins", 0) == 0  # every shop read with its saved session
         moved = {n for n in names if sum(f"shop {n} checked" in a.log() for a in (*nodes.values(), victim)) > 1}
