@@ -73,14 +73,13 @@ class Work:
             logger.warning("node {}: {}", node, exc)
         except asyncio.CancelledError:
             current = asyncio.current_task()
-            if self._lost.get(shop) != lease or (current is not None and current.cancelling()):
+            if self._lost.pop(shop, None) != lease or (current is not None and current.cancelling()):
                 raise  # a stop, not a lost lease
             logger.warning("node {}: the check of {!r} (lease {}) was taken over while this node was silent: "
                            "abandoned, nothing written", node, shop, lease)
         finally:
             self._running.pop(shop, None)
-            if self._lost.get(shop) == lease:
-                del self._lost[shop]
+            self._lost.pop(shop, None)  # a shop's checks never overlap on one node: any mark left was this one's
             self.schedule.end(shop, lease)
 
     def abandon_lost(self) -> list[str]:

@@ -189,7 +189,8 @@ def test_sixty_shops_on_three_nodes_through_a_kill_and_a_freeze(
         wait_until(lambda: wecom.messages("k1"), "the first message on k1", first, timeout=90)
         sender = wait_until(lambda: dispatching_node(db), "the node holding the dispatch", first, timeout=5)
         victim = nodes.pop(sender)
-        killed_held = {s for s, n in Schedule(db).held_by().items() if n == sender}
+        schedule = Schedule(db)
+        killed_held = {s for s, n in schedule.held_by().items() if n == sender}
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(timeout=10)
         killed_at = time.monotonic()
@@ -197,12 +198,11 @@ def test_sixty_shops_on_three_nodes_through_a_kill_and_a_freeze(
         held_sns = set(SN.findall(wecom.messages("k1")[0].content))
         # every shop the killed node checked last is checked by another before the next failure: a shop meets one
         # failure at a time (two in a row would add their takeovers)
-        wait_until(lambda: sender not in Schedule(db).last_nodes().values(), "the killed node's shops taken over",
+        wait_until(lambda: sender not in schedule.last_nodes().values(), "the killed node's shops taken over",
                    nodes[next(iter(nodes))], timeout=INTERVAL + TAKEOVER + 10)
 
         # SIGSTOP of another node inside a check (the sandbox holds the shop's request), SIGCONT after the takeover
         (frozen_name, frozen), (_, first) = nodes.items()  # `first`: the node the waits watch from now on
-        schedule = Schedule(db)
         target = wait_until(lambda: held_check(ctl, db, frozen_name, users), f"a check by {frozen_name} held",
                             first, timeout=60)
         os.kill(frozen.proc.pid, signal.SIGSTOP)
